@@ -1,0 +1,320 @@
+/*
+ * ngs: Neural Granular Sound Synthesis inference engine, C API.
+ *
+ * Usage:
+ *
+ *     ngs_model *model = NULL;
+ *     if (ngs_model_init_from_file("drums.safetensors", ngs_model_default_params(), &model)
+ *         != NGS_STATUS_OK) {
+ *         fprintf(stderr, "ngs: %s\n", ngs_last_error());
+ *         return 1;
+ *     }
+ *     ngs_context *ctx = NULL;
+ *     ngs_context_init(model, ngs_context_default_params(), &ctx);
+ *
+ *     ngs_model_info info;
+ *     ngs_model_get_info(model, &info);
+ *     float *audio = malloc(info.sample_length * sizeof(float));
+ *     ngs_sample_params sp = ngs_sample_default_params();
+ *     sp.class_index = ngs_model_find_class(model, "Kick");
+ *     sp.seed = 42;
+ *     ngs_sample(ctx, sp, audio, info.sample_length);   // one kick at info.sample_rate
+ *
+ *     ngs_context_free(ctx);
+ *     ngs_model_free(model);
+ *
+ * Thread safety: an ngs_model is immutable after ngs_model_init_* returns and may be
+ * shared by any number of threads. An ngs_context holds the scratch memory of one caller:
+ * use one context per thread (any number of contexts may share one model). Functions that
+ * take no handle are thread-safe. ngs_last_error() is per thread.
+ *
+ * Errors: every function that can fail returns an ngs_status; on failure it writes
+ * nothing to its outputs that the caller could mistake for a result (output buffers
+ * may be partly written but the status says so), and ngs_last_error() describes the
+ * problem in one line. No function throws, aborts or exits on bad input.
+ *
+ * Memory: all audio and latent buffers are owned by the caller. After
+ * ngs_context_init(), the processing functions do not allocate for requests within the
+ * context's configured limits (ngs_context_params).
+ *
+ * Layout: latent series are row-major [n_grains][z_dim] floats; audio is mono float at
+ * the model's sample rate.
+ */
+#ifndef NGS_NGS_H
+#define NGS_NGS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && !defined(NGS_STATIC)
+#if defined(NGS_BUILDING_LIBRARY)
+#define NGS_API __declspec(dllexport)
+#else
+#define NGS_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define NGS_API __attribute__((visibility("default")))
+#else
+#define NGS_API
+#endif
+
+#if defined(__GNUC__)
+#define NGS_DEPRECATED(func, hint) func __attribute__((deprecated(hint)))
+#else
+#define NGS_DEPRECATED(func, hint) func
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NGS_VERSION_MAJOR 0
+#define NGS_VERSION_MINOR 1
+#define NGS_VERSION_PATCH 0
+/* The model file format version this header describes (docs/MODEL_FORMAT.md). */
+#define NGS_MODEL_FORMAT_VERSION 1
+
+typedef enum ngs_status {
+    NGS_STATUS_OK = 0,
+    NGS_STATUS_INVALID_ARGUMENT = 1, /* null pointer, wrong size, NaN/Inf input, unknown class */
+    NGS_STATUS_IO_ERROR = 2,         /* file cannot be opened or read */
+    NGS_STATUS_BAD_MODEL = 3,        /* malformed, truncated or inconsistent model file */
+    NGS_STATUS_UNSUPPORTED = 4,      /* format version, backend or feature not available */
+    NGS_STATUS_CAPACITY = 5,         /* request larger than the context was configured for */
+    NGS_STATUS_OUT_OF_MEMORY = 6,
+    NGS_STATUS_BACKEND_ERROR = 7,    /* the compute backend (e.g. CUDA) failed */
+    NGS_STATUS_INTERNAL_ERROR = 8,
+} ngs_status;
+
+typedef enum ngs_backend {
+    NGS_BACKEND_AUTO = 0, /* CUDA when available, else CPU */
+    NGS_BACKEND_CPU = 1,
+    NGS_BACKEND_CUDA = 2,
+} ngs_backend;
+
+typedef enum ngs_class_none { NGS_CLASS_NONE = -1 } ngs_class_none;
+
+typedef struct ngs_model ngs_model;
+typedef struct ngs_context ngs_context;
+
+/* ---- library ------------------------------------------------------------------------ */
+
+/* Version string "MAJOR.MINOR.PATCH" of the linked library; never NULL. */
+NGS_API const char *ngs_version(void);
+/* Model format version the linked library reads. */
+NGS_API uint32_t ngs_model_format_version(void);
+/* Static description of a status code; never NULL. */
+NGS_API const char *ngs_status_string(ngs_status status);
+/* Message of the last failing call on this thread ("" if none); valid until the next
+   failing call on this thread. */
+NGS_API const char *ngs_last_error(void);
+/* NGS_STATUS_OK if the backend can run here; otherwise NGS_STATUS_UNSUPPORTED and
+   ngs_last_error() says why (e.g. "CUDA: no device found"). */
+NGS_API ngs_status ngs_backend_probe(ngs_backend backend);
+/* Name of a backend ("auto", "cpu", "cuda"); never NULL. */
+NGS_API const char *ngs_backend_name(ngs_backend backend);
+
+/* ---- model -------------------------------------------------------------------------- */
+
+typedef struct ngs_model_params {
+    ngs_backend backend; /* default NGS_BACKEND_AUTO */
+    int cuda_device;     /* default 0 */
+} ngs_model_params;
+
+NGS_API ngs_model_params ngs_model_default_params(void);
+
+/* Loads (memory-maps) a model file. On failure *out is set to NULL. */
+NGS_API ngs_status ngs_model_init_from_file(const char *path, ngs_model_params params,
+                                            ngs_model **out);
+/* Loads a model from memory; the bytes are copied, the caller may free them after. */
+NGS_API ngs_status ngs_model_init_from_buffer(const void *data, size_t size,
+                                              ngs_model_params params, ngs_model **out);
+/* Frees a model; NULL is ignored. All contexts of the model must be freed first. */
+NGS_API void ngs_model_free(ngs_model *model);
+
+typedef struct ngs_model_info {
+    int sample_rate;      /* Hz */
+    int grain_length;     /* l_grain, samples */
+    int hop_size;         /* l_grain / 4 */
+    int n_grains;         /* grains of the training series (one-shot length) */
+    size_t sample_length; /* (n_grains + 3) * hop_size: samples of a one-shot */
+    int z_dim;            /* grain latent size */
+    int filter_size;      /* l_grain / 2 + 1 */
+    int has_latent_model; /* 1 if the file holds the sequence VAE */
+    int e_dim;            /* embedding size (0 without latent model) */
+    int n_classes;        /* class count (0 if unconditional) */
+    int weight_bits;      /* 32 or 16: storage precision of the weights */
+    ngs_backend backend;  /* the backend the model runs on (never AUTO) */
+} ngs_model_info;
+
+NGS_API ngs_status ngs_model_get_info(const ngs_model *model, ngs_model_info *out);
+/* Class name at index, or NULL if out of range. */
+NGS_API const char *ngs_model_class_name(const ngs_model *model, int index);
+/* Index of a class by name (case-insensitive), or -1 if there is none. */
+NGS_API int ngs_model_find_class(const ngs_model *model, const char *name);
+/* Raw metadata value of the model file (e.g. "ngs.config"), or NULL if absent. */
+NGS_API const char *ngs_model_metadata(const ngs_model *model, const char *key);
+
+/* Samples produced by decoding n_grains grains: (n_grains + 3) * hop_size (0 if n < 1). */
+NGS_API size_t ngs_model_audio_length(const ngs_model *model, int n_grains);
+/* Grains of a free synthesis of `seconds` (MODEL_SPEC 2): tar_l = floor(seconds * sr /
+   l_grain) * l_grain, n = 4 * tar_l / l_grain - 3; 0 if shorter than one grain. */
+NGS_API int ngs_model_grains_for_duration(const ngs_model *model, double seconds);
+
+/* ---- context ------------------------------------------------------------------------ */
+
+typedef struct ngs_context_params {
+    int max_grains; /* longest series one call may decode/encode; 0 = 8 x the model's n_grains */
+    int n_threads;  /* CPU threads used by one call; default 1 */
+} ngs_context_params;
+
+NGS_API ngs_context_params ngs_context_default_params(void);
+/* Allocates the context's whole workspace. */
+NGS_API ngs_status ngs_context_init(const ngs_model *model, ngs_context_params params,
+                                    ngs_context **out);
+NGS_API void ngs_context_free(ngs_context *ctx);
+
+/* ---- grain VAE ---------------------------------------------------------------------- */
+
+typedef struct ngs_decode_params {
+    uint64_t seed;       /* noise stream key (docs/RANDOM.md) */
+    uint32_t sequence;   /* noise stream sequence, default 0 */
+} ngs_decode_params;
+
+NGS_API ngs_decode_params ngs_decode_default_params(void);
+
+/* Decodes z [n_grains][z_dim] into (n_grains + 3) * hop samples written to audio.
+   audio_len must be at least that; exactly that many samples are written.
+   NGS_STATUS_INVALID_ARGUMENT for NaN/Inf in z, NGS_STATUS_CAPACITY if n_grains >
+   the context's max_grains. */
+NGS_API ngs_status ngs_decode(ngs_context *ctx, const float *z, int n_grains,
+                              ngs_decode_params params, float *audio, size_t audio_len);
+
+typedef struct ngs_encode_params {
+    uint64_t seed;     /* key of the reparametrisation eps (only used for z_out) */
+    uint32_t sequence; /* default 0 */
+} ngs_encode_params;
+
+NGS_API ngs_encode_params ngs_encode_default_params(void);
+
+/* Encodes audio of n_samples = (n + 3) * hop samples (n >= 1) into n grain latents.
+   Any of mu, logvar, z may be NULL; each non-NULL one receives [n][z_dim] floats and must
+   hold max_grains * z_dim. *n_grains_out (may be NULL) receives n. z = mu + eps *
+   exp(0.5 * logvar). NGS_STATUS_INVALID_ARGUMENT if n_samples is not of that form. */
+NGS_API ngs_status ngs_encode(ngs_context *ctx, const float *audio, size_t n_samples,
+                              ngs_encode_params params, float *mu, float *logvar, float *z,
+                              int max_grains, int *n_grains_out);
+
+/* ---- sequence VAE (needs a latent model) --------------------------------------------- */
+
+/* e [e_dim] = temperature * standard normals (domain 3 of docs/RANDOM.md). */
+NGS_API ngs_status ngs_embedding_sample(const ngs_model *model, float temperature,
+                                        uint64_t seed, uint32_t sequence, float *e);
+/* Decodes an embedding into a z series [n_grains][z_dim] (n_grains >= 1; the model's
+   training length is info.n_grains). class_index is NGS_CLASS_NONE for unconditional
+   models, else in [0, n_classes). */
+NGS_API ngs_status ngs_latent_decode(ngs_context *ctx, const float *e, int class_index,
+                                     int n_grains, float *z);
+/* Encodes a z series [n_grains][z_dim] into the embedding's mean and log-variance
+   ([e_dim] each; either may be NULL). */
+NGS_API ngs_status ngs_latent_encode(ngs_context *ctx, const float *z, int n_grains,
+                                     float *e_mu, float *e_logvar);
+
+typedef struct ngs_sample_params {
+    int class_index;   /* NGS_CLASS_NONE for unconditional models */
+    float temperature; /* default 1 */
+    uint64_t seed;
+    int count;         /* one-shots to render, default 1; sample i uses sequence i */
+} ngs_sample_params;
+
+NGS_API ngs_sample_params ngs_sample_default_params(void);
+
+/* Renders count one-shots of info.sample_length samples each, back to back in audio
+   (audio_len >= count * info.sample_length). */
+NGS_API ngs_status ngs_sample(ngs_context *ctx, ngs_sample_params params, float *audio,
+                              size_t audio_len);
+
+/* Renders `steps` one-shots (steps >= 2) along the line between the embeddings of
+   sequence 0 and sequence 1 of params.seed: sound k uses e = e0 + (e1 - e0) k / (steps -
+   1) and noise sequence k. params.count is ignored. */
+NGS_API ngs_status ngs_sample_interpolation(ngs_context *ctx, ngs_sample_params params,
+                                            int steps, float *audio, size_t audio_len);
+
+/* ---- free synthesis: latent paths (docs/PATHS.md) ------------------------------------ */
+
+typedef enum ngs_path_kind {
+    NGS_PATH_KIND_LINE = 0,
+    NGS_PATH_KIND_CIRCLE = 1,
+    NGS_PATH_KIND_SPIRAL = 2,
+    NGS_PATH_KIND_RANDOM = 3,
+    NGS_PATH_KIND_BACK_AND_FORTH = 4,
+} ngs_path_kind;
+
+typedef struct ngs_path_params {
+    ngs_path_kind kind;
+    float temperature; /* default 1 */
+    uint64_t seed;
+    uint32_t sequence; /* default 0 */
+    float turns;       /* circle, spiral: default 1 */
+    int points;        /* random: default 4 */
+    int legs;          /* back_and_forth: default 4 */
+    float gamma;       /* back_and_forth step shape: default 2 */
+} ngs_path_params;
+
+NGS_API ngs_path_params ngs_path_default_params(void);
+/* Writes a path of n_grains latents to z [n_grains][z_dim]. */
+NGS_API ngs_status ngs_path_generate(const ngs_model *model, ngs_path_params params,
+                                     int n_grains, float *z);
+/* Parses "line", "circle", "spiral", "random", "back_and_forth"; -1 if unknown. */
+NGS_API int ngs_path_kind_from_name(const char *name);
+
+/* ---- resynthesis --------------------------------------------------------------------- */
+
+typedef struct ngs_resynth_params {
+    uint64_t seed;      /* noise key */
+    int segment_grains; /* grains per segment, default 0 = the model's n_grains */
+    int crossfade;      /* fade-out/fade-in overlap of two segments in samples, default
+                           0 = one hop; at most half a segment */
+} ngs_resynth_params;
+
+NGS_API ngs_resynth_params ngs_resynth_default_params(void);
+
+/* Applies MODEL_SPEC 6 pre-processing in place to mono audio at the model's rate:
+   subtract the mean, 50 Hz high-pass biquad (Q 0.707), and normalise the peak to 0.9 if
+   it is >= 1 or if normalize is non-zero. */
+NGS_API ngs_status ngs_preprocess(const ngs_model *model, float *audio, size_t n_samples,
+                                  int normalize);
+/* Encodes (mu) and decodes audio of any length >= 1 in contiguous segments of
+   segment_grains grains joined with an equal-gain linear fade-out/fade-in of `crossfade`
+   samples; the last segment is zero-padded. Writes exactly n_samples samples. */
+NGS_API ngs_status ngs_resynthesize(ngs_context *ctx, const float *audio, size_t n_samples,
+                                    ngs_resynth_params params, float *out);
+
+/* ---- drum machine -------------------------------------------------------------------- */
+
+typedef struct ngs_loop_event {
+    int class_index;
+    float onset;     /* fraction of the loop, [0, 1) */
+    float amplitude; /* [0, 1] */
+} ngs_loop_event;
+
+typedef struct ngs_loop_params {
+    float temperature; /* default 1 */
+    uint64_t seed;     /* event i samples with sequence i */
+} ngs_loop_params;
+
+NGS_API ngs_loop_params ngs_loop_default_params(void);
+
+/* Renders a loop of loop_length samples: each event is a fresh one-shot of its class with
+   its mean removed, peak-normalised and scaled by its amplitude, added at
+   floor(onset * loop_length) and cut at the loop's end; each class track and then the mix
+   is scaled to a peak of 0.95 only if it exceeds 0.95 (MODEL_SPEC 1). */
+NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *events,
+                                   int n_events, ngs_loop_params params, float *audio,
+                                   size_t loop_length);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NGS_NGS_H */

@@ -1,0 +1,20 @@
+// Entry points of the CUDA backend. Defined in kernels/: by the nvcc build of the CUDA
+// backend, by its CPU-emulation build (tests), or by a stub when CUDA is not built.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend.h"
+
+namespace ngs {
+
+// Empty when a CUDA device `device` can run the backend; otherwise the reason, e.g.
+// "built without CUDA" or "CUDA: no device found".
+std::string cuda_unavailable_reason(int device);
+
+// Uploads the decoder weights to the device. Throws ngs::Error (NGS_STATUS_UNSUPPORTED
+// or NGS_STATUS_BACKEND_ERROR) on failure.
+std::unique_ptr<DecoderBackend> make_cuda_backend(const WaveformWeights &weights, int device);
+
+}  // namespace ngs

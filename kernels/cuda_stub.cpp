@@ -1,0 +1,13 @@
+// The CUDA backend entry points when ngs is built without CUDA.
+#include "cuda_backend.h"
+#include "common/error.h"
+
+namespace ngs {
+
+std::string cuda_unavailable_reason(int) { return "CUDA: ngs was built without CUDA"; }
+
+std::unique_ptr<DecoderBackend> make_cuda_backend(const WaveformWeights &, int device) {
+  throw Error(NGS_STATUS_UNSUPPORTED, cuda_unavailable_reason(device));
+}
+
+}  // namespace ngs
