@@ -1,0 +1,249 @@
+#include "safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace ngs {
+
+namespace {
+
+class MappedBytes : public Bytes {
+ public:
+  MappedBytes(void *p, size_t n) : p_(p), n_(n) {}
+  ~MappedBytes() override {
+    if (p_ != nullptr) munmap(p_, n_);
+  }
+  const uint8_t *data() const override { return static_cast<const uint8_t *>(p_); }
+  size_t size() const override { return n_; }
+
+ private:
+  void *p_;
+  size_t n_;
+};
+
+class OwnedBytes : public Bytes {
+ public:
+  explicit OwnedBytes(size_t n) : n_(n) {
+    const size_t alloc = (std::max<size_t>(n, 1) + 63) / 64 * 64;
+    p_ = static_cast<uint8_t *>(std::aligned_alloc(64, alloc));
+    if (p_ == nullptr) throw std::bad_alloc();
+  }
+  ~OwnedBytes() override { std::free(p_); }
+  const uint8_t *data() const override { return p_; }
+  size_t size() const override { return n_; }
+  uint8_t *mutable_data() { return p_; }
+
+ private:
+  uint8_t *p_;
+  size_t n_;
+};
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+[[noreturn]] void bad(const std::string &what, const std::string &msg) {
+  throw Error(NGS_STATUS_BAD_MODEL, what + ": " + msg);
+}
+
+}  // namespace
+
+const char *dtype_name(DType t) { return t == DType::kF32 ? "F32" : "F16"; }
+
+std::string TensorView::shape_string() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+std::unique_ptr<Bytes> map_file(const std::string &path) {
+  Fd f;
+  f.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f.fd < 0)
+    throw Error(NGS_STATUS_IO_ERROR, "cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(f.fd, &st) != 0)
+    throw Error(NGS_STATUS_IO_ERROR, "cannot stat '" + path + "': " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw Error(NGS_STATUS_IO_ERROR, "'" + path + "' is not a regular file");
+  const size_t n = static_cast<size_t>(st.st_size);
+  if (n == 0) return std::make_unique<OwnedBytes>(0);
+  void *p = mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd, 0);
+  if (p == MAP_FAILED)
+    throw Error(NGS_STATUS_IO_ERROR, "cannot map '" + path + "': " + std::strerror(errno));
+  return std::make_unique<MappedBytes>(p, n);
+}
+
+std::unique_ptr<Bytes> copy_bytes(const void *data, size_t size) {
+  auto b = std::make_unique<OwnedBytes>(size);
+  if (size) std::memcpy(b->mutable_data(), data, size);
+  return b;
+}
+
+SafetensorsFile::SafetensorsFile(std::unique_ptr<Bytes> bytes, const std::string &what)
+    : bytes_(std::move(bytes)), what_(what) {
+  const uint8_t *p = bytes_->data();
+  const size_t size = bytes_->size();
+  if (size < 8) bad(what_, "not a safetensors file (" + std::to_string(size) + " bytes, shorter than the 8-byte header length)");
+  uint64_t hlen = 0;
+  for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | p[i];
+  if (hlen < 2 || hlen > 100u * 1024u * 1024u)
+    bad(what_, "not a safetensors file (header length " + std::to_string(hlen) + " is implausible)");
+  if (hlen > size - 8)
+    bad(what_, "truncated: header of " + std::to_string(hlen) + " bytes but only " +
+                   std::to_string(size - 8) + " bytes follow");
+  const char *hp = reinterpret_cast<const char *>(p + 8);
+  if (hp[0] != '{') bad(what_, "not a safetensors file (header does not start with '{')");
+
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(hp, hp + hlen);
+  } catch (const nlohmann::json::exception &e) {
+    bad(what_, std::string("header is not valid JSON: ") + e.what());
+  }
+  if (!header.is_object()) bad(what_, "header is not a JSON object");
+
+  const uint8_t *data = p + 8 + hlen;
+  const size_t data_size = size - 8 - hlen;
+
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string &name = it.key();
+    const nlohmann::json &v = it.value();
+    if (name == "__metadata__") {
+      if (!v.is_object()) bad(what_, "__metadata__ is not an object");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        if (!m.value().is_string()) bad(what_, "metadata '" + m.key() + "' is not a string");
+        metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    const std::string tn = "tensor '" + name + "'";
+    if (!v.is_object()) bad(what_, tn + ": entry is not an object");
+    if (!v.contains("dtype") || !v["dtype"].is_string()) bad(what_, tn + ": missing dtype");
+    if (!v.contains("shape") || !v["shape"].is_array()) bad(what_, tn + ": missing shape");
+    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() ||
+        v["data_offsets"].size() != 2)
+      bad(what_, tn + ": missing or malformed data_offsets");
+    TensorView t;
+    t.name = name;
+    const std::string dt = v["dtype"].get<std::string>();
+    size_t esize = 0;
+    if (dt == "F32") {
+      t.dtype = DType::kF32;
+      esize = 4;
+    } else if (dt == "F16") {
+      t.dtype = DType::kF16;
+      esize = 2;
+    } else {
+      bad(what_, tn + ": dtype " + dt + " is not supported (F32 or F16 expected)");
+    }
+    size_t numel = 1;
+    for (const auto &d : v["shape"]) {
+      if (!d.is_number_integer() || d.get<int64_t>() < 0)
+        bad(what_, tn + ": shape has a non-integer or negative dimension");
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && numel > std::numeric_limits<size_t>::max() / esize / dim)
+        bad(what_, tn + ": shape overflows");
+      numel *= static_cast<size_t>(dim);
+      t.shape.push_back(static_cast<int64_t>(dim));
+    }
+    for (const auto &o : v["data_offsets"])
+      if (!o.is_number_unsigned() && !(o.is_number_integer() && o.get<int64_t>() >= 0))
+        bad(what_, tn + ": data_offsets are not non-negative integers");
+    const uint64_t b = v["data_offsets"][0].get<uint64_t>();
+    const uint64_t e = v["data_offsets"][1].get<uint64_t>();
+    if (b > e) bad(what_, tn + ": data_offsets end before they begin");
+    if (e > data_size)
+      bad(what_, tn + ": data [" + std::to_string(b) + ", " + std::to_string(e) +
+                     ") lies outside the data area of " + std::to_string(data_size) +
+                     " bytes (file truncated?)");
+    if (e - b != numel * esize)
+      bad(what_, tn + ": " + std::to_string(e - b) + " bytes of data for shape " +
+                     t.shape_string() + " " + dt + " (" + std::to_string(numel * esize) +
+                     " expected)");
+    t.numel = numel;
+    t.begin = static_cast<size_t>(b);
+    t.end = static_cast<size_t>(e);
+    t.data = data + t.begin;
+    tensors_.push_back(std::move(t));
+  }
+
+  // No two tensors may share bytes.
+  std::vector<const TensorView *> order;
+  for (const auto &t : tensors_) order.push_back(&t);
+  std::sort(order.begin(), order.end(), [](const TensorView *a, const TensorView *b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  for (size_t i = 1; i < order.size(); ++i)
+    if (order[i]->begin < order[i - 1]->end && order[i]->begin != order[i]->end &&
+        order[i - 1]->begin != order[i - 1]->end)
+      bad(what_, "tensor '" + order[i]->name + "' overlaps tensor '" + order[i - 1]->name + "'");
+  for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
+}
+
+const TensorView *SafetensorsFile::find(const std::string &name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+const std::string *SafetensorsFile::meta(const std::string &key) const {
+  auto it = metadata_.find(key);
+  return it == metadata_.end() ? nullptr : &it->second;
+}
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t mant = h & 0x3ffu;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalise
+      int e = -1;
+      do {
+        ++e;
+        mant <<= 1;
+      } while ((mant & 0x400u) == 0);
+      mant &= 0x3ffu;
+      bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | (mant << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+void tensor_to_f32(const TensorView &t, float *out) {
+  if (t.dtype == DType::kF32) {
+    std::memcpy(out, t.data, t.numel * 4);
+    return;
+  }
+  for (size_t i = 0; i < t.numel; ++i) {
+    uint16_t h;
+    std::memcpy(&h, t.data + 2 * i, 2);
+    out[i] = half_to_float(h);
+  }
+}
+
+}  // namespace ngs
