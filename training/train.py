@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""Trains the bundled drum model on the CPU: stage 1 grain VAE, stage 2 sequence VAE.
+
+The models are `weights_converter.reference.WaveformVAE` / `LatentVAE` (the authors'
+module structure and state_dict keys), trained here with batched, differentiable
+forward passes written from MODEL_SPEC 4 (the reference's own functions are inference
+only: no batch axis, no grad, noise as an input).
+
+    python3 training/prepare_data.py                    # training/data/drums16k.npz
+    python3 training/train.py stage1 --minutes 50       # resumable: rerun to continue
+    python3 training/train.py stage2 --minutes 12
+    python3 training/train.py export                    # authors'-format .ckpt + hparams yaml
+
+State is saved to <run>/stage{1,2}_state.pt every --save_minutes (model, optimiser, step,
+RNG states, loss history) and at the end; rerunning a stage resumes it up to --max_steps
+(or until --minutes of wall clock in this invocation). Threads: 1 by default
+(--threads), as the project machine is shared.
+
+Stage 1 loss: the multi-scale spectral distance of training/losses.py (linear STFT 2048,
+1024, 512, 256, 128 and mel 2048, 1024; L1 of magnitudes and of log magnitudes) between
+input and output audio, plus beta * KL with beta warmed up from 0 at 10 % to tar_beta at
+60 % of max_steps. Encoder latents are sampled (reparametrised), decoder noise is
+torch.rand. Adam, learning rate decaying exponentially from --lr to --lr * 0.1.
+Augmentation: random polarity, random delay of 0..127 samples.
+
+Stage 2: the stage-1 encoder (eval mode) gives mu and logvar series [41, z_dim] of every
+training sample; the sequence VAE is trained on z = mu + eps * std (input) to
+reconstruct mu (MSE), class-conditioned (one-hot), plus beta * KL of the embedding,
+beta warmed up to tar_beta. Batches sample classes with weight ~ sqrt(count).
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from weights_converter.reference import WaveformVAE, LatentVAE, mod_sigmoid  # noqa: E402
+import losses  # noqa: E402
+
+W_HPARAMS = dict(z_dim=64, h_dim=256, kernel_size=9, channels=32, n_convs=3, stride=4,
+                 n_linears=3, n_grains=41, hop_size=256, normalize_ola=True, pp_chans=5,
+                 pp_ker=65, l_grain=1024, sr=16000, learning_rate=1e-3)
+L_HPARAMS = dict(e_dim=64, z_dim=64, h_dim=256, n_linears=2, rnn_type="GRU", n_RNN=1,
+                 n_grains=41, conditional=True, learning_rate=1e-3)
+
+
+def log(run, msg):
+    line = time.strftime("%H:%M:%S ") + msg
+    print(line, flush=True)
+    with open(os.path.join(run, "train.log"), "a") as f:
+        f.write(line + "\n")
+
+
+def load_data(path):
+    d = np.load(path)
+    return {k: d[k] for k in d.files}
+
+
+# ---------------------------------------------------------------- batched forward passes
+
+def w_encode(w, x):
+    """x [B, tar_l] -> mu, logvar [B * n_grains, z_dim] (module train/eval mode as set)."""
+    L, hop = w.hparams["l_grain"], w.hparams["hop_size"]
+    g = x.unfold(1, L, hop) * w.ola_windows
+    B, n = g.shape[0], g.shape[1]
+    h = g.reshape(B * n, 1, L)
+    for conv in w.encoder_convs:
+        h = conv(h)
+    h = w.encoder_linears(h.reshape(B * n, w.flatten_size))
+    return w.mu(h), w.logvar(h)
+
+
+def w_decode(w, z, B):
+    """z [B * n_grains, z_dim] -> audio [B, tar_l], with torch.rand grain noise."""
+    L, hop = w.hparams["l_grain"], w.hparams["hop_size"]
+    n = w.hparams["n_grains"]
+    H = mod_sigmoid(w.decoder_linears(z))
+    ir = torch.fft.fftshift(torch.fft.irfft(H, n=L) * w.filter_window, dim=-1)
+    noise = torch.rand(z.shape[0], L) * 2 - 1
+    y = torch.fft.irfft(torch.fft.rfft(noise) * torch.fft.rfft(ir), n=L)
+    y = y.reshape(B, n, L) * w.ola_windows
+    a = F.fold(y.transpose(1, 2), (w.tar_l, 1), (L, 1), stride=(hop, 1)).reshape(B, -1)
+    if w.hparams["normalize_ola"]:
+        a = a / w.ola_divisor
+    return w.post_pro(a.unsqueeze(1).repeat(1, w.hparams["pp_chans"], 1)).squeeze(1)
+
+
+def l_encode(l, z):
+    h = l.encoder_z(z)
+    _, h_n = l.encoder_rnn(h)
+    if l.hparams["rnn_type"] == "LSTM":
+        h_n = h_n[0]
+    h = l.encoder_e(h_n[-1])
+    return l.mu(h), l.logvar(h)
+
+
+def l_decode(l, e, conds):
+    n = l.hparams["n_grains"]
+    if l.n_conds > 0:
+        oh = F.one_hot(conds, l.n_conds).to(e.dtype)
+        e = torch.cat([e, oh], 1)
+    h = l.decoder_e(e).unsqueeze(1).repeat(1, n, 1)
+    h, _ = l.decoder_rnn(h)
+    if l.n_conds > 0:
+        h = torch.cat([h, oh.unsqueeze(1).repeat(1, n, 1)], 2)
+    return l.decoder_z(h)
+
+
+# ---------------------------------------------------------------- state save / load
+
+def save_state(path, state):
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def rng_state():
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+
+
+def set_rng_state(s):
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+
+
+def trainable(m):
+    return [p for p in m.parameters() if p.requires_grad]
+
+
+# ---------------------------------------------------------------- stage 1
+
+def augment(x):
+    B, T = x.shape
+    sign = torch.from_numpy(np.random.choice([-1.0, 1.0], size=(B, 1)).astype(np.float32))
+    x = x * sign
+    out = torch.zeros_like(x)
+    for i in range(B):
+        d = int(np.random.randint(0, 128))
+        out[i, d:] = x[i, :T - d]
+    return out
+
+
+@torch.no_grad()
+def eval_stage1(w, sd, audio, bs=16):
+    w.eval()
+    tot, n = 0.0, 0
+    g = torch.get_rng_state()
+    torch.manual_seed(0)
+    for i in range(0, len(audio), bs):
+        x = torch.from_numpy(audio[i:i + bs])
+        mu, _ = w_encode(w, x)
+        y = w_decode(w, mu, x.shape[0])
+        tot += sd(y, x).item() * x.shape[0]
+        n += x.shape[0]
+    torch.set_rng_state(g)
+    w.train()
+    return tot / n
+
+
+def stage1(args):
+    data = load_data(args.data)
+    tr = data["audio"][data["split"] == 0]
+    te = data["audio"][data["split"] == 1]
+    path = os.path.join(args.run, "stage1_state.pt")
+    hp = dict(W_HPARAMS)
+    if os.path.exists(path):
+        st = torch.load(path)
+        hp = st["hparams"]
+    w = WaveformVAE(**hp)
+    w.train()
+    opt = torch.optim.Adam(trainable(w), lr=args.lr)
+    sd = losses.SpectralDistance(hp["sr"], log_weight=1.0)
+    step, hist, elapsed = 0, [], 0.0
+    if os.path.exists(path):
+        w.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, hist, elapsed = st["step"], st["history"], st.get("elapsed_s", 0.0)
+        max_steps = st["max_steps"]
+        set_rng_state(st["rng"])
+        log(args.run, "stage1: resumed at step %d" % step)
+    else:
+        torch.manual_seed(args.seed)
+        np.random.seed(args.seed)
+        max_steps = args.max_steps
+        log(args.run, "stage1: new run, hparams %s, %d train / %d test samples, max_steps %d"
+            % (json.dumps(hp), len(tr), len(te), max_steps))
+    beta = losses.BetaWarmup(args.tar_beta, max_steps)
+    lr_of = lambda s: args.lr * (0.1 ** (s / max_steps))  # noqa: E731
+
+    def snapshot():
+        save_state(path, {"hparams": hp, "model": w.state_dict(), "optimizer": opt.state_dict(),
+                          "step": step, "max_steps": max_steps, "history": hist,
+                          "rng": rng_state(), "elapsed_s": elapsed,
+                          "config": {"lr": args.lr, "tar_beta": args.tar_beta,
+                                     "batch": args.batch, "seed": args.seed}})
+
+    t_start = time.time()
+    t_save = t_start
+    acc = {"spec": 0.0, "kld": 0.0, "n": 0}
+    while step < max_steps:
+        if time.time() - t_start > args.minutes * 60:
+            log(args.run, "stage1: time budget of this invocation used up at step %d" % step)
+            break
+        t0 = time.time()
+        idx = np.random.randint(0, len(tr), size=args.batch)
+        x = augment(torch.from_numpy(tr[idx]))
+        for g in opt.param_groups:
+            g["lr"] = lr_of(step)
+        b = beta(step)
+        mu, logvar = w_encode(w, x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        y = w_decode(w, z, x.shape[0])
+        spec = sd(y, x)
+        kl = losses.kld(mu, logvar)
+        loss = spec + b * kl
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable(w), 10.0)
+        opt.step()
+        step += 1
+        elapsed += time.time() - t0
+        acc["spec"] += spec.item()
+        acc["kld"] += kl.item()
+        acc["n"] += 1
+        if step % args.log_every == 0 or step == max_steps:
+            rec = {"step": step, "spec": acc["spec"] / acc["n"], "kld": acc["kld"] / acc["n"],
+                   "beta": b, "lr": lr_of(step), "elapsed_s": round(elapsed, 1)}
+            if step % args.eval_every == 0 or step == max_steps:
+                rec["test_spec"] = eval_stage1(w, sd, te)
+            hist.append(rec)
+            log(args.run, "stage1 " + json.dumps(rec))
+            acc = {"spec": 0.0, "kld": 0.0, "n": 0}
+        if time.time() - t_save > args.save_minutes * 60:
+            snapshot()
+            t_save = time.time()
+    snapshot()
+    log(args.run, "stage1: saved at step %d (%.1f min of training)" % (step, elapsed / 60))
+
+
+# ---------------------------------------------------------------- stage 2
+
+@torch.no_grad()
+def encode_all(w, audio, bs=16):
+    w.eval()
+    mus, lvs = [], []
+    n = w.hparams["n_grains"]
+    for i in range(0, len(audio), bs):
+        x = torch.from_numpy(audio[i:i + bs])
+        mu, lv = w_encode(w, x)
+        mus.append(mu.reshape(x.shape[0], n, -1))
+        lvs.append(lv.reshape(x.shape[0], n, -1))
+    return torch.cat(mus), torch.cat(lvs)
+
+
+def stage2(args):
+    data = load_data(args.data)
+    classes = [str(c) for c in data["classes"]]
+    st1 = torch.load(os.path.join(args.run, "stage1_state.pt"))
+    w = WaveformVAE(**st1["hparams"])
+    w.load_state_dict(st1["model"])
+    w.eval()
+    tr_mask, te_mask = data["split"] == 0, data["split"] == 1
+    mu_tr, lv_tr = encode_all(w, data["audio"][tr_mask])
+    mu_te, _ = encode_all(w, data["audio"][te_mask])
+    y_tr = torch.from_numpy(data["labels"][tr_mask])
+    y_te = torch.from_numpy(data["labels"][te_mask])
+
+    path = os.path.join(args.run, "stage2_state.pt")
+    hp = dict(L_HPARAMS, classes=classes, z_dim=st1["hparams"]["z_dim"],
+              n_grains=st1["hparams"]["n_grains"])
+    if os.path.exists(path):
+        st = torch.load(path)
+        hp = st["hparams"]
+    l = LatentVAE(**hp)
+    l.train()
+    opt = torch.optim.Adam(trainable(l), lr=args.lr2)
+    step, hist, elapsed = 0, [], 0.0
+    if os.path.exists(path):
+        l.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        step, hist, elapsed = st["step"], st["history"], st.get("elapsed_s", 0.0)
+        max_steps = st["max_steps"]
+        set_rng_state(st["rng"])
+        log(args.run, "stage2: resumed at step %d" % step)
+    else:
+        torch.manual_seed(args.seed + 1)
+        np.random.seed(args.seed + 1)
+        max_steps = args.max_steps2
+        log(args.run, "stage2: new run, hparams %s, max_steps %d" % (json.dumps(hp), max_steps))
+    beta = losses.BetaWarmup(args.tar_beta2, max_steps)
+    lr_of = lambda s: args.lr2 * (0.1 ** (s / max_steps))  # noqa: E731
+    counts = np.bincount(y_tr.numpy(), minlength=len(classes)).astype(np.float64)
+    p = (1.0 / np.sqrt(np.maximum(counts, 1)))[y_tr.numpy()]
+    p /= p.sum()
+
+    def snapshot():
+        save_state(path, {"hparams": hp, "model": l.state_dict(), "optimizer": opt.state_dict(),
+                          "step": step, "max_steps": max_steps, "history": hist,
+                          "rng": rng_state(), "elapsed_s": elapsed,
+                          "config": {"lr": args.lr2, "tar_beta": args.tar_beta2,
+                                     "batch": args.batch2, "seed": args.seed}})
+
+    @torch.no_grad()
+    def evaluate():
+        l.eval()
+        mu_e, _ = l_encode(l, mu_te)
+        r = F.mse_loss(l_decode(l, mu_e, y_te), mu_te).item()
+        l.train()
+        return r
+
+    t_start, t_save = time.time(), time.time()
+    acc = {"rec": 0.0, "kld": 0.0, "n": 0}
+    while step < max_steps:
+        if time.time() - t_start > args.minutes * 60:
+            log(args.run, "stage2: time budget of this invocation used up at step %d" % step)
+            break
+        t0 = time.time()
+        idx = torch.from_numpy(np.random.choice(len(y_tr), size=args.batch2, p=p))
+        target = mu_tr[idx]
+        z_in = target + torch.randn_like(target) * torch.exp(0.5 * lv_tr[idx])
+        for g in opt.param_groups:
+            g["lr"] = lr_of(step)
+        b = beta(step)
+        mu, logvar = l_encode(l, z_in)
+        e = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        rec = F.mse_loss(l_decode(l, e, y_tr[idx]), target)
+        kl = losses.kld(mu, logvar)
+        loss = rec + b * kl
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable(l), 10.0)
+        opt.step()
+        step += 1
+        elapsed += time.time() - t0
+        acc["rec"] += rec.item()
+        acc["kld"] += kl.item()
+        acc["n"] += 1
+        if step % (args.log_every * 4) == 0 or step == max_steps:
+            r = {"step": step, "rec": acc["rec"] / acc["n"], "kld": acc["kld"] / acc["n"],
+                 "beta": b, "lr": lr_of(step), "elapsed_s": round(elapsed, 1),
+                 "test_rec": evaluate()}
+            hist.append(r)
+            log(args.run, "stage2 " + json.dumps(r))
+            acc = {"rec": 0.0, "kld": 0.0, "n": 0}
+        if time.time() - t_save > args.save_minutes * 60:
+            snapshot()
+            t_save = time.time()
+    snapshot()
+    log(args.run, "stage2: saved at step %d (%.1f min of training)" % (step, elapsed / 60))
+
+
+# ---------------------------------------------------------------- export
+
+def export(args):
+    """Writes authors'-format Lightning checkpoints (weights only, no optimiser state) and
+    hparams yaml files with helper A's writer (weights_converter.lightning)."""
+    from weights_converter import lightning
+    out = args.out or os.path.join(args.run, "export")
+    os.makedirs(out, exist_ok=True)
+    for stage, name in (("stage1", "waveform"), ("stage2", "latent")):
+        st = torch.load(os.path.join(args.run, "%s_state.pt" % stage))
+        hp = dict(st["hparams"])
+        hp["learning_rate"] = st["config"]["lr"]
+        model = (WaveformVAE if stage == "stage1" else LatentVAE)(**hp)
+        model.load_state_dict(st["model"])
+        ckpt = os.path.join(out, "%s.ckpt" % name)
+        yml = os.path.join(out, "hparams_%s.yaml" % name)
+        lightning.write_checkpoint(ckpt, model.state_dict(), hp, epoch=0,
+                                   global_step=st["step"], hparams_yaml=yml)
+        print("wrote", ckpt, yml)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="train the bundled drum model (see module doc)")
+    ap.add_argument("what", choices=["stage1", "stage2", "export"])
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "drums16k.npz"))
+    ap.add_argument("--run", default=os.path.join(HERE, "runs", "drums"))
+    ap.add_argument("--out", default=None, help="export folder (default <run>/export)")
+    ap.add_argument("--minutes", type=float, default=1e9, help="wall-clock budget of this call")
+    ap.add_argument("--save_minutes", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--max_steps", type=int, default=4000)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--tar_beta", type=float, default=0.003)
+    ap.add_argument("--batch2", type=int, default=32)
+    ap.add_argument("--max_steps2", type=int, default=6000)
+    ap.add_argument("--lr2", type=float, default=1e-3)
+    ap.add_argument("--tar_beta2", type=float, default=0.01)
+    ap.add_argument("--log_every", type=int, default=25)
+    ap.add_argument("--eval_every", type=int, default=250)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.run, exist_ok=True)
+    {"stage1": stage1, "stage2": stage2, "export": export}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
