@@ -1,0 +1,352 @@
+#include "io.h"
+
+#include <sndfile.h>
+#include <soxr.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "common.h"
+
+namespace ngs_cli {
+
+// ---- temporary outputs -------------------------------------------------------------
+
+namespace {
+
+// Pending temporary files, removed by the signal handler. Fixed-size table of C strings
+// so the handler only calls async-signal-safe functions.
+constexpr int kMaxPending = 64;
+char g_pending[kMaxPending][4096];
+std::atomic<bool> g_used[kMaxPending];
+std::mutex g_pending_mutex;
+
+int pending_add(const std::string &path) {
+  std::lock_guard<std::mutex> lock(g_pending_mutex);
+  for (int i = 0; i < kMaxPending; ++i) {
+    if (!g_used[i].load()) {
+      std::snprintf(g_pending[i], sizeof g_pending[i], "%s", path.c_str());
+      g_used[i].store(true);
+      return i;
+    }
+  }
+  return -1;
+}
+
+void pending_remove(int slot) {
+  if (slot >= 0) g_used[slot].store(false);
+}
+
+extern "C" void on_signal(int sig) {
+  for (int i = 0; i < kMaxPending; ++i)
+    if (g_used[i].load()) unlink(g_pending[i]);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+std::string lower_extension(const std::string &path) {
+  size_t slash = path.find_last_of('/');
+  size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = path.substr(dot + 1);
+  for (char &c : ext) c = char(std::tolower((unsigned char)c));
+  return ext;
+}
+
+}  // namespace
+
+void install_signal_cleanup() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+OutputFile::OutputFile(const std::string &path) : path_(path) {
+  if (path.empty()) throw Failure("empty output path");
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.empty()) throw Failure("output path '" + path + "' names a folder, not a file");
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Failure("output folder '" + dir + "' does not exist");
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+    throw Failure("output path '" + path + "' is a folder");
+  tmp_ = dir + "/." + base + ".tmp" + std::to_string(getpid());
+  pending_add(tmp_);
+}
+
+OutputFile::~OutputFile() {
+  if (!done_) unlink(tmp_.c_str());
+  std::lock_guard<std::mutex> lock(g_pending_mutex);
+  for (int i = 0; i < kMaxPending; ++i)
+    if (g_used[i].load() && tmp_ == g_pending[i]) pending_remove(i);
+}
+
+void OutputFile::commit() {
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
+    throw Failure("cannot write '" + path_ + "': " + std::strerror(errno));
+  done_ = true;
+}
+
+std::string indexed_path(const std::string &path, int index) {
+  size_t slash = path.find_last_of('/');
+  size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash) ||
+      dot == (slash == std::string::npos ? 0 : slash + 1))
+    return path + "_" + std::to_string(index);
+  return path.substr(0, dot) + "_" + std::to_string(index) + path.substr(dot);
+}
+
+// ---- audio -------------------------------------------------------------------------
+
+namespace {
+
+uint32_t le32(const unsigned char *p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
+
+// libsndfile quietly accepts a RIFF/WAVE file whose data chunk is cut short (it shortens
+// the frame count); a cut file is an error for us, so walk the chunks ourselves.
+void check_wav_not_truncated(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  unsigned char hdr[12];
+  if (!f.read(reinterpret_cast<char *>(hdr), 12)) return;
+  if (std::memcmp(hdr, "RIFF", 4) != 0 || std::memcmp(hdr + 8, "WAVE", 4) != 0) return;
+  f.seekg(0, std::ios::end);
+  const uint64_t size = uint64_t(f.tellg());
+  uint64_t pos = 12;
+  while (pos + 8 <= size) {
+    unsigned char ch[8];
+    f.seekg(std::streamoff(pos));
+    if (!f.read(reinterpret_cast<char *>(ch), 8)) break;
+    const uint32_t len = le32(ch + 4);
+    if (std::memcmp(ch, "data", 4) == 0) {
+      if (len != 0xffffffffu && pos + 8 + len > size)
+        throw Failure("truncated WAV file '" + path + "': its data chunk declares " +
+                      std::to_string(len) + " bytes, only " +
+                      std::to_string(size - pos - 8) + " are present");
+      return;
+    }
+    pos += 8 + uint64_t(len) + (len & 1u);
+  }
+  if (pos < size || pos > size)
+    throw Failure("truncated WAV file '" + path + "': no complete data chunk");
+}
+
+}  // namespace
+
+Audio read_audio(const std::string &path) {
+  if (access(path.c_str(), R_OK) != 0)
+    throw Failure("cannot read audio file '" + path + "': " + std::strerror(errno));
+  check_wav_not_truncated(path);
+  SF_INFO info{};
+  SNDFILE *sf = sf_open(path.c_str(), SFM_READ, &info);
+  if (!sf) throw Failure("cannot read audio file '" + path + "': " + sf_strerror(nullptr));
+  Audio a;
+  a.sample_rate = info.samplerate;
+  a.channels = info.channels;
+  if (info.frames <= 0 || info.channels <= 0 || info.samplerate <= 0) {
+    sf_close(sf);
+    throw Failure("audio file '" + path + "' holds no samples");
+  }
+  std::vector<float> inter(size_t(info.frames) * size_t(info.channels));
+  sf_count_t got = sf_readf_float(sf, inter.data(), info.frames);
+  int err = sf_error(sf);
+  sf_close(sf);
+  if (err != SF_ERR_NO_ERROR || got != info.frames)
+    throw Failure("truncated or unreadable audio file '" + path + "': read " +
+                  std::to_string(got) + " of " + std::to_string(info.frames) + " frames");
+  a.samples.resize(size_t(info.frames));
+  const int c = info.channels;
+  for (size_t i = 0; i < a.samples.size(); ++i) {
+    float s = 0;
+    for (int k = 0; k < c; ++k) s += inter[i * size_t(c) + size_t(k)];
+    a.samples[i] = s / float(c);
+  }
+  for (float v : a.samples)
+    if (!std::isfinite(v)) throw Failure("audio file '" + path + "' holds NaN or Inf samples");
+  return a;
+}
+
+std::vector<float> resample(const std::vector<float> &in, int from_rate, int to_rate) {
+  if (from_rate == to_rate) return in;
+  const double ratio = double(to_rate) / double(from_rate);
+  const size_t olen = size_t(double(in.size()) * ratio + 0.5);
+  std::vector<float> out(olen + 16);
+  soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+  soxr_quality_spec_t q = soxr_quality_spec(SOXR_VHQ, 0);
+  size_t odone = 0;
+  soxr_error_t e = soxr_oneshot(double(from_rate), double(to_rate), 1, in.data(), in.size(),
+                                nullptr, out.data(), olen, &odone, &io, &q, nullptr);
+  if (e) throw Failure(std::string("resampling failed: ") + soxr_strerror(e));
+  out.resize(odone);
+  out.resize(olen, 0.0f);  // soxr may deliver a few samples short of the exact length
+  return out;
+}
+
+void check_audio_extension(const std::string &path) {
+  std::string ext = lower_extension(path);
+  if (ext != "wav" && ext != "flac")
+    throw Failure("output '" + path + "': unsupported audio extension (use .wav or .flac)");
+}
+
+void write_audio(const OutputFile &out, const float *samples, size_t n, int sample_rate,
+                 int bits) {
+  check_audio_extension(out.path());
+  const bool flac = lower_extension(out.path()) == "flac";
+  SF_INFO info{};
+  info.samplerate = sample_rate;
+  info.channels = 1;
+  int sub = bits == 16 ? SF_FORMAT_PCM_16 : bits == 32 ? SF_FORMAT_FLOAT : SF_FORMAT_PCM_24;
+  if (bits != 16 && bits != 24 && bits != 32)
+    throw Failure("--bits must be 16, 24 or 32 (float)");
+  if (flac && bits == 32) throw Failure("FLAC holds 16 or 24 bit samples, not 32-bit float");
+  info.format = (flac ? SF_FORMAT_FLAC : SF_FORMAT_WAV) | sub;
+  if (!sf_format_check(&info)) throw Failure("libsndfile cannot write this format");
+  SNDFILE *sf = sf_open(out.temp_path().c_str(), SFM_WRITE, &info);
+  if (!sf)
+    throw Failure("cannot write '" + out.path() + "': " + sf_strerror(nullptr));
+  // Clip rather than wrap around on the (rare) samples outside [-1, 1].
+  sf_command(sf, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  sf_count_t put = sf_writef_float(sf, samples, sf_count_t(n));
+  int err = sf_close(sf);
+  if (put != sf_count_t(n) || err != 0) throw Failure("cannot write '" + out.path() + "'");
+}
+
+// ---- .npy --------------------------------------------------------------------------
+
+namespace {
+
+// Value of 'key' in a numpy header dict, as raw text up to the next top-level comma.
+std::string header_field(const std::string &h, const std::string &key) {
+  size_t k = h.find("'" + key + "'");
+  if (k == std::string::npos) return "";
+  size_t colon = h.find(':', k);
+  if (colon == std::string::npos) return "";
+  size_t i = colon + 1;
+  while (i < h.size() && std::isspace((unsigned char)h[i])) ++i;
+  size_t j = i;
+  if (j < h.size() && h[j] == '(') {
+    j = h.find(')', j);
+    return j == std::string::npos ? "" : h.substr(i, j - i + 1);
+  }
+  while (j < h.size() && h[j] != ',' && h[j] != '}') ++j;
+  std::string v = h.substr(i, j - i);
+  while (!v.empty() && std::isspace((unsigned char)v.back())) v.pop_back();
+  return v;
+}
+
+}  // namespace
+
+NpyArray read_npy(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Failure("cannot read '" + path + "': " + std::strerror(errno));
+  const std::string where = "'" + path + "' is not a valid .npy file: ";
+  unsigned char magic[8];
+  if (!f.read(reinterpret_cast<char *>(magic), 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
+    throw Failure(where + "bad magic");
+  const int major = magic[6];
+  uint32_t hlen = 0;
+  if (major == 1) {
+    unsigned char b[2];
+    if (!f.read(reinterpret_cast<char *>(b), 2)) throw Failure(where + "truncated header");
+    hlen = uint32_t(b[0]) | uint32_t(b[1]) << 8;
+  } else if (major == 2 || major == 3) {
+    unsigned char b[4];
+    if (!f.read(reinterpret_cast<char *>(b), 4)) throw Failure(where + "truncated header");
+    hlen = le32(b);
+  } else {
+    throw Failure(where + "unsupported format version " + std::to_string(major));
+  }
+  if (hlen > (1u << 20)) throw Failure(where + "header too long");
+  std::string h(hlen, '\0');
+  if (!f.read(&h[0], hlen)) throw Failure(where + "truncated header");
+
+  std::string descr = header_field(h, "descr");
+  std::string fortran = header_field(h, "fortran_order");
+  std::string shape = header_field(h, "shape");
+  if (descr.empty() || fortran.empty() || shape.empty())
+    throw Failure(where + "header lacks descr, fortran_order or shape");
+  size_t itemsize;
+  if (descr == "'<f4'" || descr == "'=f4'" || descr == "'f4'")
+    itemsize = 4;
+  else if (descr == "'<f8'" || descr == "'=f8'" || descr == "'f8'")
+    itemsize = 8;
+  else
+    throw Failure("'" + path + "': dtype " + descr +
+                  " is not supported (expected little-endian float32 '<f4' or float64 '<f8')");
+  if (fortran != "False")
+    throw Failure("'" + path + "': Fortran-order arrays are not supported (save a C-order array, e.g. np.ascontiguousarray)");
+
+  NpyArray a;
+  {
+    std::string s = shape.substr(1, shape.size() - 2);
+    size_t i = 0;
+    while (i < s.size()) {
+      while (i < s.size() && (std::isspace((unsigned char)s[i]) || s[i] == ',')) ++i;
+      if (i >= s.size()) break;
+      size_t j = i;
+      while (j < s.size() && std::isdigit((unsigned char)s[j])) ++j;
+      if (j == i) throw Failure(where + "bad shape " + shape);
+      a.shape.push_back(size_t(std::stoull(s.substr(i, j - i))));
+      i = j;
+    }
+  }
+  size_t count = 1;
+  for (size_t d : a.shape) {
+    if (d != 0 && count > (size_t(1) << 40) / d) throw Failure(where + "shape too large");
+    count *= d;
+  }
+  std::vector<char> raw(count * itemsize);
+  if (!f.read(raw.data(), std::streamsize(raw.size())))
+    throw Failure("'" + path + "' is truncated: shape " + shape + " needs " +
+                  std::to_string(raw.size()) + " data bytes");
+  a.data.resize(count);
+  if (itemsize == 4) {
+    std::memcpy(a.data.data(), raw.data(), raw.size());
+  } else {
+    for (size_t i = 0; i < count; ++i) {
+      double d;
+      std::memcpy(&d, raw.data() + i * 8, 8);
+      a.data[i] = float(d);
+    }
+  }
+  return a;
+}
+
+void write_npy(const OutputFile &out, const float *data, const std::vector<size_t> &shape) {
+  std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
+  size_t count = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    dict += std::to_string(shape[i]);
+    dict += (shape.size() == 1 || i + 1 < shape.size()) ? "," : "";
+    if (i + 1 < shape.size()) dict += " ";
+    count *= shape[i];
+  }
+  dict += "), }";
+  // magic (6) + version (2) + length (2) + dict + padding + '\n', a multiple of 64.
+  size_t total = 10 + dict.size() + 1;
+  dict.append((64 - total % 64) % 64, ' ');
+  dict += '\n';
+  std::ofstream f(out.temp_path(), std::ios::binary);
+  if (!f) throw Failure("cannot write '" + out.path() + "': " + std::strerror(errno));
+  const uint16_t hlen = uint16_t(dict.size());
+  const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                                  (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
+  f.write(reinterpret_cast<const char *>(head), 10);
+  f.write(dict.data(), std::streamsize(dict.size()));
+  f.write(reinterpret_cast<const char *>(data), std::streamsize(count * sizeof(float)));
+  f.close();
+  if (!f) throw Failure("cannot write '" + out.path() + "'");
+}
+
+}  // namespace ngs_cli

@@ -1,0 +1,70 @@
+// File input/output of the ngs command line: audio through libsndfile (read any format it
+// knows; write WAV or FLAC by extension), resampling through libsoxr, a small .npy
+// reader/writer, and outputs that appear only when complete (temporary file in the same
+// folder, renamed on success, removed on failure or on Ctrl-C).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ngs_cli {
+
+struct Audio {
+  std::vector<float> samples;  // mono
+  int sample_rate = 0;
+  int channels = 0;  // channels of the file before the mono mix
+};
+
+// Reads an audio file and mixes it to mono (mean of the channels). Throws Failure on
+// unreadable, empty or truncated files.
+Audio read_audio(const std::string &path);
+
+// Resamples mono audio with libsoxr (very high quality); returns the input if equal rates.
+std::vector<float> resample(const std::vector<float> &in, int from_rate, int to_rate);
+
+// A file written under a temporary name in the target's folder and renamed onto the
+// target by commit(); removed if never committed (exceptions, signals).
+class OutputFile {
+ public:
+  explicit OutputFile(const std::string &path);
+  ~OutputFile();
+  OutputFile(const OutputFile &) = delete;
+  OutputFile &operator=(const OutputFile &) = delete;
+  const std::string &temp_path() const { return tmp_; }
+  const std::string &path() const { return path_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  bool done_ = false;
+};
+
+// Checks that the output's extension is a writable audio format (.wav, .flac).
+void check_audio_extension(const std::string &path);
+
+// Writes mono float audio to out.temp_path() as WAV or FLAC (from out.path()'s
+// extension), 24-bit PCM unless bits is 16 or 32 (32 = float, WAV only).
+void write_audio(const OutputFile &out, const float *samples, size_t n, int sample_rate,
+                 int bits);
+
+// Installs SIGINT/SIGTERM handlers that remove pending temporary files.
+void install_signal_cleanup();
+
+// .npy arrays of float32, C order.
+struct NpyArray {
+  std::vector<size_t> shape;
+  std::vector<float> data;
+};
+
+// Reads a .npy file (format 1.0-3.0) holding little-endian float32 or float64 (converted)
+// in C order. Throws Failure naming the problem otherwise.
+NpyArray read_npy(const std::string &path);
+// Writes a float32 array in .npy format 1.0 to out.temp_path().
+void write_npy(const OutputFile &out, const float *data, const std::vector<size_t> &shape);
+
+// "out.wav", 3 -> "out_3.wav".
+std::string indexed_path(const std::string &path, int index);
+
+}  // namespace ngs_cli
