@@ -1,0 +1,129 @@
+// Grain VAE encoder on the CPU (MODEL_SPEC 4, encoder 1-5). Activations are time-major
+// [L][C] so that every conv is im2col rows of contiguous copies + one GEMM; the flatten
+// (channel-major in the model) is absorbed by permuting the columns of enc.lin.0 at
+// prepare time.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu/cpu.h"
+#include "cpu/ops.h"
+
+namespace ngs::cpu {
+
+struct WaveformEncoder::Impl {
+  WaveformConfig cfg;
+  struct Res {
+    PackedConv dil;
+    PackedGemm mix;  // [C][2C]: [pw | sc] over the stacked [h ; x], bias = combined bias
+  };
+  struct Stage {
+    PackedConv down;
+    Res res[3];
+  };
+  std::vector<Stage> stages;
+  PackedGemm lin0, lin1, mu, logvar;
+  std::vector<float> hann;
+  size_t act_floats = 0, col_floats = 0;  // per-grain buffers
+};
+
+WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
+  Impl &m = *impl_;
+  m.cfg = w.cfg;
+  const int C = w.cfg.channels;
+  int l = w.cfg.l_grain;
+  for (const EncoderStage &s : w.enc) {
+    Impl::Stage st;
+    st.down = conv_pack(s.down);
+    m.col_floats = std::max(m.col_floats, conv_scratch_floats(st.down, l));
+    l = conv_out_length(st.down, l);
+    m.act_floats = std::max(m.act_floats, static_cast<size_t>(l) * 2 * C);
+    for (int j = 0; j < 3; ++j) {
+      const ResUnit &r = s.res[j];
+      st.res[j].dil = conv_pack(r.dil);
+      m.col_floats = std::max(m.col_floats, conv_scratch_floats(st.res[j].dil, l));
+      std::vector<float> cat(static_cast<size_t>(C) * 2 * C);
+      for (int o = 0; o < C; ++o)
+        for (int i = 0; i < C; ++i) {
+          cat[static_cast<size_t>(o) * 2 * C + i] = r.pw.w[static_cast<size_t>(o) * C + i];
+          cat[static_cast<size_t>(o) * 2 * C + C + i] = r.sc.w[static_cast<size_t>(o) * C + i];
+        }
+      st.res[j].mix = gemm_pack(cat.data(), C, 2 * C, r.bias);
+    }
+    m.stages.push_back(std::move(st));
+  }
+  // Column (t * C + c) of the time-major flatten reads model column (c * L + t).
+  const int L = l;
+  std::vector<int> map(static_cast<size_t>(C) * L);
+  for (int t = 0; t < L; ++t)
+    for (int c = 0; c < C; ++c) map[static_cast<size_t>(t) * C + c] = c * L + t;
+  m.lin0 = gemm_pack(w.enc_lin[0].w, w.enc_lin[0].out, w.enc_lin[0].in, w.enc_lin[0].b, 0,
+                     map.data());
+  m.lin1 = gemm_pack(w.enc_lin[1]);
+  m.mu = gemm_pack(w.mu);
+  m.logvar = gemm_pack(w.logvar);
+  m.hann.resize(w.cfg.l_grain);
+  synth_ola_window(1, 3, w.cfg.l_grain, m.hann.data());  // plain Hann
+}
+
+WaveformEncoder::~WaveformEncoder() = default;
+
+size_t WaveformEncoder::scratch_floats(int n) const {
+  const Impl &m = *impl_;
+  const size_t per = static_cast<size_t>(m.cfg.l_grain) + 2 * m.act_floats + m.col_floats;
+  const size_t batch = static_cast<size_t>(n) *
+                       (m.cfg.flatten_size() + m.cfg.h_dim + m.cfg.z_dim);
+  return per + batch + 64;
+}
+
+void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar,
+                             float *scratch) const {
+  const Impl &m = *impl_;
+  const WaveformConfig &cfg = m.cfg;
+  const int C = cfg.channels, l = cfg.l_grain, half = l / 2;
+  float *grain = scratch;
+  float *xa = grain + l;           // current activation [L][C]
+  float *st = xa + m.act_floats;   // stacked [L][2C]
+  float *col = st + m.act_floats;  // im2col
+  float *flat = col + m.col_floats;
+  float *h1 = flat + static_cast<size_t>(n) * cfg.flatten_size();
+  float *h2 = h1 + static_cast<size_t>(n) * cfg.h_dim;
+  for (int g = 0; g < n; ++g) {
+    const float *src = audio + static_cast<size_t>(g) * cfg.hop;
+    for (int i = 0; i < l; ++i) {
+      const bool keep = (g == 0 && i < half) || (g == n - 1 && i >= half);
+      grain[i] = keep ? src[i] : src[i] * m.hann[i];
+    }
+    const float *x = grain;
+    int cin = 1, L = l;
+    for (const Impl::Stage &s : m.stages) {
+      // x -> st[:, C:2C]; each residual unit: st[:, 0:C] = LReLU(dil(LReLU(x))), then
+      // xa = [pw | sc] st + bias, copied back into st[:, C:2C] for the next unit.
+      const int lo = conv_out_length(s.down, L);
+      conv1d(s.down, x, cin, L, st + C, 2 * C, Act::kLrelu, false, col);
+      L = lo;
+      cin = C;
+      for (int j = 0; j < 3; ++j) {
+        const Impl::Res &r = s.res[j];
+        if (j > 0)
+          for (int t = 0; t < L; ++t)
+            std::memcpy(st + static_cast<size_t>(t) * 2 * C + C, xa + static_cast<size_t>(t) * C,
+                        sizeof(float) * C);
+        conv1d(r.dil, st + C, 2 * C, L, st, 2 * C, Act::kLrelu, true, col);
+        gemm(r.mix, st, 2 * C, L, xa, C, Act::kNone);
+      }
+      x = xa;
+    }
+    std::memcpy(flat + static_cast<size_t>(g) * cfg.flatten_size(), xa,
+                sizeof(float) * cfg.flatten_size());
+  }
+  gemm(m.lin0, flat, cfg.flatten_size(), n, h1, cfg.h_dim, Act::kLrelu);
+  gemm(m.lin1, h1, cfg.h_dim, n, h2, cfg.z_dim, Act::kLrelu);
+  if (mu) gemm(m.mu, h2, cfg.z_dim, n, mu, cfg.z_dim, Act::kNone);
+  if (logvar) {
+    gemm(m.logvar, h2, cfg.z_dim, n, logvar, cfg.z_dim, Act::kNone);
+    hardtanh_inplace(logvar, static_cast<size_t>(n) * cfg.z_dim, -5.0f, 5.0f);
+  }
+}
+
+}  // namespace ngs::cpu

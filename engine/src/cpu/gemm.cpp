@@ -1,0 +1,126 @@
+// GEMM Y = act(X W^T + b) with W packed once into Nr-wide K-major panels (ops.h).
+// Blocking: K in blocks of kKc (the B micro-panel pair, kKc x 32 floats, stays in L1
+// while every row block of X streams past it); per ISA a register-blocked microkernel of
+// MR rows x 32 columns (two panels). The first K block starts from the bias (or Y when
+// accumulating), later blocks from Y; the activation is applied after the last block.
+#include <algorithm>
+#include <cstring>
+
+#include "cpu/gemm_kernels.h"
+#include "cpu/ops.h"
+
+namespace ngs::cpu {
+
+PackedGemm gemm_pack(const float *w, int n, int k, const float *bias, int ldw,
+                     const int *col_map) {
+  if (ldw == 0) ldw = k;
+  PackedGemm p;
+  p.n = n;
+  p.k = k;
+  const int np = (n + kGemmNr - 1) / kGemmNr;
+  p.panels.assign(static_cast<size_t>(np) * k * kGemmNr, 0.0f);
+  for (int j = 0; j < n; ++j) {
+    const int pi = j / kGemmNr, jj = j % kGemmNr;
+    float *dst = p.panels.data() + static_cast<size_t>(pi) * k * kGemmNr + jj;
+    const float *src = w + static_cast<size_t>(j) * ldw;
+    for (int c = 0; c < k; ++c) dst[static_cast<size_t>(c) * kGemmNr] = src[col_map ? col_map[c] : c];
+  }
+  p.bias.assign(n, 0.0f);
+  if (bias) std::copy(bias, bias + n, p.bias.begin());
+  return p;
+}
+
+PackedGemm gemm_pack(const Linear &lin) { return gemm_pack(lin.w, lin.out, lin.in, lin.b); }
+
+namespace {
+
+// Portable microkernel: up to 4 rows x up to 32 columns (two panels).
+void kernel_portable(const GemmTile &t) {
+  float acc[4][2 * kGemmNr];
+  const int ncol = t.ncols;
+  for (int i = 0; i < t.mr; ++i)
+    for (int j = 0; j < ncol; ++j)
+      acc[i][j] = t.from_bias ? t.bias[j] : t.y[static_cast<size_t>(i) * t.ldy + j];
+  const int npan = ncol > kGemmNr ? 2 : 1;
+  for (int pp = 0; pp < npan; ++pp) {
+    const float *b = t.b + static_cast<size_t>(pp) * t.panel_stride;
+    const int j0 = pp * kGemmNr, j1 = std::min(ncol, j0 + kGemmNr);
+    for (int i = 0; i < t.mr; ++i) {
+      const float *xr = t.x + static_cast<size_t>(i) * t.ldx;
+      float a[kGemmNr];
+      for (int j = 0; j < kGemmNr; ++j) a[j] = 0.0f;
+      for (int kk = 0; kk < t.kc; ++kk) {
+        const float xv = xr[kk];
+        const float *br = b + static_cast<size_t>(kk) * kGemmNr;
+        for (int j = 0; j < kGemmNr; ++j) a[j] += xv * br[j];
+      }
+      for (int j = j0; j < j1; ++j) acc[i][j] += a[j - j0];
+    }
+  }
+  for (int i = 0; i < t.mr; ++i) {
+    float *yr = t.y + static_cast<size_t>(i) * t.ldy;
+    for (int j = 0; j < ncol; ++j) yr[j] = t.lrelu ? lrelu(acc[i][j]) : acc[i][j];
+  }
+}
+
+constexpr int kKc = 256;
+
+}  // namespace
+
+void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy,
+              Act act, bool accumulate) {
+  if (m <= 0 || w.n <= 0) return;
+  GemmKernel kernel = kernel_portable;
+  int mr = 4;
+  if (isa == Isa::kAvx512) {
+    kernel = gemm_kernel_avx512;
+    mr = kGemmMrAvx512;
+  } else if (isa == Isa::kAvx2) {
+    kernel = gemm_kernel_avx2;
+    mr = kGemmMrAvx2;
+  }
+  const int K = w.k, N = w.n;
+  if (K == 0) {  // degenerate: Y = act(b (+Y))
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < N; ++j) {
+        float v = w.bias[j] + (accumulate ? y[static_cast<size_t>(i) * ldy + j] : 0.0f);
+        y[static_cast<size_t>(i) * ldy + j] = act == Act::kLrelu ? lrelu(v) : v;
+      }
+    return;
+  }
+  const size_t panel_stride = static_cast<size_t>(K) * kGemmNr;
+  for (int k0 = 0; k0 < K; k0 += kKc) {
+    const int kc = std::min(kKc, K - k0);
+    const bool first = k0 == 0, last = k0 + kc == K;
+    for (int j0 = 0; j0 < N; j0 += 2 * kGemmNr) {
+      GemmTile t;
+      t.b = w.panels.data() + static_cast<size_t>(j0 / kGemmNr) * panel_stride +
+            static_cast<size_t>(k0) * kGemmNr;
+      t.panel_stride = panel_stride;
+      t.kc = kc;
+      t.ncols = std::min(2 * kGemmNr, N - j0);
+      t.bias = w.bias.data() + j0;
+      t.from_bias = first && !accumulate;
+      t.lrelu = last && act == Act::kLrelu;
+      t.ldx = ldx;
+      t.ldy = ldy;
+      if (first && accumulate) {  // bias added once, to Y, before the K loop
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < t.ncols; ++j) y[static_cast<size_t>(i) * ldy + j0 + j] += t.bias[j];
+      }
+      for (int i0 = 0; i0 < m; i0 += mr) {
+        t.mr = std::min(mr, m - i0);
+        t.x = x + static_cast<size_t>(i0) * ldx + k0;
+        t.y = y + static_cast<size_t>(i0) * ldy + j0;
+        kernel(t);
+      }
+    }
+  }
+}
+
+void gemm(const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy, Act act,
+          bool accumulate) {
+  gemm_isa(isa_active(), w, x, ldx, m, y, ldy, act, accumulate);
+}
+
+}  // namespace ngs::cpu

@@ -1,0 +1,32 @@
+// GEMM microkernels (internal to engine/src/cpu): one tile of up to MR rows x 32 columns
+// (two packed panels) over one K block.
+#pragma once
+
+#include <cstddef>
+
+namespace ngs::cpu {
+
+struct GemmTile {
+  const float *x = nullptr;  // row 0 of the tile, at the K block start
+  int ldx = 0;
+  const float *b = nullptr;  // first panel, at the K block start; second at + panel_stride
+  size_t panel_stride = 0;
+  int kc = 0;
+  int mr = 0;     // rows in this tile (<= the kernel's MR)
+  int ncols = 0;  // valid columns (1..32); a second panel is read only if ncols > 16
+  float *y = nullptr;
+  int ldy = 0;
+  const float *bias = nullptr;  // [ncols]
+  bool from_bias = false;       // start from bias instead of Y
+  bool lrelu = false;           // apply LReLU on store
+};
+
+using GemmKernel = void (*)(const GemmTile &t);
+
+constexpr int kGemmMrAvx512 = 12;
+constexpr int kGemmMrAvx2 = 6;
+
+void gemm_kernel_avx512(const GemmTile &t);
+void gemm_kernel_avx2(const GemmTile &t);
+
+}  // namespace ngs::cpu

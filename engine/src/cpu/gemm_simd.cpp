@@ -1,0 +1,174 @@
+// AVX-512 and AVX2+FMA GEMM microkernels (see gemm.cpp). Compiled with function-level
+// target attributes, selected at run time (isa.cpp), so no special compile flags.
+//
+// AVX-512: MR = 12 rows x 32 columns = 24 zmm accumulators; per k two panel loads and 12
+// broadcasts feed 24 FMAs. AVX2: MR = 6 rows x 16 columns = 12 ymm accumulators, run once
+// per panel of the tile.
+#include <immintrin.h>
+
+#include "cpu/gemm_kernels.h"
+#include "cpu/ops.h"
+
+namespace ngs::cpu {
+
+#if defined(__x86_64__)
+
+#define NGS_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+#define NGS_AVX2 __attribute__((target("avx2,fma")))
+
+namespace {
+
+template <int MR, bool TWO>
+NGS_AVX512 void k512(const GemmTile &t) {
+  const int n0 = t.ncols < 16 ? t.ncols : 16;
+  const int n1 = TWO ? t.ncols - 16 : 0;
+  const __mmask16 m0 = static_cast<__mmask16>((1u << n0) - 1u);
+  const __mmask16 m1 = static_cast<__mmask16>((1u << n1) - 1u);
+  __m512 c0[MR], c1[MR];
+  if (t.from_bias) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, t.bias);
+    const __m512 b1 = TWO ? _mm512_maskz_loadu_ps(m1, t.bias + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = b0;
+      c1[i] = b1;
+    }
+  } else {
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = _mm512_maskz_loadu_ps(m0, t.y + static_cast<size_t>(i) * t.ldy);
+      c1[i] = TWO ? _mm512_maskz_loadu_ps(m1, t.y + static_cast<size_t>(i) * t.ldy + 16)
+                  : _mm512_setzero_ps();
+    }
+  }
+  const float *xp[MR];
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) xp[i] = t.x + static_cast<size_t>(i) * t.ldx;
+  const float *b = t.b;
+  const float *b2 = t.b + t.panel_stride;
+  for (int k = 0; k < t.kc; ++k) {
+    const __m512 w0 = _mm512_loadu_ps(b + static_cast<size_t>(k) * 16);
+    const __m512 w1 = TWO ? _mm512_loadu_ps(b2 + static_cast<size_t>(k) * 16) : w0;
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; ++i) {
+      const __m512 a = _mm512_set1_ps(xp[i][k]);
+      c0[i] = _mm512_fmadd_ps(a, w0, c0[i]);
+      if (TWO) c1[i] = _mm512_fmadd_ps(a, w1, c1[i]);
+    }
+  }
+  const __m512 slope = _mm512_set1_ps(0.2f);
+#pragma GCC unroll 12
+  for (int i = 0; i < MR; ++i) {
+    __m512 v0 = c0[i], v1 = c1[i];
+    if (t.lrelu) {
+      v0 = _mm512_mask_max_ps(v0, 0xFFFF, v0, _mm512_mul_ps(v0, slope));
+      if (TWO) v1 = _mm512_mask_max_ps(v1, 0xFFFF, v1, _mm512_mul_ps(v1, slope));
+    }
+    _mm512_mask_storeu_ps(t.y + static_cast<size_t>(i) * t.ldy, m0, v0);
+    if (TWO) _mm512_mask_storeu_ps(t.y + static_cast<size_t>(i) * t.ldy + 16, m1, v1);
+  }
+}
+
+template <bool TWO>
+void k512_rows(const GemmTile &t) {
+  switch (t.mr) {
+    case 12: k512<12, TWO>(t); break;
+    case 11: k512<11, TWO>(t); break;
+    case 10: k512<10, TWO>(t); break;
+    case 9: k512<9, TWO>(t); break;
+    case 8: k512<8, TWO>(t); break;
+    case 7: k512<7, TWO>(t); break;
+    case 6: k512<6, TWO>(t); break;
+    case 5: k512<5, TWO>(t); break;
+    case 4: k512<4, TWO>(t); break;
+    case 3: k512<3, TWO>(t); break;
+    case 2: k512<2, TWO>(t); break;
+    default: k512<1, TWO>(t); break;
+  }
+}
+
+// Masks for AVX2 partial stores: lanes < n.
+NGS_AVX2 inline __m256i mask8(int n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+// One panel (16 columns, ncols of them valid) x MR rows.
+template <int MR>
+NGS_AVX2 void k256(const GemmTile &t, const float *b, const float *bias, float *y, int ncols) {
+  const int n0 = ncols < 8 ? ncols : 8;
+  const int n1 = ncols > 8 ? ncols - 8 : 0;
+  const __m256i m0 = mask8(n0), m1 = mask8(n1);
+  __m256 c0[MR], c1[MR];
+  if (t.from_bias) {
+    const __m256 b0 = _mm256_maskload_ps(bias, m0);
+    const __m256 b1 = _mm256_maskload_ps(bias + 8, m1);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = b0;
+      c1[i] = b1;
+    }
+  } else {
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = _mm256_maskload_ps(y + static_cast<size_t>(i) * t.ldy, m0);
+      c1[i] = _mm256_maskload_ps(y + static_cast<size_t>(i) * t.ldy + 8, m1);
+    }
+  }
+  const float *xp[MR];
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) xp[i] = t.x + static_cast<size_t>(i) * t.ldx;
+  for (int k = 0; k < t.kc; ++k) {
+    const __m256 w0 = _mm256_loadu_ps(b + static_cast<size_t>(k) * 16);
+    const __m256 w1 = _mm256_loadu_ps(b + static_cast<size_t>(k) * 16 + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 a = _mm256_broadcast_ss(xp[i] + k);
+      c0[i] = _mm256_fmadd_ps(a, w0, c0[i]);
+      c1[i] = _mm256_fmadd_ps(a, w1, c1[i]);
+    }
+  }
+  const __m256 slope = _mm256_set1_ps(0.2f);
+#pragma GCC unroll 6
+  for (int i = 0; i < MR; ++i) {
+    __m256 v0 = c0[i], v1 = c1[i];
+    if (t.lrelu) {
+      v0 = _mm256_max_ps(v0, _mm256_mul_ps(v0, slope));
+      v1 = _mm256_max_ps(v1, _mm256_mul_ps(v1, slope));
+    }
+    _mm256_maskstore_ps(y + static_cast<size_t>(i) * t.ldy, m0, v0);
+    _mm256_maskstore_ps(y + static_cast<size_t>(i) * t.ldy + 8, m1, v1);
+  }
+}
+
+void k256_rows(const GemmTile &t, const float *b, const float *bias, float *y, int ncols) {
+  switch (t.mr) {
+    case 6: k256<6>(t, b, bias, y, ncols); break;
+    case 5: k256<5>(t, b, bias, y, ncols); break;
+    case 4: k256<4>(t, b, bias, y, ncols); break;
+    case 3: k256<3>(t, b, bias, y, ncols); break;
+    case 2: k256<2>(t, b, bias, y, ncols); break;
+    default: k256<1>(t, b, bias, y, ncols); break;
+  }
+}
+
+}  // namespace
+
+void gemm_kernel_avx512(const GemmTile &t) {
+  if (t.ncols > 16) k512_rows<true>(t);
+  else k512_rows<false>(t);
+}
+
+void gemm_kernel_avx2(const GemmTile &t) {
+  k256_rows(t, t.b, t.bias, t.y, t.ncols < 16 ? t.ncols : 16);
+  if (t.ncols > 16) k256_rows(t, t.b + t.panel_stride, t.bias + 16, t.y + 16, t.ncols - 16);
+}
+
+#else  // not x86-64: never selected (isa_best_supported() is portable)
+
+void gemm_kernel_avx512(const GemmTile &) {}
+void gemm_kernel_avx2(const GemmTile &) {}
+
+#endif
+
+}  // namespace ngs::cpu

@@ -1,0 +1,160 @@
+// CPU ops of the ngs engine (fp32): GEMM with weights packed once, conv1d, LayerNorm,
+// GRU/LSTM, real FFT, and the decoder synthesis stages as plain free functions over raw
+// arrays (the CUDA backend compares its kernels to exactly these). None of the processing
+// functions allocates: buffers and scratch come from the caller; packing and FFT planning
+// happen once, at prepare time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "weights.h"
+
+namespace ngs::cpu {
+
+// ---------------------------------------------------------------------------------------
+// Instruction set selection. Chosen once (first use) from the CPU, overridable with the
+// environment variable NGS_CPU_ISA=portable|avx2|avx512 (never above what the CPU has).
+
+enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+Isa isa_best_supported();           // what this CPU can run
+Isa isa_active();                   // what the ops use now
+bool isa_set(Isa isa);              // for tests and benchmarks; false if unsupported
+const char *isa_name(Isa isa);
+
+// ---------------------------------------------------------------------------------------
+// Elementwise helpers.
+
+enum class Act { kNone, kLrelu };  // LeakyReLU slope 0.2
+
+inline float lrelu(float x) { return x >= 0.0f ? x : 0.2f * x; }
+void lrelu_inplace(float *x, size_t n);
+void hardtanh_inplace(float *x, size_t n, float lo, float hi);
+
+// ---------------------------------------------------------------------------------------
+// GEMM: Y[M][N] = act(X[M][K] W[N][K]^T + b (+ Y if accumulate)).
+// W is packed once into column panels of kGemmNr outputs, K-major inside a panel
+// (panel p holds W[p*Nr + j][k] at data[(p*K + k)*Nr + j], zero padded). The same layout
+// serves every ISA path.
+
+constexpr int kGemmNr = 16;
+
+struct PackedGemm {
+  int n = 0, k = 0;
+  std::vector<float> panels;  // [ceil(n / Nr)][k][Nr]
+  std::vector<float> bias;    // [n], zeros when the source had none
+};
+
+// w [n][k] with row stride ldw (ldw = k when 0); bias may be null. Column permutation:
+// if col_map is not null, packed column c (of K) takes source column col_map[c].
+PackedGemm gemm_pack(const float *w, int n, int k, const float *bias, int ldw = 0,
+                     const int *col_map = nullptr);
+PackedGemm gemm_pack(const Linear &lin);
+
+// x rows of K floats at stride ldx; y rows of N floats at stride ldy.
+void gemm(const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy, Act act,
+          bool accumulate = false);
+// Same with an explicit ISA (tests, benchmarks).
+void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy,
+              Act act, bool accumulate);
+
+// ---------------------------------------------------------------------------------------
+// conv1d over time-major activations: x [L_in][C_in] (row stride ldx), y [L_out][C_out]
+// (row stride ldy). Reflection padding `pad`, stride, dilation. The weight is repacked at
+// prepare time as [C_out][k][C_in] so that an im2col row is k contiguous copies.
+// L_out = (L_in + 2 pad - dilation (k - 1) - 1) / stride + 1.
+
+struct PackedConv {
+  int c_in = 0, c_out = 0, k = 0, stride = 1, dilation = 1, pad = 0;
+  PackedGemm gemm;  // [C_out][k * C_in]
+};
+
+PackedConv conv_pack(const Conv1d &c);
+int conv_out_length(const PackedConv &c, int l_in);
+// Scratch floats conv1d needs (im2col) for l_in input samples.
+size_t conv_scratch_floats(const PackedConv &c, int l_in);
+// input_lrelu applies LeakyReLU to the input before the convolution.
+void conv1d(const PackedConv &c, const float *x, int ldx, int l_in, float *y, int ldy,
+            Act act, bool input_lrelu, float *scratch);
+
+// ---------------------------------------------------------------------------------------
+// LayerNorm (eps 1e-5, affine) over rows of n, in place, optionally followed by LReLU.
+void layernorm_rows(float *x, int rows, int n, int ld, const float *gamma, const float *beta,
+                    Act act);
+
+// ---------------------------------------------------------------------------------------
+// Recurrent layers (PyTorch formulas, zero initial state).
+
+struct PackedRnn {
+  RnnType type = RnnType::kLstm;
+  int in = 0, hidden = 0;
+  PackedGemm ih;  // [G*h][in] + b_ih
+  PackedGemm hh;  // [G*h][h] + b_hh
+};
+
+PackedRnn rnn_pack(const RnnLayer &l, RnnType type);
+// Scratch floats rnn_forward needs.
+size_t rnn_scratch_floats(const PackedRnn &r, int steps);
+// x [steps][in] (stride ldx) -> out [steps][h] (stride ldo; may be null), h_final [h]
+// (may be null). When x_constant, x has one row used at every step (the projection is
+// computed once).
+void rnn_forward(const PackedRnn &r, const float *x, int ldx, bool x_constant, int steps,
+                 float *out, int ldo, float *h_final, float *scratch);
+
+// ---------------------------------------------------------------------------------------
+// Real FFT of a power-of-two length n >= 4. Forward: real [n] -> n/2 + 1 complex numbers,
+// interleaved (re, im) [n + 2]. Inverse: [n + 2] -> real [n], scaled by 1/n (numpy
+// irfft; the imaginary parts of bins 0 and n/2 are ignored). Twiddles are planned once.
+
+class RealFft {
+ public:
+  explicit RealFft(int n);
+  int size() const { return n_; }
+  // out may not alias in. scratch: scratch_floats() floats.
+  void forward(const float *in, float *out, float *scratch) const;
+  void inverse(const float *in, float *out, float *scratch) const;
+  size_t scratch_floats() const { return static_cast<size_t>(n_) + 2; }
+
+ private:
+  int n_ = 0, half_ = 0, log2_half_ = 0;
+  std::vector<int> bitrev_;        // [n/2]
+  std::vector<float> twiddle_;     // complex FFT of n/2: (cos, -sin) pairs for each stage
+  std::vector<float> post_;        // real-split twiddles: (cos, -sin)(2 pi k / n), k < n/4+1
+  void complex_fft(float *data, bool inverse) const;
+};
+
+// ---------------------------------------------------------------------------------------
+// Decoder synthesis stages (docs/MODEL_FORMAT.md "Decode stages").
+
+// Stage 1 tail, per row: x [n][F] (decoder MLP output, stride ldx) -> S [n][F]:
+// H = 2 sigmoid(x)^ln(10) + 1e-7, S[k] = (-1)^k (0.5 H[k] + 0.25 H[k-1] + 0.25 H[k+1]).
+// x and S may alias only if identical; scratch [F].
+void synth_spectrum_from_logits(const float *x, int n, int F, float *S, float *scratch);
+
+// OLA window value row of grain g of n_total (periodic Hann, first half 1 for g == 0,
+// second half 1 for g == n_total - 1): writes [l_grain].
+void synth_ola_window(int g, int n_total, int l_grain, float *w);
+
+// Uniform noise of grain g (docs/RANDOM.md domain 1): [l_grain].
+void synth_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u);
+
+// Stage 2 for one grain: y = ola_window(g, n_total) * irfft(rfft(u) * S). u [l], S [F],
+// y [l]; hann [l] the periodic Hann window; scratch: 2 * (l + 2) floats.
+void synth_grain(const RealFft &fft, const float *S, const float *u, const float *hann, int g,
+                 int n_total, float *y, float *scratch);
+
+// Number of grains overlapping each sample of the series: div [(n + 3) * hop] (l = 4 hop).
+void synth_ola_divisor(int n, int hop, int l_grain, float *div);
+
+// Stage 3: grains y [n][l] overlap-added at hop into a [(n + 3) * hop] (a is overwritten);
+// divided by the overlap count when normalize.
+void synth_overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a);
+
+// FIR (zero padding, centred: out[t] = bias + sum_k fir[k] a[t + k - taps/2]) then
+// softsign. out must not alias a.
+void synth_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
+                        float *out);
+
+}  // namespace ngs::cpu

@@ -1,0 +1,2 @@
+# CPU backend tests (engine/src/cpu).
+ngs_add_gtest(test_cpu_ops SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cpu_ops.cpp LIBS ngs_core)

@@ -1,0 +1,448 @@
+// CPU ops against naive double-precision references on fresh random inputs, on every
+// ISA path this machine supports; outputs poisoned with NaN before each call.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <cstdio>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "common/philox.h"
+#include "cpu/ops.h"
+
+using namespace ngs;
+using namespace ngs::cpu;
+
+namespace {
+
+std::mt19937 &rng() {
+  static std::mt19937 r([] {
+    const unsigned s = std::random_device{}();
+    std::printf("test_cpu_ops random seed %u\n", s);
+    return s;
+  }());
+  return r;
+}
+
+std::vector<float> rand_vec(size_t n, float lo = -1.0f, float hi = 1.0f) {
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(n);
+  for (auto &x : v) x = d(rng());
+  return v;
+}
+
+const float kNan = std::numeric_limits<float>::quiet_NaN();
+
+template <class A, class B>
+double rel_l2(const A &got, const B &want, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(got[i]) - static_cast<double>(want[i]);
+    if (!std::isfinite(static_cast<double>(got[i]))) return INFINITY;
+    num += d * d;
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+std::vector<Isa> isas() {
+  std::vector<Isa> v{Isa::kPortable};
+  if (static_cast<int>(isa_best_supported()) >= 1) v.push_back(Isa::kAvx2);
+  if (static_cast<int>(isa_best_supported()) >= 2) v.push_back(Isa::kAvx512);
+  return v;
+}
+
+struct IsaGuard {
+  Isa saved = isa_active();
+  ~IsaGuard() { isa_set(saved); }
+};
+
+double lrelu_d(double x) { return x >= 0 ? x : 0.2 * x; }
+
+}  // namespace
+
+TEST(CpuIsa, DetectsAndSets) {
+  IsaGuard g;
+  for (Isa i : isas()) {
+    EXPECT_TRUE(isa_set(i)) << isa_name(i);
+    EXPECT_EQ(isa_active(), i);
+  }
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) EXPECT_EQ(isa_best_supported(), Isa::kAvx512);
+#endif
+}
+
+TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
+  IsaGuard guard;
+  struct Shape { int m, n, k; };
+  const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {41, 512, 128}, {41, 1025, 512},
+                          {13, 33, 17}, {7, 16, 300}, {29, 47, 513},  {12, 32, 256},
+                          {100, 130, 1}};
+  for (Isa isa : isas()) {
+    for (const Shape &s : shapes) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool has_bias = variant != 1, acc = variant == 2;
+        const Act act = variant == 3 || variant == 2 ? Act::kLrelu : Act::kNone;
+        const int ldx = s.k + 3, ldy = s.n + 5;
+        auto x = rand_vec(static_cast<size_t>(s.m) * ldx);
+        auto w = rand_vec(static_cast<size_t>(s.n) * s.k);
+        auto b = rand_vec(s.n);
+        auto y0 = rand_vec(static_cast<size_t>(s.m) * ldy);
+        PackedGemm p = gemm_pack(w.data(), s.n, s.k, has_bias ? b.data() : nullptr);
+        std::vector<float> y = y0;
+        if (!acc)
+          for (int i = 0; i < s.m; ++i)
+            for (int j = 0; j < s.n; ++j) y[static_cast<size_t>(i) * ldy + j] = kNan;
+        gemm_isa(isa, p, x.data(), ldx, s.m, y.data(), ldy, act, acc);
+        std::vector<double> want, got;
+        for (int i = 0; i < s.m; ++i)
+          for (int j = 0; j < s.n; ++j) {
+            double v = has_bias ? b[j] : 0.0;
+            if (acc) v += y0[static_cast<size_t>(i) * ldy + j];
+            for (int k = 0; k < s.k; ++k)
+              v += static_cast<double>(x[static_cast<size_t>(i) * ldx + k]) * w[static_cast<size_t>(j) * s.k + k];
+            want.push_back(act == Act::kLrelu ? lrelu_d(v) : v);
+            got.push_back(y[static_cast<size_t>(i) * ldy + j]);
+          }
+        EXPECT_LT(rel_l2(got, want, got.size()), 2e-6)
+            << isa_name(isa) << " m=" << s.m << " n=" << s.n << " k=" << s.k << " v=" << variant;
+        // Padding columns between rows untouched.
+        for (int i = 0; i < s.m; ++i)
+          for (int j = s.n; j < ldy; ++j)
+            ASSERT_EQ(y[static_cast<size_t>(i) * ldy + j], y0[static_cast<size_t>(i) * ldy + j]);
+      }
+    }
+  }
+}
+
+TEST(CpuConv, MatchesReferenceOnEveryIsa) {
+  IsaGuard guard;
+  struct Case { int cin, cout, k, stride, dil, pad, l; bool in_lrelu; Act act; };
+  const Case cases[] = {{1, 16, 9, 4, 1, 4, 64, false, Act::kLrelu},
+                        {5, 7, 3, 1, 3, 3, 37, true, Act::kLrelu},
+                        {12, 12, 3, 1, 9, 9, 40, true, Act::kNone},
+                        {9, 20, 9, 4, 1, 4, 128, false, Act::kLrelu},
+                        {6, 3, 1, 1, 1, 0, 11, false, Act::kNone},
+                        {4, 5, 1, 1, 1, 0, 11, true, Act::kLrelu}};
+  for (Isa isa : isas()) {
+    isa_set(isa);
+    for (const Case &c : cases) {
+      auto w = rand_vec(static_cast<size_t>(c.cout) * c.cin * c.k);
+      auto b = rand_vec(c.cout);
+      const int ldx = c.cin + 2;
+      auto x = rand_vec(static_cast<size_t>(c.l) * ldx);
+      Conv1d cv{w.data(), b.data(), c.cout, c.cin, c.k, c.stride, c.dil, c.pad};
+      PackedConv p = conv_pack(cv);
+      const int lo = conv_out_length(p, c.l);
+      ASSERT_EQ(lo, (c.l + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1);
+      const int ldy = c.cout + 1;
+      std::vector<float> y(static_cast<size_t>(lo) * ldy, kNan);
+      std::vector<float> scratch(conv_scratch_floats(p, c.l) + 1, kNan);
+      conv1d(p, x.data(), ldx, c.l, y.data(), ldy, c.act, c.in_lrelu, scratch.data());
+      std::vector<double> want, got;
+      for (int t = 0; t < lo; ++t)
+        for (int o = 0; o < c.cout; ++o) {
+          double v = b[o];
+          for (int i = 0; i < c.cin; ++i)
+            for (int kk = 0; kk < c.k; ++kk) {
+              int pos = t * c.stride + kk * c.dil - c.pad;
+              if (pos < 0) pos = -pos;
+              if (pos >= c.l) pos = 2 * (c.l - 1) - pos;
+              double xv = x[static_cast<size_t>(pos) * ldx + i];
+              if (c.in_lrelu) xv = lrelu_d(xv);
+              v += w[(static_cast<size_t>(o) * c.cin + i) * c.k + kk] * xv;
+            }
+          want.push_back(c.act == Act::kLrelu ? lrelu_d(v) : v);
+          got.push_back(y[static_cast<size_t>(t) * ldy + o]);
+        }
+      EXPECT_LT(rel_l2(got, want, got.size()), 2e-6) << isa_name(isa) << " cin=" << c.cin;
+    }
+  }
+}
+
+TEST(CpuLayerNorm, MatchesReference) {
+  for (int n : {1, 7, 128, 513}) {
+    const int rows = 5, ld = n + 3;
+    auto x = rand_vec(static_cast<size_t>(rows) * ld, -3.0f, 2.0f);
+    auto g = rand_vec(n), b = rand_vec(n);
+    for (Act act : {Act::kNone, Act::kLrelu}) {
+      std::vector<float> y = x;
+      layernorm_rows(y.data(), rows, n, ld, g.data(), b.data(), act);
+      std::vector<double> want, got;
+      for (int r = 0; r < rows; ++r) {
+        const float *v = x.data() + static_cast<size_t>(r) * ld;
+        double mean = 0, var = 0;
+        for (int i = 0; i < n; ++i) mean += v[i];
+        mean /= n;
+        for (int i = 0; i < n; ++i) var += (v[i] - mean) * (v[i] - mean);
+        var /= n;
+        for (int i = 0; i < n; ++i) {
+          double o = (v[i] - mean) / std::sqrt(var + 1e-5) * g[i] + b[i];
+          want.push_back(act == Act::kLrelu ? lrelu_d(o) : o);
+          got.push_back(y[static_cast<size_t>(r) * ld + i]);
+        }
+      }
+      EXPECT_LT(rel_l2(got, want, got.size()), 2e-6) << "n=" << n;
+    }
+  }
+}
+
+namespace {
+
+// Double-precision PyTorch GRU/LSTM for one layer.
+void rnn_ref(RnnType type, const std::vector<float> &wih, const std::vector<float> &whh,
+             const std::vector<float> &bih, const std::vector<float> &bhh, int in, int H,
+             const std::vector<float> &x, bool constant, int steps, std::vector<double> &out) {
+  const int G = (type == RnnType::kGru ? 3 : 4) * H;
+  std::vector<double> h(H, 0.0), c(H, 0.0), gi(G), gh(G);
+  auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  out.clear();
+  for (int t = 0; t < steps; ++t) {
+    const float *xt = x.data() + static_cast<size_t>(constant ? 0 : t) * in;
+    for (int r = 0; r < G; ++r) {
+      double a = bih[r], bb = bhh[r];
+      for (int k = 0; k < in; ++k) a += static_cast<double>(wih[static_cast<size_t>(r) * in + k]) * xt[k];
+      for (int k = 0; k < H; ++k) bb += static_cast<double>(whh[static_cast<size_t>(r) * H + k]) * h[k];
+      gi[r] = a;
+      gh[r] = bb;
+    }
+    for (int j = 0; j < H; ++j) {
+      if (type == RnnType::kGru) {
+        const double r = sig(gi[j] + gh[j]), z = sig(gi[H + j] + gh[H + j]);
+        const double n = std::tanh(gi[2 * H + j] + r * gh[2 * H + j]);
+        h[j] = (1 - z) * n + z * h[j];
+      } else {
+        const double i = sig(gi[j] + gh[j]), f = sig(gi[H + j] + gh[H + j]);
+        const double g = std::tanh(gi[2 * H + j] + gh[2 * H + j]), o = sig(gi[3 * H + j] + gh[3 * H + j]);
+        c[j] = f * c[j] + i * g;
+        h[j] = o * std::tanh(c[j]);
+      }
+    }
+    out.insert(out.end(), h.begin(), h.end());
+  }
+}
+
+}  // namespace
+
+TEST(CpuRnn, GruAndLstmMatchReference) {
+  IsaGuard guard;
+  for (Isa isa : isas()) {
+    isa_set(isa);
+    for (RnnType type : {RnnType::kGru, RnnType::kLstm}) {
+      for (bool constant : {false, true}) {
+        const int in = 19, H = 24, steps = 9;
+        const int G = (type == RnnType::kGru ? 3 : 4) * H;
+        auto wih = rand_vec(static_cast<size_t>(G) * in, -0.5f, 0.5f);
+        auto whh = rand_vec(static_cast<size_t>(G) * H, -0.5f, 0.5f);
+        auto bih = rand_vec(G), bhh = rand_vec(G);
+        auto x = rand_vec(static_cast<size_t>(steps) * in);
+        RnnLayer l{wih.data(), whh.data(), bih.data(), bhh.data(), in, H};
+        PackedRnn p = rnn_pack(l, type);
+        std::vector<float> scratch(rnn_scratch_floats(p, steps), kNan);
+        const int ldo = H + 2;
+        std::vector<float> out(static_cast<size_t>(steps) * ldo, kNan), hf(H, kNan);
+        rnn_forward(p, x.data(), in, constant, steps, out.data(), ldo, hf.data(), scratch.data());
+        std::vector<double> want;
+        rnn_ref(type, wih, whh, bih, bhh, in, H, x, constant, steps, want);
+        std::vector<float> got;
+        for (int t = 0; t < steps; ++t)
+          for (int j = 0; j < H; ++j) got.push_back(out[static_cast<size_t>(t) * ldo + j]);
+        EXPECT_LT(rel_l2(got, want, got.size()), 5e-6) << isa_name(isa);
+        std::vector<double> last(want.end() - H, want.end());
+        EXPECT_LT(rel_l2(hf, last, H), 5e-6);
+      }
+    }
+  }
+}
+
+TEST(CpuFft, ForwardAndInverseMatchDft) {
+  for (int n : {4, 8, 16, 64, 256, 2048}) {
+    RealFft fft(n);
+    auto x = rand_vec(n);
+    std::vector<float> X(n + 2, kNan), scratch(fft.scratch_floats(), kNan);
+    fft.forward(x.data(), X.data(), scratch.data());
+    std::vector<double> want(n + 2);
+    const double pi = 3.14159265358979323846;
+    for (int k = 0; k <= n / 2; ++k) {
+      double re = 0, im = 0;
+      for (int t = 0; t < n; ++t) {
+        re += x[t] * std::cos(2 * pi * k * t / n);
+        im -= x[t] * std::sin(2 * pi * k * t / n);
+      }
+      want[2 * k] = re;
+      want[2 * k + 1] = im;
+    }
+    EXPECT_LT(rel_l2(X, want, n + 2), 2e-6) << "n=" << n;
+    // Inverse of a random half spectrum (imaginary parts of DC and Nyquist ignored).
+    auto Y = rand_vec(n + 2);
+    std::vector<float> y(n, kNan);
+    fft.inverse(Y.data(), y.data(), scratch.data());
+    std::vector<double> yw(n);
+    for (int t = 0; t < n; ++t) {
+      double v = Y[0] + Y[n] * ((t & 1) ? -1.0 : 1.0);
+      for (int k = 1; k < n / 2; ++k)
+        v += 2 * (Y[2 * k] * std::cos(2 * pi * k * t / n) - Y[2 * k + 1] * std::sin(2 * pi * k * t / n));
+      yw[t] = v / n;
+    }
+    EXPECT_LT(rel_l2(y, yw, n), 2e-6) << "n=" << n;
+  }
+}
+
+TEST(CpuPhilox, Random123TestVectors) {
+  struct V { uint32_t c[4]; uint32_t k[2]; uint32_t x[4]; };
+  const V v[] = {
+      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff}, {0xffffffff, 0xffffffff},
+       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344}, {0xa4093822, 0x299f31d0},
+       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}}};
+  for (const V &t : v) {
+    const uint64_t seed = t.k[0] | (static_cast<uint64_t>(t.k[1]) << 32);
+    Philox4 p = philox4x32_10(t.c[0], t.c[1], t.c[2], t.c[3], seed);
+    for (int i = 0; i < 4; ++i) EXPECT_EQ(p.x[i], t.x[i]) << i;
+  }
+}
+
+TEST(CpuSynth, NoiseIsTheDomainOneStream) {
+  const int l = 64;
+  std::vector<float> u(l, kNan);
+  const uint64_t seed = 0x123456789abcull;
+  synth_noise(seed, 7, 5, l, u.data());
+  for (int j = 0; j < l / 4; ++j) {
+    Philox4 p = philox4x32_10(j, 5, 7, 1, seed);
+    for (int i = 0; i < 4; ++i) {
+      const float want = static_cast<float>(static_cast<double>(p.x[i] >> 8) / 8388608.0 - 1.0);
+      EXPECT_EQ(u[4 * j + i], want);
+      EXPECT_GE(u[4 * j + i], -1.0f);
+      EXPECT_LT(u[4 * j + i], 1.0f);
+    }
+  }
+}
+
+namespace {
+
+// Double DFT helpers for the synthesis references.
+std::vector<std::complex<double>> dft_r(const std::vector<double> &x) {
+  const int n = static_cast<int>(x.size());
+  std::vector<std::complex<double>> X(n / 2 + 1);
+  const double pi = 3.14159265358979323846;
+  for (int k = 0; k <= n / 2; ++k)
+    for (int t = 0; t < n; ++t) X[k] += x[t] * std::polar(1.0, -2 * pi * k * t / n);
+  return X;
+}
+
+std::vector<double> idft_r(const std::vector<std::complex<double>> &X, int n) {
+  std::vector<double> y(n);
+  const double pi = 3.14159265358979323846;
+  for (int t = 0; t < n; ++t) {
+    double v = X[0].real() + X[n / 2].real() * ((t & 1) ? -1 : 1);
+    for (int k = 1; k < n / 2; ++k) v += 2 * (X[k] * std::polar(1.0, 2 * pi * k * t / n)).real();
+    y[t] = v / n;
+  }
+  return y;
+}
+
+}  // namespace
+
+// S must equal rfft(fftshift(irfft(H) * filter_window)) (MODEL_SPEC 4, decoder 3).
+TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
+  for (int l : {16, 256}) {
+    const int F = l / 2 + 1, rows = 3;
+    auto x = rand_vec(static_cast<size_t>(rows) * F, -4.0f, 4.0f);
+    std::vector<float> S(x.size(), kNan), scratch(F, kNan);
+    synth_spectrum_from_logits(x.data(), rows, F, S.data(), scratch.data());
+    const double pi = 3.14159265358979323846;
+    for (int r = 0; r < rows; ++r) {
+      std::vector<std::complex<double>> H(F);
+      for (int k = 0; k < F; ++k) {
+        const double s = 1.0 / (1.0 + std::exp(-static_cast<double>(x[r * F + k])));
+        H[k] = 2.0 * std::pow(s, std::log(10.0)) + 1e-7;
+      }
+      std::vector<double> ir = idft_r(H, l), sh(l);
+      for (int t = 0; t < l; ++t) ir[t] *= 0.5 + 0.5 * std::cos(2 * pi * t / l);  // filter_window
+      for (int t = 0; t < l; ++t) sh[(t + l / 2) % l] = ir[t];                    // fftshift
+      auto X = dft_r(sh);
+      std::vector<double> want(F);
+      double maxim = 0;
+      for (int k = 0; k < F; ++k) {
+        want[k] = X[k].real();
+        maxim = std::max(maxim, std::fabs(X[k].imag()));
+      }
+      EXPECT_LT(maxim, 1e-9);
+      EXPECT_LT(rel_l2(S.data() + r * F, want, F), 2e-6) << "l=" << l;
+    }
+  }
+}
+
+TEST(CpuSynth, GrainMatchesReference) {
+  const int l = 256, F = l / 2 + 1;
+  RealFft fft(l);
+  std::vector<float> hann(l);
+  synth_ola_window(1, 3, l, hann.data());
+  const double pi = 3.14159265358979323846;
+  for (int t = 0; t < l; ++t) ASSERT_NEAR(hann[t], 0.5 - 0.5 * std::cos(2 * pi * t / l), 1e-7);
+  for (int g : {0, 1, 4}) {
+    const int n_total = 5;
+    auto S = rand_vec(F);
+    std::vector<float> u(l);
+    synth_noise(99, 3, g, l, u.data());
+    std::vector<float> y(l, kNan), scratch(2 * (l + 2), kNan);
+    synth_grain(fft, S.data(), u.data(), hann.data(), g, n_total, y.data(), scratch.data());
+    std::vector<double> ud(u.begin(), u.end());
+    auto U = dft_r(ud);
+    for (int k = 0; k < F; ++k) U[k] *= S[k];
+    auto want = idft_r(U, l);
+    for (int t = 0; t < l; ++t) {
+      double w = 0.5 - 0.5 * std::cos(2 * pi * t / l);
+      if ((g == 0 && t < l / 2) || (g == n_total - 1 && t >= l / 2)) w = 1.0;
+      want[t] *= w;
+    }
+    EXPECT_LT(rel_l2(y, want, l), 2e-6) << "g=" << g;
+  }
+}
+
+TEST(CpuSynth, OverlapAddDivisorAndFir) {
+  const int l = 32, hop = 8;
+  for (int n : {1, 2, 5}) {
+    const int len = (n + 3) * hop;
+    auto y = rand_vec(static_cast<size_t>(n) * l);
+    std::vector<float> div(len, kNan);
+    synth_ola_divisor(n, hop, l, div.data());
+    for (bool norm : {false, true}) {
+      std::vector<float> a(len, kNan);
+      synth_overlap_add(y.data(), n, l, hop, norm, a.data());
+      std::vector<double> want(len, 0.0), cnt(len, 0.0);
+      for (int g = 0; g < n; ++g)
+        for (int i = 0; i < l; ++i) {
+          want[g * hop + i] += y[g * l + i];
+          cnt[g * hop + i] += 1;
+        }
+      for (int t = 0; t < len; ++t) {
+        ASSERT_EQ(div[t], cnt[t]);
+        if (norm) want[t] /= cnt[t];
+      }
+      EXPECT_LT(rel_l2(a, want, len), 1e-6) << "n=" << n;
+    }
+    // FIR (odd taps, centred, zero padding) + softsign.
+    auto a = rand_vec(len, -2.0f, 2.0f);
+    for (int taps : {1, 5, 65}) {
+      auto fir = rand_vec(taps);
+      const float bias = 0.3f;
+      std::vector<float> out(len, kNan);
+      synth_fir_softsign(a.data(), len, fir.data(), taps, bias, out.data());
+      std::vector<double> want(len);
+      for (int t = 0; t < len; ++t) {
+        double v = bias;
+        for (int k = 0; k < taps; ++k) {
+          const int s = t + k - taps / 2;
+          if (s >= 0 && s < len) v += static_cast<double>(fir[k]) * a[s];
+        }
+        want[t] = v / (1 + std::fabs(v));
+      }
+      EXPECT_LT(rel_l2(out, want, len), 2e-6) << "taps=" << taps;
+    }
+  }
+}
