@@ -166,6 +166,8 @@ NGS_API int ngs_model_grains_for_duration(const ngs_model *model, double seconds
 typedef struct ngs_context_params {
     int max_grains; /* longest series one call may decode/encode; 0 = 8 x the model's n_grains */
     int n_threads;  /* CPU threads used by one call; default 1 */
+    size_t max_loop_length; /* longest ngs_render_loop in samples; 0 = 10 s at the model's
+                               rate (added in 0.1.0) */
 } ngs_context_params;
 
 NGS_API ngs_context_params ngs_context_default_params(void);

@@ -1,0 +1,123 @@
+// Model and context creation, and the grain/sequence VAE processes (docs/PROCESSES.md).
+#include "engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "common/philox.h"
+#include "cuda_backend.h"
+
+namespace ngs {
+
+std::unique_ptr<ngs_model> model_create(std::unique_ptr<ModelFile> file, ngs_model_params p) {
+  auto m = std::make_unique<ngs_model>();
+  m->file = std::move(file);
+  ngs_backend b = p.backend;
+  if (b == NGS_BACKEND_AUTO) b = cuda_unavailable_reason(p.cuda_device).empty() ? NGS_BACKEND_CUDA : NGS_BACKEND_CPU;
+  if (b == NGS_BACKEND_CUDA) {
+    const std::string why = cuda_unavailable_reason(p.cuda_device);
+    if (!why.empty()) throw Error(NGS_STATUS_UNSUPPORTED, why);
+    m->decoder = make_cuda_backend(m->file->waveform, p.cuda_device);
+  } else {
+    m->decoder = cpu::make_cpu_backend(m->file->waveform);
+  }
+  m->backend = b;
+  m->encoder = std::make_unique<cpu::WaveformEncoder>(m->file->waveform);
+  if (m->file->has_latent) m->latent = std::make_unique<cpu::LatentModel>(m->file->latent);
+  return m;
+}
+
+std::unique_ptr<ngs_context> context_create(const ngs_model &m, ngs_context_params p) {
+  auto c = std::make_unique<ngs_context>();
+  c->model = &m;
+  c->max_grains = p.max_grains == 0 ? 8 * m.n_grains() : p.max_grains;
+  c->n_threads = p.n_threads;
+  c->max_loop_length =
+      p.max_loop_length == 0 ? static_cast<size_t>(10) * static_cast<size_t>(m.wc().sr) : p.max_loop_length;
+  const size_t zn = static_cast<size_t>(c->max_grains) * m.z_dim();
+  c->session = m.decoder->create_session(c->max_grains, c->n_threads);
+  c->enc_scratch.assign(m.encoder->scratch_floats(c->max_grains), 0.0f);
+  c->mu.assign(zn, 0.0f);
+  c->logvar.assign(zn, 0.0f);
+  c->z.assign(zn, 0.0f);
+  if (m.has_latent()) {
+    c->lat_scratch.assign(m.latent->scratch_floats(std::max(c->max_grains, m.n_grains())), 0.0f);
+    const size_t ed = static_cast<size_t>(m.lc().e_dim);
+    c->e0.assign(ed, 0.0f);
+    c->e1.assign(ed, 0.0f);
+    c->e.assign(ed, 0.0f);
+  }
+  c->seg_in.assign(m.audio_length(c->max_grains), 0.0f);
+  c->seg_out.assign(m.audio_length(c->max_grains), 0.0f);
+  c->track.assign(c->max_loop_length, 0.0f);
+  return c;
+}
+
+void decode(ngs_context &c, const float *z, int n, NoiseKey key, float *audio) {
+  c.session->decode(z, n, key, audio);
+}
+
+void encode(ngs_context &c, const float *audio, int n, uint64_t seed, uint32_t sequence,
+            float *mu, float *logvar, float *z) {
+  const ngs_model &m = *c.model;
+  const int zd = m.z_dim();
+  float *mu_w = mu != nullptr ? mu : c.mu.data();
+  float *lv_w = logvar != nullptr ? logvar : c.logvar.data();
+  m.encoder->encode(audio, n, mu_w, lv_w, c.enc_scratch.data());
+  if (z == nullptr) return;
+  for (int g = 0; g < n; ++g) {
+    float *zg = z + static_cast<size_t>(g) * zd;
+    philox_fill_normal(seed, kDomainEncoderEps, sequence, static_cast<uint32_t>(g), zg, zd);
+    const float *mg = mu_w + static_cast<size_t>(g) * zd;
+    const float *lg = lv_w + static_cast<size_t>(g) * zd;
+    for (int i = 0; i < zd; ++i) zg[i] = mg[i] + zg[i] * std::exp(0.5f * lg[i]);
+  }
+}
+
+void embedding_sample(const ngs_model &m, float temperature, uint64_t seed, uint32_t sequence,
+                      float *e) {
+  const int ed = m.lc().e_dim;
+  philox_fill_normal(seed, kDomainEmbedding, sequence, 0, e, ed);
+  for (int i = 0; i < ed; ++i) e[i] *= temperature;
+}
+
+void latent_decode(ngs_context &c, const float *e, int class_index, int n, float *z) {
+  c.model->latent->decode(e, c.model->lc().n_conds > 0 ? class_index : -1, n, z,
+                          c.lat_scratch.data());
+}
+
+void latent_encode(ngs_context &c, const float *z, int n, float *e_mu, float *e_logvar) {
+  c.model->latent->encode(z, n, e_mu, e_logvar, c.lat_scratch.data());
+}
+
+void render_one_shot(ngs_context &c, const float *e, int class_index, uint64_t seed,
+                     uint32_t sequence, float *audio) {
+  const int n = c.model->n_grains();
+  latent_decode(c, e, class_index, n, c.z.data());
+  decode(c, c.z.data(), n, NoiseKey{seed, sequence}, audio);
+}
+
+void sample(ngs_context &c, const ngs_sample_params &p, float *audio) {
+  const size_t len = c.model->sample_length();
+  for (int i = 0; i < p.count; ++i) {
+    const uint32_t seq = static_cast<uint32_t>(i);
+    embedding_sample(*c.model, p.temperature, p.seed, seq, c.e.data());
+    render_one_shot(c, c.e.data(), p.class_index, p.seed, seq, audio + static_cast<size_t>(i) * len);
+  }
+}
+
+void sample_interpolation(ngs_context &c, const ngs_sample_params &p, int steps, float *audio) {
+  const size_t len = c.model->sample_length();
+  const int ed = c.model->lc().e_dim;
+  embedding_sample(*c.model, p.temperature, p.seed, 0, c.e0.data());
+  embedding_sample(*c.model, p.temperature, p.seed, 1, c.e1.data());
+  for (int k = 0; k < steps; ++k) {
+    const float t = static_cast<float>(k) / static_cast<float>(steps - 1);
+    for (int i = 0; i < ed; ++i) c.e[i] = c.e0[i] + (c.e1[i] - c.e0[i]) * t;
+    render_one_shot(c, c.e.data(), p.class_index, p.seed, static_cast<uint32_t>(k),
+                    audio + static_cast<size_t>(k) * len);
+  }
+}
+
+}  // namespace ngs
