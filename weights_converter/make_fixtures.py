@@ -179,7 +179,7 @@ def render_loop(w, l, events, loop_length, seed, temperature=1.0):
         if p > 0:
             y = y / p
         y = y * ev["amplitude"]
-        start = int(math.floor(np.float32(ev["onset"]) * loop_length))
+        start = min(loop_length, int(math.floor(float(np.float32(ev["onset"])) * float(loop_length))))
         tr = tracks.setdefault(ci, np.zeros(loop_length))
         m = min(len(y), loop_length - start)
         if m > 0:
