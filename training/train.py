@@ -360,8 +360,10 @@ def stage2(args):
 # ---------------------------------------------------------------- export
 
 def export(args):
-    """Writes authors'-format Lightning checkpoints (weights only, no optimiser state) and
-    hparams yaml files with helper A's writer (weights_converter.lightning)."""
+    """Writes authors'-format Lightning checkpoints (weights and hyper-parameters, no
+    optimiser state) and their hparams yaml files with helper A's writer
+    (weights_converter.lightning): <out>/drums_{waveform,latent}.ckpt and
+    <out>/drums_{waveform,latent}_hparams.yaml."""
     from weights_converter import lightning
     out = args.out or os.path.join(args.run, "export")
     os.makedirs(out, exist_ok=True)
@@ -371,11 +373,12 @@ def export(args):
         hp["learning_rate"] = st["config"]["lr"]
         model = (WaveformVAE if stage == "stage1" else LatentVAE)(**hp)
         model.load_state_dict(st["model"])
-        ckpt = os.path.join(out, "%s.ckpt" % name)
-        yml = os.path.join(out, "hparams_%s.yaml" % name)
-        lightning.write_checkpoint(ckpt, model.state_dict(), hp, epoch=0,
-                                   global_step=st["step"], hparams_yaml=yml)
-        print("wrote", ckpt, yml)
+        ckpt = os.path.join(out, "drums_%s.ckpt" % name)
+        yml = os.path.join(out, "drums_%s_hparams.yaml" % name)
+        lightning.save_lightning_checkpoint(ckpt, model.state_dict(), hp, epoch=0,
+                                            global_step=st["step"], optimizer=False)
+        lightning.save_hparams_yaml(yml, hp)
+        print("wrote %s (%.1f MB), %s" % (ckpt, os.path.getsize(ckpt) / 1e6, yml))
 
 
 def main():
