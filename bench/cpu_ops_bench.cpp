@@ -1,0 +1,127 @@
+// Google Benchmark of the CPU ops: GEMM on decoder-sized shapes per ISA (GFLOP/s), the
+// real FFT, one grain of stage 2, and a whole drum-size decode (41 grains, l_grain 2048,
+// h 512, z 128) on random weights.
+//
+//   g++ -O2 -std=c++17 -Iengine/src -Iengine/include bench/cpu_ops_bench.cpp \
+//       build/engine/libngs_core.a -lbenchmark -lpthread -o /tmp/cpu_ops_bench
+//   /tmp/cpu_ops_bench --benchmark_filter=Gemm
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "cpu/cpu.h"
+#include "cpu/ops.h"
+
+using namespace ngs;
+using namespace ngs::cpu;
+
+namespace {
+
+std::vector<float> rnd(size_t n, float scale = 1.0f) {
+  static std::mt19937 r(1234);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  std::vector<float> v(n);
+  for (auto &x : v) x = d(r);
+  return v;
+}
+
+void BM_Gemm(benchmark::State &st) {
+  const Isa isa = static_cast<Isa>(st.range(0));
+  const int m = static_cast<int>(st.range(1)), n = static_cast<int>(st.range(2)),
+            k = static_cast<int>(st.range(3));
+  if (static_cast<int>(isa) > static_cast<int>(isa_best_supported())) {
+    st.SkipWithError("ISA not supported");
+    return;
+  }
+  auto w = rnd(static_cast<size_t>(n) * k), b = rnd(n), x = rnd(static_cast<size_t>(m) * k);
+  std::vector<float> y(static_cast<size_t>(m) * n);
+  PackedGemm p = gemm_pack(w.data(), n, k, b.data());
+  for (auto _ : st) {
+    gemm_isa(isa, p, x.data(), k, m, y.data(), n, Act::kLrelu, false);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOPs"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+  st.SetLabel(isa_name(isa));
+}
+BENCHMARK(BM_Gemm)
+    ->ArgsProduct({{0, 1, 2}, {41}, {512, 1025}, {128, 512}})
+    ->Args({2, 400, 1025, 512})
+    ->Args({1, 400, 1025, 512});
+
+void BM_RealFft(benchmark::State &st) {
+  const int n = static_cast<int>(st.range(0));
+  RealFft fft(n);
+  auto x = rnd(n);
+  std::vector<float> X(n + 2), y(n), s(fft.scratch_floats());
+  for (auto _ : st) {
+    fft.forward(x.data(), X.data(), s.data());
+    fft.inverse(X.data(), y.data(), s.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetLabel("forward + inverse");
+}
+BENCHMARK(BM_RealFft)->Arg(1024)->Arg(2048);
+
+struct DrumDecoder {
+  WaveformWeights w;
+  std::vector<std::vector<float>> store;
+  const float *add(std::vector<float> v) {
+    store.push_back(std::move(v));
+    return store.back().data();
+  }
+  DrumDecoder() {
+    WaveformConfig &c = w.cfg;
+    c.sr = 22050; c.l_grain = 2048; c.hop = 512; c.n_grains = 41; c.z_dim = 128; c.h_dim = 512;
+    c.channels = 128; c.kernel_size = 9; c.n_convs = 3; c.stride = 4; c.n_linears = 3;
+    c.pp_chans = 5; c.pp_ker = 65; c.normalize_ola = true;
+    int in = c.z_dim;
+    for (int i = 0; i < c.n_linears; ++i) {
+      Linear l{add(rnd(static_cast<size_t>(c.h_dim) * in, 1.0f / std::sqrt(in))), add(rnd(c.h_dim, 0.1f)), c.h_dim, in};
+      w.dec_lin.push_back(l);
+      in = c.h_dim;
+    }
+    const int F = c.filter_size();
+    w.dec_out = Linear{add(rnd(static_cast<size_t>(F) * in, 1.0f / std::sqrt(in))), add(rnd(F, 0.1f)), F, in};
+    w.pp_fir = add(rnd(c.pp_ker, 0.1f));
+    w.pp_bias = 0.01f;
+  }
+};
+
+void BM_DecodeDrum(benchmark::State &st) {
+  DrumDecoder d;
+  auto backend = make_cpu_backend(d.w);
+  auto session = backend->create_session(41, 1);
+  auto z = rnd(41 * 128);
+  std::vector<float> audio(44 * 512);
+  for (auto _ : st) {
+    session->decode(z.data(), 41, NoiseKey{7, 0}, audio.data());
+    benchmark::DoNotOptimize(audio.data());
+  }
+  st.SetLabel(isa_name(isa_active()));
+}
+BENCHMARK(BM_DecodeDrum)->Unit(benchmark::kMillisecond);
+
+void BM_DecodeDrumStages(benchmark::State &st) {
+  DrumDecoder d;
+  auto backend = make_cpu_backend(d.w);
+  auto session = backend->create_session(41, 1);
+  auto z = rnd(41 * 128);
+  std::vector<float> S(41 * 1025), y(41 * 2048), audio(44 * 512);
+  session->spectrum(z.data(), 41, S.data());
+  session->grains(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
+  const int stage = static_cast<int>(st.range(0));
+  for (auto _ : st) {
+    if (stage == 1) session->spectrum(z.data(), 41, S.data());
+    if (stage == 2) session->grains(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
+    if (stage == 3) session->overlap_add(y.data(), 41, audio.data(), false);
+    benchmark::ClobberMemory();
+  }
+  st.SetLabel(stage == 1 ? "spectrum" : stage == 2 ? "grains" : "overlap_add+fir");
+}
+BENCHMARK(BM_DecodeDrumStages)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
