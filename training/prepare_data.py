@@ -74,11 +74,19 @@ def instrument_class(name, filename):
     return cls if matched else None
 
 
-def scan_kits(root=DRUMKITS):
+# Kits left out by default: their share-alike licences (CC-BY-SA-3.0) cannot be combined
+# with the GPL-2 of most other kits in one derived work, so a model trained on both could
+# not be distributed under one licence (see models/README.md, Licence).
+EXCLUDED_KITS = ("BJA_Pacific", "circAfrique v4")
+
+
+def scan_kits(root=DRUMKITS, exclude=EXCLUDED_KITS):
     """Returns a list of (path, class, kit, instrument) without duplicates."""
     items, seen = [], set()
     for xml_path in sorted(glob.glob(os.path.join(root, "*", "drumkit.xml"))):
         kit_dir = os.path.dirname(xml_path)
+        if os.path.basename(kit_dir) in exclude:
+            continue
         tree = ET.parse(xml_path).getroot()
         ns = tree.tag.split("}")[0] + "}" if tree.tag.startswith("{") else ""
         for ins in tree.iter(ns + "instrument"):
@@ -142,12 +150,16 @@ def main():
     ap.add_argument("--n_grains", type=int, default=41)
     ap.add_argument("--test_frac", type=float, default=0.15)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--exclude_kits", default=",".join(EXCLUDED_KITS),
+                    help="comma-separated kit folder names to leave out (default: the "
+                    "CC-BY-SA kits, see EXCLUDED_KITS)")
     args = ap.parse_args()
+    exclude = tuple(k for k in args.exclude_kits.split(",") if k)
 
     if not os.path.isdir(args.root):
         sys.exit("no drum kits at %s: install the Debian package hydrogen-drumkits" % args.root)
     tar_l = (args.n_grains + 3) * args.l_grain // 4
-    items = scan_kits(args.root)
+    items = scan_kits(args.root, exclude)
     audio, labels, paths = [], [], []
     for path, cls, kit, name in items:
         x, sr_in = read_audio(path)
@@ -184,6 +196,8 @@ def main():
     meta = {"classes": CLASSES, "counts": counts, "sr": args.sr, "tar_l": tar_l,
             "l_grain": args.l_grain, "n_grains": args.n_grains, "seed": args.seed,
             "test_frac": args.test_frac, "n_files": len(labels),
+            "excluded_kits": list(exclude),
+            "kits": sorted({p.split(os.sep)[0] for p in paths}),
             "files": [{"path": p, "class": CLASSES[l], "split": "test" if s else "train"}
                       for p, l, s in zip(paths, labels.tolist(), split.tolist())]}
     with open(os.path.splitext(args.out)[0] + "_counts.json", "w") as f:
