@@ -105,6 +105,10 @@ int main(int argc, char **argv) {
   bench->add_flag("--json", bo.json, "Print JSON");
   bench->add_option("--seconds", bo.seconds, "Measuring time per case")->capture_default_str();
 
+  if (argc == 1) {
+    std::fprintf(stderr, "%s", app.help().c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp &e) {
