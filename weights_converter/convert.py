@@ -113,9 +113,9 @@ def check_latent_hparams(hp, w_hp=None):
         probs.append("latent hparams: classes must be a list of names, found %r" % (cl,))
     else:
         hp["classes"] = list(cl)
-    if w_hp is not None and not probs:
+    if w_hp is not None:
         for k in ("z_dim", "n_grains"):
-            if hp[k] != w_hp.get(k):
+            if _is_int(hp[k]) and hp[k] != w_hp.get(k):
                 probs.append("latent hparams: %s = %r differs from the waveform model's %r"
                              % (k, hp[k], w_hp.get(k)))
     return hp, probs
