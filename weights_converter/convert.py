@@ -414,9 +414,16 @@ def _sha256(path):
 
 def _read_yaml(path, what):
     import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # yaml.dump of a tuple writes !!python/tuple; read it as a list, run nothing
+    Loader.add_constructor("tag:yaml.org,2002:python/tuple",
+                           lambda loader, node: loader.construct_sequence(node))
     try:
         with open(path) as f:
-            d = yaml.safe_load(f)
+            d = yaml.load(f, Loader=Loader)
     except OSError as e:
         raise ConversionError(["%s: cannot read %s: %s" % (what, path, e)]) from None
     except yaml.YAMLError as e:

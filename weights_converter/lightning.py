@@ -76,7 +76,18 @@ def _rebuild_parameter(data, requires_grad=False, backward_hooks=None, *state):
     return data
 
 
+class _ParameterType:
+    """Stand-in for torch.nn.Parameter as a `new_type` of _rebuild_from_type_v2."""
+
+
+def _rebuild_from_type_v2(func, new_type, args, state):
+    # func was itself resolved through the allow-list, so this only rebuilds tensors
+    return func(*args)
+
+
 ALLOWED_GLOBALS = {
+    ("torch._tensor", "_rebuild_from_type_v2"): _rebuild_from_type_v2,
+    ("torch.nn.parameter", "Parameter"): _ParameterType,
     ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
     ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
