@@ -61,6 +61,9 @@ def main(argv=None):
     except ConversionError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
+    except OSError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 1
     t1 = time.perf_counter()
     nbytes = sum(v.nbytes for v in tensors.values())
     print("wrote %s: %d tensors, %.1f MB of %s weights, in %.2f s"

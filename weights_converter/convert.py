@@ -376,12 +376,19 @@ ALWAYS_F32 = ("w.pp.bias",)
 
 
 def cast_tensors(folded, dtype):
+    """Casts the folded float64 tensors to the file's dtype; refuses values that do not
+    fit (e.g. |w| > 65504 in fp16, which BatchNorm folding can produce)."""
     out = collections.OrderedDict()
+    probs = []
     for k, v in folded.items():
-        if dtype == "fp16" and k not in ALWAYS_F32:
-            out[k] = v.astype(np.float16)
-        else:
-            out[k] = v.astype(np.float32)
+        t = np.float16 if (dtype == "fp16" and k not in ALWAYS_F32) else np.float32
+        with np.errstate(over="ignore"):
+            out[k] = v.astype(t)
+        if not np.all(np.isfinite(out[k])):
+            probs.append("%s: folded values up to %.3g do not fit in %s"
+                         % (k, float(np.max(np.abs(v))), "fp16" if t == np.float16 else "fp32"))
+    if probs:
+        raise ConversionError(probs + (["use --dtype fp32"] if dtype == "fp16" else []))
     return out
 
 

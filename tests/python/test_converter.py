@@ -405,3 +405,18 @@ def test_drum_size_model_converts_fast(tmp_path):
     assert t["w.enc.lin.0.weight"].shape == (512, 128 * 32)
     assert t["l.dec_rnn.0.w_hh"].shape == (4 * 512, 512)
     assert t["l.dec_e.0.weight"].shape == (512, 256 + 7)
+
+
+def test_fp16_overflow_is_refused(tmp_path, small):
+    w_sd, w_hp, _, _ = small
+    sd = dict(w_sd)
+    sd["decoder_linears.0.block.1.running_var"] = np.full(48, 1e-12, np.float32)  # huge BN scale
+    sd["decoder_linears.0.block.0.weight"] = sd["decoder_linears.0.block.0.weight"] * 1000
+    ck, y = _write(tmp_path, sd, w_hp)
+    e = _refuse(tmp_path, ck, y, dtype="fp16")
+    assert any(p.startswith("w.dec.lin.0.weight: folded values") for p in e.problems), e.problems
+    CV.convert(str(tmp_path / "ok.safetensors"), ck, y)  # fine in fp32
+    p = subprocess.run([PY, "-m", "weights_converter", "--waveform-ckpt", ck, "--waveform-hparams", y,
+                        "-o", str(tmp_path / "no" / "such" / "dir.safetensors")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and "No such file or directory" in p.stderr and "Traceback" not in p.stderr
