@@ -1,0 +1,21 @@
+// The CUDA backend (backend.h) with its options; cuda_backend.h has the plain entry points.
+#pragma once
+
+#include <memory>
+
+#include "backend.h"
+#include "weights.h"
+
+namespace ngs::cuda {
+
+struct BackendOptions {
+  bool fp16_weights = false;  // keep a half copy of the MLP weights and use it
+  bool use_graphs = true;     // capture the whole decode in a CUDA Graph per request size
+};
+
+// Throws ngs::Error (NGS_STATUS_UNSUPPORTED when no usable device, NGS_STATUS_BACKEND_ERROR
+// on a CUDA failure, NGS_STATUS_BAD_MODEL for weights the kernels cannot run).
+std::unique_ptr<DecoderBackend> make_backend(const WaveformWeights &w, int device,
+                                             const BackendOptions &options);
+
+}  // namespace ngs::cuda

@@ -1,0 +1,124 @@
+// x_{l+1} = LReLU(W_l x_l + b_l) (BN folded), h = W_o x + b_o, H = 2 sigmoid(h)^ln10 + 1e-7,
+// S[k] = (-1)^k (H[k]/2 + (H[k-1] + H[k+1])/4); z [n][z_dim], W [out][in], S [n][F].
+// One block = a tile of T grains kept in shared memory; a warp per output row, lanes
+// stride the row (coalesced weight reads from global/L2), one shuffle reduction per grain.
+#include "decoder_mlp.cuh"
+
+namespace ngs::cuda {
+
+namespace {
+
+constexpr int kMlpThreads = 256;
+constexpr size_t kMlpSmemLimit = 48 * 1024;
+
+int mlp_ld(const MlpDevice &m) {  // stride of the hidden activations
+  int ld = 0;
+  for (int l = 0; l < m.n_layers; ++l) ld = ld > m.dims[l] ? ld : m.dims[l];
+  return ld;
+}
+
+size_t mlp_smem_bytes(const MlpDevice &m, int tile) {
+  const int F = m.dims[m.n_layers];
+  return sizeof(float) * static_cast<size_t>(tile) * (2 * mlp_ld(m) + F);
+}
+
+}  // namespace
+
+template <int T, bool kHalf>
+static __global__ void __launch_bounds__(kMlpThreads)
+    decoder_mlp_kernel(MlpDevice m, int ld, const float *__restrict__ z, int n,
+                       float *__restrict__ S) {
+  NGS_DYNAMIC_SHARED(float, smem);
+  float *buf[2] = {smem, smem + T * ld};
+  float *H = smem + 2 * T * ld;  // [T][F]
+  const int F = m.dims[m.n_layers];
+  const int z_dim = m.dims[0];
+  const int g0 = blockIdx.x * T;
+  const int nt = n - g0 < T ? n - g0 : T;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n_warps = blockDim.x >> 5;
+
+  for (int i = tid; i < T * z_dim; i += blockDim.x) {
+    const int t = i / z_dim, k = i - t * z_dim;
+    buf[0][t * ld + k] = t < nt ? z[static_cast<size_t>(g0 + t) * z_dim + k] : 0.0f;
+  }
+  __syncthreads();
+
+  int cur = 0;
+  for (int l = 0; l < m.n_layers; ++l) {
+    const int din = m.dims[l], dout = m.dims[l + 1];
+    const bool last = l == m.n_layers - 1;
+    const float *x = buf[cur];
+    float *y = last ? H : buf[cur ^ 1];
+    const int ldy = last ? F : ld;
+    const float *bias = m.b[l];
+    for (int o = warp; o < dout; o += n_warps) {
+      float acc[T];
+#pragma unroll
+      for (int t = 0; t < T; ++t) acc[t] = 0.0f;
+      const size_t row = static_cast<size_t>(o) * din;
+      for (int i = lane; i < din; i += 32) {
+        const float wv = kHalf ? load_weight(m.w_half[l], row + i) : load_weight(m.w[l], row + i);
+#pragma unroll
+        for (int t = 0; t < T; ++t) acc[t] = fmaf(wv, x[t * ld + i], acc[t]);
+      }
+#pragma unroll
+      for (int t = 0; t < T; ++t) acc[t] = warp_sum(acc[t]);
+      if (lane < T) {
+        float v = 0.0f;
+#pragma unroll
+        for (int t = 0; t < T; ++t)
+          if (t == lane) v = acc[t];
+        v += bias[o];
+        if (last) {
+          const float sig = 1.0f / (1.0f + expf(-v));
+          v = 2.0f * powf(sig, 2.30258509299404568402f) + 1e-7f;  // mod_sigmoid
+        } else {
+          v = v > 0.0f ? v : 0.2f * v;
+        }
+        y[lane * ldy + o] = v;
+      }
+    }
+    __syncthreads();
+    cur ^= 1;
+  }
+
+  // Window identity: S[k] = (-1)^k (H[k]/2 + (H[k-1] + H[k+1])/4), H[-1] = H[1],
+  // H[F] = H[F-2].
+  for (int i = tid; i < nt * F; i += blockDim.x) {
+    const int t = i / F, k = i - t * F;
+    const float *h = H + t * F;
+    const float hm = h[k == 0 ? 1 : k - 1];
+    const float hp = h[k == F - 1 ? F - 2 : k + 1];
+    const float s = 0.5f * h[k] + 0.25f * (hm + hp);
+    S[static_cast<size_t>(g0 + t) * F + k] = (k & 1) ? -s : s;
+  }
+}
+
+int decoder_mlp_tile(const MlpDevice &mlp) {
+  for (int t = 8; t > 1; t /= 2)
+    if (mlp_smem_bytes(mlp, t) <= kMlpSmemLimit) return t;
+  return 1;
+}
+
+template <int T>
+static void decoder_mlp_launch_tile(const MlpDevice &m, const float *z, int n, float *S,
+                                    cudaStream_t stream) {
+  const dim3 grid(ceil_div(n, T)), block(kMlpThreads);
+  const size_t smem = mlp_smem_bytes(m, T);
+  auto *kernel = m.half ? decoder_mlp_kernel<T, true> : decoder_mlp_kernel<T, false>;
+  NGS_LAUNCH(kernel, grid, block, smem, stream)(m, mlp_ld(m), z, n, S);
+  NGS_CUDA_CHECK_LAUNCH();
+}
+
+void decoder_mlp_launch(const MlpDevice &mlp, const float *z, int n, float *S,
+                        cudaStream_t stream) {
+  if (n <= 0) return;
+  switch (decoder_mlp_tile(mlp)) {
+    case 8: decoder_mlp_launch_tile<8>(mlp, z, n, S, stream); break;
+    case 4: decoder_mlp_launch_tile<4>(mlp, z, n, S, stream); break;
+    case 2: decoder_mlp_launch_tile<2>(mlp, z, n, S, stream); break;
+    default: decoder_mlp_launch_tile<1>(mlp, z, n, S, stream); break;
+  }
+}
+
+}  // namespace ngs::cuda

@@ -1,0 +1,612 @@
+// The CUDA emulation runtime: block scheduler (threads as fibers with their own stacks,
+// barriers and warp operations) and the host-memory runtime API subset of cuda_emu.h.
+#include "emu/cuda_emu.h"
+
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define NGS_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NGS_EMU_ASAN 1
+#endif
+#endif
+
+#ifdef NGS_EMU_ASAN
+extern "C" void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom,
+                                               size_t size);
+extern "C" void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                                size_t *size_old);
+#endif
+
+// Context switch between fibers: saves the callee-saved registers, MXCSR and the x87
+// control word on the current stack, stores its stack pointer in *save_sp and resumes
+// the context whose stack pointer is new_sp. (swapcontext makes a signal-mask system
+// call per switch; this is 50x faster, which matters with a switch per shuffle.)
+#if !defined(__x86_64__)
+#error "the CUDA emulation's fiber switch is written for x86-64"
+#endif
+asm(R"(
+.text
+.globl ngs_emu_switch_ctx
+.hidden ngs_emu_switch_ctx
+.type ngs_emu_switch_ctx,@function
+ngs_emu_switch_ctx:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+.size ngs_emu_switch_ctx, .-ngs_emu_switch_ctx
+)");
+extern "C" void ngs_emu_switch_ctx(void **save_sp, void *new_sp);
+
+namespace ngs_emu {
+
+thread_local ThreadCtx *g_current = nullptr;
+
+struct Stream {
+  bool capturing = false;
+  std::vector<std::function<void()>> ops;
+};
+struct Graph {
+  std::vector<std::function<void()>> ops;
+};
+struct GraphExec {
+  std::vector<std::function<void()>> ops;
+};
+
+namespace {
+
+#ifdef NGS_EMU_ASAN
+constexpr size_t kStackBytes = 512 * 1024;
+#else
+constexpr size_t kStackBytes = 128 * 1024;
+#endif
+
+enum class State { kReady, kBarrier, kWarp, kDone };
+
+struct Fiber {
+  void *sp = nullptr;  // saved stack pointer while switched out
+  unsigned char *stack = nullptr;
+  ThreadCtx tc;
+  State state = State::kReady;
+  // __syncthreads bookkeeping
+  const char *bar_file = nullptr;
+  int bar_line = 0;
+  long bar_count = 0;
+  // pending warp operation
+  const char *warp_what = nullptr;
+  unsigned warp_mask = 0;
+  uint64_t deposit = 0;
+  int src = 0;
+  bool is_vote = false;
+  uint64_t result = 0;
+  void *fake_stack = nullptr;
+};
+
+// One mmap'ed stack per thread slot, kept across launches (guard page below).
+struct StackPool {
+  std::vector<unsigned char *> stacks;
+  ~StackPool() {
+    for (auto *s : stacks) munmap(s - 4096, kStackBytes + 4096);
+  }
+  unsigned char *get(size_t i) {
+    while (stacks.size() <= i) {
+      void *m = mmap(nullptr, kStackBytes + 4096, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (m == MAP_FAILED) throw Error("CUDA emulation: cannot map a fiber stack");
+      mprotect(m, 4096, PROT_NONE);
+      stacks.push_back(static_cast<unsigned char *>(m) + 4096);
+    }
+    return stacks[i];
+  }
+};
+
+struct BlockRun {
+  std::vector<Fiber> fibers;
+  void *sched_sp = nullptr;
+  Fiber *running = nullptr;
+  const std::function<void()> *body = nullptr;
+  std::string error;
+  const void *main_bottom = nullptr;
+  size_t main_size = 0;
+};
+
+thread_local BlockRun *g_run = nullptr;
+thread_local StackPool g_stacks;
+thread_local cudaError_t g_last_error = cudaSuccess;
+std::mutex g_attr_mutex;
+std::map<const void *, int> g_max_dyn_smem;
+int g_capturing = 0;
+
+void switch_to_scheduler(Fiber &f) {
+  BlockRun &r = *g_run;
+#ifdef NGS_EMU_ASAN
+  __sanitizer_start_switch_fiber(&f.fake_stack, r.main_bottom, r.main_size);
+#endif
+  ngs_emu_switch_ctx(&f.sp, r.sched_sp);
+#ifdef NGS_EMU_ASAN
+  __sanitizer_finish_switch_fiber(f.fake_stack, &r.main_bottom, &r.main_size);
+#endif
+  g_current = &f.tc;
+}
+
+extern "C" void ngs_emu_fiber_main() {
+  BlockRun &r = *g_run;
+  Fiber &f = *r.running;
+#ifdef NGS_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &r.main_bottom, &r.main_size);
+#endif
+  g_current = &f.tc;
+  try {
+    (*r.body)();
+  } catch (const std::exception &e) {
+    if (r.error.empty()) r.error = e.what();
+  } catch (...) {
+    if (r.error.empty()) r.error = "unknown exception in a kernel thread";
+  }
+  f.state = State::kDone;
+  g_current = nullptr;
+#ifdef NGS_EMU_ASAN
+  __sanitizer_start_switch_fiber(nullptr, r.main_bottom, r.main_size);
+#endif
+  void *dead_sp = nullptr;
+  ngs_emu_switch_ctx(&dead_sp, r.sched_sp);  // never resumed
+  __builtin_unreachable();
+}
+
+std::string thread_name(const Fiber &f) {
+  const uint3 t = f.tc.thread_idx, b = f.tc.block->block_idx;
+  return "thread (" + std::to_string(t.x) + "," + std::to_string(t.y) + "," +
+         std::to_string(t.z) + ") of block (" + std::to_string(b.x) + "," +
+         std::to_string(b.y) + "," + std::to_string(b.z) + ")";
+}
+
+std::string site(const char *file, int line) {
+  return std::string(file ? file : "?") + ":" + std::to_string(line);
+}
+
+// Runs one block to completion; throws Error on a barrier or warp-operation misuse.
+void run_block(BlockRun &r, BlockCtx &bc, unsigned n_threads) {
+  r.fibers.assign(n_threads, Fiber{});
+  for (unsigned i = 0; i < n_threads; ++i) {
+    Fiber &f = r.fibers[i];
+    f.tc.linear = i;
+    f.tc.block = &bc;
+    const unsigned bx = bc.block_dim.x, by = bc.block_dim.y;
+    f.tc.thread_idx = uint3{i % bx, (i / bx) % by, i / (bx * by)};
+    // Initial frame, popped by the first switch: MXCSR/x87 control word, r15..rbp, the
+    // return address (the fiber entry) and an empty slot, so the entry sees rsp = 8 mod 16.
+    f.stack = g_stacks.get(i);
+    uintptr_t top = reinterpret_cast<uintptr_t>(f.stack + kStackBytes) & ~uintptr_t(15);
+    uint64_t *frame = reinterpret_cast<uint64_t *>(top) - 9;
+    frame[0] = 0x1F80u | (uint64_t{0x037Fu} << 32);  // MXCSR default, x87 control word
+    for (int k = 1; k <= 6; ++k) frame[k] = 0;        // r15 r14 r13 r12 rbx rbp
+    frame[7] = reinterpret_cast<uint64_t>(&ngs_emu_fiber_main);
+    frame[8] = 0;
+    f.sp = frame;
+  }
+  const unsigned n_warps = (n_threads + 31) / 32;
+  for (;;) {
+    bool ran = false;
+    for (auto &f : r.fibers) {
+      if (f.state != State::kReady) continue;
+      ran = true;
+      r.running = &f;
+      void *fake = nullptr;
+#ifdef NGS_EMU_ASAN
+      __sanitizer_start_switch_fiber(&fake, f.stack, kStackBytes);
+#endif
+      ngs_emu_switch_ctx(&r.sched_sp, f.sp);
+#ifdef NGS_EMU_ASAN
+      __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+      (void)fake;
+      g_current = nullptr;
+      if (!r.error.empty()) throw Error(r.error);
+    }
+    if (ran) continue;
+    // Nobody runnable: resolve warp operations first.
+    bool released = false;
+    for (unsigned w = 0; w < n_warps; ++w) {
+      const unsigned lo = 32 * w, hi = std::min(n_threads, lo + 32);
+      unsigned live = 0, waiting = 0;
+      for (unsigned i = lo; i < hi; ++i) {
+        if (r.fibers[i].state != State::kDone) live |= 1u << (i - lo);
+        if (r.fibers[i].state == State::kWarp) waiting |= 1u << (i - lo);
+      }
+      if (!waiting || waiting != live) continue;
+      const Fiber &first = r.fibers[lo + __builtin_ctz(waiting)];
+      unsigned ballot = 0;
+      for (unsigned i = lo; i < hi; ++i) {
+        const Fiber &f = r.fibers[i];
+        if (f.state != State::kWarp) continue;
+        if (f.warp_what != first.warp_what || f.is_vote != first.is_vote)
+          throw Error("CUDA emulation: lanes of a warp are in different warp operations (" +
+                      std::string(first.warp_what) + " vs " + f.warp_what + ") at " +
+                      thread_name(f));
+        if (f.warp_mask != live)
+          throw Error("CUDA emulation: " + std::string(f.warp_what) + " mask " +
+                      std::to_string(f.warp_mask) + " differs from the warp's live lanes " +
+                      std::to_string(live) + " at " + thread_name(f));
+        if (f.is_vote && f.deposit) ballot |= 1u << (i - lo);
+      }
+      for (unsigned i = lo; i < hi; ++i) {
+        Fiber &f = r.fibers[i];
+        if (f.state != State::kWarp) continue;
+        if (f.is_vote) {
+          f.result = ballot;
+        } else {
+          const int s = f.src;
+          if (s < 0 || s >= 32 || !((live >> s) & 1u))
+            throw Error("CUDA emulation: " + std::string(f.warp_what) + " reads lane " +
+                        std::to_string(s) + " which does not take part, at " + thread_name(f));
+          f.result = r.fibers[lo + s].deposit;
+        }
+        f.state = State::kReady;
+      }
+      released = true;
+    }
+    if (released) continue;
+    // Then the block barrier.
+    unsigned n_done = 0, n_bar = 0, n_warp = 0;
+    const Fiber *at_bar = nullptr, *done = nullptr, *in_warp = nullptr;
+    for (const auto &f : r.fibers) {
+      if (f.state == State::kDone) {
+        ++n_done;
+        done = &f;
+      } else if (f.state == State::kBarrier) {
+        ++n_bar;
+        if (!at_bar) at_bar = &f;
+      } else if (f.state == State::kWarp) {
+        ++n_warp;
+        in_warp = &f;
+      }
+    }
+    if (n_done == n_threads) {
+      for (const auto &f : r.fibers)
+        if (f.bar_count != r.fibers[0].bar_count)
+          throw Error("CUDA emulation: divergent __syncthreads(): " + thread_name(f) +
+                      " passed " + std::to_string(f.bar_count) + " barriers, " +
+                      thread_name(r.fibers[0]) + " " + std::to_string(r.fibers[0].bar_count));
+      return;
+    }
+    if (n_warp)
+      throw Error("CUDA emulation: deadlock: " + thread_name(*in_warp) + " waits in " +
+                  in_warp->warp_what + " for lanes that are at __syncthreads() or exited");
+    if (n_done)
+      throw Error("CUDA emulation: divergent __syncthreads() at " +
+                  site(at_bar->bar_file, at_bar->bar_line) + ": " + std::to_string(n_bar) +
+                  " threads wait but " + std::to_string(n_done) + " exited (e.g. " +
+                  thread_name(*done) + ")");
+    for (const auto &f : r.fibers)
+      if (f.bar_line != at_bar->bar_line || std::strcmp(f.bar_file, at_bar->bar_file) != 0)
+        throw Error("CUDA emulation: divergent __syncthreads(): " + thread_name(*at_bar) +
+                    " waits at " + site(at_bar->bar_file, at_bar->bar_line) + ", " +
+                    thread_name(f) + " at " + site(f.bar_file, f.bar_line));
+    for (auto &f : r.fibers) f.state = State::kReady;
+  }
+}
+
+Fiber &current_fiber(const char *what) {
+  if (!g_run || !g_run->running || !g_current)
+    throw Error(std::string("CUDA emulation: ") + what + " called outside a kernel");
+  return *g_run->running;
+}
+
+}  // namespace
+
+void syncthreads(const char *file, int line) {
+  Fiber &f = current_fiber("__syncthreads()");
+  f.state = State::kBarrier;
+  f.bar_file = file;
+  f.bar_line = line;
+  ++f.bar_count;
+  switch_to_scheduler(f);
+}
+
+uint64_t warp_exchange(unsigned mask, uint64_t bits, int src, const char *what) {
+  Fiber &f = current_fiber(what);
+  f.state = State::kWarp;
+  f.warp_what = what;
+  f.warp_mask = mask;
+  f.deposit = bits;
+  f.src = src;
+  f.is_vote = false;
+  switch_to_scheduler(f);
+  return f.result;
+}
+
+unsigned warp_ballot(unsigned mask, bool pred, const char *what) {
+  Fiber &f = current_fiber(what);
+  f.state = State::kWarp;
+  f.warp_what = what;
+  f.warp_mask = mask;
+  f.deposit = pred ? 1u : 0u;
+  f.is_vote = true;
+  switch_to_scheduler(f);
+  return static_cast<unsigned>(f.result);
+}
+
+void *dynamic_shared(size_t) {
+  ThreadCtx &t = current();
+  return t.block->dynamic_smem;
+}
+
+void set_max_dynamic_smem(const void *func, int bytes) {
+  std::lock_guard<std::mutex> lock(g_attr_mutex);
+  g_max_dyn_smem[func] = bytes;
+}
+
+namespace {
+void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *name,
+              const std::function<void()> &body) {
+  (void)func;
+  if (g_run) throw Error("CUDA emulation: kernel launch from inside a kernel");
+  const unsigned n_threads = block.x * block.y * block.z;
+  BlockRun r;
+  r.body = &body;
+  BlockCtx bc;
+  bc.block_dim = block;
+  bc.grid_dim = grid;
+  g_run = &r;
+  try {
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) {
+          bc.block_idx = uint3{x, y, z};
+          // Fresh dynamic shared memory of exactly `smem` bytes per block, filled with a
+          // NaN pattern (shared memory is not initialised on a device).
+          bc.dynamic_smem = smem ? static_cast<unsigned char *>(std::malloc(smem)) : nullptr;
+          if (smem) std::memset(bc.dynamic_smem, 0xff, smem);
+          try {
+            run_block(r, bc, n_threads);
+          } catch (...) {
+            std::free(bc.dynamic_smem);
+            throw;
+          }
+          std::free(bc.dynamic_smem);
+        }
+  } catch (const Error &e) {
+    g_run = nullptr;
+    g_current = nullptr;
+    throw Error(std::string(e.what()) + " [kernel " + name + "]");
+  }
+  g_run = nullptr;
+  g_current = nullptr;
+}
+}  // namespace
+
+void launch(const void *func, dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+            const char *name, std::function<void()> body) {
+  const unsigned long long n_threads =
+      static_cast<unsigned long long>(block.x) * block.y * block.z;
+  size_t smem_limit = kDefaultDynamicSmem;
+  {
+    std::lock_guard<std::mutex> lock(g_attr_mutex);
+    auto it = g_max_dyn_smem.find(func);
+    if (it != g_max_dyn_smem.end()) smem_limit = static_cast<size_t>(it->second);
+  }
+  if (n_threads == 0 || n_threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
+      grid.z == 0 || grid.y > 65535 || grid.z > 65535 || smem > smem_limit) {
+    g_last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  if (s && s->capturing) {
+    s->ops.push_back([=]() { run_grid(func, grid, block, smem, name, body); });
+    return;
+  }
+  run_grid(func, grid, block, smem, name, body);
+}
+
+}  // namespace ngs_emu
+
+using ngs_emu::g_capturing;
+using ngs_emu::g_last_error;
+
+const char *cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+  }
+  return "unknown error";
+}
+const char *cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+cudaError_t cudaGetLastError() {
+  cudaError_t e = g_last_error;
+  g_last_error = cudaSuccess;
+  return e;
+}
+cudaError_t cudaPeekAtLastError() { return g_last_error; }
+cudaError_t cudaGetDeviceCount(int *n) {
+  if (!n) return cudaErrorInvalidValue;
+  *n = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaGetDevice(int *d) {
+  if (!d) return cudaErrorInvalidValue;
+  *d = 0;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
+  if (!p || d != 0) return cudaErrorInvalidValue;
+  std::memset(p, 0, sizeof(*p));
+  std::strcpy(p->name, "ngs CUDA emulation (CPU)");
+  p->major = 9;
+  p->minor = 0;
+  p->multiProcessorCount = 1;
+  p->sharedMemPerBlock = ngs_emu::kDefaultDynamicSmem;
+  p->sharedMemPerBlockOptin = ngs_emu::kMaxDynamicSmemOptin;
+  p->totalGlobalMem = size_t(1) << 32;
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaMalloc(void **p, size_t bytes) {
+  if (!p) return cudaErrorInvalidValue;
+  *p = std::malloc(bytes ? bytes : 1);
+  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void *p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaMalloc(p, bytes); }
+cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
+  if (g_capturing) return cudaErrorStreamCaptureUnsupported;
+  if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
+  if (bytes) std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
+                            cudaStream_t s) {
+  if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
+  if (s && s->capturing) {
+    s->ops.push_back([=]() {
+      if (bytes) std::memcpy(dst, src, bytes);
+    });
+    return cudaSuccess;
+  }
+  if (bytes) std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemset(void *p, int v, size_t bytes) {
+  if (g_capturing) return cudaErrorStreamCaptureUnsupported;
+  if (bytes && !p) return cudaErrorInvalidValue;
+  if (bytes) std::memset(p, v, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
+  if (bytes && !p) return cudaErrorInvalidValue;
+  if (s && s->capturing) {
+    s->ops.push_back([=]() {
+      if (bytes) std::memset(p, v, bytes);
+    });
+    return cudaSuccess;
+  }
+  if (bytes) std::memset(p, v, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t *s) {
+  if (!s) return cudaErrorInvalidValue;
+  *s = new ngs_emu::Stream();
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  if (s && s->capturing) --g_capturing;
+  delete s;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  if (s && s->capturing) return cudaErrorStreamCaptureUnsupported;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+  if (!s || s->capturing) return cudaErrorInvalidValue;  // the legacy stream cannot capture
+  s->capturing = true;
+  s->ops.clear();
+  ++g_capturing;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
+  if (!s || !s->capturing || !g) return cudaErrorInvalidValue;
+  s->capturing = false;
+  --g_capturing;
+  *g = new ngs_emu::Graph{std::move(s->ops)};
+  s->ops.clear();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned long long) {
+  if (!e || !g) return cudaErrorInvalidValue;
+  *e = new ngs_emu::GraphExec{g->ops};
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+  if (!e) return cudaErrorInvalidValue;
+  if (s && s->capturing) {
+    s->ops.insert(s->ops.end(), e->ops.begin(), e->ops.end());
+    return cudaSuccess;
+  }
+  for (auto &op : e->ops) op();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+  delete g;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+  if (!e) return cudaErrorInvalidValue;
+  *e = new ngs_emu::Event();
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { return cudaEventCreate(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  if (!e) return cudaErrorInvalidValue;
+  auto stamp = [e]() {
+    e->t_ms = std::chrono::duration<double, std::milli>(
+                  std::chrono::steady_clock::now().time_since_epoch())
+                  .count();
+  };
+  if (s && s->capturing) {
+    s->ops.push_back(stamp);
+    return cudaSuccess;
+  }
+  stamp();
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return e ? cudaSuccess : cudaErrorInvalidValue; }
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+  if (!ms || !a || !b) return cudaErrorInvalidValue;
+  *ms = static_cast<float>(b->t_ms - a->t_ms);
+  return cudaSuccess;
+}

@@ -1,0 +1,32 @@
+// Noise filtering (stage 2, "grains"): S [n][F] -> windowed grains y [n][l_grain], with the
+// Philox uniform noise of docs/RANDOM.md generated in the kernel.
+#pragma once
+
+#include <cstdint>
+
+#include "common.cuh"
+
+namespace ngs::cuda {
+
+// Kept in device memory so a captured CUDA Graph reads the current request's values.
+struct NoiseParams {
+  uint64_t seed;
+  uint32_t sequence;
+  int g0;       // absolute index of the first grain of the call
+  int n_total;  // grains in the whole series (for the first/last OLA windows)
+};
+
+// Host tables the kernel needs, for l_grain: twiddles[k] = exp(-2 pi i k / l_grain) for
+// k < l_grain / 2 (interleaved re, im) and the periodic Hann window [l_grain].
+void noise_filter_tables(int l_grain, float *twiddles, float *hann);
+
+// Shared memory bytes per block (8 * l_grain); above 48 KiB the launcher opts in.
+size_t noise_filter_smem_bytes(int l_grain);
+
+// S [n][l_grain/2+1], y [n][l_grain], twiddles [l_grain/2][2], hann [l_grain], params: all
+// device pointers. l_grain: power of two, 8 .. 16384.
+void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
+                         const float *hann, const NoiseParams *params, float *y,
+                         cudaStream_t stream);
+
+}  // namespace ngs::cuda

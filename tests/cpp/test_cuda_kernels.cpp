@@ -1,0 +1,186 @@
+// Each CUDA kernel against the CPU stage functions of engine/src/cpu/ops.h on fresh random
+// inputs, output buffers poisoned (NaN) first, at several sizes including grain counts that
+// do not divide the MLP tile. Built against the emulation (test_cuda_emu) and, with CUDA,
+// the real backend (test_cuda_device, skipped without a GPU).
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "cpu/ops.h"
+#include "decoder_mlp.cuh"
+#include "noise_filter.cuh"
+#include "overlap_add.cuh"
+#include "test_cuda_util.h"
+
+using namespace ngs;
+using ngs::test::DevArray;
+using ngs::test::kTolF32;
+using ngs::test::rel_l2;
+
+namespace {
+
+// CPU stage 1: the packed GEMMs (LReLU) of ops.h, then synth_spectrum_from_logits.
+std::vector<float> cpu_spectrum(const WaveformWeights &w, const std::vector<float> &z, int n) {
+  std::vector<float> x(z), y;
+  for (const Linear &l : w.dec_lin) {
+    const cpu::PackedGemm g = cpu::gemm_pack(l);
+    y.assign(static_cast<size_t>(n) * l.out, 0.0f);
+    cpu::gemm(g, x.data(), l.in, n, y.data(), l.out, cpu::Act::kLrelu);
+    x.swap(y);
+  }
+  const int F = w.cfg.filter_size();
+  const cpu::PackedGemm g = cpu::gemm_pack(w.dec_out);
+  y.assign(static_cast<size_t>(n) * F, 0.0f);
+  cpu::gemm(g, x.data(), w.dec_out.in, n, y.data(), F, cpu::Act::kNone);
+  std::vector<float> S(static_cast<size_t>(n) * F), scratch(F);
+  cpu::synth_spectrum_from_logits(y.data(), n, F, S.data(), scratch.data());
+  return S;
+}
+
+struct MlpUpload {
+  std::vector<std::unique_ptr<DevArray<float>>> f;
+  std::vector<std::unique_ptr<DevArray<__half>>> h;
+  cuda::MlpDevice m;
+  MlpUpload(const WaveformWeights &w, bool half) {
+    const int n_layers = static_cast<int>(w.dec_lin.size()) + 1;
+    m.n_layers = n_layers;
+    m.half = half;
+    for (int l = 0; l < n_layers; ++l) {
+      const Linear &lin = l + 1 < n_layers ? w.dec_lin[l] : w.dec_out;
+      const size_t count = static_cast<size_t>(lin.out) * lin.in;
+      f.push_back(std::make_unique<DevArray<float>>(std::vector<float>(lin.w, lin.w + count)));
+      m.w[l] = f.back()->get();
+      f.push_back(std::make_unique<DevArray<float>>(std::vector<float>(lin.b, lin.b + lin.out)));
+      m.b[l] = f.back()->get();
+      if (half) {
+        std::vector<__half> hw(count);
+        for (size_t i = 0; i < count; ++i) hw[i] = __float2half(lin.w[i]);
+        h.push_back(std::make_unique<DevArray<__half>>(hw));
+        m.w_half[l] = h.back()->get();
+      }
+      m.dims[l] = lin.in;
+      m.dims[l + 1] = lin.out;
+    }
+  }
+};
+
+struct MlpCase {
+  int z_dim, h_dim, n_linears, l_grain;
+  std::vector<int> grains;
+};
+
+}  // namespace
+
+TEST(CudaKernels, DecoderMlpMatchesCpu) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  // Small model: tile 8; drum-size model (z 128, h 512, l_grain 2048): tile 4.
+  const std::vector<MlpCase> cases = {{16, 48, 2, 64, {1, 5, 13}}, {128, 512, 3, 2048, {6}}};
+  for (const MlpCase &mc : cases) {
+    test::RandomDecoder d(mc.z_dim, mc.h_dim, mc.n_linears, mc.l_grain, 5, seed);
+    MlpUpload up(d.w, false);
+    const int F = d.w.cfg.filter_size();
+    for (int n : mc.grains) {
+      SCOPED_TRACE("h_dim " + std::to_string(mc.h_dim) + " n " + std::to_string(n) + " tile " +
+                   std::to_string(cuda::decoder_mlp_tile(up.m)));
+      const std::vector<float> z = test::random_normal(static_cast<size_t>(n) * mc.z_dim, seed + n);
+      DevArray<float> dz(z), dS(static_cast<size_t>(n) * F);
+      cuda::decoder_mlp_launch(up.m, dz.get(), n, dS.get(), nullptr);
+      const std::vector<float> S = dS.host();
+      EXPECT_LE(rel_l2(S, cpu_spectrum(d.w, z, n)), kTolF32);
+    }
+  }
+}
+
+TEST(CudaKernels, DecoderMlpHalfWeightsMatchCpuOnRoundedWeights) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  test::RandomDecoder d(16, 64, 3, 256, 5, seed);
+  MlpUpload up(d.w, true);
+  // The CPU reference on the same weights rounded to fp16: the half path is then exact
+  // to fp32 accuracy; against the unrounded weights it is within the fp16 bound.
+  test::RandomDecoder rounded(16, 64, 3, 256, 5, seed);
+  for (size_t i = 0; i + 1 < rounded.store.size(); i += 2)
+    for (auto &x : rounded.store[i]) x = __half2float(__float2half(x));
+  const int n = 11, F = d.w.cfg.filter_size();
+  const std::vector<float> z = test::random_normal(static_cast<size_t>(n) * 16, seed + 1);
+  DevArray<float> dz(z), dS(static_cast<size_t>(n) * F);
+  cuda::decoder_mlp_launch(up.m, dz.get(), n, dS.get(), nullptr);
+  const std::vector<float> S = dS.host();
+  EXPECT_LE(rel_l2(S, cpu_spectrum(rounded.w, z, n)), kTolF32);
+  const double err = rel_l2(S, cpu_spectrum(d.w, z, n));
+  EXPECT_LE(err, 1e-2);
+  EXPECT_GT(err, 0.0);  // the half weights were really used
+}
+
+TEST(CudaKernels, NoiseFilterMatchesCpu) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  struct Case {
+    int l, n, g0, n_total;
+  };
+  // First and last grains of a series (fixed windows), a middle chunk, several sizes.
+  const std::vector<Case> cases = {{64, 5, 0, 5}, {512, 3, 4, 7}, {2048, 2, 9, 11}, {4096, 1, 0, 1}};
+  for (const Case &c : cases) {
+    SCOPED_TRACE("l_grain " + std::to_string(c.l) + " n " + std::to_string(c.n) + " g0 " +
+                 std::to_string(c.g0));
+    const int F = c.l / 2 + 1;
+    const std::vector<float> S = test::random_uniform(static_cast<size_t>(c.n) * F, seed + c.l);
+    std::vector<float> tw(c.l), hann(c.l);
+    cuda::noise_filter_tables(c.l, tw.data(), hann.data());
+    const cuda::NoiseParams p{0x0123456789ABCDEFull ^ seed, 3u, c.g0, c.n_total};
+    DevArray<float> dS(S), dtw(tw), dhann(hann), dy(static_cast<size_t>(c.n) * c.l);
+    DevArray<cuda::NoiseParams> dp(std::vector<cuda::NoiseParams>{p});
+    cuda::noise_filter_launch(dS.get(), c.n, c.l, dtw.get(), dhann.get(), dp.get(), dy.get(),
+                              nullptr);
+    const std::vector<float> y = dy.host();
+    cpu::RealFft fft(c.l);
+    std::vector<float> ref(static_cast<size_t>(c.n) * c.l), u(c.l), scratch(2 * (c.l + 2));
+    for (int i = 0; i < c.n; ++i) {
+      cpu::synth_noise(p.seed, p.sequence, c.g0 + i, c.l, u.data());
+      cpu::synth_grain(fft, S.data() + static_cast<size_t>(i) * F, u.data(), hann.data(),
+                       c.g0 + i, c.n_total, ref.data() + static_cast<size_t>(i) * c.l,
+                       scratch.data());
+    }
+    EXPECT_LE(rel_l2(y, ref), kTolF32);
+  }
+}
+
+TEST(CudaKernels, OverlapAddMatchesCpu) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  struct Case {
+    int l, n, taps;
+    bool normalize, ola_only;
+  };
+  const std::vector<Case> cases = {{64, 1, 5, true, false},   {64, 2, 9, true, true},
+                                   {256, 9, 65, true, false}, {256, 9, 65, false, false},
+                                   {2048, 3, 65, true, false}, {512, 5, 33, false, true}};
+  for (const Case &c : cases) {
+    SCOPED_TRACE("l " + std::to_string(c.l) + " n " + std::to_string(c.n) + " taps " +
+                 std::to_string(c.taps) + (c.normalize ? " norm" : "") + (c.ola_only ? " ola" : ""));
+    const int hop = c.l / 4, len = (c.n + 3) * hop;
+    const std::vector<float> y = test::random_uniform(static_cast<size_t>(c.n) * c.l, seed + c.l);
+    const std::vector<float> fir = test::random_uniform(c.taps, seed + 1, -0.3f, 0.3f);
+    DevArray<float> dy(y), dfir(fir), da(len);
+    cuda::OlaParams p;
+    p.n = c.n;
+    p.l_grain = c.l;
+    p.hop = hop;
+    p.normalize = c.normalize;
+    p.ola_only = c.ola_only;
+    p.fir = dfir.get();
+    p.fir_len = c.taps;
+    p.bias = 0.1f;
+    cuda::overlap_add_launch(p, dy.get(), da.get(), nullptr);
+    const std::vector<float> a = da.host();
+    std::vector<float> ola(len), ref(len);
+    cpu::synth_overlap_add(y.data(), c.n, c.l, hop, c.normalize, ola.data());
+    cpu::synth_fir_softsign(ola.data(), len, fir.data(), c.taps, p.bias, ref.data());
+    EXPECT_LE(rel_l2(a, c.ola_only ? ola : ref), kTolF32);
+  }
+}
