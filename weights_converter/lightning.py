@@ -94,7 +94,10 @@ ALLOWED_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
+    ("_codecs", "encode"): __import__("codecs").encode,  # bytes in protocol-2 pickles
     ("numpy.core.multiarray", "scalar"): np.core.multiarray.scalar,
+    ("numpy._core.multiarray", "scalar"): np.core.multiarray.scalar,
+    ("numpy._core.multiarray", "_reconstruct"): np.core.multiarray._reconstruct,
     ("numpy.core.multiarray", "_reconstruct"): np.core.multiarray._reconstruct,
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,

@@ -420,3 +420,17 @@ def test_fp16_overflow_is_refused(tmp_path, small):
                         "-o", str(tmp_path / "no" / "such" / "dir.safetensors")], cwd=ROOT,
                        capture_output=True, text=True)
     assert p.returncode == 1 and "No such file or directory" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_harmless_extras_in_real_checkpoints_load(tmp_path):
+    """Lightning callbacks may hold numpy scalars/arrays (pickled through _codecs.encode
+    and numpy's reconstructors) and Parameters: those load, as data only."""
+    ck = tmp_path / "x.ckpt"
+    torch.save({"state_dict": {"a": torch.nn.Parameter(torch.arange(3.0))},
+                "callbacks": {"ModelCheckpoint": {"best_model_score": np.float64(0.25),
+                                                  "scores": np.arange(4.0), "s": {1, 2}}},
+                "loops": {"fit_loop": {"epoch_progress": {"total": {"ready": 3}}}}}, ck)
+    c = LT.load_checkpoint(ck)
+    np.testing.assert_array_equal(c["state_dict"]["a"], [0.0, 1.0, 2.0])
+    assert c["callbacks"]["ModelCheckpoint"]["best_model_score"] == 0.25
+    np.testing.assert_array_equal(c["callbacks"]["ModelCheckpoint"]["scores"], np.arange(4.0))
