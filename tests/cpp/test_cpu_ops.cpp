@@ -259,7 +259,11 @@ TEST(CpuRnn, GruAndLstmMatchReference) {
 }
 
 TEST(CpuFft, ForwardAndInverseMatchDft) {
-  for (int n : {4, 8, 16, 64, 256, 2048}) {
+  IsaGuard guard;
+  for (Isa isa : isas())
+  for (int n : {4, 8, 16, 64, 256, 512, 1024, 2048, 4096}) {
+    isa_set(isa);
+    SCOPED_TRACE(isa_name(isa));
     RealFft fft(n);
     auto x = rand_vec(n);
     std::vector<float> X(n + 2, kNan), scratch(fft.scratch_floats(), kNan);
@@ -378,7 +382,12 @@ TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
 }
 
 TEST(CpuSynth, GrainMatchesReference) {
-  const int l = 256, F = l / 2 + 1;
+  IsaGuard guard;
+  for (Isa isa : isas())
+  for (int l : {256, 1024}) {
+  isa_set(isa);
+  SCOPED_TRACE(isa_name(isa));
+  const int F = l / 2 + 1;
   RealFft fft(l);
   std::vector<float> hann(l);
   synth_ola_window(1, 3, l, hann.data());
@@ -401,6 +410,7 @@ TEST(CpuSynth, GrainMatchesReference) {
       want[t] *= w;
     }
     EXPECT_LT(rel_l2(y, want, l), 2e-6) << "g=" << g;
+  }
   }
 }
 

@@ -7,6 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "weights.h"
@@ -108,6 +110,8 @@ void rnn_forward(const PackedRnn &r, const float *x, int ldx, bool x_constant, i
 // interleaved (re, im) [n + 2]. Inverse: [n + 2] -> real [n], scaled by 1/n (numpy
 // irfft; the imaginary parts of bins 0 and n/2 are ignored). Twiddles are planned once.
 
+struct FourStepPlan;
+
 class RealFft {
  public:
   explicit RealFft(int n);
@@ -119,10 +123,12 @@ class RealFft {
 
  private:
   int n_ = 0, half_ = 0, log2_half_ = 0;
-  std::vector<int> bitrev_;        // [n/2]
-  std::vector<float> twiddle_;     // complex FFT of n/2: (cos, -sin) pairs for each stage
-  std::vector<float> post_;        // real-split twiddles: (cos, -sin)(2 pi k / n), k < n/4+1
-  void complex_fft(float *data, bool inverse) const;
+  std::vector<int> bitrev_;     // [n/2]
+  std::vector<float> twiddle_;  // complex FFT of n/2: (cos, -sin)(2 pi j / (n/2)), j < n/4
+  std::vector<float> post_;     // real-split twiddles: (cos, -sin)(2 pi k / n), k <= n/4
+  std::shared_ptr<const FourStepPlan> four_step_;  // SIMD plan when n/2 >= 256
+  void complex_fft(float *re, float *im) const;
+  std::pair<float *, float *> run(Isa isa, float *zr, float *zi, float *xr, float *xi) const;
 };
 
 // ---------------------------------------------------------------------------------------
