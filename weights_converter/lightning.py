@@ -115,6 +115,8 @@ class _Unpickler(pickle.Unpickler):
         self.zf, self.prefix, self.path, self.storages = zf, prefix, path, {}
 
     def find_class(self, module, name):
+        if module == "__builtin__":  # protocol-2 pickles written by Python 3 (fix_imports)
+            module = "builtins"
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except KeyError:
