@@ -5,3 +5,6 @@ ngs_add_gtest(test_api_loader
 ngs_add_gtest(test_pipeline_golden
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pipeline_golden.cpp
   LIBS ngs_core ngs_cuda_impl)
+ngs_add_gtest(test_api_errors
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_errors.cpp
+  LIBS ngs_core ngs_cuda_impl)
