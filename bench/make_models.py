@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -92,8 +93,9 @@ def load(out, name):
     w_hp, l_hp = CONFIGS[name]
     w = R.WaveformVAE.from_hparams(dict(w_hp))
     l = R.LatentVAE.from_hparams(dict(l_hp))
-    w.load_state_dict(L.load_checkpoint(p["w_ckpt"])["state_dict"])
-    l.load_state_dict(L.load_checkpoint(p["l_ckpt"])["state_dict"])
+    for m, key in ((w, "w_ckpt"), (l, "l_ckpt")):
+        sd = L.load_checkpoint(p[key])["state_dict"]
+        m.load_state_dict({k: torch.as_tensor(np.array(v)) for k, v in sd.items()})
     return w.eval(), l.eval()
 
 

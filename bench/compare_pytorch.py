@@ -1,0 +1,322 @@
+"""ngs against the authors' PyTorch model, same weights, same machine, same run.
+
+    /usr/bin/python3 bench/compare_pytorch.py [--ngs build/bin/ngs] [--seconds 3]
+        [--threads 1,all] [--configs drums22k,sr16k] [--json-out results.json]
+
+For each benchmark configuration (bench/make_models.py: random weights written as the
+authors' Lightning checkpoints, then converted by `python3 -m weights_converter`), and
+each thread count (1, then all cores), it times the end-to-end cases of `ngs bench` on
+both sides and prints the speed-up ratios (PyTorch mean time / ngs mean time).
+
+PyTorch side: weights_converter/reference.py (the authors' modules, state_dict
+compatible), eval mode, torch.no_grad, float32, the authors' decode (irfft of the
+magnitudes, filter window, fftshift, rfft of noise and impulse response, irfft, nn.Fold
+overlap-add, post-processing conv), with the uniform noise drawn by torch.rand inside the
+timed call as the authors do. To be a strong baseline, what does not depend on the input
+is built once outside the timed region (OLA windows, divisor, nn.Fold for each length),
+and resynthesis runs segment by segment like ngs. BLAS: the libblas.so.3 alternative
+(OpenBLAS after scripts/setup.sh) is printed with torch's build configuration and the
+BLAS library actually mapped into this process.
+"""
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+import make_models  # noqa: E402
+from weights_converter import paths as P  # noqa: E402
+from weights_converter import reference as R  # noqa: E402
+
+CASES = ["decode", "sample", "encode", "resynth_10s", "path_10s"]
+
+
+# ---- BLAS report -----------------------------------------------------------------------
+
+def blas_report():
+    lines = []
+    cfg = torch.__config__.show()
+    for l in cfg.splitlines():
+        if "BLAS" in l or "MKL" in l or "CPU capability" in l:
+            for part in l.split(", "):
+                if "BLAS" in part or "MKL" in part or "capability" in part:
+                    lines.append("torch: " + part.strip(" -"))
+    try:
+        q = subprocess.run(["update-alternatives", "--query", "libblas.so.3-x86_64-linux-gnu"],
+                           capture_output=True, text=True).stdout
+        val = [l for l in q.splitlines() if l.startswith("Value:")]
+        lines.append("libblas.so.3 alternative: " + (val[0][6:].strip() if val else "unknown"))
+    except OSError:
+        lines.append("libblas.so.3 alternative: update-alternatives not available")
+    a = torch.randn(256, 256)
+    (a @ a).sum().item()
+    torch.nn.functional.linear(a, a).sum().item()
+    mapped = set()
+    with open("/proc/self/maps") as f:
+        for l in f:
+            p = l.split()[-1]
+            if "blas" in p.lower() or "lapack" in p.lower() or "dnnl" in p.lower():
+                mapped.add(os.path.realpath(p))
+    lines.append("mapped: " + (", ".join(sorted(mapped)) or "no BLAS library mapped"))
+    return lines
+
+
+# ---- PyTorch cases ---------------------------------------------------------------------
+
+class TorchDecoder:
+    """The authors' decode for a fixed number of grains n, constants built once."""
+
+    def __init__(self, w, n):
+        hp = w.hparams
+        L, hop = hp["l_grain"], hp["hop_size"]
+        self.w, self.n, self.L = w, n, L
+        self.win = torch.as_tensor(R.ola_windows(n, L), dtype=torch.float32)
+        self.div = (torch.as_tensor(R.ola_divisor(n, L), dtype=torch.float32)
+                    if hp["normalize_ola"] else None)
+        self.fold = nn.Fold(((n + 3) * hop, 1), (L, 1), stride=(hop, 1))
+        self.fw = w.filter_window.to(torch.float32).unsqueeze(0)
+        self.pp = hp["pp_chans"]
+
+    @torch.no_grad()
+    def __call__(self, z):
+        w = self.w
+        H = R.mod_sigmoid(w.decoder_linears(z))
+        ir = torch.fft.irfft(torch.complex(H, torch.zeros_like(H))) * self.fw
+        ir = torch.fft.fftshift(ir, dim=-1)
+        noise = torch.rand(self.n, self.L) * 2 - 1
+        y = torch.fft.irfft(torch.fft.rfft(noise, dim=1) * torch.fft.rfft(ir, dim=1))
+        y = y * self.win
+        a = self.fold(y.t().unsqueeze(0)).reshape(-1)
+        if self.div is not None:
+            a = a / self.div
+        return w.post_pro(a.reshape(1, 1, -1).repeat(1, self.pp, 1)).reshape(-1)
+
+
+@torch.no_grad()
+def torch_encode_grains(w, g):
+    """Encoder on windowed grains [m, L] -> mu [m, z_dim] (reference.encode's body)."""
+    h = g.unsqueeze(1)
+    for conv in w.encoder_convs:
+        h = conv(h)
+    h = w.encoder_linears(h.reshape(g.shape[0], w.flatten_size))
+    mu = w.mu(h)
+    w.logvar(h)  # the authors' encoder computes both
+    return mu
+
+
+def torch_cases(w, l, seconds_10=10.0):
+    hp = w.hparams
+    L, hop, N, sr, zd = hp["l_grain"], hp["hop_size"], hp["n_grains"], hp["sr"], hp["z_dim"]
+    one = (N + 3) * hop
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(N, zd, generator=gen)
+    enc_in = torch.rand(one, generator=gen) - 0.5
+    dec_N = TorchDecoder(w, N)
+    n10 = 4 * (math.floor(seconds_10 * sr / L) * L) // L - 3
+    dec_10 = TorchDecoder(w, n10)
+    len10 = int(10 * sr)
+    t = torch.arange(len10, dtype=torch.float32)
+    res_in = 0.4 * torch.sin(t * 0.0627) + 0.1 * (torch.rand(len10, generator=gen) - 0.5)
+    S, X = one, hop
+    D = S - X
+    K = 1 if len10 <= S else 1 + -(-(len10 - S) // D)
+    padded = torch.zeros((K - 1) * D + S)
+    padded[:len10] = res_in
+    win_N = dec_N.win
+    e_dim = l.hparams["e_dim"]
+    cls = 0 if l.n_conds > 0 else None
+
+    @torch.no_grad()
+    def decode():
+        dec_N(z)
+
+    @torch.no_grad()
+    def sample():
+        e = torch.randn(e_dim)
+        dec_N(R.latent_decode(l, e, cls))
+
+    @torch.no_grad()
+    def encode():
+        torch_encode_grains(w, enc_in.unfold(0, L, hop) * win_N)
+
+    @torch.no_grad()
+    def resynth():
+        segs = padded.unfold(0, S, D)[:K]                     # [K, S]
+        # One segment at a time, as ngs does (faster here than one big batch, whose
+        # [K * N, C, L / 4] activations leave the caches).
+        mu = [torch_encode_grains(w, segs[k].unfold(0, L, hop) * win_N) for k in range(K)]
+        y = torch.zeros(len(padded))
+        ramp = (torch.arange(X, dtype=torch.float32) + 0.5) / X
+        for k in range(K):
+            o = dec_N(mu[k])
+            if k > 0:
+                y[k * D:k * D + X] = y[k * D:k * D + X] * (1 - ramp) + o[:X] * ramp
+                y[k * D + X:k * D + S] = o[X:]
+            else:
+                y[:S] = o
+        return y[:len10]
+
+    @torch.no_grad()
+    def path():
+        zp = torch.from_numpy(P.generate("line", n10, zd, seed=0))
+        dec_10(zp)
+
+    return {"decode": (decode, one / sr), "sample": (sample, one / sr),
+            "encode": (encode, one / sr), "resynth_10s": (resynth, 10.0),
+            "path_10s": (path, (n10 + 3) * hop / sr)}
+
+
+def case_flops(w_hp, l_hp, name):
+    """Useful FP32 FLOPs of a case (the model's matrix work, counted as ngs computes it:
+    BatchNorm folded, the LSTM input projection once per sequence; FFTs, windows and the
+    post-processing FIR are not counted)."""
+    z, h, L, N = w_hp["z_dim"], w_hp["h_dim"], w_hp["l_grain"], w_hp["n_grains"]
+    F_ = L // 2 + 1
+    C, K, s, nc = w_hp["channels"], w_hp["kernel_size"], w_hp["stride"], w_hp["n_convs"]
+    dec = 2 * z * h + (w_hp["n_linears"] - 1) * 2 * h * h + 2 * h * F_
+    enc, Lin = 0, L
+    for i in range(nc):
+        Lout = Lin // s
+        enc += 2 * C * (1 if i == 0 else C) * K * Lout + 3 * (2 * C * C * 3 + 4 * C * C) * Lout
+        Lin = Lout
+    enc += 2 * C * Lin * h + 2 * h * z + 4 * z * z
+    lat = 0
+    if l_hp is not None:
+        e, lh, ln = l_hp["e_dim"], l_hp["h_dim"], l_hp["n_linears"]
+        ncond = len(l_hp["classes"]) if l_hp["conditional"] and len(l_hp["classes"]) > 1 else 0
+        G = 4 if l_hp["rnn_type"] == "LSTM" else 3
+        lat = 2 * (e + ncond) * lh + (ln - 1) * 2 * lh * lh
+        lat += l_hp["n_RNN"] * (2 * G * lh * lh + N * 2 * G * lh * lh)
+        lat += N * (2 * (lh + ncond) * lh + (ln - 1) * 2 * lh * lh + 2 * lh * z)
+    n10 = 4 * (math.floor(10 * w_hp["sr"] / L) * L) // L - 3
+    one = (N + 3) * (L // 4)
+    S, D = one, one - L // 4
+    len10 = int(10 * w_hp["sr"])
+    Kseg = 1 if len10 <= S else 1 + -(-(len10 - S) // D)
+    return {"decode": N * dec, "sample": lat + N * dec, "encode": N * enc,
+            "resynth_10s": Kseg * N * (enc + dec), "path_10s": n10 * dec}[name]
+
+
+def time_case(fn, seconds):
+    fn()  # warm-up
+    t = []
+    start = time.perf_counter()
+    while len(t) < 3 or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        t.append((time.perf_counter() - t0) * 1000.0)
+    t.sort()
+    return {"runs": len(t), "mean_ms": float(np.mean(t)), "p50_ms": t[len(t) // 2],
+            "min_ms": t[0], "max_ms": t[-1]}
+
+
+# ---- main ------------------------------------------------------------------------------
+
+def worker(models, config, seconds):
+    """Times the PyTorch cases in this process (thread count set by the parent through
+    the environment and torch.set_num_threads) and prints JSON."""
+    torch.set_num_threads(int(os.environ["NGS_COMPARE_THREADS"]))
+    w, l = make_models.load(models, config)
+    cases = torch_cases(w, l)
+    out = {}
+    for name in CASES:
+        fn, audio_s = cases[name]
+        out[name] = dict(time_case(fn, seconds), audio_seconds=audio_s)
+    out["torch_threads"] = torch.get_num_threads()
+    print(json.dumps(out))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ngs", default="build/bin/ngs")
+    ap.add_argument("--models", default="build/bench-models")
+    ap.add_argument("--configs", default="drums22k,sr16k")
+    ap.add_argument("--threads", default="1,all")
+    ap.add_argument("--seconds", type=float, default=3.0, help="measuring time per case")
+    ap.add_argument("--json-out", default="")
+    ap.add_argument("--peak-gflops", type=float, default=0.0,
+                    help="FP32 FMA peak of one core (bench/fma_peak): adds the share of peak")
+    ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        return worker(a.models, a.worker, a.seconds)
+    if not os.access(a.ngs, os.X_OK):
+        sys.exit(f"compare_pytorch: {a.ngs} not found: build it (cmake --build build --target ngs_cli)")
+    cores = os.cpu_count() or 1
+    threads = sorted({cores if x == "all" else int(x) for x in a.threads.split(",")})
+
+    print("compare_pytorch:", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), platform.processor())
+    print(f"machine: {cpu}, {cores} logical cores, {platform.platform()}")
+    print(f"torch {torch.__version__}, numpy {np.__version__}")
+    for l in blas_report():
+        print("  " + l)
+
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu,
+               "cores": cores, "torch": torch.__version__, "blas": blas_report(), "runs": []}
+    table = []
+    for config in a.configs.split(","):
+        p = make_models.make(a.models, config)
+        w_hp, l_hp = make_models.CONFIGS[config]
+        for T in threads:
+            ng = subprocess.run([a.ngs, "--threads", str(T), "bench", p["model"], "--json",
+                                 "--seconds", str(a.seconds)], capture_output=True, text=True)
+            if ng.returncode != 0:
+                sys.exit(f"compare_pytorch: ngs bench failed: {ng.stderr.strip()}")
+            ngj = {c["name"]: c for c in json.loads(ng.stdout)["cases"]}
+            env = dict(os.environ, NGS_COMPARE_THREADS=str(T), OMP_NUM_THREADS=str(T),
+                       OPENBLAS_NUM_THREADS=str(T), MKL_NUM_THREADS=str(T))
+            tw = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", config,
+                                 "--models", a.models, "--seconds", str(a.seconds)],
+                                capture_output=True, text=True, env=env)
+            if tw.returncode != 0:
+                sys.exit(f"compare_pytorch: PyTorch worker failed: {tw.stderr.strip()}")
+            tj = json.loads(tw.stdout.strip().splitlines()[-1])
+            print(f"\n{config}, {T} thread(s) (sr {w_hp['sr']}, l_grain {w_hp['l_grain']}, "
+                  f"torch threads {tj['torch_threads']}): mean ms per call (p50)")
+            print(f"{'case':12s} {'PyTorch ms':>20s} {'ngs ms':>20s} {'speed-up':>9s} "
+                  f"{'RTF torch':>10s} {'RTF ngs':>9s} {'GFLOP/s':>8s} {'% peak':>7s}")
+            for name in CASES:
+                tt, nn_ = tj[name], ngj[name]
+                audio_s = tt["audio_seconds"]
+                ratio = tt["mean_ms"] / nn_["mean_ms"]
+                gf = case_flops(w_hp, l_hp, name) / (nn_["mean_ms"] / 1000.0) / 1e9
+                share = 100.0 * gf / (a.peak_gflops * T) if a.peak_gflops > 0 else float("nan")
+                print(f"{name:12s} {tt['mean_ms']:10.2f} ({tt['p50_ms']:7.2f}) "
+                      f"{nn_['mean_ms']:10.2f} ({nn_['p50_ms']:7.2f}) {ratio:8.2f}x "
+                      f"{audio_s / tt['mean_ms'] * 1000:9.1f}x {nn_['rtf']:8.1f}x "
+                      f"{gf:8.1f} {share:6.1f}%")
+                row = {"config": config, "threads": T, "case": name, "audio_seconds": audio_s,
+                       "torch": tt, "ngs": {k: nn_[k] for k in ("runs", "mean_ms", "p50_ms",
+                                                                "min_ms", "max_ms", "rtf")},
+                       "speedup": ratio, "ngs_gflops": gf, "ngs_peak_share": share}
+                results["runs"].append(row)
+                table.append(row)
+    print("\nmarkdown:\n")
+    print("| config | threads | case | PyTorch ms | ngs ms | speed-up | RTF PyTorch | RTF ngs "
+          "| ngs GFLOP/s | % of FMA peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in table:
+        print(f"| {r['config']} | {r['threads']} | {r['case']} | {r['torch']['mean_ms']:.2f} | "
+              f"{r['ngs']['mean_ms']:.2f} | **{r['speedup']:.2f}x** | "
+              f"{r['audio_seconds'] / r['torch']['mean_ms'] * 1000:.1f} | {r['ngs']['rtf']:.1f} | "
+              f"{r['ngs_gflops']:.1f} | {r['ngs_peak_share']:.0f} % |")
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            json.dump(results, f, indent=1)
+        print(f"\nwrote {a.json_out}")
+
+
+if __name__ == "__main__":
+    main()
