@@ -458,3 +458,48 @@ def test_existing_output_survives_failure(model, tmp):
     assert p.returncode != 0
     with open(out, "rb") as f:
         assert f.read() == b"precious"
+
+
+# ---- other fixture models and options ----------------------------------------------------
+
+def _fixture_file(model, name):
+    return os.path.join(os.path.dirname(model[0]), name)
+
+
+def test_sample_threads_do_not_change_output(model, tmp):
+    """The random stream is counter-based: the thread count cannot change the audio."""
+    path, info = model
+    a, b = os.path.join(tmp, "a.wav"), os.path.join(tmp, "b.wav")
+    run("--threads", 1, "path", path, "--kind", "spiral", "-d", 2, "--bits", 32, "-o", a)
+    run("path", path, "--kind", "spiral", "-d", 2, "--bits", 32, "--threads", 2, "-o", b)
+    xa, _ = read_wav(a)
+    xb, _ = read_wav(b)
+    assert rel_l2(xb, xa) < 1e-5
+
+
+def test_sample_unconditional_and_waveform_only(model, tmp):
+    out = os.path.join(tmp, "u.wav")
+    uncond = None
+    for m in sorted(glob.glob(os.path.join(FIXTURES, "*", "model.safetensors"))):
+        j = json.loads(run("info", m, "--json").stdout)
+        if j["has_latent_model"] and j["n_classes"] == 0:
+            uncond = (m, j)
+    assert uncond, "no unconditional fixture model"
+    m, j = uncond
+    run("sample", m, "--seed", 4, "-o", out)
+    x, _ = read_wav(out)
+    assert_audio(x, j["sample_length"])
+    os.remove(out)
+    assert_error(run("sample", m, "--class", "Kick", "-o", out, ok=False), [out], tmp)
+    wonly = _fixture_file(model, "model_waveform_only.safetensors")
+    p = run("sample", wonly, "--class", "0", "-o", out, ok=False)
+    assert_error(p, [out], tmp)
+    assert "latent" in p.stderr
+    run("path", wonly, "--kind", "line", "-d", 1, "-o", out)
+    x, _ = read_wav(out)
+    assert_audio(x)
+
+
+def test_info_fp16(model):
+    j = json.loads(run("info", _fixture_file(model, "model_fp16.safetensors"), "--json").stdout)
+    assert j["weight_dtype"] == "fp16" and j["weight_bits"] == 16

@@ -6,8 +6,9 @@ if(TARGET ngs_cli)
     find_program(NGS_TEST_PYTHON NAMES python3 REQUIRED)
   endif()
   set(NGS_CLI_GROUPS
-    "info=test_info"
-    "sample=test_sample"
+    "info=test_info and not fp16"
+    "sample=test_sample and not threads and not unconditional"
+    "models=threads or unconditional or fp16"
     "path=test_path_"
     "audio=resynth or encode or decode_matches"
     "loop=test_loop or example_pattern"
