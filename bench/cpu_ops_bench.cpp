@@ -124,4 +124,28 @@ BENCHMARK(BM_DecodeDrumStages)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrose
 
 }  // namespace
 
+
+
+namespace {
+void BM_SynthNoise(benchmark::State &st) {
+  std::vector<float> u(2048);
+  for (auto _ : st) {
+    synth_noise(42, 0, 7, 2048, u.data());
+    benchmark::DoNotOptimize(u.data());
+  }
+  st.SetLabel("one grain, 2048 samples");
+}
+BENCHMARK(BM_SynthNoise);
+
+void BM_SynthSpectrumTail(benchmark::State &st) {
+  auto x = rnd(41 * 1025, 4.0f);
+  std::vector<float> S(x.size()), scratch(1025);
+  for (auto _ : st) {
+    synth_spectrum_from_logits(x.data(), 41, 1025, S.data(), scratch.data());
+    benchmark::DoNotOptimize(S.data());
+  }
+  st.SetLabel("41 x 1025 mod_sigmoid + window identity");
+}
+BENCHMARK(BM_SynthSpectrumTail);
+}  // namespace
 BENCHMARK_MAIN();

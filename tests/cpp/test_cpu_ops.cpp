@@ -311,9 +311,13 @@ TEST(CpuPhilox, Random123TestVectors) {
 }
 
 TEST(CpuSynth, NoiseIsTheDomainOneStream) {
-  const int l = 64;
+  IsaGuard guard;
+  for (Isa isa : isas())
+  for (int l : {16, 64, 100, 2048}) {
+  isa_set(isa);
+  SCOPED_TRACE(isa_name(isa));
   std::vector<float> u(l, kNan);
-  const uint64_t seed = 0x123456789abcull;
+  const uint64_t seed = 0x123456789abcull + static_cast<uint64_t>(rng()() % 1000) * 0x100000001ull;
   synth_noise(seed, 7, 5, l, u.data());
   for (int j = 0; j < l / 4; ++j) {
     Philox4 p = philox4x32_10(j, 5, 7, 1, seed);
@@ -323,6 +327,7 @@ TEST(CpuSynth, NoiseIsTheDomainOneStream) {
       EXPECT_GE(u[4 * j + i], -1.0f);
       EXPECT_LT(u[4 * j + i], 1.0f);
     }
+  }
   }
 }
 
@@ -353,9 +358,17 @@ std::vector<double> idft_r(const std::vector<std::complex<double>> &X, int n) {
 
 // S must equal rfft(fftshift(irfft(H) * filter_window)) (MODEL_SPEC 4, decoder 3).
 TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
-  for (int l : {16, 256}) {
+  IsaGuard guard;
+  for (Isa isa : isas())
+  for (int l : {16, 64, 256, 2048}) {
+    isa_set(isa);
+    SCOPED_TRACE(isa_name(isa));
     const int F = l / 2 + 1, rows = 3;
     auto x = rand_vec(static_cast<size_t>(rows) * F, -4.0f, 4.0f);
+    x[1] = 95.0f;  // saturated and vanishing magnitudes
+    x[2] = -120.0f;
+    x[F + 3] = -30.0f;
+    x[F + 4] = 30.0f;
     std::vector<float> S(x.size(), kNan), scratch(F, kNan);
     synth_spectrum_from_logits(x.data(), rows, F, S.data(), scratch.data());
     const double pi = 3.14159265358979323846;
@@ -415,7 +428,12 @@ TEST(CpuSynth, GrainMatchesReference) {
 }
 
 TEST(CpuSynth, OverlapAddDivisorAndFir) {
-  const int l = 32, hop = 8;
+  IsaGuard guard;
+  for (Isa isa : isas())
+  for (int l : {32, 256}) {
+  isa_set(isa);
+  SCOPED_TRACE(isa_name(isa));
+  const int hop = l / 4;
   for (int n : {1, 2, 5}) {
     const int len = (n + 3) * hop;
     auto y = rand_vec(static_cast<size_t>(n) * l);
@@ -454,5 +472,6 @@ TEST(CpuSynth, OverlapAddDivisorAndFir) {
       }
       EXPECT_LT(rel_l2(out, want, len), 2e-6) << "taps=" << taps;
     }
+  }
   }
 }

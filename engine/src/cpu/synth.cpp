@@ -6,10 +6,14 @@
 
 #include "common/philox.h"
 #include "cpu/ops.h"
+#include "cpu/synth_internal.h"
 
 namespace ngs::cpu {
 
 void synth_spectrum_from_logits(const float *x, int n, int F, float *S, float *scratch) {
+  const Isa isa = isa_active();
+  if (isa == Isa::kAvx512 && F >= 40) return spectrum_rows_avx512(x, n, F, S, scratch);
+  if (isa == Isa::kAvx2 && F >= 24) return spectrum_rows_avx2(x, n, F, S, scratch);
   const float ln10 = 2.302585092994045684f;
   float *H = scratch;
   for (int r = 0; r < n; ++r) {
@@ -39,7 +43,11 @@ void synth_ola_window(int g, int n_total, int l_grain, float *w) {
 }
 
 void synth_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u) {
-  for (int j = 0; 4 * j < l_grain; ++j) {
+  int j0 = 0;
+  const Isa isa = isa_active();
+  if (isa == Isa::kAvx512) j0 = noise_avx512(seed, sequence, static_cast<uint32_t>(g), l_grain, u);
+  else if (isa == Isa::kAvx2) j0 = noise_avx2(seed, sequence, static_cast<uint32_t>(g), l_grain, u);
+  for (int j = j0; 4 * j < l_grain; ++j) {
     const Philox4 p = philox4x32_10(static_cast<uint32_t>(j), static_cast<uint32_t>(g), sequence,
                                     kDomainGrainNoise, seed);
     for (int i = 0; i < 4 && 4 * j + i < l_grain; ++i) u[4 * j + i] = philox_uniform_pm1(p.x[i]);
@@ -93,6 +101,9 @@ void synth_overlap_add(const float *y, int n, int l_grain, int hop, bool normali
 
 void synth_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
                         float *out) {
+  const Isa isa = isa_active();
+  if (isa == Isa::kAvx512) return fir_softsign_avx512(a, len, fir, taps, bias, out);
+  if (isa == Isa::kAvx2) return fir_softsign_avx2(a, len, fir, taps, bias, out);
   const int c = taps / 2;
   std::fill(out, out + len, bias);
   for (int k = 0; k < taps; ++k) {

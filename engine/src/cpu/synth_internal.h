@@ -1,0 +1,20 @@
+// Internal to engine/src/cpu: ISA builds of the synthesis loops (synth_simd.cpp).
+#pragma once
+
+#include <cstdint>
+
+namespace ngs::cpu {
+
+// Rows of logits x [n][F] -> S [n][F] (synth_spectrum_from_logits); H: [F] scratch.
+void spectrum_rows_avx512(const float *x, int n, int F, float *S, float *H);
+void spectrum_rows_avx2(const float *x, int n, int F, float *S, float *H);
+void fir_softsign_avx512(const float *a, int len, const float *fir, int taps, float bias,
+                         float *out);
+void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, float bias,
+                       float *out);
+// Uniform noise of the first 4 * j samples for the returned block count j (a multiple of
+// the vector's block count); the caller finishes the rest.
+int noise_avx512(uint64_t seed, uint32_t sequence, uint32_t g, int l_grain, float *u);
+int noise_avx2(uint64_t seed, uint32_t sequence, uint32_t g, int l_grain, float *u);
+
+}  // namespace ngs::cpu
