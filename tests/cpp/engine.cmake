@@ -8,3 +8,10 @@ ngs_add_gtest(test_pipeline_golden
 ngs_add_gtest(test_api_errors
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_errors.cpp
   LIBS ngs_core ngs_cuda_impl)
+ngs_add_gtest(test_pipeline_threads
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pipeline_threads.cpp
+  LIBS ngs_core ngs_cuda_impl
+  LABELS threads)
+ngs_add_gtest(test_api_alloc
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_alloc.cpp
+  LIBS ngs_core ngs_cuda_impl)
