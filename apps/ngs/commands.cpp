@@ -287,6 +287,8 @@ void run_resynth(const GlobalOptions &g, const ResynthOptions &o) {
 void run_encode(const GlobalOptions &g, const EncodeOptions &o) {
   if (o.what != "mu" && o.what != "z" && o.what != "logvar")
     throw Failure("--what must be mu, z or logvar");
+  if (o.out.size() < 4 || o.out.compare(o.out.size() - 4, 4, ".npy") != 0)
+    throw Failure("output '" + o.out + "': latents are written as .npy (use a .npy name)");
   Engine e(o.model, g);
   OutputFile out(o.out);
   Stopwatch sw;

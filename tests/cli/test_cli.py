@@ -446,6 +446,9 @@ def test_error_misc(model, tmp):
     assert_error(run("path", path, "-o", os.path.join(tmp, "nodir", "x.wav"), ok=False), [], tmp)
     assert_error(run("sample", path, "--frobnicate", "-o", out, ok=False), [out], tmp)
     assert_error(run("decode", path, os.path.join(tmp, "none.npy"), "-o", out, ok=False), [out], tmp)
+    src = os.path.join(tmp, "in.wav")
+    write_wav(src, 0.3 * np.random.default_rng(3).uniform(-1, 1, 5000), 22050)
+    assert_error(run("encode", path, src, "-o", out, ok=False), [out], tmp)
 
 
 def test_existing_output_survives_failure(model, tmp):
