@@ -8,6 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cpu/cpu.h"
@@ -92,16 +93,17 @@ struct DrumDecoder {
 void BM_DecodeDrum(benchmark::State &st) {
   DrumDecoder d;
   auto backend = make_cpu_backend(d.w);
-  auto session = backend->create_session(41, 1);
+  const int threads = static_cast<int>(st.range(0));
+  auto session = backend->create_session(41, threads);
   auto z = rnd(41 * 128);
   std::vector<float> audio(44 * 512);
   for (auto _ : st) {
     session->decode(z.data(), 41, NoiseKey{7, 0}, audio.data());
     benchmark::DoNotOptimize(audio.data());
   }
-  st.SetLabel(isa_name(isa_active()));
+  st.SetLabel(std::string(isa_name(isa_active())) + ", " + std::to_string(threads) + " thread(s)");
 }
-BENCHMARK(BM_DecodeDrum)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeDrum)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_DecodeDrumStages(benchmark::State &st) {
   DrumDecoder d;

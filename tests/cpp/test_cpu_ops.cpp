@@ -475,3 +475,25 @@ TEST(CpuSynth, OverlapAddDivisorAndFir) {
   }
   }
 }
+
+TEST(CpuSynth, BlockAndRangeVariantsMatchWholeCalls) {
+  IsaGuard guard;
+  for (Isa isa : isas()) {
+    isa_set(isa);
+    const int l = 64, hop = 16, n = 7, len = (n + 3) * hop;
+    auto y = rand_vec(static_cast<size_t>(n) * l);
+    std::vector<float> whole(len, kNan), parts(len, kNan);
+    synth_overlap_add(y.data(), n, l, hop, true, whole.data());
+    synth_overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 0, 3);
+    synth_overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 3, 4);
+    synth_overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 4, n + 3);
+    EXPECT_EQ(parts, whole);
+    auto fir = rand_vec(17);
+    std::vector<float> f1(len, kNan), f2(len, kNan);
+    synth_fir_softsign(whole.data(), len, fir.data(), 17, -0.1f, f1.data());
+    for (int t0 = 0; t0 < len; t0 += 37)
+      synth_fir_softsign_range(whole.data(), len, fir.data(), 17, -0.1f, f2.data(), t0,
+                               std::min(len, t0 + 37));
+    EXPECT_EQ(f1, f2) << isa_name(isa);
+  }
+}

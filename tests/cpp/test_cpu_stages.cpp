@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "common/philox.h"
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
@@ -152,4 +153,47 @@ TEST(CpuStages, LatentModelMatchesGolden) {
     }
   }
   if (!fixtures().empty()) EXPECT_GT(with_latent, 0) << "no fixture config has a latent model";
+}
+
+TEST(CpuStages, ThreadedSessionsMatchSingleThread) {
+  for (const Fixture &f : fixtures()) {
+    SCOPED_TRACE(f.name);
+    const WaveformConfig &c = f.model->waveform.cfg;
+    const test::Golden &g = f.golden;
+    const int n = g.dim("decode.z", 0);
+    const size_t len = static_cast<size_t>(n + 3) * c.hop;
+    auto backend = make_cpu_backend(f.model->waveform);
+    auto s1 = backend->create_session(n, 1);
+    std::vector<float> want = poisoned(len);
+    s1->decode(g.at("decode.z").data(), n, NoiseKey{f.seed, 3}, want.data());
+    for (int threads : {2, 3, 5}) {
+      auto s = backend->create_session(n + 7, threads);
+      for (int rep = 0; rep < 3; ++rep) {  // the pool is reused across calls
+        std::vector<float> got = poisoned(len);
+        s->decode(g.at("decode.z").data(), n, NoiseKey{f.seed, 3}, got.data());
+        EXPECT_EQ(got, want) << threads << " threads";
+      }
+      std::vector<float> a = poisoned(len);
+      s->overlap_add(g.at("decode.grains").data(), n, a.data(), true);
+      EXPECT_LE(rel_l2(a, g.at("decode.ola")), kTolF32);
+    }
+  }
+}
+
+TEST(CpuStages, SessionRejectsTooManyGrains) {
+  for (const Fixture &f : fixtures()) {
+    auto backend = make_cpu_backend(f.model->waveform);
+    auto s = backend->create_session(4, 2);
+    const int zd = f.model->waveform.cfg.z_dim;
+    std::vector<float> z(5 * static_cast<size_t>(zd), 0.1f), out(1 << 20);
+    try {
+      s->decode(z.data(), 5, NoiseKey{1, 0}, out.data());
+      ADD_FAILURE() << "no error for 5 grains in a session of 4";
+    } catch (const Error &e) {
+      EXPECT_EQ(e.status(), NGS_STATUS_CAPACITY);
+      EXPECT_NE(std::string(e.what()).find("5 grains"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(backend->create_session(0, 1), Error);
+    EXPECT_THROW(backend->create_session(4, 0), Error);
+  }
 }

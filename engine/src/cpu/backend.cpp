@@ -1,5 +1,7 @@
 // The CPU decoder backend (backend.h): the decoder MLP as batched GEMMs over grains, the
 // synthesis stages of synth.cpp, and a session workspace planned once for max_grains.
+// The grain noise uses the absolute grain index, so any split of a request gives the
+// same numbers.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -7,6 +9,7 @@
 #include "common/error.h"
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 
 namespace ngs::cpu {
 namespace {
@@ -29,22 +32,29 @@ struct Prepared {
   }
 };
 
+// Workspace planned once for max_grains; with n_threads > 1 a persistent pool splits the
+// grains (stages 1 and 2) and the output samples (stage 3). Every grain is computed the
+// same way whatever the split, so the result does not depend on n_threads.
 class CpuSession final : public DecoderSession {
  public:
-  CpuSession(const Prepared &p, int max_grains) : p_(p), max_(max_grains) {
+  CpuSession(const Prepared &p, int max_grains, int n_threads)
+      : p_(p), max_(max_grains), parts_(std::max(1, n_threads)), per_(parts_) {
     const WaveformConfig &c = p.cfg;
     const size_t n = static_cast<size_t>(max_grains);
     const int F = c.filter_size(), l = c.l_grain;
-    int width = c.h_dim;
-    for (const auto &g : p.lin) width = std::max(width, g.n);
-    mlp_a_.resize(n * width);
-    mlp_b_.resize(n * width);
+    width_ = c.h_dim;
+    for (const auto &g : p.lin) width_ = std::max(width_, g.n);
+    mlp_a_.resize(n * width_);
+    mlp_b_.resize(n * width_);
     S_.resize(n * F);
     y_.resize(n * l);
     ola_.resize((n + 3) * c.hop);
-    noise_.resize(l);
-    fft_scratch_.resize(2 * (static_cast<size_t>(l) + 2));
-    row_scratch_.resize(F);
+    for (PerThread &t : per_) {
+      t.noise.resize(l);
+      t.fft.resize(2 * (static_cast<size_t>(l) + 2));
+      t.row.resize(F);
+    }
+    if (parts_ > 1) pool_ = std::make_unique<ThreadPool>(parts_);
   }
 
   void decode(const float *z, int n, NoiseKey key, float *audio) override {
@@ -56,64 +66,128 @@ class CpuSession final : public DecoderSession {
 
   void spectrum(const float *z, int n, float *S) override {
     check(n);
-    const WaveformConfig &c = p_.cfg;
-    const float *x = z;
-    int width = c.z_dim;
-    float *a = mlp_a_.data(), *b = mlp_b_.data();
-    for (const PackedGemm &g : p_.lin) {
-      gemm(g, x, width, n, a, g.n, Act::kLrelu);
-      width = g.n;
-      x = a;
-      std::swap(a, b);
-    }
-    gemm(p_.out, x, width, n, S, c.filter_size(), Act::kNone);
-    synth_spectrum_from_logits(S, n, c.filter_size(), S, row_scratch_.data());
+    Job j;
+    j.s = this;
+    j.in = z;
+    j.out = S;
+    parallel(&CpuSession::spectrum_part, &j, n, 8);
   }
 
   void grains(const float *S, int n, int g0, int n_total, NoiseKey key, float *y) override {
     check(n);
-    const WaveformConfig &c = p_.cfg;
-    const int F = c.filter_size(), l = c.l_grain;
-    for (int i = 0; i < n; ++i) {
-      synth_noise(key.seed, key.sequence, g0 + i, l, noise_.data());
-      synth_grain(p_.fft, S + static_cast<size_t>(i) * F, noise_.data(), p_.hann.data(), g0 + i,
-                  n_total, y + static_cast<size_t>(i) * l, fft_scratch_.data());
-    }
+    Job j;
+    j.s = this;
+    j.in = S;
+    j.out = y;
+    j.g0 = g0;
+    j.n_total = n_total;
+    j.key = key;
+    parallel(&CpuSession::grains_part, &j, n, 2);
   }
 
   void overlap_add(const float *y, int n, float *audio, bool ola_only) override {
     check(n);
     const WaveformConfig &c = p_.cfg;
-    const int len = (n + 3) * c.hop;
-    if (ola_only) {
-      synth_overlap_add(y, n, c.l_grain, c.hop, c.normalize_ola, audio);
-      return;
-    }
-    synth_overlap_add(y, n, c.l_grain, c.hop, c.normalize_ola, ola_.data());
-    synth_fir_softsign(ola_.data(), len, p_.fir.data(), static_cast<int>(p_.fir.size()),
-                       p_.fir_bias, audio);
+    Job j;
+    j.s = this;
+    j.in = y;
+    j.n = n;
+    j.out = ola_only ? audio : ola_.data();
+    parallel(&CpuSession::ola_part, &j, n + 3, 4);
+    if (ola_only) return;
+    j.in = ola_.data();
+    j.out = audio;
+    parallel(&CpuSession::fir_part, &j, (n + 3) * c.hop, 2048);
   }
 
  private:
+  struct PerThread {
+    std::vector<float> noise, fft, row;
+  };
+  struct Job {
+    CpuSession *s = nullptr;
+    const float *in = nullptr;
+    float *out = nullptr;
+    int n = 0, g0 = 0, n_total = 0;
+    NoiseKey key;
+  };
+
+  void parallel(ThreadPool::Fn fn, Job *j, int items, int min_items) {
+    if (pool_) pool_->run(fn, j, items, min_items);
+    else fn(j, 0, 0, items);
+  }
+
+  // Rows [b, e) of z -> S.
+  static void spectrum_part(void *ctx, int part, int b, int e) {
+    const Job &j = *static_cast<Job *>(ctx);
+    CpuSession &s = *j.s;
+    const WaveformConfig &c = s.p_.cfg;
+    const int F = c.filter_size(), m = e - b;
+    const float *x = j.in + static_cast<size_t>(b) * c.z_dim;
+    int width = c.z_dim;
+    float *a = s.mlp_a_.data() + static_cast<size_t>(b) * s.width_;
+    float *bb = s.mlp_b_.data() + static_cast<size_t>(b) * s.width_;
+    for (const PackedGemm &g : s.p_.lin) {
+      gemm(g, x, width, m, a, g.n, Act::kLrelu);
+      width = g.n;
+      x = a;
+      std::swap(a, bb);
+    }
+    float *S = j.out + static_cast<size_t>(b) * F;
+    gemm(s.p_.out, x, width, m, S, F, Act::kNone);
+    synth_spectrum_from_logits(S, m, F, S, s.per_[part].row.data());
+  }
+
+  static void grains_part(void *ctx, int part, int b, int e) {
+    const Job &j = *static_cast<Job *>(ctx);
+    CpuSession &s = *j.s;
+    const WaveformConfig &c = s.p_.cfg;
+    const int F = c.filter_size(), l = c.l_grain;
+    PerThread &t = s.per_[part];
+    for (int i = b; i < e; ++i) {
+      synth_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
+      synth_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(),
+                  j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l, t.fft.data());
+    }
+  }
+
+  static void ola_part(void *ctx, int, int b, int e) {
+    const Job &j = *static_cast<Job *>(ctx);
+    const WaveformConfig &c = j.s->p_.cfg;
+    synth_overlap_add_blocks(j.in, j.n, c.l_grain, c.hop, c.normalize_ola, j.out, b, e);
+  }
+
+  static void fir_part(void *ctx, int, int b, int e) {
+    const Job &j = *static_cast<Job *>(ctx);
+    const Prepared &p = j.s->p_;
+    synth_fir_softsign_range(j.in, (j.n + 3) * p.cfg.hop, p.fir.data(),
+                             static_cast<int>(p.fir.size()), p.fir_bias, j.out, b, e);
+  }
+
   void check(int n) const {
     if (n < 1 || n > max_)
       throw Error(NGS_STATUS_CAPACITY, "cpu backend: " + std::to_string(n) +
                                            " grains requested, session planned for 1.." +
                                            std::to_string(max_));
   }
+
   const Prepared &p_;
-  int max_;
-  std::vector<float> mlp_a_, mlp_b_, S_, y_, ola_, noise_, fft_scratch_, row_scratch_;
+  int max_, parts_, width_ = 0;
+  std::vector<PerThread> per_;
+  std::vector<float> mlp_a_, mlp_b_, S_, y_, ola_;
+  std::unique_ptr<ThreadPool> pool_;
 };
 
 class CpuBackend final : public DecoderBackend {
  public:
   explicit CpuBackend(const WaveformWeights &w) : p_(w) {}
   const char *name() const override { return "cpu"; }
-  std::unique_ptr<DecoderSession> create_session(int max_grains, int /*n_threads*/) override {
+  std::unique_ptr<DecoderSession> create_session(int max_grains, int n_threads) override {
     if (max_grains < 1)
       throw Error(NGS_STATUS_INVALID_ARGUMENT, "cpu backend: max_grains must be >= 1");
-    return std::make_unique<CpuSession>(p_, max_grains);
+    if (n_threads < 1 || n_threads > 256)
+      throw Error(NGS_STATUS_INVALID_ARGUMENT, "cpu backend: n_threads must be in 1..256");
+    return std::make_unique<CpuSession>(p_, max_grains, n_threads);
   }
 
  private:

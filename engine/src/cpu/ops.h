@@ -157,10 +157,17 @@ void synth_ola_divisor(int n, int hop, int l_grain, float *div);
 // Stage 3: grains y [n][l] overlap-added at hop into a [(n + 3) * hop] (a is overwritten);
 // divided by the overlap count when normalize.
 void synth_overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a);
+// The same for hop-sized output blocks [b0, b1) only (b < n + 3): for splitting across
+// threads.
+void synth_overlap_add_blocks(const float *y, int n, int l_grain, int hop, bool normalize,
+                              float *a, int b0, int b1);
 
 // FIR (zero padding, centred: out[t] = bias + sum_k fir[k] a[t + k - taps/2]) then
 // softsign. out must not alias a.
 void synth_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
                         float *out);
+// Outputs [t0, t1) only.
+void synth_fir_softsign_range(const float *a, int len, const float *fir, int taps, float bias,
+                              float *out, int t0, int t1);
 
 }  // namespace ngs::cpu

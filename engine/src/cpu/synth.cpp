@@ -79,41 +79,50 @@ void synth_ola_divisor(int n, int hop, int l_grain, float *div) {
   }
 }
 
-void synth_overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a) {
+void synth_overlap_add_blocks(const float *y, int n, int l_grain, int hop, bool normalize,
+                              float *a, int b0, int b1) {
   const int per = l_grain / hop;
-  const int len = (n + per - 1) * hop;
-  std::fill(a, a + len, 0.0f);
-  for (int g = 0; g < n; ++g) {
-    const float *yg = y + static_cast<size_t>(g) * l_grain;
-    float *ag = a + static_cast<size_t>(g) * hop;
-    for (int i = 0; i < l_grain; ++i) ag[i] += yg[i];
-  }
-  if (normalize) {
-    for (int b = 0; b < n + per - 1; ++b) {
-      const int cnt = std::min(b, n - 1) - std::max(0, b - per + 1) + 1;
-      if (cnt == 1) continue;
+  for (int b = b0; b < b1; ++b) {
+    // Block b (samples [b hop, (b + 1) hop)) is covered by grains b - per + 1 .. b.
+    const int g0 = std::max(0, b - per + 1), g1 = std::min(b, n - 1);
+    float *ab = a + static_cast<size_t>(b) * hop;
+    std::fill(ab, ab + hop, 0.0f);
+    for (int g = g0; g <= g1; ++g) {
+      const float *src = y + static_cast<size_t>(g) * l_grain + static_cast<size_t>(b - g) * hop;
+      for (int i = 0; i < hop; ++i) ab[i] += src[i];
+    }
+    const int cnt = g1 - g0 + 1;
+    if (normalize && cnt > 1) {
       const float d = static_cast<float>(cnt);
-      float *ab = a + static_cast<size_t>(b) * hop;
       for (int i = 0; i < hop; ++i) ab[i] /= d;
     }
   }
 }
 
-void synth_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
-                        float *out) {
+void synth_overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a) {
+  synth_overlap_add_blocks(y, n, l_grain, hop, normalize, a, 0, n + l_grain / hop - 1);
+}
+
+void synth_fir_softsign_range(const float *a, int len, const float *fir, int taps, float bias,
+                              float *out, int t0, int t1) {
   const Isa isa = isa_active();
-  if (isa == Isa::kAvx512) return fir_softsign_avx512(a, len, fir, taps, bias, out);
-  if (isa == Isa::kAvx2) return fir_softsign_avx2(a, len, fir, taps, bias, out);
+  if (isa == Isa::kAvx512) return fir_softsign_avx512(a, len, fir, taps, bias, out, t0, t1);
+  if (isa == Isa::kAvx2) return fir_softsign_avx2(a, len, fir, taps, bias, out, t0, t1);
   const int c = taps / 2;
-  std::fill(out, out + len, bias);
+  std::fill(out + t0, out + t1, bias);
   for (int k = 0; k < taps; ++k) {
     const float w = fir[k];
     const int off = k - c;  // out[t] += w a[t + off], 0 <= t + off < len
-    const int t0 = std::max(0, -off), t1 = std::min(len, len - off);
+    const int lo = std::max(t0, -off), hi = std::min(t1, len - off);
     const float *src = a + off;
-    for (int t = t0; t < t1; ++t) out[t] += w * src[t];
+    for (int t = lo; t < hi; ++t) out[t] += w * src[t];
   }
-  for (int t = 0; t < len; ++t) out[t] = out[t] / (1.0f + std::fabs(out[t]));
+  for (int t = t0; t < t1; ++t) out[t] = out[t] / (1.0f + std::fabs(out[t]));
+}
+
+void synth_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
+                        float *out) {
+  synth_fir_softsign_range(a, len, fir, taps, bias, out, 0, len);
 }
 
 }  // namespace ngs::cpu

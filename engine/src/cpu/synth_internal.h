@@ -8,10 +8,11 @@ namespace ngs::cpu {
 // Rows of logits x [n][F] -> S [n][F] (synth_spectrum_from_logits); H: [F] scratch.
 void spectrum_rows_avx512(const float *x, int n, int F, float *S, float *H);
 void spectrum_rows_avx2(const float *x, int n, int F, float *S, float *H);
+// Outputs [t0, t1) of synth_fir_softsign.
 void fir_softsign_avx512(const float *a, int len, const float *fir, int taps, float bias,
-                         float *out);
+                         float *out, int t0, int t1);
 void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, float bias,
-                       float *out);
+                       float *out, int t0, int t1);
 // Uniform noise of the first 4 * j samples for the returned block count j (a multiple of
 // the vector's block count); the caller finishes the rest.
 int noise_avx512(uint64_t seed, uint32_t sequence, uint32_t g, int l_grain, float *u);

@@ -38,12 +38,12 @@ void spectrum_rows_avx2(const float *x, int n, int F, float *S, float *H) {
   syn_avx2::spectrum_rows(x, n, F, S, H);
 }
 void fir_softsign_avx512(const float *a, int len, const float *fir, int taps, float bias,
-                         float *out) {
-  syn_avx512::fir_softsign(a, len, fir, taps, bias, out);
+                         float *out, int t0, int t1) {
+  syn_avx512::fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
 void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, float bias,
-                       float *out) {
-  syn_avx2::fir_softsign(a, len, fir, taps, bias, out);
+                       float *out, int t0, int t1) {
+  syn_avx2::fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
 
 namespace {
@@ -138,8 +138,8 @@ __attribute__((target("avx2,fma"))) int noise_avx2(uint64_t seed, uint32_t seque
 
 void spectrum_rows_avx512(const float *, int, int, float *, float *) {}
 void spectrum_rows_avx2(const float *, int, int, float *, float *) {}
-void fir_softsign_avx512(const float *, int, const float *, int, float, float *) {}
-void fir_softsign_avx2(const float *, int, const float *, int, float, float *) {}
+void fir_softsign_avx512(const float *, int, const float *, int, float, float *, int, int) {}
+void fir_softsign_avx2(const float *, int, const float *, int, float, float *, int, int) {}
 int noise_avx512(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
 int noise_avx2(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
 
