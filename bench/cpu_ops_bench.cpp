@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <immintrin.h>
+
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
 
@@ -129,6 +131,36 @@ BENCHMARK(BM_DecodeDrumStages)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrose
 
 
 namespace {
+// FP32 FMA peak of one core in CPU time (the GEMM rates above are CPU-time rates too, so
+// the ratio holds on a loaded machine): 24 independent zmm FMA chains.
+__attribute__((target("avx512f"), noinline)) float fma_loop(long iters) {
+  __m512 acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  const __m512 m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+  for (long k = 0; k < iters; ++k) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
+  }
+  __m512 s = acc[0];
+  for (int i = 1; i < 24; ++i) s = _mm512_add_ps(s, acc[i]);
+  return _mm512_reduce_add_ps(s);
+}
+void BM_FmaPeak(benchmark::State &st) {
+  if (isa_best_supported() != Isa::kAvx512) {
+    st.SkipWithError("no AVX-512");
+    return;
+  }
+  long iters = 100000;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(iters);  // keeps the call inside the loop
+    benchmark::DoNotOptimize(fma_loop(iters));
+  }
+  st.counters["GFLOPs"] = benchmark::Counter(2.0 * 16 * 24 * iters, benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+  st.SetLabel("avx512 peak, one core");
+}
+BENCHMARK(BM_FmaPeak);
+
 void BM_SynthNoise(benchmark::State &st) {
   std::vector<float> u(2048);
   for (auto _ : st) {
