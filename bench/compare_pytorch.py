@@ -6,7 +6,8 @@
 For each benchmark configuration (bench/make_models.py: random weights written as the
 authors' Lightning checkpoints, then converted by `python3 -m weights_converter`), and
 each thread count (1, then all cores), it times the end-to-end cases of `ngs bench` on
-both sides and prints the speed-up ratios (PyTorch mean time / ngs mean time).
+both sides, alternating the two sides --rounds times per case so that a busy machine
+slows both alike, and prints the speed-up ratios (PyTorch median time / ngs median time).
 
 PyTorch side: weights_converter/reference.py (the authors' modules, state_dict
 compatible), eval mode, torch.no_grad, float32, the authors' decode (irfft of the
@@ -222,18 +223,26 @@ def time_case(fn, seconds):
 
 # ---- main ------------------------------------------------------------------------------
 
-def worker(models, config, seconds):
-    """Times the PyTorch cases in this process (thread count set by the parent through
-    the environment and torch.set_num_threads) and prints JSON."""
+def worker(models, config):
+    """Persistent PyTorch side: reads "CASE SECONDS" lines on stdin, times the case in this
+    process (threads set by the parent through the environment and torch.set_num_threads)
+    and answers one JSON line per request."""
     torch.set_num_threads(int(os.environ["NGS_COMPARE_THREADS"]))
     w, l = make_models.load(models, config)
     cases = torch_cases(w, l)
-    out = {}
-    for name in CASES:
+    print(json.dumps({"ready": True, "torch_threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        name, seconds = line.split()
         fn, audio_s = cases[name]
-        out[name] = dict(time_case(fn, seconds), audio_seconds=audio_s)
-    out["torch_threads"] = torch.get_num_threads()
-    print(json.dumps(out))
+        print(json.dumps(dict(time_case(fn, float(seconds)), audio_seconds=audio_s)), flush=True)
+
+
+def merge(rounds):
+    """Per-round results of one side -> median of the round medians, min of the minima."""
+    return {"p50_ms": float(np.median([r["p50_ms"] for r in rounds])),
+            "min_ms": float(min(r["min_ms"] for r in rounds)),
+            "mean_ms": float(np.mean([r["mean_ms"] for r in rounds])),
+            "runs": int(sum(r["runs"] for r in rounds))}
 
 
 def main():
@@ -242,14 +251,17 @@ def main():
     ap.add_argument("--models", default="build/bench-models")
     ap.add_argument("--configs", default="drums22k,sr16k")
     ap.add_argument("--threads", default="1,all")
-    ap.add_argument("--seconds", type=float, default=3.0, help="measuring time per case")
+    ap.add_argument("--seconds", type=float, default=3.0,
+                    help="measuring time per case, per side and per round")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternations of ngs and PyTorch per case (robust to a busy machine)")
     ap.add_argument("--json-out", default="")
     ap.add_argument("--peak-gflops", type=float, default=0.0,
                     help="FP32 FMA peak of one core (bench/fma_peak): adds the share of peak")
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        return worker(a.models, a.worker, a.seconds)
+        return worker(a.models, a.worker)
     if not os.access(a.ngs, os.X_OK):
         sys.exit(f"compare_pytorch: {a.ngs} not found: build it (cmake --build build --target ngs_cli)")
     cores = os.cpu_count() or 1
@@ -270,47 +282,55 @@ def main():
         p = make_models.make(a.models, config)
         w_hp, l_hp = make_models.CONFIGS[config]
         for T in threads:
-            ng = subprocess.run([a.ngs, "--threads", str(T), "bench", p["model"], "--json",
-                                 "--seconds", str(a.seconds)], capture_output=True, text=True)
-            if ng.returncode != 0:
-                sys.exit(f"compare_pytorch: ngs bench failed: {ng.stderr.strip()}")
-            ngj = {c["name"]: c for c in json.loads(ng.stdout)["cases"]}
             env = dict(os.environ, NGS_COMPARE_THREADS=str(T), OMP_NUM_THREADS=str(T),
                        OPENBLAS_NUM_THREADS=str(T), MKL_NUM_THREADS=str(T))
-            tw = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", config,
-                                 "--models", a.models, "--seconds", str(a.seconds)],
-                                capture_output=True, text=True, env=env)
-            if tw.returncode != 0:
-                sys.exit(f"compare_pytorch: PyTorch worker failed: {tw.stderr.strip()}")
-            tj = json.loads(tw.stdout.strip().splitlines()[-1])
+            tw = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", config,
+                                   "--models", a.models], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, env=env)
+            hello = json.loads(tw.stdout.readline())
             print(f"\n{config}, {T} thread(s) (sr {w_hp['sr']}, l_grain {w_hp['l_grain']}, "
-                  f"torch threads {tj['torch_threads']}): mean ms per call (p50)")
+                  f"torch threads {hello['torch_threads']}): ms per call, median of "
+                  f"{a.rounds} interleaved rounds (min)")
             print(f"{'case':12s} {'PyTorch ms':>20s} {'ngs ms':>20s} {'speed-up':>9s} "
                   f"{'RTF torch':>10s} {'RTF ngs':>9s} {'GFLOP/s':>8s} {'% peak':>7s}")
             for name in CASES:
-                tt, nn_ = tj[name], ngj[name]
-                audio_s = tt["audio_seconds"]
-                ratio = tt["mean_ms"] / nn_["mean_ms"]
-                gf = case_flops(w_hp, l_hp, name) / (nn_["mean_ms"] / 1000.0) / 1e9
+                t_rounds, n_rounds = [], []
+                for _ in range(a.rounds):
+                    ng = subprocess.run([a.ngs, "--threads", str(T), "bench", p["model"],
+                                         "--json", "--cases", name, "--seconds", str(a.seconds)],
+                                        capture_output=True, text=True)
+                    if ng.returncode != 0:
+                        sys.exit(f"compare_pytorch: ngs bench failed: {ng.stderr.strip()}")
+                    n_rounds.append(json.loads(ng.stdout)["cases"][0])
+                    tw.stdin.write(f"{name} {a.seconds}\n")
+                    tw.stdin.flush()
+                    t_rounds.append(json.loads(tw.stdout.readline()))
+                audio_s = t_rounds[0]["audio_seconds"]
+                tt, nn_ = merge(t_rounds), merge(n_rounds)
+                ratio = tt["p50_ms"] / nn_["p50_ms"]
+                gf = case_flops(w_hp, l_hp, name) / (nn_["p50_ms"] / 1000.0) / 1e9
                 share = 100.0 * gf / (a.peak_gflops * T) if a.peak_gflops > 0 else float("nan")
-                print(f"{name:12s} {tt['mean_ms']:10.2f} ({tt['p50_ms']:7.2f}) "
-                      f"{nn_['mean_ms']:10.2f} ({nn_['p50_ms']:7.2f}) {ratio:8.2f}x "
-                      f"{audio_s / tt['mean_ms'] * 1000:9.1f}x {nn_['rtf']:8.1f}x "
-                      f"{gf:8.1f} {share:6.1f}%")
+                print(f"{name:12s} {tt['p50_ms']:10.2f} ({tt['min_ms']:7.2f}) "
+                      f"{nn_['p50_ms']:10.2f} ({nn_['min_ms']:7.2f}) {ratio:8.2f}x "
+                      f"{audio_s / tt['p50_ms'] * 1000:9.1f}x "
+                      f"{audio_s / nn_['p50_ms'] * 1000:8.1f}x {gf:8.1f} {share:6.1f}%",
+                      flush=True)
                 row = {"config": config, "threads": T, "case": name, "audio_seconds": audio_s,
-                       "torch": tt, "ngs": {k: nn_[k] for k in ("runs", "mean_ms", "p50_ms",
-                                                                "min_ms", "max_ms", "rtf")},
-                       "speedup": ratio, "ngs_gflops": gf, "ngs_peak_share": share}
+                       "torch": tt, "ngs": nn_, "speedup": ratio, "ngs_gflops": gf,
+                       "ngs_peak_share": share, "flops": case_flops(w_hp, l_hp, name)}
                 results["runs"].append(row)
                 table.append(row)
+            tw.stdin.close()
+            tw.wait()
     print("\nmarkdown:\n")
     print("| config | threads | case | PyTorch ms | ngs ms | speed-up | RTF PyTorch | RTF ngs "
           "| ngs GFLOP/s | % of FMA peak |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in table:
-        print(f"| {r['config']} | {r['threads']} | {r['case']} | {r['torch']['mean_ms']:.2f} | "
-              f"{r['ngs']['mean_ms']:.2f} | **{r['speedup']:.2f}x** | "
-              f"{r['audio_seconds'] / r['torch']['mean_ms'] * 1000:.1f} | {r['ngs']['rtf']:.1f} | "
+        print(f"| {r['config']} | {r['threads']} | {r['case']} | {r['torch']['p50_ms']:.2f} | "
+              f"{r['ngs']['p50_ms']:.2f} | **{r['speedup']:.2f}x** | "
+              f"{r['audio_seconds'] / r['torch']['p50_ms'] * 1000:.1f} | "
+              f"{r['audio_seconds'] / r['ngs']['p50_ms'] * 1000:.1f} | "
               f"{r['ngs_gflops']:.1f} | {r['ngs_peak_share']:.0f} % |")
     if a.json_out:
         with open(a.json_out, "w") as f:

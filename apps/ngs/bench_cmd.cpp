@@ -11,6 +11,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "commands.h"
@@ -114,6 +115,21 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
                            "decode");
                    }});
 
+  if (!o.cases.empty()) {
+    std::vector<Case> picked;
+    std::stringstream ss(o.cases);
+    std::string name;
+    while (std::getline(ss, name, ',')) {
+      auto it = std::find_if(cases.begin(), cases.end(),
+                             [&](const Case &c) { return c.name == name; });
+      if (it == cases.end())
+        throw Failure("unknown or unavailable bench case '" + name +
+                      "' (decode, sample, encode, resynth_10s, path_10s)");
+      picked.push_back(*it);
+    }
+    cases = picked;
+  }
+
   utsname un{};
   uname(&un);
   json j;
@@ -166,7 +182,7 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
     bar.update(int(ci + 1));
   }
   const double voices = decode_mean_ms > 0 ? e.seconds(one) / (decode_mean_ms / 1000.0) : 0;
-  j["voices"] = voices;
+  j["voices"] = decode_mean_ms > 0 ? json(voices) : json(nullptr);
   j["voices_note"] = "one-shot decodes per second of audio time on one context";
 
   if (o.json) {
@@ -182,8 +198,9 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
                   r["mean_ms"].get<double>(), r["p50_ms"].get<double>(),
                   r["p90_ms"].get<double>(), r["p99_ms"].get<double>(),
                   r["max_ms"].get<double>(), r["rtf"].get<double>());
-    std::printf("voices: %.1f one-shots decoded in real time (one context, %d thread(s))\n",
-                voices, g.threads);
+    if (decode_mean_ms > 0)
+      std::printf("voices: %.1f one-shots decoded in real time (one context, %d thread(s))\n",
+                  voices, g.threads);
   }
   report_rtf("bench", total_audio, total_ms);
 }

@@ -58,6 +58,7 @@ struct BenchOptions {
   std::string model;
   bool json = false;
   double seconds = 2.0;
+  std::string cases;  // comma-separated subset of the case names; empty = all
 };
 
 void run_info(const GlobalOptions &g, const InfoOptions &o);

@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
   bench->add_option("MODEL", bo.model, "Model file")->required();
   bench->add_flag("--json", bo.json, "Print JSON");
   bench->add_option("--seconds", bo.seconds, "Measuring time per case")->capture_default_str();
+  bench->add_option("--cases", bo.cases, "Comma-separated subset: decode,sample,encode,resynth_10s,path_10s");
 
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
