@@ -7,6 +7,8 @@
 //   /tmp/cpu_ops_bench --benchmark_filter=Gemm
 #include <benchmark/benchmark.h>
 
+#include <cmath>
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -181,5 +183,49 @@ void BM_SynthSpectrumTail(benchmark::State &st) {
   st.SetLabel("41 x 1025 mod_sigmoid + window identity");
 }
 BENCHMARK(BM_SynthSpectrumTail);
+// Drum-size sequence VAE decode: e_dim 256, h 512, one RNN layer, 2 linears, 7 classes.
+void BM_LatentDecodeDrum(benchmark::State &st) {
+  std::vector<std::vector<float>> store;
+  store.reserve(64);
+  auto add = [&](size_t n, float scale) {
+    store.push_back(rnd(n, scale));
+    return static_cast<const float *>(store.back().data());
+  };
+  LatentWeights w;
+  LatentConfig &c = w.cfg;
+  c.z_dim = 128; c.h_dim = 512; c.e_dim = 256; c.n_linears = 2; c.n_rnn = 1; c.n_grains = 41;
+  c.n_conds = 7; c.rnn = st.range(0) ? RnnType::kLstm : RnnType::kGru;
+  const int H = c.h_dim, G = c.gates() * H;
+  auto lin = [&](int out, int in) {
+    return Linear{add(static_cast<size_t>(out) * in, 1.0f / std::sqrt(in)), add(out, 0.1f), out, in};
+  };
+  std::vector<float> ones(H, 1.0f), zeros(H, 0.0f);
+  auto rnn = [&]() {
+    return RnnLayer{add(static_cast<size_t>(G) * H, 0.04f), add(static_cast<size_t>(G) * H, 0.04f),
+                    add(G, 0.1f), add(G, 0.1f), H, H};
+  };
+  w.dec_e = {lin(H, c.e_dim + c.n_conds), lin(H, H)};
+  w.dec_rnn = {rnn()};
+  w.dec_z = {LayerNormLinear{lin(H, H + c.n_conds), ones.data(), zeros.data()},
+             LayerNormLinear{lin(H, H), ones.data(), zeros.data()}};
+  w.dec_z_out = lin(c.z_dim, H);
+  w.enc_z = {LayerNormLinear{lin(H, c.z_dim), ones.data(), zeros.data()},
+             LayerNormLinear{lin(H, H), ones.data(), zeros.data()}};
+  w.enc_rnn = {rnn()};
+  w.enc_e = {lin(H, H), lin(c.e_dim, H)};
+  w.mu = lin(c.e_dim, c.e_dim);
+  w.logvar = lin(c.e_dim, c.e_dim);
+  LatentModel lm(w);
+  std::vector<float> scratch(lm.scratch_floats(41)), z(41 * 128);
+  auto e = rnd(256);
+  for (auto _ : st) {
+    lm.decode(e.data(), 3, 41, z.data(), scratch.data());
+    benchmark::DoNotOptimize(z.data());
+  }
+  st.SetLabel(st.range(0) ? "LSTM" : "GRU");
+}
+BENCHMARK(BM_LatentDecodeDrum)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
+
 }  // namespace
+
 BENCHMARK_MAIN();

@@ -118,6 +118,31 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
   }
 }
 
+TEST(CpuGemv, MatchesReferenceOnEveryIsa) {
+  for (Isa isa : isas()) {
+    for (int n : {1, 15, 16, 17, 100, 2048}) {
+      for (int k : {1, 3, 4, 7, 512}) {
+        auto w = rand_vec(static_cast<size_t>(n) * k), b = rand_vec(n), x = rand_vec(k);
+        PackedGemm p = gemm_pack(w.data(), n, k, b.data());
+        for (Act act : {Act::kNone, Act::kLrelu}) {
+          std::vector<float> y(n + 3, kNan);
+          y[n] = y[n + 1] = y[n + 2] = 7.0f;  // past the end: untouched
+          gemv_isa(isa, p, x.data(), y.data(), act);
+          std::vector<double> want(n);
+          for (int j = 0; j < n; ++j) {
+            double v = b[j];
+            for (int i = 0; i < k; ++i) v += static_cast<double>(w[static_cast<size_t>(j) * k + i]) * x[i];
+            want[j] = act == Act::kLrelu ? lrelu_d(v) : v;
+          }
+          EXPECT_LT(rel_l2(y, want, n), 2e-6) << isa_name(isa) << " n=" << n << " k=" << k;
+          EXPECT_EQ(y[n], 7.0f);
+          EXPECT_EQ(y[n + 2], 7.0f);
+        }
+      }
+    }
+  }
+}
+
 TEST(CpuConv, MatchesReferenceOnEveryIsa) {
   IsaGuard guard;
   struct Case { int cin, cout, k, stride, dil, pad, l; bool in_lrelu; Act act; };

@@ -118,6 +118,17 @@ void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, floa
   }
 }
 
+void gemv_isa(Isa isa, const PackedGemm &w, const float *x, float *y, Act act) {
+  const bool lr = act == Act::kLrelu;
+  if (w.k > 0 && isa == Isa::kAvx512) return gemv_avx512(w.panels.data(), w.bias.data(), w.n, w.k, x, y, lr);
+  if (w.k > 0 && isa == Isa::kAvx2) return gemv_avx2(w.panels.data(), w.bias.data(), w.n, w.k, x, y, lr);
+  gemm_isa(Isa::kPortable, w, x, w.k, 1, y, w.n, act, false);
+}
+
+void gemv(const PackedGemm &w, const float *x, float *y, Act act) {
+  gemv_isa(isa_active(), w, x, y, act);
+}
+
 void gemm(const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy, Act act,
           bool accumulate) {
   gemm_isa(isa_active(), w, x, ldx, m, y, ldy, act, accumulate);

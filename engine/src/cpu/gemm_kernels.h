@@ -28,5 +28,10 @@ constexpr int kGemmMrAvx2 = 6;
 
 void gemm_kernel_avx512(const GemmTile &t);
 void gemm_kernel_avx2(const GemmTile &t);
+// One-row products over the packed panels (see gemv() in ops.h).
+void gemv_avx512(const float *panels, const float *bias, int n, int k, const float *x, float *y,
+                 bool lrelu);
+void gemv_avx2(const float *panels, const float *bias, int n, int k, const float *x, float *y,
+               bool lrelu);
 
 }  // namespace ngs::cpu

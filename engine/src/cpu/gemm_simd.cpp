@@ -154,6 +154,67 @@ void k256_rows(const GemmTile &t, const float *b, const float *bias, float *y, i
 
 }  // namespace
 
+// y[N] = act(W x + b) for one row: one panel (16 columns) at a time, streaming the packed
+// weights once, four independent accumulators to hide the FMA latency.
+NGS_AVX512 void gemv_avx512(const float *panels, const float *bias, int n, int k, const float *x,
+                            float *y, bool lrelu) {
+  const int np = (n + 15) / 16;
+  for (int p = 0; p < np; ++p) {
+    const float *b = panels + static_cast<size_t>(p) * k * 16;
+    const int nc = n - p * 16 < 16 ? n - p * 16 : 16;
+    const __mmask16 m = static_cast<__mmask16>((1u << nc) - 1u);
+    __m512 a0 = _mm512_maskz_loadu_ps(m, bias + p * 16);
+    __m512 a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 4 <= k; i += 4) {
+      const float *bi = b + static_cast<size_t>(i) * 16;
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_loadu_ps(bi), a0);
+      a1 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 1]), _mm512_loadu_ps(bi + 16), a1);
+      a2 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 2]), _mm512_loadu_ps(bi + 32), a2);
+      a3 = _mm512_fmadd_ps(_mm512_set1_ps(x[i + 3]), _mm512_loadu_ps(bi + 48), a3);
+    }
+    for (; i < k; ++i)
+      a0 = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_loadu_ps(b + static_cast<size_t>(i) * 16), a0);
+    __m512 v = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+    if (lrelu) v = _mm512_mask_max_ps(v, 0xFFFF, v, _mm512_mul_ps(v, _mm512_set1_ps(0.2f)));
+    _mm512_mask_storeu_ps(y + p * 16, m, v);
+  }
+}
+
+NGS_AVX2 void gemv_avx2(const float *panels, const float *bias, int n, int k, const float *x,
+                        float *y, bool lrelu) {
+  const int np = (n + 15) / 16;
+  for (int p = 0; p < np; ++p) {
+    const float *b = panels + static_cast<size_t>(p) * k * 16;
+    const int nc = n - p * 16 < 16 ? n - p * 16 : 16;
+    const __m256i m0 = mask8(nc < 8 ? nc : 8), m1 = mask8(nc > 8 ? nc - 8 : 0);
+    __m256 a0 = _mm256_maskload_ps(bias + p * 16, m0), a1 = _mm256_maskload_ps(bias + p * 16 + 8, m1);
+    __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 2 <= k; i += 2) {
+      const float *bi = b + static_cast<size_t>(i) * 16;
+      const __m256 x0 = _mm256_broadcast_ss(x + i), x1 = _mm256_broadcast_ss(x + i + 1);
+      a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(bi), a0);
+      a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(bi + 8), a1);
+      c0 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(bi + 16), c0);
+      c1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(bi + 24), c1);
+    }
+    for (; i < k; ++i) {
+      const __m256 x0 = _mm256_broadcast_ss(x + i);
+      a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + static_cast<size_t>(i) * 16), a0);
+      a1 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(b + static_cast<size_t>(i) * 16 + 8), a1);
+    }
+    __m256 v0 = _mm256_add_ps(a0, c0), v1 = _mm256_add_ps(a1, c1);
+    if (lrelu) {
+      const __m256 s = _mm256_set1_ps(0.2f);
+      v0 = _mm256_max_ps(v0, _mm256_mul_ps(v0, s));
+      v1 = _mm256_max_ps(v1, _mm256_mul_ps(v1, s));
+    }
+    _mm256_maskstore_ps(y + p * 16, m0, v0);
+    _mm256_maskstore_ps(y + p * 16 + 8, m1, v1);
+  }
+}
+
 void gemm_kernel_avx512(const GemmTile &t) {
   if (t.ncols > 16) k512_rows<true>(t);
   else k512_rows<false>(t);
@@ -168,6 +229,8 @@ void gemm_kernel_avx2(const GemmTile &t) {
 
 void gemm_kernel_avx512(const GemmTile &) {}
 void gemm_kernel_avx2(const GemmTile &) {}
+void gemv_avx512(const float *, const float *, int, int, const float *, float *, bool) {}
+void gemv_avx2(const float *, const float *, int, int, const float *, float *, bool) {}
 
 #endif
 

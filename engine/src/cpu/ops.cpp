@@ -132,7 +132,7 @@ void rnn_forward(const PackedRnn &r, const float *x, int ldx, bool x_constant, i
   std::fill(c, c + H, 0.0f);
   for (int t = 0; t < steps; ++t) {
     const float *gi = xp + static_cast<size_t>(x_constant ? 0 : t) * G;
-    gemm(r.hh, h, H, 1, gh, G, Act::kNone);
+    gemv(r.hh, h, gh, Act::kNone);
     if (r.type == RnnType::kGru) {
       for (int j = 0; j < H; ++j) {
         const float rg = sigmoidf(gi[j] + gh[j]);

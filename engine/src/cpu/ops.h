@@ -58,6 +58,11 @@ PackedGemm gemm_pack(const Linear &lin);
 // x rows of K floats at stride ldx; y rows of N floats at stride ldy.
 void gemm(const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy, Act act,
           bool accumulate = false);
+// One row, y[N] = act(W x + b), for the recurrences: streams the packed weights once with
+// several accumulators (summation order differs from gemm(), so results may differ from
+// a gemm() row in the last bits).
+void gemv(const PackedGemm &w, const float *x, float *y, Act act);
+void gemv_isa(Isa isa, const PackedGemm &w, const float *x, float *y, Act act);
 // Same with an explicit ISA (tests, benchmarks).
 void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy,
               Act act, bool accumulate);
