@@ -91,8 +91,44 @@ struct DrumDecoder {
     w.dec_out = Linear{add(rnd(static_cast<size_t>(F) * in, 1.0f / std::sqrt(in))), add(rnd(F, 0.1f)), F, in};
     w.pp_fir = add(rnd(c.pp_ker, 0.1f));
     w.pp_bias = 0.01f;
+    // Encoder.
+    const int C = c.channels;
+    for (int i = 0; i < c.n_convs; ++i) {
+      EncoderStage st;
+      const int cin = i == 0 ? 1 : C;
+      st.down = Conv1d{add(rnd(static_cast<size_t>(C) * cin * 9, 1.0f / std::sqrt(cin * 9.0f))),
+                       add(rnd(C, 0.1f)), C, cin, 9, 4, 1, 4};
+      for (int j = 0; j < 3; ++j) {
+        const int d = j == 0 ? 1 : j == 1 ? 3 : 9;
+        st.res[j].dil = Conv1d{add(rnd(static_cast<size_t>(C) * C * 3, 0.05f)), add(rnd(C, 0.1f)),
+                               C, C, 3, 1, d, d};
+        st.res[j].pw = Linear{add(rnd(static_cast<size_t>(C) * C, 0.08f)), nullptr, C, C};
+        st.res[j].sc = Linear{add(rnd(static_cast<size_t>(C) * C, 0.08f)), nullptr, C, C};
+        st.res[j].bias = add(rnd(C, 0.1f));
+      }
+      w.enc.push_back(st);
+    }
+    const int fl = c.flatten_size();
+    w.enc_lin[0] = Linear{add(rnd(static_cast<size_t>(c.h_dim) * fl, 0.02f)), add(rnd(c.h_dim, 0.1f)), c.h_dim, fl};
+    w.enc_lin[1] = Linear{add(rnd(static_cast<size_t>(c.z_dim) * c.h_dim, 0.04f)), add(rnd(c.z_dim, 0.1f)), c.z_dim, c.h_dim};
+    w.mu = Linear{add(rnd(static_cast<size_t>(c.z_dim) * c.z_dim, 0.08f)), add(rnd(c.z_dim, 0.1f)), c.z_dim, c.z_dim};
+    w.logvar = w.mu;
   }
 };
+
+void BM_EncodeDrum(benchmark::State &st) {
+  DrumDecoder d;
+  WaveformEncoder enc(d.w);
+  const int n = static_cast<int>(st.range(0));
+  std::vector<float> scratch(enc.scratch_floats(n)), mu(n * 128), lv(n * 128);
+  auto audio = rnd(static_cast<size_t>(n + 3) * 512, 0.5f);
+  for (auto _ : st) {
+    enc.encode(audio.data(), n, mu.data(), lv.data(), scratch.data());
+    benchmark::DoNotOptimize(mu.data());
+  }
+  st.SetLabel("drum-size encoder");
+}
+BENCHMARK(BM_EncodeDrum)->Arg(41)->Unit(benchmark::kMillisecond);
 
 void BM_DecodeDrum(benchmark::State &st) {
   DrumDecoder d;

@@ -34,32 +34,37 @@ PackedGemm gemm_pack(const Linear &lin) { return gemm_pack(lin.w, lin.out, lin.i
 
 namespace {
 
-// Portable microkernel: up to 4 rows x up to 32 columns (two panels).
+// Portable microkernel: up to 4 rows x up to 32 columns (two panels), one panel at a time;
+// the four rows share each load of the panel row (the compiler vectorises the j loops).
 void kernel_portable(const GemmTile &t) {
-  float acc[4][2 * kGemmNr];
-  const int ncol = t.ncols;
-  for (int i = 0; i < t.mr; ++i)
-    for (int j = 0; j < ncol; ++j)
-      acc[i][j] = t.from_bias ? t.bias[j] : t.y[static_cast<size_t>(i) * t.ldy + j];
-  const int npan = ncol > kGemmNr ? 2 : 1;
+  const int npan = t.ncols > kGemmNr ? 2 : 1;
   for (int pp = 0; pp < npan; ++pp) {
     const float *b = t.b + static_cast<size_t>(pp) * t.panel_stride;
-    const int j0 = pp * kGemmNr, j1 = std::min(ncol, j0 + kGemmNr);
-    for (int i = 0; i < t.mr; ++i) {
-      const float *xr = t.x + static_cast<size_t>(i) * t.ldx;
-      float a[kGemmNr];
-      for (int j = 0; j < kGemmNr; ++j) a[j] = 0.0f;
-      for (int kk = 0; kk < t.kc; ++kk) {
-        const float xv = xr[kk];
-        const float *br = b + static_cast<size_t>(kk) * kGemmNr;
-        for (int j = 0; j < kGemmNr; ++j) a[j] += xv * br[j];
+    const int j0 = pp * kGemmNr, nc = std::min(t.ncols - j0, kGemmNr);
+    float acc[4][kGemmNr];
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < kGemmNr; ++j) acc[i][j] = 0.0f;
+    const float *x0 = t.x, *x1 = t.x + (t.mr > 1 ? t.ldx : 0);
+    const float *x2 = t.x + (t.mr > 2 ? 2 * static_cast<size_t>(t.ldx) : 0);
+    const float *x3 = t.x + (t.mr > 3 ? 3 * static_cast<size_t>(t.ldx) : 0);
+    for (int kk = 0; kk < t.kc; ++kk) {
+      const float *br = b + static_cast<size_t>(kk) * kGemmNr;
+      const float a0 = x0[kk], a1 = x1[kk], a2 = x2[kk], a3 = x3[kk];
+      for (int j = 0; j < kGemmNr; ++j) {
+        const float bj = br[j];
+        acc[0][j] += a0 * bj;
+        acc[1][j] += a1 * bj;
+        acc[2][j] += a2 * bj;
+        acc[3][j] += a3 * bj;
       }
-      for (int j = j0; j < j1; ++j) acc[i][j] += a[j - j0];
     }
-  }
-  for (int i = 0; i < t.mr; ++i) {
-    float *yr = t.y + static_cast<size_t>(i) * t.ldy;
-    for (int j = 0; j < ncol; ++j) yr[j] = t.lrelu ? lrelu(acc[i][j]) : acc[i][j];
+    for (int i = 0; i < t.mr; ++i) {
+      float *yr = t.y + static_cast<size_t>(i) * t.ldy + j0;
+      for (int j = 0; j < nc; ++j) {
+        const float v = (t.from_bias ? t.bias[j0 + j] : yr[j]) + acc[i][j];
+        yr[j] = t.lrelu ? lrelu(v) : v;
+      }
+    }
   }
 }
 
