@@ -135,6 +135,17 @@ def trainable(m):
     return [p for p in m.parameters() if p.requires_grad]
 
 
+def batchnorms(m):
+    return [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm1d)]
+
+
+def set_bn_frozen(m, frozen):
+    """Frozen BatchNorm: normalise with the running statistics (eval mode) while the
+    affine weight and bias keep training, so training and inference compute the same."""
+    for b in batchnorms(m):
+        b.train(not frozen)
+
+
 # ---------------------------------------------------------------- stage 1
 
 def augment(x):
@@ -149,7 +160,24 @@ def augment(x):
 
 
 @torch.no_grad()
-def eval_stage1(w, sd, audio, bs=16):
+def recalibrate_bn_stage1(w, audio, bs=8):
+    """Precise BatchNorm statistics: the cumulative average over one pass of the training
+    set (sampled z into the decoder, as in training), replacing the running averages of
+    small, noisy batches."""
+    w.train()
+    for b in batchnorms(w):
+        b.reset_running_stats()
+        b.momentum = None
+    for i in range(0, len(audio), bs):
+        x = torch.from_numpy(audio[i:i + bs])
+        mu, logvar = w_encode(w, x)
+        w_decode(w, mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), x.shape[0])
+    for b in batchnorms(w):
+        b.momentum = 0.1
+
+
+@torch.no_grad()
+def eval_stage1(w, sd, audio, bs=16, bn_frozen=False):
     w.eval()
     tot, n = 0.0, 0
     g = torch.get_rng_state()
@@ -162,6 +190,7 @@ def eval_stage1(w, sd, audio, bs=16):
         n += x.shape[0]
     torch.set_rng_state(g)
     w.train()
+    set_bn_frozen(w, bn_frozen)
     return tot / n
 
 
@@ -178,14 +207,17 @@ def stage1(args):
     w.train()
     opt = torch.optim.Adam(trainable(w), lr=args.lr)
     sd = losses.SpectralDistance(hp["sr"], log_weight=1.0)
-    step, hist, elapsed = 0, [], 0.0
+    step, hist, elapsed, bn_frozen = 0, [], 0.0, False
     if os.path.exists(path):
         w.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step, hist, elapsed = st["step"], st["history"], st.get("elapsed_s", 0.0)
+        bn_frozen = st.get("bn_frozen", False)
         max_steps = st["max_steps"]
         set_rng_state(st["rng"])
-        log(args.run, "stage1: resumed at step %d" % step)
+        set_bn_frozen(w, bn_frozen)
+        log(args.run, "stage1: resumed at step %d (BatchNorm %s)"
+            % (step, "frozen" if bn_frozen else "training"))
     else:
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
@@ -198,10 +230,12 @@ def stage1(args):
     def snapshot():
         save_state(path, {"hparams": hp, "model": w.state_dict(), "optimizer": opt.state_dict(),
                           "step": step, "max_steps": max_steps, "history": hist,
-                          "rng": rng_state(), "elapsed_s": elapsed,
+                          "rng": rng_state(), "elapsed_s": elapsed, "bn_frozen": bn_frozen,
                           "config": {"lr": args.lr, "tar_beta": args.tar_beta,
-                                     "batch": args.batch, "seed": args.seed}})
+                                     "batch": args.batch, "seed": args.seed,
+                                     "freeze_bn_at": args.freeze_bn_at}})
 
+    freeze_at = int(args.freeze_bn_at * max_steps)
     t_start = time.time()
     t_save = t_start
     acc = {"spec": 0.0, "kld": 0.0, "n": 0}
@@ -210,6 +244,12 @@ def stage1(args):
             log(args.run, "stage1: time budget of this invocation used up at step %d" % step)
             break
         t0 = time.time()
+        if not bn_frozen and step >= freeze_at:
+            recalibrate_bn_stage1(w, tr)
+            set_bn_frozen(w, True)
+            bn_frozen = True
+            log(args.run, "stage1: BatchNorm statistics recalibrated on the training set and "
+                "frozen at step %d (test spec %.4f)" % (step, eval_stage1(w, sd, te, bn_frozen=True)))
         idx = np.random.randint(0, len(tr), size=args.batch)
         x = augment(torch.from_numpy(tr[idx]))
         for g in opt.param_groups:
@@ -234,7 +274,7 @@ def stage1(args):
             rec = {"step": step, "spec": acc["spec"] / acc["n"], "kld": acc["kld"] / acc["n"],
                    "beta": b, "lr": lr_of(step), "elapsed_s": round(elapsed, 1)}
             if step % args.eval_every == 0 or step == max_steps:
-                rec["test_spec"] = eval_stage1(w, sd, te)
+                rec["test_spec"] = eval_stage1(w, sd, te, bn_frozen=bn_frozen)
             hist.append(rec)
             log(args.run, "stage1 " + json.dumps(rec))
             acc = {"spec": 0.0, "kld": 0.0, "n": 0}
@@ -282,13 +322,15 @@ def stage2(args):
     l = LatentVAE(**hp)
     l.train()
     opt = torch.optim.Adam(trainable(l), lr=args.lr2)
-    step, hist, elapsed = 0, [], 0.0
+    step, hist, elapsed, bn_frozen = 0, [], 0.0, False
     if os.path.exists(path):
         l.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         step, hist, elapsed = st["step"], st["history"], st.get("elapsed_s", 0.0)
+        bn_frozen = st.get("bn_frozen", False)
         max_steps = st["max_steps"]
         set_rng_state(st["rng"])
+        set_bn_frozen(l, bn_frozen)
         log(args.run, "stage2: resumed at step %d" % step)
     else:
         torch.manual_seed(args.seed + 1)
@@ -304,9 +346,10 @@ def stage2(args):
     def snapshot():
         save_state(path, {"hparams": hp, "model": l.state_dict(), "optimizer": opt.state_dict(),
                           "step": step, "max_steps": max_steps, "history": hist,
-                          "rng": rng_state(), "elapsed_s": elapsed,
+                          "rng": rng_state(), "elapsed_s": elapsed, "bn_frozen": bn_frozen,
                           "config": {"lr": args.lr2, "tar_beta": args.tar_beta2,
-                                     "batch": args.batch2, "seed": args.seed}})
+                                     "batch": args.batch2, "seed": args.seed,
+                                     "freeze_bn_at": args.freeze_bn_at}})
 
     @torch.no_grad()
     def evaluate():
@@ -314,7 +357,20 @@ def stage2(args):
         mu_e, _ = l_encode(l, mu_te)
         r = F.mse_loss(l_decode(l, mu_e, y_te), mu_te).item()
         l.train()
+        set_bn_frozen(l, bn_frozen)
         return r
+
+    @torch.no_grad()
+    def recalibrate(bs=32):
+        l.train()
+        for b in batchnorms(l):
+            b.reset_running_stats()
+            b.momentum = None
+        for i in range(0, len(y_tr), bs):
+            mu, logvar = l_encode(l, mu_tr[i:i + bs])
+            l_decode(l, mu + torch.randn_like(mu) * torch.exp(0.5 * logvar), y_tr[i:i + bs])
+        for b in batchnorms(l):
+            b.momentum = 0.1
 
     t_start, t_save = time.time(), time.time()
     acc = {"rec": 0.0, "kld": 0.0, "n": 0}
@@ -323,6 +379,12 @@ def stage2(args):
             log(args.run, "stage2: time budget of this invocation used up at step %d" % step)
             break
         t0 = time.time()
+        if not bn_frozen and step >= int(args.freeze_bn_at * max_steps):
+            recalibrate()
+            bn_frozen = True
+            set_bn_frozen(l, True)
+            log(args.run, "stage2: BatchNorm statistics recalibrated and frozen at step %d "
+                "(test rec %.5f)" % (step, evaluate()))
         idx = torch.from_numpy(np.random.choice(len(y_tr), size=args.batch2, p=p))
         target = mu_tr[idx]
         z_in = target + torch.randn_like(target) * torch.exp(0.5 * lv_tr[idx])
@@ -395,6 +457,9 @@ def main():
     ap.add_argument("--max_steps", type=int, default=4000)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--tar_beta", type=float, default=0.003)
+    ap.add_argument("--freeze_bn_at", type=float, default=0.2,
+                    help="fraction of max_steps after which BatchNorm statistics are "
+                    "recalibrated and frozen (stage 1)")
     ap.add_argument("--batch2", type=int, default=32)
     ap.add_argument("--max_steps2", type=int, default=6000)
     ap.add_argument("--lr2", type=float, default=1e-3)
