@@ -3,6 +3,7 @@
 // percentiles, the real-time factor (audio seconds per compute second, from the mean) and
 // the number of one-shot voices a single context decodes in real time.
 #include <sys/utsname.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -40,6 +41,14 @@ struct Case {
   double audio_seconds = 0;
   std::function<void()> run;
 };
+
+// CPU time of the whole process (all threads) in ms: unlike wall time, it does not grow
+// when other processes share the cores.
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
+}
 
 double percentile(const std::vector<double> &sorted, double p) {
   // Nearest-rank percentile.
@@ -153,11 +162,14 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
     Case &c = cases[ci];
     c.run();  // warm-up
     std::vector<double> t;
+    double cpu_ms = 0;
     Stopwatch all;
     while (t.size() < 3 || all.ms() < o.seconds * 1000.0) {
+      const double c0 = process_cpu_ms();
       Stopwatch sw;
       c.run();
       t.push_back(sw.ms());
+      cpu_ms += process_cpu_ms() - c0;
       if (t.size() >= 100000) break;
     }
     std::sort(t.begin(), t.end());
@@ -177,7 +189,8 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
               {"p90_ms", percentile(t, 90)},
               {"p99_ms", percentile(t, 99)},
               {"max_ms", t.back()},
-              {"rtf", c.audio_seconds / (mean / 1000.0)}};
+              {"rtf", c.audio_seconds / (mean / 1000.0)},
+              {"cpu_mean_ms", cpu_ms / double(t.size())}};
     j["cases"].push_back(r);
     bar.update(int(ci + 1));
   }
