@@ -39,7 +39,9 @@ if [ -f "$MODEL" ]; then
 else
   echo "!! $MODEL is not in this checkout: using an UNTRAINED fixture model instead."
   echo "!! Its weights are random: the files below show that the whole pipeline runs,"
-  echo "!! but they sound like filtered noise, not like drums."
+  echo "!! but they sound like filtered noise, not like drums. It is also a tiny model"
+  echo "!! (h_dim 64): its real-time factors are not those of the drum-size model"
+  echo "!! (see bench/RESULTS.md)."
   MODEL="$BUILD/fixtures/lstm22k/model.safetensors"
   UNTRAINED=1
   if [ ! -f "$MODEL" ]; then
