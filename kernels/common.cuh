@@ -40,6 +40,10 @@ namespace ngs::cuda {
 // After every launch: reports a bad launch configuration or an earlier asynchronous fault.
 #define NGS_CUDA_CHECK_LAUNCH() NGS_CUDA_CHECK(cudaGetLastError())
 
+namespace ngs::cuda {
+__host__ __device__ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
+}  // namespace ngs::cuda
+
 #if defined(__CUDACC__) || defined(NGS_CUDA_EMULATION)  // device code: not for host-only TUs
 namespace ngs::cuda {
 
@@ -55,8 +59,6 @@ __device__ __forceinline__ float load_weight(const float *w, size_t i) { return 
 __device__ __forceinline__ float load_weight(const __half *w, size_t i) {
   return __half2float(w[i]);
 }
-
-__host__ __device__ inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 }  // namespace ngs::cuda
 #endif

@@ -24,6 +24,7 @@ extern "C" void __sanitizer_start_switch_fiber(void **fake_stack_save, const voi
                                                size_t size);
 extern "C" void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                                 size_t *size_old);
+extern "C" void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #endif
 
 // Context switch between fibers: saves the callee-saved registers, MXCSR and the x87
@@ -111,6 +112,16 @@ struct Fiber {
 // One mmap'ed stack per thread slot, kept across launches (guard page below).
 struct StackPool {
   std::vector<unsigned char *> stacks;
+  // Set when a launch failed and left fibers abandoned mid-frame: their stack redzones
+  // are still poisoned for AddressSanitizer and must be cleared before the stacks are reused.
+  bool dirty = false;
+  void clean() {
+#ifdef NGS_EMU_ASAN
+    if (dirty)
+      for (auto *s : stacks) __asan_unpoison_memory_region(s, kStackBytes);
+#endif
+    dirty = false;
+  }
   ~StackPool() {
     for (auto *s : stacks) munmap(s - 4096, kStackBytes + 4096);
   }
@@ -202,6 +213,10 @@ void run_block(BlockRun &r, BlockCtx &bc, unsigned n_threads) {
     // Initial frame, popped by the first switch: MXCSR/x87 control word, r15..rbp, the
     // return address (the fiber entry) and an empty slot, so the entry sees rsp = 8 mod 16.
     f.stack = g_stacks.get(i);
+#ifdef NGS_EMU_ASAN
+    // The entry frame of the stack's previous fiber never returned: clear its redzones.
+    __asan_unpoison_memory_region(f.stack + kStackBytes - 16384, 16384);
+#endif
     uintptr_t top = reinterpret_cast<uintptr_t>(f.stack + kStackBytes) & ~uintptr_t(15);
     uint64_t *frame = reinterpret_cast<uint64_t *>(top) - 9;
     frame[0] = 0x1F80u | (uint64_t{0x037Fu} << 32);  // MXCSR default, x87 control word
@@ -373,6 +388,7 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
   BlockCtx bc;
   bc.block_dim = block;
   bc.grid_dim = grid;
+  g_stacks.clean();
   g_run = &r;
   try {
     for (unsigned z = 0; z < grid.z; ++z)
@@ -394,6 +410,7 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
   } catch (const Error &e) {
     g_run = nullptr;
     g_current = nullptr;
+    g_stacks.dirty = true;
     throw Error(std::string(e.what()) + " [kernel " + name + "]");
   }
   g_run = nullptr;
