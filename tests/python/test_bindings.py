@@ -308,11 +308,17 @@ def test_library_default_search_finds_repo_build_engine(tmp_path):
     pkg = repo / "bindings" / "python"
     (pkg / "ngs").mkdir(parents=True)
     shutil.copy(BINDINGS / "ngs" / "__init__.py", pkg / "ngs" / "__init__.py")
+    (repo / "engine" / "include" / "ngs").mkdir(parents=True)
+    shutil.copy(HEADER, repo / "engine" / "include" / "ngs" / "ngs.h")
     (repo / "build" / "engine").mkdir(parents=True)
     os.symlink(os.path.realpath(lib), repo / "build" / "engine" / "libngs.so.0")
     r = _run_py("import ngs; print(ngs.library_path()); print(ngs.version())", {}, pkg=pkg)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("\n")[0] == str(repo / "build" / "engine" / "libngs.so.0")
+    # outside a source tree (an installed package) no build folder is searched
+    os.remove(repo / "engine" / "include" / "ngs" / "ngs.h")
+    r = _run_py("import ngs; print(ngs.library_path())", {}, pkg=pkg)
+    assert "build/engine/libngs.so.0" not in r.stdout
     # ... which is where CMake puts it as long as no output directory is set
     assert "add_library(ngs SHARED" in (ROOT / "engine" / "CMakeLists.txt").read_text()
     for f in (ROOT / "CMakeLists.txt", ROOT / "engine" / "CMakeLists.txt"):
@@ -826,3 +832,24 @@ def test_ngs_error_pickles():
     e2 = pickle.loads(pickle.dumps(e))
     assert (e2.status, e2.message, e2.function, str(e2)) == (e.status, e.message, e.function, str(e))
     assert "capacity" in str(e) and "too long" in str(e) and "ngs_decode" in str(e)
+
+
+def test_docs_example_runs(lstm, capsys):
+    """The example of docs/BINDINGS.md, on the lstm22k fixture (it has Kick, Snare, Hat)."""
+    text = (ROOT / "docs" / "BINDINGS.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    assert '"models/drums.safetensors"' in code
+    code = code.replace('"models/drums.safetensors"', repr(str(lstm.file)))
+    ns = {}
+    exec(compile(code, "docs/BINDINGS.md", "exec"), ns)
+    info = ns["info"]
+    assert ns["kick"].shape == (info.sample_length,)
+    assert ns["snares"].shape == (4, info.sample_length)
+    assert ns["morph"].shape == (5, info.sample_length)
+    assert ns["drone"].shape == ((ns["z"].shape[0] + 3) * info.hop_size,)
+    assert ns["resynth"].shape == (info.sample_rate,)
+    assert ns["loop"].shape == (2 * info.sample_rate,)
+    for k in ("kick", "snares", "morph", "drone", "resynth", "kick_like", "loop"):
+        assert np.all(np.isfinite(ns[k])) and np.max(np.abs(ns[k])) > 0, k
+    assert "INVALID_ARGUMENT" in capsys.readouterr().out
+    assert ns["model"].closed

@@ -220,6 +220,11 @@ BUILD_HINT = ("build it with `cmake -S . -B build -G Ninja && cmake --build buil
               "ngs` in the ngs source tree, or set NGS_LIBRARY to the path of libngs.so")
 
 
+def _in_tree():
+    """The package sits in the ngs source tree (bindings/python/ngs), not installed."""
+    return os.path.isfile(os.path.join(_REPO, "engine", "include", "ngs", "ngs.h"))
+
+
 def _candidates():
     """(description, path-or-name) pairs in search order."""
     env = os.environ.get("NGS_LIBRARY", "")
@@ -231,7 +236,7 @@ def _candidates():
     out = []
     build = os.path.join(_REPO, "build")
     for pattern in ("engine/libngs.so", "engine/libngs.so.*", "lib*/libngs.so",
-                    "lib*/libngs.so.*", "libngs.so", "libngs.so.*"):
+                    "lib*/libngs.so.*", "libngs.so", "libngs.so.*") if _in_tree() else ():
         for f in sorted(glob.glob(os.path.join(build, pattern)), key=len):
             out.append(("build folder", f))
     for name in ("libngs.so.%d" % API_VERSION[0], "libngs.so", ctypes.util.find_library("ngs")):
@@ -285,7 +290,8 @@ def load_library(path=None):
         where = ("NGS_LIBRARY=%s" % os.environ["NGS_LIBRARY"] if path is None and
                  os.environ.get("NGS_LIBRARY") else
                  "%s/{engine,lib*,.}/libngs.so*, then the system loader"
-                 % os.path.join(_REPO, "build") if path is None else path)
+                 % os.path.join(_REPO, "build") if path is None and _in_tree() else
+                 "the system loader" if path is None else path)
         raise LibraryNotFoundError(
             "ngs: the shared library libngs.so was not found (searched %s); %s. Tried: %s"
             % (where, BUILD_HINT, "; ".join(tried) if tried else "nothing"))
