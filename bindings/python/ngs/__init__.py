@@ -475,11 +475,14 @@ class Model:
     """
 
     def __init__(self, path, backend="auto", cuda_device=0):
-        self._handle = None
-        self._contexts = weakref.WeakSet()
+        self._lifetime_init()
         if path is None:
             raise ValueError("ngs: Model path is None")
-        path = os.fspath(path)
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise ValueError("ngs: Model path must be a str or os.PathLike, got %s"
+                             % type(path).__name__) from None
         bpath = os.fsencode(path)
         if b"\0" in bpath:
             raise ValueError("ngs: Model path contains a NUL byte")
@@ -503,8 +506,7 @@ class Model:
         arr = np.frombuffer(buf, dtype=np.uint8) if buf.nbytes else np.zeros(1, np.uint8)
         arr = np.ascontiguousarray(arr)
         self = cls.__new__(cls)
-        self._handle = None
-        self._contexts = weakref.WeakSet()
+        self._lifetime_init()
         params = cls._params(backend, cuda_device)
         h = c_void_p()
         _check(_L().ngs_model_init_from_buffer(arr.ctypes.data, buf.nbytes, params,
@@ -535,7 +537,29 @@ class Model:
         self._classes = tuple(lib.ngs_model_class_name(self._handle, i).decode("utf-8", "replace")
                               for i in range(info.n_classes))
 
-    # lifetime
+    # lifetime: the C model is freed after its last context (ngs.h). close() closes the
+    # live contexts first; contexts that are being finalized by the garbage collector
+    # (their weak references already cleared) free the model when the last one goes.
+    def _lifetime_init(self):
+        self._handle = None
+        self._contexts = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._live = 0         # contexts created and not yet freed
+        self._pending = None   # handle to free once _live reaches 0
+
+    def _context_created(self):
+        with self._lock:
+            self._live += 1
+
+    def _context_freed(self):
+        with self._lock:
+            self._live -= 1
+            h = self._pending if self._live == 0 else None
+            if h is not None:
+                self._pending = None
+        if h is not None:
+            _lib.ngs_model_free(h)
+
     @property
     def closed(self):
         return self._handle is None
@@ -546,13 +570,18 @@ class Model:
         return self._handle
 
     def close(self):
-        """Frees the model, after closing its live contexts. Idempotent."""
-        if self._handle is None:
+        """Frees the model, after closing its live contexts. Idempotent. No other thread
+        may be using the model or its contexts."""
+        if getattr(self, "_handle", None) is None:
             return
         for ctx in list(self._contexts):
             ctx.close()
-        h, self._handle = self._handle, None
-        _lib.ngs_model_free(h)
+        with self._lock:
+            h, self._handle = self._handle, None
+            if self._live > 0:
+                self._pending, h = h, None
+        if h is not None:
+            _lib.ngs_model_free(h)
 
     def __enter__(self):
         return self
@@ -740,6 +769,7 @@ class Context:
         self.max_grains = p.max_grains or 8 * info.n_grains
         self.max_loop_length = p.max_loop_length or 10 * info.sample_rate
         self.n_threads = p.n_threads
+        model._context_created()
         model._contexts.add(self)
 
     @property
@@ -747,11 +777,12 @@ class Context:
         return self._handle is None
 
     def close(self):
-        """Frees the context. Idempotent."""
-        if self._handle is None:
+        """Frees the context. Idempotent. No other thread may be using it."""
+        if getattr(self, "_handle", None) is None:
             return
         h, self._handle = self._handle, None
         _lib.ngs_context_free(h)
+        self.model._context_freed()
 
     def __enter__(self):
         return self
