@@ -12,7 +12,7 @@
 #define NGS_LAUNCH(kernel, grid, block, smem, stream) kernel<<<(grid), (block), (smem), (stream)>>>
 // Dynamic shared memory of the launch as `T name[]`.
 #define NGS_DYNAMIC_SHARED(T, name)                   \
-  extern __shared__ unsigned char ngs_dyn_smem_raw[]; \
+  extern __shared__ __align__(16) unsigned char ngs_dyn_smem_raw[]; \
   T *name = reinterpret_cast<T *>(ngs_dyn_smem_raw)
 #endif
 

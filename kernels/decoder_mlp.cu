@@ -29,7 +29,7 @@ static __global__ void __launch_bounds__(kMlpThreads)
     decoder_mlp_kernel(MlpDevice m, int ld, const float *__restrict__ z, int n,
                        float *__restrict__ S) {
   NGS_DYNAMIC_SHARED(float, smem);
-  float *buf[2] = {smem, smem + T * ld};
+  float *x = smem, *x_next = smem + T * ld;  // ping-pong activations [T][ld]
   float *H = smem + 2 * T * ld;  // [T][F]
   const int F = m.dims[m.n_layers];
   const int z_dim = m.dims[0];
@@ -39,16 +39,14 @@ static __global__ void __launch_bounds__(kMlpThreads)
 
   for (int i = tid; i < T * z_dim; i += blockDim.x) {
     const int t = i / z_dim, k = i - t * z_dim;
-    buf[0][t * ld + k] = t < nt ? z[static_cast<size_t>(g0 + t) * z_dim + k] : 0.0f;
+    x[t * ld + k] = t < nt ? z[static_cast<size_t>(g0 + t) * z_dim + k] : 0.0f;
   }
   __syncthreads();
 
-  int cur = 0;
   for (int l = 0; l < m.n_layers; ++l) {
     const int din = m.dims[l], dout = m.dims[l + 1];
     const bool last = l == m.n_layers - 1;
-    const float *x = buf[cur];
-    float *y = last ? H : buf[cur ^ 1];
+    float *y = last ? H : x_next;
     const int ldy = last ? F : ld;
     const float *bias = m.b[l];
     for (int o = warp; o < dout; o += n_warps) {
@@ -79,7 +77,8 @@ static __global__ void __launch_bounds__(kMlpThreads)
       }
     }
     __syncthreads();
-    cur ^= 1;
+    x_next = x;
+    x = y;
   }
 
   // Window identity: S[k] = (-1)^k (H[k]/2 + (H[k-1] + H[k+1])/4), H[-1] = H[1],
