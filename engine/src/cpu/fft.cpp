@@ -72,6 +72,12 @@ RealFft::RealFft(int n) : n_(n), half_(n / 2) {
         p->tw2r[static_cast<size_t>(r) * p->C + c] = static_cast<float>(std::cos(a));
         p->tw2i[static_cast<size_t>(r) * p->C + c] = static_cast<float>(std::sin(a));
       }
+    p->post_r.resize(static_cast<size_t>(m));
+    p->post_i.resize(static_cast<size_t>(m));
+    for (int k = 0; k < m; ++k) {
+      p->post_r[k] = static_cast<float>(std::cos(2.0 * kPi * k / n));
+      p->post_i[k] = static_cast<float>(-std::sin(2.0 * kPi * k / n));
+    }
     four_step_ = std::move(p);
   }
 }
@@ -104,35 +110,22 @@ void RealFft::complex_fft(float *re, float *im) const {
 
 // Complex FFT of (zr, zi) (destroyed); returns where the result is: (zr, zi) itself for
 // the scalar path, (xr, xi) for the four-step path.
-std::pair<float *, float *> RealFft::run(Isa isa, float *zr, float *zi, float *xr,
-                                         float *xi) const {
-  if (isa == Isa::kAvx512) {
-    fft4step_avx512(*four_step_, zr, zi, xr, xi);
-    return {xr, xi};
-  }
-  if (isa == Isa::kAvx2) {
-    fft4step_avx2(*four_step_, zr, zi, xr, xi);
-    return {xr, xi};
-  }
-  complex_fft(zr, zi);
-  return {zr, zi};
-}
-
-// The ISA of the complex FFT: the four-step path needs its plan (n/2 >= 256).
+// The ISA of the FFT: the vector path needs its four-step plan (n/2 >= 256).
 static Isa fft_isa(bool has_four_step) { return has_four_step ? isa_active() : Isa::kPortable; }
 
 void RealFft::forward(const float *in, float *out, float *scratch) const {
   const int m = half_;
+  const Isa visa = fft_isa(four_step_ != nullptr);
+  if (visa == Isa::kAvx512) return rfft_forward_avx512(*four_step_, in, out, scratch);
+  if (visa == Isa::kAvx2) return rfft_forward_avx2(*four_step_, in, out, scratch);
   // z = x[even] + i x[odd], held in out (2m + 2 floats); the transform goes to scratch.
-  // The scalar FFT works in place, so it takes z in scratch directly.
-  const Isa isa = fft_isa(four_step_ != nullptr);
-  float *sr = scratch, *si = scratch + m;
-  float *zr = isa == Isa::kPortable ? sr : out, *zi = zr + m;
+  // Scalar path: z in scratch, transformed in place.
+  float *ar = scratch, *ai = scratch + m;
   for (int i = 0; i < m; ++i) {
-    zr[i] = in[2 * i];
-    zi[i] = in[2 * i + 1];
+    ar[i] = in[2 * i];
+    ai[i] = in[2 * i + 1];
   }
-  const auto [ar, ai] = run(isa, zr, zi, sr, si);
+  complex_fft(ar, ai);
   // Split: X[k] = E + W^k O, X[m-k] = conj(E - W^k O), E = (Z[k] + conj Z[m-k]) / 2,
   // O = (Z[k] - conj Z[m-k]) / 2i.
   out[0] = ar[0] + ai[0];
@@ -156,10 +149,12 @@ void RealFft::forward(const float *in, float *out, float *scratch) const {
 
 void RealFft::inverse(const float *in, float *out, float *scratch) const {
   const int m = half_;
+  const Isa visa = fft_isa(four_step_ != nullptr);
+  if (visa == Isa::kAvx512) return rfft_inverse_avx512(*four_step_, in, out, scratch);
+  if (visa == Isa::kAvx2) return rfft_inverse_avx2(*four_step_, in, out, scratch);
   // conj Z, Z[k] = E + i O, E = (X[k] + conj X[m-k]) / 2, O = (X[k] - conj X[m-k]) W^-k / 2,
   // Z[m-k] = conj E + i conj O. Held in out (2m floats) for the four-step path.
-  const Isa isa = fft_isa(four_step_ != nullptr);
-  float *zr = isa == Isa::kPortable ? scratch : out, *zi = zr + m;
+  float *zr = scratch, *zi = zr + m;
   zr[0] = 0.5f * (in[0] + in[2 * m]);
   zi[0] = -0.5f * (in[0] - in[2 * m]);
   for (int k = 1; k < m - k; ++k) {
@@ -176,13 +171,27 @@ void RealFft::inverse(const float *in, float *out, float *scratch) const {
   }
   zr[m / 2] = in[2 * (m / 2)];
   zi[m / 2] = in[2 * (m / 2) + 1];
-  const auto [ar, ai] = run(isa, zr, zi, scratch, scratch + m);
+  complex_fft(zr, zi);
+  const float *ar = zr, *ai = zi;
   const float s = 1.0f / static_cast<float>(m);
   for (int i = 0; i < m; ++i) {
     const float r = ar[i], im = ai[i];
     out[2 * i] = r * s;
     out[2 * i + 1] = -im * s;
   }
+}
+
+void RealFft::filter(const float *u, const float *S, float *y, float *scratch) const {
+  const Isa visa = fft_isa(four_step_ != nullptr);
+  if (visa == Isa::kAvx512) return rfft_filter_avx512(*four_step_, u, S, y, scratch);
+  if (visa == Isa::kAvx2) return rfft_filter_avx2(*four_step_, u, S, y, scratch);
+  float *spec = scratch, *fs = scratch + n_ + 2;
+  forward(u, spec, fs);
+  for (int k = 0; k <= half_; ++k) {
+    spec[2 * k] *= S[k];
+    spec[2 * k + 1] *= S[k];
+  }
+  inverse(spec, y, fs);
 }
 
 }  // namespace ngs::cpu

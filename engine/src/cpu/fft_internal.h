@@ -11,9 +11,17 @@ struct FourStepPlan {
   std::vector<int> rev_r, rev_c;    // bit reversal of R and C
   std::vector<float> tw_r, tw_c;    // (cos, -sin)(2 pi j / R), j < R/2; same for C
   std::vector<float> tw2r, tw2i;    // [R][C]: exp(-2 pi i r c / M)
+  std::vector<float> post_r, post_i;  // [M]: (cos, -sin)(2 pi k / n), n = 2M
 };
 
-void fft4step_avx512(const FourStepPlan &p, float *zr, float *zi, float *xr, float *xi);
-void fft4step_avx2(const FourStepPlan &p, float *zr, float *zi, float *xr, float *xi);
+// Real FFTs of n = 2M points entirely on the vector path (see fft.cpp for the contracts).
+void rfft_forward_avx512(const FourStepPlan &p, const float *in, float *out, float *scratch);
+void rfft_inverse_avx512(const FourStepPlan &p, const float *in, float *out, float *scratch);
+void rfft_filter_avx512(const FourStepPlan &p, const float *u, const float *S, float *y,
+                        float *scratch);
+void rfft_forward_avx2(const FourStepPlan &p, const float *in, float *out, float *scratch);
+void rfft_inverse_avx2(const FourStepPlan &p, const float *in, float *out, float *scratch);
+void rfft_filter_avx2(const FourStepPlan &p, const float *u, const float *S, float *y,
+                      float *scratch);
 
 }  // namespace ngs::cpu

@@ -1,4 +1,5 @@
 // AVX-512 (16 lanes) and AVX2 (8 lanes) builds of the four-step complex FFT.
+#include <cstdint>
 #include <cstring>
 
 #include "cpu/fft_internal.h"
@@ -23,17 +24,29 @@ namespace ngs::cpu {
 #undef NGS_FFT_TARGET
 #undef NGS_FFT_W
 
-void fft4step_avx512(const FourStepPlan &p, float *zr, float *zi, float *xr, float *xi) {
-  fft_avx512::fft4step(p, zr, zi, xr, xi);
-}
-void fft4step_avx2(const FourStepPlan &p, float *zr, float *zi, float *xr, float *xi) {
-  fft_avx2::fft4step(p, zr, zi, xr, xi);
-}
+#define NGS_FFT_ENTRY(isa)                                                                  \
+  void rfft_forward_##isa(const FourStepPlan &p, const float *in, float *out, float *s) {   \
+    fft_##isa::real_forward(p, p.R * p.C, in, out, s);                                     \
+  }                                                                                         \
+  void rfft_inverse_##isa(const FourStepPlan &p, const float *in, float *out, float *s) {   \
+    fft_##isa::real_inverse(p, p.R * p.C, in, out, s);                                     \
+  }                                                                                         \
+  void rfft_filter_##isa(const FourStepPlan &p, const float *u, const float *S, float *y,   \
+                         float *s) {                                                        \
+    fft_##isa::real_filter(p, p.R * p.C, u, S, y, s);                                      \
+  }
+NGS_FFT_ENTRY(avx512)
+NGS_FFT_ENTRY(avx2)
+#undef NGS_FFT_ENTRY
 
 #else
 
-void fft4step_avx512(const FourStepPlan &, float *, float *, float *, float *) {}
-void fft4step_avx2(const FourStepPlan &, float *, float *, float *, float *) {}
+void rfft_forward_avx512(const FourStepPlan &, const float *, float *, float *) {}
+void rfft_inverse_avx512(const FourStepPlan &, const float *, float *, float *) {}
+void rfft_filter_avx512(const FourStepPlan &, const float *, const float *, float *, float *) {}
+void rfft_forward_avx2(const FourStepPlan &, const float *, float *, float *) {}
+void rfft_inverse_avx2(const FourStepPlan &, const float *, float *, float *) {}
+void rfft_filter_avx2(const FourStepPlan &, const float *, const float *, float *, float *) {}
 
 #endif
 

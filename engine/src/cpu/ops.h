@@ -125,6 +125,9 @@ class RealFft {
   void forward(const float *in, float *out, float *scratch) const;
   void inverse(const float *in, float *out, float *scratch) const;
   size_t scratch_floats() const { return static_cast<size_t>(n_) + 2; }
+  // y = irfft(rfft(u) * S) for a real S [n/2 + 1]; scratch: 2 * scratch_floats() floats.
+  // (On the vector path the spectrum never leaves split form.)
+  void filter(const float *u, const float *S, float *y, float *scratch) const;
 
  private:
   int n_ = 0, half_ = 0, log2_half_ = 0;
@@ -133,7 +136,6 @@ class RealFft {
   std::vector<float> post_;     // real-split twiddles: (cos, -sin)(2 pi k / n), k <= n/4
   std::shared_ptr<const FourStepPlan> four_step_;  // SIMD plan when n/2 >= 256
   void complex_fft(float *re, float *im) const;
-  std::pair<float *, float *> run(Isa isa, float *zr, float *zi, float *xr, float *xi) const;
 };
 
 // ---------------------------------------------------------------------------------------

@@ -56,15 +56,8 @@ void synth_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u)
 
 void synth_grain(const RealFft &fft, const float *S, const float *u, const float *hann, int g,
                  int n_total, float *y, float *scratch) {
-  const int l = fft.size(), F = l / 2 + 1, half = l / 2;
-  float *spec = scratch;           // [l + 2]
-  float *fs = scratch + (l + 2);   // fft scratch
-  fft.forward(u, spec, fs);
-  for (int k = 0; k < F; ++k) {
-    spec[2 * k] *= S[k];
-    spec[2 * k + 1] *= S[k];
-  }
-  fft.inverse(spec, y, fs);
+  const int l = fft.size(), half = l / 2;
+  fft.filter(u, S, y, scratch);
   const int a0 = g == 0 ? half : 0;              // samples [0, a0) keep weight 1
   const int a1 = g == n_total - 1 ? half : l;    // samples [a1, l) keep weight 1
   for (int i = a0; i < a1; ++i) y[i] *= hann[i];
