@@ -613,6 +613,9 @@ def test_nan_inf_inputs_raise_ngs_error(lstm):
     big[0, 0] = 1e300
     _ngs_error(lambda: ctx.decode(big), ngs.Status.INVALID_ARGUMENT)
     _ngs_error(lambda: ctx.sample(lstm.cls, temperature=-1.0), ngs.Status.INVALID_ARGUMENT)
+    _ngs_error(lambda: ctx.sample(lstm.cls, temperature=1e300), ngs.Status.INVALID_ARGUMENT)
+    with pytest.raises(ValueError):
+        ctx.sample(lstm.cls, temperature=10 ** 400)
     # the context still works after errors
     assert rel(ctx.decode(lstm.g["decode.z"], seed=lstm.seed), lstm.g["decode.audio"]) <= TOL_F32
 

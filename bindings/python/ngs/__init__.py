@@ -381,7 +381,10 @@ def _float(v, name):
     """A Python number for a C float; NaN/Inf pass through (the library reports them)."""
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise ValueError("ngs: %s must be a number, got %r" % (name, v))
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond the double range
+        raise ValueError("ngs: %s = %d is out of range" % (name, v)) from None
 
 
 def _array(x, name, ndim, cols=None, min_rows=1):
