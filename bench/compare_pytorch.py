@@ -263,6 +263,9 @@ def main():
     ap.add_argument("--json-out", default="")
     ap.add_argument("--peak-gflops", type=float, default=0.0,
                     help="FP32 FMA peak of one core (bench/fma_peak): adds the share of peak")
+    ap.add_argument("--omp-wait-policy", default="",
+                    help="OMP_WAIT_POLICY for PyTorch (e.g. passive: no spinning OpenMP "
+                         "threads, which matters with several threads on a busy machine)")
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
@@ -289,6 +292,8 @@ def main():
         for T in threads:
             env = dict(os.environ, NGS_COMPARE_THREADS=str(T), OMP_NUM_THREADS=str(T),
                        OPENBLAS_NUM_THREADS=str(T), MKL_NUM_THREADS=str(T))
+            if a.omp_wait_policy:
+                env["OMP_WAIT_POLICY"] = a.omp_wait_policy
             tw = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", config,
                                    "--models", a.models], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True, env=env)
