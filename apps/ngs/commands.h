@@ -32,14 +32,14 @@ struct PathOptions {
 struct ResynthOptions {
   std::string model, in, out;
   uint64_t seed = 0;
-  bool normalize = false;
+  bool normalize = false, no_preprocess = false;
   int segment_grains = 0, crossfade = 0;
   int bits = 24;
 };
 struct EncodeOptions {
   std::string model, in, out, what = "mu";
   uint64_t seed = 0;
-  bool normalize = false;
+  bool normalize = false, no_preprocess = false;
 };
 struct DecodeOptions {
   std::string model, in, out;

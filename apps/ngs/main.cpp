@@ -65,6 +65,7 @@ int main(int argc, char **argv) {
   resynth->add_option("-o,--output", ro.out, "Output .wav/.flac at the model's rate")->required();
   resynth->add_option("--seed,-s", ro.seed, "Noise seed")->capture_default_str();
   resynth->add_flag("--normalize", ro.normalize, "Normalise the input peak to 0.9");
+  resynth->add_flag("--no-preprocess", ro.no_preprocess, "Skip the pre-processing (input already prepared)");
   resynth->add_option("--segment-grains", ro.segment_grains, "Grains per segment (0 = the model's n_grains)")->capture_default_str();
   resynth->add_option("--crossfade", ro.crossfade, "Crossfade of segments in samples (0 = one hop)")->capture_default_str();
   resynth->add_option("--bits", ro.bits, bits_help)->capture_default_str();
@@ -79,6 +80,7 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   encode->add_option("--seed,-s", eo.seed, "Seed of the reparametrisation noise (--what z)")->capture_default_str();
   encode->add_flag("--normalize", eo.normalize, "Normalise the input peak to 0.9");
+  encode->add_flag("--no-preprocess", eo.no_preprocess, "Skip the pre-processing (input already prepared)");
 
   DecodeOptions dop;
   auto *decode = app.add_subcommand("decode", "Decode grain latents (.npy [n_grains, z_dim]) to audio");

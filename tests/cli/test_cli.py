@@ -83,6 +83,16 @@ def write_wav(path, x, rate, channels=1):
         w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
 
 
+def write_wav_float(path, x, rate):
+    """Mono 32-bit float WAV (format tag 3)."""
+    data = np.asarray(x, dtype="<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + \
+        struct.pack("<I", len(data)) + data
+    with open(path, "wb") as f:
+        f.write(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
 def read_safetensors(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
@@ -274,6 +284,25 @@ def test_resynth_stereo_44k(model, tmp):
     x, rate = read_wav(out)
     assert rate == sr
     assert_audio(x, int(math.floor(n_in * sr / 44100 + 0.5)))
+
+
+def test_resynth_matches_reference(model, tmp):
+    """Segments, crossfades and noise sequences as docs/PROCESSES.md (golden resynth.*)."""
+    path, info = model
+    g, meta = read_safetensors(os.path.join(os.path.dirname(path), "golden.safetensors"))
+    rp = json.loads(meta["golden.resynth_params"])
+    src = os.path.join(tmp, "in.wav")
+    write_wav_float(src, g["resynth.in"], info["sample_rate"])
+    out = os.path.join(tmp, "r.wav")
+    args = ["resynth", path, src, "--no-preprocess", "--seed", rp["seed"], "--bits", 32, "-o", out]
+    if rp.get("segment_grains"):
+        args += ["--segment-grains", rp["segment_grains"]]
+    if rp.get("crossfade"):
+        args += ["--crossfade", rp["crossfade"]]
+    run(*args)
+    x, _ = read_wav(out)
+    assert len(x) == len(g["resynth.out"])
+    assert rel_l2(x, g["resynth.out"]) < 1e-3
 
 
 def test_resynth_long_mono(model, tmp):
