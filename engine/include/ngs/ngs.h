@@ -39,6 +39,9 @@
  *
  * Layout: latent series are row-major [n_grains][z_dim] floats; audio is mono float at
  * the model's sample rate.
+ *
+ * The exact semantics of every process (random streams, order of operations, fades) are
+ * in docs/PROCESSES.md; the Python reference (weights_converter) implements the same.
  */
 #ifndef NGS_NGS_H
 #define NGS_NGS_H
