@@ -1,7 +1,7 @@
 // Google Benchmark of the engine's end-to-end cases on the benchmark configurations
 // (bench/make_models.py: random weights, drum size at 22.05 kHz and the 16 kHz setting).
 //
-//   /usr/bin/python3 bench/make_models.py --out build/bench-models
+//   cmake --build build --target bench_models   (or bench/make_models.py --out build/bench-models)
 //   build/bench/bench_engine [--benchmark_filter=drums22k]
 //
 // Each case reports ms per call and the real-time factor (audio seconds per compute
