@@ -208,7 +208,9 @@ void run_sample(const GlobalOptions &g, const SampleOptions &o) {
 
 void run_path(const GlobalOptions &g, const PathOptions &o) {
   check_audio_extension(o.out);
-  if (!(o.duration > 0)) throw Failure("--duration must be positive");
+  // One call decodes the whole path; its workspace grows by about 3 MB per second.
+  if (!(o.duration > 0 && o.duration <= 1800))
+    throw Failure("--duration must be in (0, 1800] seconds");
   std::vector<std::string> kinds;
   if (!o.concat.empty()) {
     std::stringstream ss(o.concat);
