@@ -5,10 +5,13 @@
 //   build/bench/bench_engine [--benchmark_filter=drums22k]
 //
 // Each case reports ms per call and the real-time factor (audio seconds per compute
-// second) as counters; the argument is the thread count (1, then all cores).
+// second) as counters, from wall time (ms, rtf) and from process CPU time (cpu_ms,
+// rtf_cpu); the argument is the thread count (1, then all cores).
 // Environment: NGS_BENCH_MODELS (model folder, default <build>/bench-models),
 // NGS_BENCH_BACKEND (cpu, cuda or auto; default cpu).
 #include <benchmark/benchmark.h>
+
+#include <time.h>
 
 #include <chrono>
 #include <cmath>
@@ -62,6 +65,12 @@ struct Ctx {
   ~Ctx() { ngs_context_free(ctx); }
 };
 
+double process_cpu_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
+}
+
 enum Case { DECODE, SAMPLE, ENCODE, RESYNTH_10S, PATH_10S };
 
 void run_case(benchmark::State &state, const std::string &config, Case c) {
@@ -111,9 +120,10 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
   ngs_sample_params sp = ngs_sample_default_params();
   sp.class_index = in.n_classes > 0 ? 0 : NGS_CLASS_NONE;
   ngs_path_params pp = ngs_path_default_params();
-  double total_ms = 0;
+  double total_ms = 0, total_cpu_ms = 0;
   int64_t calls = 0;
   for (auto _ : state) {
+    const double c0 = process_cpu_ms();
     auto t0 = std::chrono::steady_clock::now();
     ngs_status st = NGS_STATUS_OK;
     switch (c) {
@@ -147,6 +157,7 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
       break;
     }
     total_ms += std::chrono::duration<double, std::milli>(t1 - t0).count();
+    total_cpu_ms += process_cpu_ms() - c0;
     ++calls;
     benchmark::ClobberMemory();
   }
@@ -154,6 +165,9 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
     state.counters["ms"] = total_ms / double(calls);
     state.counters["rtf"] = audio_s * double(calls) / (total_ms / 1000.0);
     state.counters["audio_s"] = audio_s;
+    // Process CPU time (all threads): not inflated by other processes on a shared machine.
+    state.counters["cpu_ms"] = total_cpu_ms / double(calls);
+    state.counters["rtf_cpu"] = audio_s * double(calls) / (total_cpu_ms / 1000.0);
   }
 }
 
