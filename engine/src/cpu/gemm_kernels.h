@@ -28,6 +28,9 @@ constexpr int kGemmMrAvx2 = 6;
 
 void gemm_kernel_avx512(const GemmTile &t);
 void gemm_kernel_avx2(const GemmTile &t);
+// dst[i] = LReLU(src[i]).
+void lrelu_copy_avx512(float *dst, const float *src, int n);
+void lrelu_copy_avx2(float *dst, const float *src, int n);
 // One-row products over the packed panels (see gemv() in ops.h).
 void gemv_avx512(const float *panels, const float *bias, int n, int k, const float *x, float *y,
                  bool lrelu);

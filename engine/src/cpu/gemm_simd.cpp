@@ -215,6 +215,30 @@ NGS_AVX2 void gemv_avx2(const float *panels, const float *bias, int n, int k, co
   }
 }
 
+NGS_AVX512 void lrelu_copy_avx512(float *dst, const float *src, int n) {
+  const __m512 slope = _mm512_set1_ps(0.2f);
+  int i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 v = _mm512_loadu_ps(src + i);
+    _mm512_storeu_ps(dst + i, _mm512_mask_max_ps(v, 0xFFFF, v, _mm512_mul_ps(v, slope)));
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(m, src + i);
+    _mm512_mask_storeu_ps(dst + i, m, _mm512_mask_max_ps(v, 0xFFFF, v, _mm512_mul_ps(v, slope)));
+  }
+}
+
+NGS_AVX2 void lrelu_copy_avx2(float *dst, const float *src, int n) {
+  const __m256 slope = _mm256_set1_ps(0.2f);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(src + i);
+    _mm256_storeu_ps(dst + i, _mm256_max_ps(v, _mm256_mul_ps(v, slope)));
+  }
+  for (; i < n; ++i) dst[i] = src[i] >= 0.0f ? src[i] : 0.2f * src[i];
+}
+
 void gemm_kernel_avx512(const GemmTile &t) {
   if (t.ncols > 16) k512_rows<true>(t);
   else k512_rows<false>(t);
@@ -230,6 +254,8 @@ void gemm_kernel_avx2(const GemmTile &t) {
 void gemm_kernel_avx512(const GemmTile &) {}
 void gemm_kernel_avx2(const GemmTile &) {}
 void gemv_avx512(const float *, const float *, int, int, const float *, float *, bool) {}
+void lrelu_copy_avx512(float *, const float *, int) {}
+void lrelu_copy_avx2(float *, const float *, int) {}
 void gemv_avx2(const float *, const float *, int, int, const float *, float *, bool) {}
 
 #endif

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
 
 namespace ngs::cpu {
@@ -55,6 +56,23 @@ void conv1d(const PackedConv &c, const float *x, int ldx, int l_in, float *y, in
     return;
   }
   const int kc = c.k * c.c_in;
+  const Isa isa = isa_active();
+  void (*copy_lrelu)(float *, const float *, int) = nullptr;
+  if (input_lrelu && isa == Isa::kAvx512) copy_lrelu = lrelu_copy_avx512;
+  if (input_lrelu && isa == Isa::kAvx2) copy_lrelu = lrelu_copy_avx2;
+  if (c.c_in == 1 && !input_lrelu) {  // first encoder conv: single floats, no memcpy calls
+    for (int t = 0; t < l_out; ++t) {
+      float *row = scratch + static_cast<size_t>(t) * kc;
+      for (int kk = 0; kk < c.k; ++kk) {
+        int pos = t * c.stride + kk * c.dilation - c.pad;
+        if (pos < 0) pos = -pos;
+        if (pos >= l_in) pos = 2 * (l_in - 1) - pos;
+        row[kk] = x[static_cast<size_t>(pos) * ldx];
+      }
+    }
+    gemm(c.gemm, scratch, kc, l_out, y, ldy, act);
+    return;
+  }
   for (int t = 0; t < l_out; ++t) {
     float *row = scratch + static_cast<size_t>(t) * kc;
     for (int kk = 0; kk < c.k; ++kk) {
@@ -63,7 +81,9 @@ void conv1d(const PackedConv &c, const float *x, int ldx, int l_in, float *y, in
       if (pos >= l_in) pos = 2 * (l_in - 1) - pos;
       const float *src = x + static_cast<size_t>(pos) * ldx;
       float *dst = row + static_cast<size_t>(kk) * c.c_in;
-      if (input_lrelu) {
+      if (copy_lrelu) {
+        copy_lrelu(dst, src, c.c_in);
+      } else if (input_lrelu) {
         for (int i = 0; i < c.c_in; ++i) dst[i] = lrelu(src[i]);
       } else {
         std::memcpy(dst, src, sizeof(float) * c.c_in);
