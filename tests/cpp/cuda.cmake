@@ -4,6 +4,7 @@
 # backend tests against the nvcc-built backend; every test skips (with the reason) when no
 # GPU is usable.
 set(NGS_CUDA_TEST_SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_kernels.cpp
+                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_api.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_backend.cpp)
 ngs_add_gtest(test_cuda_emu
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_emu.cpp ${NGS_CUDA_TEST_SOURCES}
