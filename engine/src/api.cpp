@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <type_traits>
 
 #include "common/error.h"
 #include "cuda_backend.h"
@@ -44,6 +45,16 @@ ngs_status guard(F &&f) noexcept {
     set_error("internal error: unknown exception");
     return NGS_STATUS_INTERNAL_ERROR;
   }
+}
+
+// The value of a C enum parameter as an int, read without an enum-typed load: a C caller
+// may pass any int, which C++ (and UBSan) would not accept as a value of the enum.
+template <class E>
+int enum_value(const E &e) {
+  std::underlying_type_t<E> v;
+  static_assert(sizeof v == sizeof e, "enum size");
+  std::memcpy(&v, &e, sizeof v);
+  return static_cast<int>(v);
 }
 
 void need(const void *p, const char *what) {
@@ -114,8 +125,8 @@ const char *ngs_version(void) {
 
 uint32_t ngs_model_format_version(void) { return NGS_MODEL_FORMAT_VERSION; }
 
-const char *ngs_status_string(ngs_status s) {
-  switch (s) {
+const char *ngs_status_string(ngs_status status) {
+  switch (enum_value(status)) {
     case NGS_STATUS_OK: return "ok";
     case NGS_STATUS_INVALID_ARGUMENT: return "invalid argument";
     case NGS_STATUS_IO_ERROR: return "I/O error";
@@ -133,7 +144,7 @@ const char *ngs_last_error(void) { return g_error; }
 
 ngs_status ngs_backend_probe(ngs_backend backend) {
   return guard([&] {
-    switch (backend) {
+    switch (enum_value(backend)) {
       case NGS_BACKEND_AUTO:
       case NGS_BACKEND_CPU: return;
       case NGS_BACKEND_CUDA: {
@@ -142,12 +153,12 @@ ngs_status ngs_backend_probe(ngs_backend backend) {
         return;
       }
     }
-    invalid("unknown backend " + std::to_string(static_cast<int>(backend)));
+    invalid("unknown backend " + std::to_string(enum_value(backend)));
   });
 }
 
 const char *ngs_backend_name(ngs_backend backend) {
-  switch (backend) {
+  switch (enum_value(backend)) {
     case NGS_BACKEND_AUTO: return "auto";
     case NGS_BACKEND_CPU: return "cpu";
     case NGS_BACKEND_CUDA: return "cuda";
@@ -165,8 +176,9 @@ ngs_model_params ngs_model_default_params(void) {
 }
 
 static void check_model_params(const ngs_model_params &p) {
-  if (p.backend != NGS_BACKEND_AUTO && p.backend != NGS_BACKEND_CPU && p.backend != NGS_BACKEND_CUDA)
-    invalid("unknown backend " + std::to_string(static_cast<int>(p.backend)));
+  const int b = enum_value(p.backend);
+  if (b != NGS_BACKEND_AUTO && b != NGS_BACKEND_CPU && b != NGS_BACKEND_CUDA)
+    invalid("unknown backend " + std::to_string(b));
   if (p.cuda_device < 0) invalid("cuda_device must be >= 0");
 }
 
@@ -446,7 +458,7 @@ ngs_status ngs_path_generate(const ngs_model *model, ngs_path_params params, int
     need(z, "z");
     if (n_grains < 1) invalid("n_grains " + std::to_string(n_grains) + " must be >= 1");
     check_temperature(params.temperature);
-    switch (params.kind) {
+    switch (enum_value(params.kind)) {
       case NGS_PATH_KIND_LINE: break;
       case NGS_PATH_KIND_CIRCLE:
       case NGS_PATH_KIND_SPIRAL:
@@ -461,7 +473,7 @@ ngs_status ngs_path_generate(const ngs_model *model, ngs_path_params params, int
           invalid("gamma must be finite and > 0");
         break;
       default:
-        invalid("unknown path kind " + std::to_string(static_cast<int>(params.kind)));
+        invalid("unknown path kind " + std::to_string(enum_value(params.kind)));
     }
     ngs::path_generate(*model, params, n_grains, z);
   });
