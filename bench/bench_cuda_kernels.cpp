@@ -131,6 +131,7 @@ void BM_CudaDecoderMlp(benchmark::State &state) {
     flops += 2.0 * count * n;
     weight_bytes += count * (half ? 2.0 : 4.0);
   }
+  ngs::cuda::decoder_mlp_prepare(d);
   Dev<float> z(rnd(static_cast<size_t>(n) * kZ, 1.0f, 1)), S(static_cast<size_t>(n) * kF);
   run_timed(state, nullptr, [&] { ngs::cuda::decoder_mlp_launch(d, z.p, n, S.p, nullptr); });
   state.counters["GFLOP/s"] =
@@ -145,6 +146,7 @@ void BM_CudaNoiseFilter(benchmark::State &state) {
   const int n = static_cast<int>(state.range(0));
   std::vector<float> tw(kL), hann(kL);
   ngs::cuda::noise_filter_tables(kL, tw.data(), hann.data());
+  ngs::cuda::noise_filter_prepare(kL);
   Dev<float> S(rnd(static_cast<size_t>(n) * kF, 1.0f, 2)), y(static_cast<size_t>(n) * kL);
   Dev<float> dtw(tw), dhann(hann);
   Dev<ngs::cuda::NoiseParams> p(std::vector<ngs::cuda::NoiseParams>{{42u, 0u, 0, n}});

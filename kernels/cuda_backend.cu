@@ -184,6 +184,8 @@ class CudaBackend : public DecoderBackend {
                                             std::to_string(mlp_.dims[n_layers]) +
                                             " values, filter_size is " +
                                             std::to_string(c.filter_size()));
+    decoder_mlp_prepare(mlp_);
+    noise_filter_prepare(c.l_grain);
     std::vector<float> tw(c.l_grain), hann(c.l_grain);
     noise_filter_tables(c.l_grain, tw.data(), hann.data());
     twiddles_.resize(tw.size());

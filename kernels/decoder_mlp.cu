@@ -9,7 +9,7 @@ namespace ngs::cuda {
 namespace {
 
 constexpr int kMlpThreads = 256;
-constexpr size_t kMlpSmemLimit = 48 * 1024;
+constexpr size_t kMlpSmemLimit = 96 * 1024;
 
 int mlp_ld(const MlpDevice &m) {  // stride of the hidden activations
   int ld = 0;
@@ -97,6 +97,24 @@ int decoder_mlp_tile(const MlpDevice &mlp) {
   for (int t = 8; t > 1; t /= 2)
     if (mlp_smem_bytes(mlp, t) <= kMlpSmemLimit) return t;
   return 1;
+}
+
+template <int T>
+static void decoder_mlp_prepare_tile(const MlpDevice &m) {
+  const size_t smem = mlp_smem_bytes(m, T);
+  if (smem <= 48 * 1024) return;
+  auto *kernel = m.half ? decoder_mlp_kernel<T, true> : decoder_mlp_kernel<T, false>;
+  NGS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(smem)));
+}
+
+void decoder_mlp_prepare(const MlpDevice &mlp) {
+  switch (decoder_mlp_tile(mlp)) {
+    case 8: decoder_mlp_prepare_tile<8>(mlp); break;
+    case 4: decoder_mlp_prepare_tile<4>(mlp); break;
+    case 2: decoder_mlp_prepare_tile<2>(mlp); break;
+    default: decoder_mlp_prepare_tile<1>(mlp); break;
+  }
 }
 
 template <int T>

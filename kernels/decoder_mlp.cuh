@@ -19,9 +19,13 @@ struct MlpDevice {
   bool half = false;  // use w_half
 };
 
-// Grains per block the launcher uses for this MLP (largest of 8, 4, 2, 1 whose shared
-// memory fits in 48 KiB).
+// Grains per block the launcher uses for this MLP: the largest of 8, 4, 2, 1 whose
+// activations fit in 96 KiB of shared memory (sm_86/sm_89 allow 99 KiB per block).
 int decoder_mlp_tile(const MlpDevice &mlp);
+
+// Once per MLP shape, before any launch (not during a graph capture): opts the kernel in
+// to more than 48 KiB of dynamic shared memory when its tile needs it.
+void decoder_mlp_prepare(const MlpDevice &mlp);
 
 // z, S: device arrays [n][dims[0]], [n][F]. Checks the launch.
 void decoder_mlp_launch(const MlpDevice &mlp, const float *z, int n, float *S,

@@ -115,23 +115,36 @@ void noise_filter_tables(int l_grain, float *twiddles, float *hann) {
     hann[t] = static_cast<float>(0.5 - 0.5 * std::cos(2.0 * pi * t / l_grain));
 }
 
-size_t noise_filter_smem_bytes(int l_grain) { return sizeof(float) * 4 * static_cast<size_t>(l_grain); }
+size_t noise_filter_smem_bytes(int l_grain) {  // two buffers of l_grain / 2 complex
+  return sizeof(float) * 2 * static_cast<size_t>(l_grain);
+}
 
-void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
-                         const float *hann, const NoiseParams *params, float *y,
-                         cudaStream_t stream) {
-  if (n <= 0) return;
+static int noise_filter_log_m(int l_grain) {
   int log_m = 0;
   while ((2 << log_m) < l_grain) ++log_m;
   if ((2 << log_m) != l_grain || log_m < 2 || log_m > 13)
     throw Error(NGS_STATUS_UNSUPPORTED,
                 "CUDA noise filter: l_grain " + std::to_string(l_grain) +
                     " is not a power of two in 8 .. 16384");
+  return log_m;
+}
+
+void noise_filter_prepare(int l_grain) {
+  noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
   auto *kernel = noise_filter_kernel;
   if (smem > 48 * 1024)
     NGS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem)));
+}
+
+void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
+                         const float *hann, const NoiseParams *params, float *y,
+                         cudaStream_t stream) {
+  if (n <= 0) return;
+  const int log_m = noise_filter_log_m(l_grain);
+  const size_t smem = noise_filter_smem_bytes(l_grain);
+  auto *kernel = noise_filter_kernel;
   NGS_LAUNCH(kernel, dim3(n), dim3(kNoiseThreads), smem, stream)(
       S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, params, y);
   NGS_CUDA_CHECK_LAUNCH();

@@ -20,8 +20,12 @@ struct NoiseParams {
 // k < l_grain / 2 (interleaved re, im) and the periodic Hann window [l_grain].
 void noise_filter_tables(int l_grain, float *twiddles, float *hann);
 
-// Shared memory bytes per block (8 * l_grain); above 48 KiB the launcher opts in.
+// Shared memory bytes per block (2 * l_grain floats).
 size_t noise_filter_smem_bytes(int l_grain);
+
+// Once per l_grain, before any launch (not during a graph capture): checks l_grain and
+// opts the kernel in to more than 48 KiB of shared memory when needed (l_grain > 4096).
+void noise_filter_prepare(int l_grain);
 
 // S [n][l_grain/2+1], y [n][l_grain], twiddles [l_grain/2][2], hann [l_grain], params: all
 // device pointers. l_grain: power of two, 8 .. 16384.

@@ -61,12 +61,14 @@ struct MlpUpload {
       m.dims[l] = lin.in;
       m.dims[l + 1] = lin.out;
     }
+    cuda::decoder_mlp_prepare(m);
   }
 };
 
 struct MlpCase {
   int z_dim, h_dim, n_linears, l_grain;
   std::vector<int> grains;
+  int tile;  // grains per block the launcher must pick
 };
 
 }  // namespace
@@ -75,12 +77,15 @@ TEST(CudaKernels, DecoderMlpMatchesCpu) {
   NGS_REQUIRE_CUDA_DEVICE();
   const uint32_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  // Small model: tile 8; drum-size model (z 128, h 512, l_grain 2048): tile 4.
-  const std::vector<MlpCase> cases = {{16, 48, 2, 64, {1, 5, 13}}, {128, 512, 3, 2048, {6}}};
+  // Small model: tile 8 in 48 KiB; drum-size model (z 128, h 512, l_grain 2048): tile 8 in
+  // 66 KiB (opt-in); h 1024: tile 4.
+  const std::vector<MlpCase> cases = {
+      {16, 48, 2, 64, {1, 5, 13}, 8}, {128, 512, 3, 2048, {6}, 8}, {64, 1024, 1, 2048, {7}, 4}};
   for (const MlpCase &mc : cases) {
     test::RandomDecoder d(mc.z_dim, mc.h_dim, mc.n_linears, mc.l_grain, 5, seed);
     MlpUpload up(d.w, false);
     const int F = d.w.cfg.filter_size();
+    EXPECT_EQ(cuda::decoder_mlp_tile(up.m), mc.tile) << "h_dim " << mc.h_dim;
     for (int n : mc.grains) {
       SCOPED_TRACE("h_dim " + std::to_string(mc.h_dim) + " n " + std::to_string(n) + " tile " +
                    std::to_string(cuda::decoder_mlp_tile(up.m)));
@@ -123,7 +128,8 @@ TEST(CudaKernels, NoiseFilterMatchesCpu) {
     int l, n, g0, n_total;
   };
   // First and last grains of a series (fixed windows), a middle chunk, several sizes.
-  const std::vector<Case> cases = {{64, 5, 0, 5}, {512, 3, 4, 7}, {2048, 2, 9, 11}, {4096, 1, 0, 1}};
+  const std::vector<Case> cases = {{64, 5, 0, 5},     {512, 3, 4, 7}, {2048, 2, 9, 11},
+                                   {4096, 1, 0, 1},   {8192, 1, 2, 4}};
   for (const Case &c : cases) {
     SCOPED_TRACE("l_grain " + std::to_string(c.l) + " n " + std::to_string(c.n) + " g0 " +
                  std::to_string(c.g0));
@@ -132,6 +138,7 @@ TEST(CudaKernels, NoiseFilterMatchesCpu) {
     std::vector<float> tw(c.l), hann(c.l);
     cuda::noise_filter_tables(c.l, tw.data(), hann.data());
     const cuda::NoiseParams p{0x0123456789ABCDEFull ^ seed, 3u, c.g0, c.n_total};
+    cuda::noise_filter_prepare(c.l);
     DevArray<float> dS(S), dtw(tw), dhann(hann), dy(static_cast<size_t>(c.n) * c.l);
     DevArray<cuda::NoiseParams> dp(std::vector<cuda::NoiseParams>{p});
     cuda::noise_filter_launch(dS.get(), c.n, c.l, dtw.get(), dhann.get(), dp.get(), dy.get(),
