@@ -6,6 +6,7 @@
 
 #include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
+#include "cpu/synth_internal.h"
 
 namespace ngs::cpu {
 
@@ -150,10 +151,15 @@ void rnn_forward(const PackedRnn &r, const float *x, int ldx, bool x_constant, i
   gemm(r.ih, x, ldx, rows, xp, G, Act::kNone);  // all input projections in one GEMM
   std::fill(h, h + H, 0.0f);
   std::fill(c, c + H, 0.0f);
+  const Isa isa = isa_active();
   for (int t = 0; t < steps; ++t) {
     const float *gi = xp + static_cast<size_t>(x_constant ? 0 : t) * G;
     gemv(r.hh, h, gh, Act::kNone);
-    if (r.type == RnnType::kGru) {
+    if (isa != Isa::kPortable) {
+      const bool a512 = isa == Isa::kAvx512;
+      if (r.type == RnnType::kGru) (a512 ? gru_cell_avx512 : gru_cell_avx2)(gi, gh, H, h);
+      else (a512 ? lstm_cell_avx512 : lstm_cell_avx2)(gi, gh, H, c, h);
+    } else if (r.type == RnnType::kGru) {
       for (int j = 0; j < H; ++j) {
         const float rg = sigmoidf(gi[j] + gh[j]);
         const float zg = sigmoidf(gi[H + j] + gh[H + j]);

@@ -46,6 +46,19 @@ void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, floa
   syn_avx2::fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
 
+void lstm_cell_avx512(const float *gi, const float *gh, int H, float *c, float *h) {
+  syn_avx512::lstm_cell(gi, gh, H, c, h);
+}
+void lstm_cell_avx2(const float *gi, const float *gh, int H, float *c, float *h) {
+  syn_avx2::lstm_cell(gi, gh, H, c, h);
+}
+void gru_cell_avx512(const float *gi, const float *gh, int H, float *h) {
+  syn_avx512::gru_cell(gi, gh, H, h);
+}
+void gru_cell_avx2(const float *gi, const float *gh, int H, float *h) {
+  syn_avx2::gru_cell(gi, gh, H, h);
+}
+
 namespace {
 
 struct Keys {
@@ -141,6 +154,10 @@ void spectrum_rows_avx2(const float *, int, int, float *, float *) {}
 void fir_softsign_avx512(const float *, int, const float *, int, float, float *, int, int) {}
 void fir_softsign_avx2(const float *, int, const float *, int, float, float *, int, int) {}
 int noise_avx512(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
+void lstm_cell_avx512(const float *, const float *, int, float *, float *) {}
+void lstm_cell_avx2(const float *, const float *, int, float *, float *) {}
+void gru_cell_avx512(const float *, const float *, int, float *) {}
+void gru_cell_avx2(const float *, const float *, int, float *) {}
 int noise_avx2(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
 
 #endif
