@@ -197,3 +197,36 @@ TEST(CpuStages, SessionRejectsTooManyGrains) {
     EXPECT_THROW(backend->create_session(4, 0), Error);
   }
 }
+
+// A model whose reflection padding exceeds the activation length (PyTorch refuses it
+// too) is refused with a message instead of reading outside the activations.
+TEST(CpuStages, EncoderRejectsPaddingLongerThanInput) {
+  WaveformWeights w;
+  WaveformConfig &c = w.cfg;
+  c.l_grain = 64; c.hop = 16; c.n_grains = 3; c.z_dim = 4; c.h_dim = 8; c.channels = 4;
+  c.kernel_size = 9; c.n_convs = 3; c.stride = 4; c.n_linears = 1; c.pp_chans = 1; c.pp_ker = 3;
+  std::vector<float> big(4096, 0.01f);
+  const int C = c.channels;
+  for (int i = 0; i < c.n_convs; ++i) {
+    EncoderStage st;
+    st.down = Conv1d{big.data(), big.data(), C, i == 0 ? 1 : C, 9, 4, 1, 4};
+    for (int j = 0; j < 3; ++j) {
+      const int d = j == 0 ? 1 : j == 1 ? 3 : 9;
+      st.res[j].dil = Conv1d{big.data(), big.data(), C, C, 3, 1, d, d};
+      st.res[j].pw = Linear{big.data(), nullptr, C, C};
+      st.res[j].sc = Linear{big.data(), nullptr, C, C};
+      st.res[j].bias = big.data();
+    }
+    w.enc.push_back(st);
+  }
+  w.enc_lin[0] = Linear{big.data(), big.data(), c.h_dim, c.flatten_size()};
+  w.enc_lin[1] = Linear{big.data(), big.data(), c.z_dim, c.h_dim};
+  w.mu = w.logvar = Linear{big.data(), big.data(), c.z_dim, c.z_dim};
+  try {
+    WaveformEncoder enc(w);
+    ADD_FAILURE() << "no error";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.status(), NGS_STATUS_BAD_MODEL);
+    EXPECT_NE(std::string(e.what()).find("stage 1 dilated conv"), std::string::npos) << e.what();
+  }
+}

@@ -4,8 +4,10 @@
 // prepare time.
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <vector>
 
+#include "common/error.h"
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
 
@@ -32,14 +34,27 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
   m.cfg = w.cfg;
   const int C = w.cfg.channels;
   int l = w.cfg.l_grain;
+  // Reflection padding needs pad < length (PyTorch refuses such a model too); checked
+  // here so that no shape can make the im2col read outside the activations.
+  auto check_conv = [](const Conv1d &c, int len, const char *what, int i) {
+    if (c.pad >= len || c.k < 1 || c.stride < 1 || c.dilation < 1 ||
+        (len + 2 * c.pad - c.dilation * (c.k - 1) - 1) < 0)
+      throw Error(NGS_STATUS_BAD_MODEL,
+                  std::string("encoder stage ") + std::to_string(i) + " " + what +
+                      ": reflection padding " + std::to_string(c.pad) +
+                      " does not fit an input of length " + std::to_string(len));
+  };
+  int stage = 0;
   for (const EncoderStage &s : w.enc) {
     Impl::Stage st;
+    check_conv(s.down, l, "strided conv", stage);
     st.down = conv_pack(s.down);
     m.col_floats = std::max(m.col_floats, conv_scratch_floats(st.down, l));
     l = conv_out_length(st.down, l);
     m.act_floats = std::max(m.act_floats, static_cast<size_t>(l) * 2 * C);
     for (int j = 0; j < 3; ++j) {
       const ResUnit &r = s.res[j];
+      check_conv(r.dil, l, "dilated conv", stage);
       st.res[j].dil = conv_pack(r.dil);
       m.col_floats = std::max(m.col_floats, conv_scratch_floats(st.res[j].dil, l));
       std::vector<float> cat(static_cast<size_t>(C) * 2 * C);
@@ -51,6 +66,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
       st.res[j].mix = gemm_pack(cat.data(), C, 2 * C, r.bias);
     }
     m.stages.push_back(std::move(st));
+    ++stage;
   }
   // Column (t * C + c) of the time-major flatten reads model column (c * L + t).
   const int L = l;
