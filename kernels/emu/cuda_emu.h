@@ -407,3 +407,7 @@ inline cudaError_t cudaFuncSetAttribute(void (*func)(P...), cudaFuncAttribute at
 //   NGS_LAUNCH(kernel, grid, block, smem_bytes, stream)(args...);
 #define NGS_LAUNCH(kernel, grid, block, smem, stream) \
   ::ngs_emu::make_launch(kernel, grid, block, smem, stream, #kernel)
+
+// Fast-math device intrinsics are outside the subset (docs/RANDOM.md: the kernels use the
+// accurate functions); glibc declares some of these names, so reject them explicitly.
+#pragma GCC poison __expf __logf __sinf __cosf __powf __exp10f __log2f __log10f __tanf
