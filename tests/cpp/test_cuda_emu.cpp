@@ -54,6 +54,13 @@ __global__ void shared_oob_kernel(float *out, int n) {
   out[threadIdx.x] = s[threadIdx.x % n];
 }
 
+__global__ void static_shared_oob_kernel(float *out) {
+  __shared__ float tile[64];
+  tile[threadIdx.x + 1] = 1.0f;  // the last thread writes one past the end
+  __syncthreads();
+  out[threadIdx.x] = tile[threadIdx.x];
+}
+
 __global__ void global_oob_kernel(float *out) { out[threadIdx.x + 1] = 1.0f; }
 
 __global__ void warp_kernel(int *out) {
@@ -159,6 +166,8 @@ TEST(CudaEmu, OutOfBoundsSharedAccessIsCaught) {
   EXPECT_DEATH(NGS_LAUNCH(shared_oob_kernel, dim3(1), dim3(64), 64 * sizeof(float), nullptr)(
                    out.get(), 64),
                "heap-buffer-overflow");
+  EXPECT_DEATH(NGS_LAUNCH(static_shared_oob_kernel, dim3(1), dim3(64), 0, nullptr)(out.get()),
+               "global-buffer-overflow");
   EXPECT_DEATH(NGS_LAUNCH(global_oob_kernel, dim3(1), dim3(64), 0, nullptr)(out.get()),
                "heap-buffer-overflow");
 #else
