@@ -31,3 +31,6 @@ add_test(NAME shared_library_exports_only_c_api
   COMMAND bash ${PROJECT_SOURCE_DIR}/tests/install/check_exports.sh $<TARGET_FILE:ngs>
           ${PROJECT_SOURCE_DIR}/engine/include/ngs/ngs.h)
 set_tests_properties(shared_library_exports_only_c_api PROPERTIES LABELS install)
+ngs_add_gtest(test_pipeline_lengths
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pipeline_lengths.cpp
+  LIBS ngs_core ngs_cuda_impl)
