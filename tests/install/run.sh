@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installed-library test: installs BUILD_DIR into BUILD_DIR/install-test with
+# Installed-library test: installs the "ngs" component of BUILD_DIR into BUILD_DIR/install-test with
 # `cmake --install`, compiles tests/install/main.c with `cc $(pkg-config --cflags --libs ngs)`
 # (shared) and against libngs.a (static), builds the find_package(ngs) consumer project,
 # and runs every program on MODEL.   Usage: tests/install/run.sh BUILD_DIR MODEL
@@ -9,7 +9,7 @@ model=$2
 here=$(cd "$(dirname "$0")" && pwd)
 prefix=$build/install-test
 rm -rf "$prefix"
-cmake --install "$build" --prefix "$prefix" >/dev/null
+cmake --install "$build" --prefix "$prefix" --component ngs >/dev/null
 libdir=$(dirname "$(find "$prefix" -name ngs.pc -print -quit)")/..
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 cc=${CC:-cc}
