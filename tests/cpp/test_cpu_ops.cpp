@@ -283,8 +283,9 @@ TEST(CpuRnn, GruAndLstmMatchReference) {
   for (Isa isa : isas()) {
     isa_set(isa);
     for (RnnType type : {RnnType::kGru, RnnType::kLstm}) {
-      for (bool constant : {false, true}) {
-        const int in = 19, H = 24, steps = 9;
+      for (bool constant : {false, true})
+      for (int H : {24, 150}) {  // partial unit blocks (ops.h kRnnBlock)
+        const int in = 19, steps = 9;
         const int G = (type == RnnType::kGru ? 3 : 4) * H;
         auto wih = rand_vec(static_cast<size_t>(G) * in, -0.5f, 0.5f);
         auto whh = rand_vec(static_cast<size_t>(G) * H, -0.5f, 0.5f);

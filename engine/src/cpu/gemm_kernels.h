@@ -36,5 +36,11 @@ void gemv_avx512(const float *panels, const float *bias, int n, int k, const flo
                  bool lrelu);
 void gemv_avx2(const float *panels, const float *bias, int n, int k, const float *x, float *y,
                bool lrelu);
+// One unit block of a recurrent matrix (ops.h PackedRnn, ng = 3 or 4 gates):
+// w [k][ng][16], bias [ng][16] -> y [ng][16] = bias + W x.
+void rnn_block_gemv_avx512(const float *w, const float *bias, int ng, int k, const float *x,
+                           float *y);
+void rnn_block_gemv_avx2(const float *w, const float *bias, int ng, int k, const float *x,
+                         float *y);
 
 }  // namespace ngs::cpu

@@ -215,6 +215,82 @@ NGS_AVX2 void gemv_avx2(const float *panels, const float *bias, int n, int k, co
   }
 }
 
+// One block of an RNN's recurrent matrix (ops.h PackedRnn): w [k][NG][16], bias [NG][16]
+// -> y [NG][16] = bias + W x. The block is one contiguous stream; each gate sums the even
+// and the odd k in two accumulators (2 NG independent chains).
+namespace {
+template <int NG>
+NGS_AVX512 inline void rnn_block_avx512(const float *w, const float *bias, int k, const float *x,
+                                        float *y) {
+  __m512 a[NG], c[NG];
+  for (int q = 0; q < NG; ++q) {
+    a[q] = _mm512_loadu_ps(bias + q * 16);
+    c[q] = _mm512_setzero_ps();
+  }
+  int i = 0;
+  for (; i + 2 <= k; i += 2) {
+    const float *wi = w + static_cast<size_t>(i) * NG * 16;
+    const __m512 x0 = _mm512_set1_ps(x[i]), x1 = _mm512_set1_ps(x[i + 1]);
+    for (int q = 0; q < NG; ++q) a[q] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(wi + q * 16), a[q]);
+    for (int q = 0; q < NG; ++q) c[q] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(wi + (NG + q) * 16), c[q]);
+  }
+  if (i < k) {
+    const float *wi = w + static_cast<size_t>(i) * NG * 16;
+    for (int q = 0; q < NG; ++q)
+      a[q] = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_loadu_ps(wi + q * 16), a[q]);
+  }
+  for (int q = 0; q < NG; ++q) _mm512_storeu_ps(y + q * 16, _mm512_add_ps(a[q], c[q]));
+}
+
+template <int NG>
+NGS_AVX2 inline void rnn_block_avx2(const float *w, const float *bias, int k, const float *x,
+                                    float *y) {
+  __m256 a[NG][2], c[NG][2];
+  for (int q = 0; q < NG; ++q) {
+    a[q][0] = _mm256_loadu_ps(bias + q * 16);
+    a[q][1] = _mm256_loadu_ps(bias + q * 16 + 8);
+    c[q][0] = c[q][1] = _mm256_setzero_ps();
+  }
+  int i = 0;
+  for (; i + 2 <= k; i += 2) {
+    const float *wi = w + static_cast<size_t>(i) * NG * 16;
+    const __m256 x0 = _mm256_broadcast_ss(x + i), x1 = _mm256_broadcast_ss(x + i + 1);
+    for (int q = 0; q < NG; ++q) {
+      a[q][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(wi + q * 16), a[q][0]);
+      a[q][1] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(wi + q * 16 + 8), a[q][1]);
+    }
+    for (int q = 0; q < NG; ++q) {
+      c[q][0] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(wi + (NG + q) * 16), c[q][0]);
+      c[q][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(wi + (NG + q) * 16 + 8), c[q][1]);
+    }
+  }
+  if (i < k) {
+    const float *wi = w + static_cast<size_t>(i) * NG * 16;
+    const __m256 x0 = _mm256_broadcast_ss(x + i);
+    for (int q = 0; q < NG; ++q) {
+      a[q][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(wi + q * 16), a[q][0]);
+      a[q][1] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(wi + q * 16 + 8), a[q][1]);
+    }
+  }
+  for (int q = 0; q < NG; ++q) {
+    _mm256_storeu_ps(y + q * 16, _mm256_add_ps(a[q][0], c[q][0]));
+    _mm256_storeu_ps(y + q * 16 + 8, _mm256_add_ps(a[q][1], c[q][1]));
+  }
+}
+}  // namespace
+
+NGS_AVX512 void rnn_block_gemv_avx512(const float *w, const float *bias, int ng, int k,
+                                      const float *x, float *y) {
+  if (ng == 4) rnn_block_avx512<4>(w, bias, k, x, y);
+  else rnn_block_avx512<3>(w, bias, k, x, y);
+}
+
+NGS_AVX2 void rnn_block_gemv_avx2(const float *w, const float *bias, int ng, int k, const float *x,
+                                  float *y) {
+  if (ng == 4) rnn_block_avx2<4>(w, bias, k, x, y);
+  else rnn_block_avx2<3>(w, bias, k, x, y);
+}
+
 NGS_AVX512 void lrelu_copy_avx512(float *dst, const float *src, int n) {
   const __m512 slope = _mm512_set1_ps(0.2f);
   int i = 0;
@@ -257,6 +333,8 @@ void gemv_avx512(const float *, const float *, int, int, const float *, float *,
 void lrelu_copy_avx512(float *, const float *, int) {}
 void lrelu_copy_avx2(float *, const float *, int) {}
 void gemv_avx2(const float *, const float *, int, int, const float *, float *, bool) {}
+void rnn_block_gemv_avx512(const float *, const float *, int, int, const float *, float *) {}
+void rnn_block_gemv_avx2(const float *, const float *, int, int, const float *, float *) {}
 
 #endif
 

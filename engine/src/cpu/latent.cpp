@@ -62,7 +62,7 @@ void LatentModel::decode(const float *e, int class_index, int n_grains, float *z
   for (int k = 0; k < nc; ++k) a[c.e_dim + k] = k == class_index ? 1.0f : 0.0f;
   int width = c.e_dim + nc;
   for (const auto &l : m.dec_e) {
-    gemm(l, a, width, 1, b, l.n, Act::kLrelu);
+    gemv(l, a, b, Act::kLrelu);  // one row: the streaming GEMV beats the GEMM tiles
     width = l.n;
     std::swap(a, b);
   }
@@ -115,14 +115,14 @@ void LatentModel::encode(const float *z, int n_grains, float *e_mu, float *e_log
     x = a;
   }
   for (const auto &l : m.enc_e) {
-    gemm(l, x, width, 1, b, l.n, Act::kLrelu);
+    gemv(l, x, b, Act::kLrelu);
     width = l.n;
     std::swap(a, b);
     x = a;
   }
-  if (e_mu) gemm(m.mu, x, width, 1, e_mu, c.e_dim, Act::kNone);
+  if (e_mu) gemv(m.mu, x, e_mu, Act::kNone);
   if (e_logvar) {
-    gemm(m.logvar, x, width, 1, e_logvar, c.e_dim, Act::kNone);
+    gemv(m.logvar, x, e_logvar, Act::kNone);
     hardtanh_inplace(e_logvar, c.e_dim, -5.0f, 5.0f);
   }
 }

@@ -94,11 +94,20 @@ void layernorm_rows(float *x, int rows, int n, int ld, const float *gamma, const
 // ---------------------------------------------------------------------------------------
 // Recurrent layers (PyTorch formulas, zero initial state).
 
+class ThreadPool;
+
+// The recurrent matrix is packed by blocks of 16 units: block u is [h][G][16], entry
+// (k, g, j) = W_hh[g * h + 16u + j][k] (zero for units past h), so a recurrent step reads
+// one contiguous stream and a block's gates are ready together for its cell update.
+constexpr int kRnnBlock = 16;
+
 struct PackedRnn {
   RnnType type = RnnType::kLstm;
   int in = 0, hidden = 0;
-  PackedGemm ih;  // [G*h][in] + b_ih
-  PackedGemm hh;  // [G*h][h] + b_hh
+  int blocks = 0;  // ceil(hidden / kRnnBlock)
+  PackedGemm ih;   // [G*h][in] + b_ih
+  std::vector<float> hh;    // [blocks][h][G][16], blocked as above
+  std::vector<float> hh_b;  // [blocks][G][16] b_hh
 };
 
 PackedRnn rnn_pack(const RnnLayer &l, RnnType type);
@@ -107,8 +116,11 @@ size_t rnn_scratch_floats(const PackedRnn &r, int steps);
 // x [steps][in] (stride ldx) -> out [steps][h] (stride ldo; may be null), h_final [h]
 // (may be null). When x_constant, x has one row used at every step (the projection is
 // computed once).
+// With a pool of more than one thread, each thread owns a slice of the unit blocks (its
+// gate rows and cell updates) for the whole sequence, with a spinning barrier per step;
+// the result is bitwise the same for any thread count.
 void rnn_forward(const PackedRnn &r, const float *x, int ldx, bool x_constant, int steps,
-                 float *out, int ldo, float *h_final, float *scratch);
+                 float *out, int ldo, float *h_final, float *scratch, ThreadPool *pool = nullptr);
 
 // ---------------------------------------------------------------------------------------
 // Real FFT of a power-of-two length n >= 4. Forward: real [n] -> n/2 + 1 complex numbers,

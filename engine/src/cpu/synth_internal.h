@@ -18,10 +18,15 @@ void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, floa
 int noise_avx512(uint64_t seed, uint32_t sequence, uint32_t g, int l_grain, float *u);
 int noise_avx2(uint64_t seed, uint32_t sequence, uint32_t g, int l_grain, float *u);
 
-// Recurrent cells (ops.cpp rnn_forward): gi, gh [G * H] pre-activations.
-void lstm_cell_avx512(const float *gi, const float *gh, int H, float *c, float *h);
-void lstm_cell_avx2(const float *gi, const float *gh, int H, float *c, float *h);
-void gru_cell_avx512(const float *gi, const float *gh, int H, float *h);
-void gru_cell_avx2(const float *gi, const float *gh, int H, float *h);
+// Recurrent cells over n units (ops.cpp rnn_forward): pre-activations of gate g, unit j at
+// gi[g * ldi + j] and gh[g * ldh + j]. LSTM updates c in place and writes h; GRU reads the
+// previous state h_prev and writes h (they may alias).
+void lstm_cell_avx512(const float *gi, int ldi, const float *gh, int ldh, int n, float *c,
+                      float *h);
+void lstm_cell_avx2(const float *gi, int ldi, const float *gh, int ldh, int n, float *c, float *h);
+void gru_cell_avx512(const float *gi, int ldi, const float *gh, int ldh, int n, const float *h_prev,
+                     float *h);
+void gru_cell_avx2(const float *gi, int ldi, const float *gh, int ldh, int n, const float *h_prev,
+                   float *h);
 
 }  // namespace ngs::cpu

@@ -46,17 +46,20 @@ void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, floa
   syn_avx2::fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
 
-void lstm_cell_avx512(const float *gi, const float *gh, int H, float *c, float *h) {
-  syn_avx512::lstm_cell(gi, gh, H, c, h);
+void lstm_cell_avx512(const float *gi, int ldi, const float *gh, int ldh, int n, float *c,
+                      float *h) {
+  syn_avx512::lstm_cell(gi, ldi, gh, ldh, n, c, h);
 }
-void lstm_cell_avx2(const float *gi, const float *gh, int H, float *c, float *h) {
-  syn_avx2::lstm_cell(gi, gh, H, c, h);
+void lstm_cell_avx2(const float *gi, int ldi, const float *gh, int ldh, int n, float *c, float *h) {
+  syn_avx2::lstm_cell(gi, ldi, gh, ldh, n, c, h);
 }
-void gru_cell_avx512(const float *gi, const float *gh, int H, float *h) {
-  syn_avx512::gru_cell(gi, gh, H, h);
+void gru_cell_avx512(const float *gi, int ldi, const float *gh, int ldh, int n, const float *hp,
+                     float *h) {
+  syn_avx512::gru_cell(gi, ldi, gh, ldh, n, hp, h);
 }
-void gru_cell_avx2(const float *gi, const float *gh, int H, float *h) {
-  syn_avx2::gru_cell(gi, gh, H, h);
+void gru_cell_avx2(const float *gi, int ldi, const float *gh, int ldh, int n, const float *hp,
+                   float *h) {
+  syn_avx2::gru_cell(gi, ldi, gh, ldh, n, hp, h);
 }
 
 namespace {
@@ -154,10 +157,10 @@ void spectrum_rows_avx2(const float *, int, int, float *, float *) {}
 void fir_softsign_avx512(const float *, int, const float *, int, float, float *, int, int) {}
 void fir_softsign_avx2(const float *, int, const float *, int, float, float *, int, int) {}
 int noise_avx512(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
-void lstm_cell_avx512(const float *, const float *, int, float *, float *) {}
-void lstm_cell_avx2(const float *, const float *, int, float *, float *) {}
-void gru_cell_avx512(const float *, const float *, int, float *) {}
-void gru_cell_avx2(const float *, const float *, int, float *) {}
+void lstm_cell_avx512(const float *, int, const float *, int, int, float *, float *) {}
+void lstm_cell_avx2(const float *, int, const float *, int, int, float *, float *) {}
+void gru_cell_avx512(const float *, int, const float *, int, int, const float *, float *) {}
+void gru_cell_avx2(const float *, int, const float *, int, int, const float *, float *) {}
 int noise_avx2(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
 
 #endif

@@ -25,9 +25,31 @@ ThreadPool::~ThreadPool() {
   for (auto &t : workers_) t.join();
 }
 
+int ThreadPool::parts(int n_items, int min_items) const {
+  return std::max(1, std::min(size(), n_items / std::max(1, min_items)));
+}
+
+void SpinBarrier::wait() {
+  const unsigned g = generation_.load(std::memory_order_acquire);
+  if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    arrived_.store(0, std::memory_order_relaxed);
+    generation_.store(g + 1, std::memory_order_release);
+    return;
+  }
+  for (int spin = 0; generation_.load(std::memory_order_acquire) == g; ++spin) {
+    if (spin < 4000) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 void ThreadPool::run(Fn fn, void *ctx, int n_items, int min_items) {
   if (n_items <= 0) return;
-  const int parts = std::max(1, std::min(size(), n_items / std::max(1, min_items)));
+  const int parts = this->parts(n_items, min_items);
   if (parts == 1) {
     fn(ctx, 0, 0, n_items);
     return;

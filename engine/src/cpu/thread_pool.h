@@ -3,6 +3,7 @@
 // is done; it never allocates. Not reentrant: one run() at a time (one session per context).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -23,6 +24,9 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
   // Splits n_items into at most size() contiguous parts of at least min_items each.
   void run(Fn fn, void *ctx, int n_items, int min_items = 1);
+  // The number of parts run() uses for these arguments (every part runs on its own
+  // thread at the same time, so parts may wait for each other: SpinBarrier).
+  int parts(int n_items, int min_items = 1) const;
 
  private:
   void worker(int part);
@@ -34,6 +38,19 @@ class ThreadPool {
   Fn fn_ = nullptr;
   void *ctx_ = nullptr;
   bool stop_ = false;
+};
+
+// A reusable barrier for the parts of one run() (no locks, no allocation): spins, then
+// yields to other threads (the machine may be shared).
+class SpinBarrier {
+ public:
+  explicit SpinBarrier(int n) : n_(n) {}
+  void wait();
+
+ private:
+  std::atomic<int> arrived_{0};
+  std::atomic<unsigned> generation_{0};
+  int n_;
 };
 
 }  // namespace ngs::cpu
