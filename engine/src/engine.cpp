@@ -37,7 +37,8 @@ std::unique_ptr<ngs_context> context_create(const ngs_model &m, ngs_context_para
       p.max_loop_length == 0 ? static_cast<size_t>(10) * static_cast<size_t>(m.wc().sr) : p.max_loop_length;
   const size_t zn = static_cast<size_t>(c->max_grains) * m.z_dim();
   c->session = m.decoder->create_session(c->max_grains, c->n_threads);
-  c->enc_scratch.assign(m.encoder->scratch_floats(c->max_grains), 0.0f);
+  if (c->n_threads > 1) c->pool = std::make_unique<cpu::ThreadPool>(c->n_threads);
+  c->enc_scratch.assign(m.encoder->scratch_floats(c->max_grains, c->n_threads), 0.0f);
   c->mu.assign(zn, 0.0f);
   c->logvar.assign(zn, 0.0f);
   c->z.assign(zn, 0.0f);
@@ -64,7 +65,7 @@ void encode(ngs_context &c, const float *audio, int n, uint64_t seed, uint32_t s
   const int zd = m.z_dim();
   float *mu_w = mu != nullptr ? mu : c.mu.data();
   float *lv_w = logvar != nullptr ? logvar : c.logvar.data();
-  m.encoder->encode(audio, n, mu_w, lv_w, c.enc_scratch.data());
+  m.encoder->encode(audio, n, mu_w, lv_w, c.enc_scratch.data(), c.pool.get());
   if (z == nullptr) return;
   for (int g = 0; g < n; ++g) {
     float *zg = z + static_cast<size_t>(g) * zd;
@@ -84,11 +85,11 @@ void embedding_sample(const ngs_model &m, float temperature, uint64_t seed, uint
 
 void latent_decode(ngs_context &c, const float *e, int class_index, int n, float *z) {
   c.model->latent->decode(e, c.model->lc().n_conds > 0 ? class_index : -1, n, z,
-                          c.lat_scratch.data());
+                          c.lat_scratch.data(), c.pool.get());
 }
 
 void latent_encode(ngs_context &c, const float *z, int n, float *e_mu, float *e_logvar) {
-  c.model->latent->encode(z, n, e_mu, e_logvar, c.lat_scratch.data());
+  c.model->latent->encode(z, n, e_mu, e_logvar, c.lat_scratch.data(), c.pool.get());
 }
 
 void render_one_shot(ngs_context &c, const float *e, int class_index, uint64_t seed,

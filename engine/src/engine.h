@@ -11,6 +11,7 @@
 
 #include "backend.h"
 #include "cpu/cpu.h"
+#include "cpu/thread_pool.h"
 #include "model_file.h"
 #include "ngs/ngs.h"
 
@@ -39,7 +40,10 @@ struct ngs_context {
   int n_threads = 1;
   size_t max_loop_length = 0;
   std::unique_ptr<ngs::DecoderSession> session;
-  std::vector<float> enc_scratch;  // WaveformEncoder::scratch_floats(max_grains)
+  // Workers for the CPU encoder and sequence VAE (n_threads - 1 + the caller); null with
+  // one thread. The decoder session has its own.
+  std::unique_ptr<ngs::cpu::ThreadPool> pool;
+  std::vector<float> enc_scratch;  // WaveformEncoder::scratch_floats(max_grains, n_threads)
   std::vector<float> lat_scratch;  // LatentModel::scratch_floats(max_grains)
   std::vector<float> mu, logvar, z;  // [max_grains][z_dim]
   std::vector<float> e0, e1, e;      // [e_dim]

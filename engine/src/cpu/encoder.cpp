@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 
 namespace ngs::cpu {
 
@@ -84,27 +85,38 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
 
 WaveformEncoder::~WaveformEncoder() = default;
 
-size_t WaveformEncoder::scratch_floats(int n) const {
+size_t WaveformEncoder::scratch_floats(int n) const { return scratch_floats(n, 1); }
+
+size_t WaveformEncoder::scratch_floats(int n, int n_threads) const {
   const Impl &m = *impl_;
   const size_t per = static_cast<size_t>(m.cfg.l_grain) + 2 * m.act_floats + m.col_floats;
   const size_t batch = static_cast<size_t>(n) *
                        (m.cfg.flatten_size() + m.cfg.h_dim + m.cfg.z_dim);
-  return per + batch + 64;
+  return per * static_cast<size_t>(std::max(n_threads, 1)) + batch + 64;
 }
 
-void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar,
-                             float *scratch) const {
+namespace {
+struct EncodeJob {
+  const WaveformEncoder *enc;
+  const float *audio;
+  int n;
+  float *flat;
+  float *work;  // per part: per_floats
+  size_t per_floats;
+};
+}  // namespace
+
+// Grains [g0, g1): conv stages into their rows of flat; work: one part's buffers.
+void WaveformEncoder::grains(const float *audio, int n, int g0, int g1, float *flat,
+                             float *work) const {
   const Impl &m = *impl_;
   const WaveformConfig &cfg = m.cfg;
   const int C = cfg.channels, l = cfg.l_grain, half = l / 2;
-  float *grain = scratch;
+  float *grain = work;
   float *xa = grain + l;           // current activation [L][C]
   float *st = xa + m.act_floats;   // stacked [L][2C]
   float *col = st + m.act_floats;  // im2col
-  float *flat = col + m.col_floats;
-  float *h1 = flat + static_cast<size_t>(n) * cfg.flatten_size();
-  float *h2 = h1 + static_cast<size_t>(n) * cfg.h_dim;
-  for (int g = 0; g < n; ++g) {
+  for (int g = g0; g < g1; ++g) {
     const float *src = audio + static_cast<size_t>(g) * cfg.hop;
     for (int i = 0; i < l; ++i) {
       const bool keep = (g == 0 && i < half) || (g == n - 1 && i >= half);
@@ -132,6 +144,33 @@ void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar
     }
     std::memcpy(flat + static_cast<size_t>(g) * cfg.flatten_size(), xa,
                 sizeof(float) * cfg.flatten_size());
+  }
+}
+
+void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar,
+                             float *scratch) const {
+  encode(audio, n, mu, logvar, scratch, nullptr);
+}
+
+void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar, float *scratch,
+                             ThreadPool *pool) const {
+  const Impl &m = *impl_;
+  const WaveformConfig &cfg = m.cfg;
+  const size_t per = static_cast<size_t>(cfg.l_grain) + 2 * m.act_floats + m.col_floats;
+  const int parts = pool ? pool->parts(n) : 1;
+  float *flat = scratch + per * static_cast<size_t>(parts);
+  float *h1 = flat + static_cast<size_t>(n) * cfg.flatten_size();
+  float *h2 = h1 + static_cast<size_t>(n) * cfg.h_dim;
+  if (parts > 1) {
+    EncodeJob job{this, audio, n, flat, scratch, per};
+    pool->run(
+        [](void *c, int part, int b, int e) {
+          auto *j = static_cast<EncodeJob *>(c);
+          j->enc->grains(j->audio, j->n, b, e, j->flat, j->work + j->per_floats * part);
+        },
+        &job, n);
+  } else {
+    grains(audio, n, 0, n, flat, scratch);
   }
   gemm(m.lin0, flat, cfg.flatten_size(), n, h1, cfg.h_dim, Act::kLrelu);
   gemm(m.lin1, h1, cfg.h_dim, n, h2, cfg.z_dim, Act::kLrelu);

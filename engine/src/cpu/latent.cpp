@@ -51,6 +51,16 @@ size_t LatentModel::scratch_floats(int n_grains) const {
 
 void LatentModel::decode(const float *e, int class_index, int n_grains, float *z,
                          float *scratch) const {
+  decode(e, class_index, n_grains, z, scratch, nullptr);
+}
+
+void LatentModel::encode(const float *z, int n_grains, float *e_mu, float *e_logvar,
+                         float *scratch) const {
+  encode(z, n_grains, e_mu, e_logvar, scratch, nullptr);
+}
+
+void LatentModel::decode(const float *e, int class_index, int n_grains, float *z, float *scratch,
+                         ThreadPool *pool) const {
   const Impl &m = *impl_;
   const LatentConfig &c = m.cfg;
   const int H = c.h_dim, nc = c.n_conds, W = m.width, n = n_grains;
@@ -71,7 +81,7 @@ void LatentModel::decode(const float *e, int class_index, int n_grains, float *z
   for (size_t k = 0; k < m.dec_rnn.size(); ++k) {
     const bool last = k + 1 == m.dec_rnn.size();
     const int ldo = last ? H + nc : H;
-    rnn_forward(m.dec_rnn[k], a, width, constant, n, b, ldo, nullptr, rs);
+    rnn_forward(m.dec_rnn[k], a, width, constant, n, b, ldo, nullptr, rs, pool);
     constant = false;
     width = ldo;
     std::swap(a, b);
@@ -89,7 +99,7 @@ void LatentModel::decode(const float *e, int class_index, int n_grains, float *z
 }
 
 void LatentModel::encode(const float *z, int n_grains, float *e_mu, float *e_logvar,
-                         float *scratch) const {
+                         float *scratch, ThreadPool *pool) const {
   const Impl &m = *impl_;
   const LatentConfig &c = m.cfg;
   const int W = m.width, n = n_grains;
@@ -109,7 +119,8 @@ void LatentModel::encode(const float *z, int n_grains, float *e_mu, float *e_log
     const bool last = k + 1 == m.enc_rnn.size();
     const int H = m.enc_rnn[k].hidden;
     // The last layer only needs its final state.
-    rnn_forward(m.enc_rnn[k], x, width, false, n, last ? nullptr : b, H, last ? b : nullptr, rs);
+    rnn_forward(m.enc_rnn[k], x, width, false, n, last ? nullptr : b, H, last ? b : nullptr, rs,
+                pool);
     width = H;
     std::swap(a, b);
     x = a;
