@@ -8,7 +8,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
-#include <cmath>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -17,6 +17,7 @@
 
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 
 using namespace ngs;
 using namespace ngs::cpu;
@@ -254,13 +255,20 @@ void BM_LatentDecodeDrum(benchmark::State &st) {
   LatentModel lm(w);
   std::vector<float> scratch(lm.scratch_floats(41)), z(41 * 128);
   auto e = rnd(256);
+  const int threads = static_cast<int>(st.range(1));
+  std::unique_ptr<ThreadPool> pool;
+  if (threads > 1) pool = std::make_unique<ThreadPool>(threads);
   for (auto _ : st) {
-    lm.decode(e.data(), 3, 41, z.data(), scratch.data());
+    lm.decode(e.data(), 3, 41, z.data(), scratch.data(), pool.get());
     benchmark::DoNotOptimize(z.data());
   }
-  st.SetLabel(st.range(0) ? "LSTM" : "GRU");
+  st.SetLabel(std::string(st.range(0) ? "LSTM" : "GRU") + ", " + std::to_string(threads) +
+              " thread(s), CPU time of all threads");
 }
-BENCHMARK(BM_LatentDecodeDrum)->Arg(1)->Arg(0)->Unit(benchmark::kMicrosecond);
+// Args: LSTM (1) or GRU (0), threads.
+BENCHMARK(BM_LatentDecodeDrum)
+    ->Args({1, 1})->Args({0, 1})->Args({1, 2})->Args({0, 2})
+    ->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
