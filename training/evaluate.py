@@ -15,6 +15,9 @@ training/ngs_file.py). Two measurements:
    target's largest bin, averaged over the target's frames within 60 dB of its loudest.
    Baselines: silence, and noise shaped by the class-average magnitude spectrogram of the
    training samples (random phase; it knows the class and the average envelope).
+   Also: the sequence VAE's reconstruction of the test samples' mu series (MSE relative
+   to the variance of mu over the test samples at each grain and dimension), and the
+   classifier of 2a on the reconstructions.
 2. Class identity of generated one-shots: for every class, K samples e ~ N(0, T^2 I)
    through the sequence decoder (sequences 0..K-1), then
    a. a multinomial logistic regression on log-mel statistics (mean and std over time of
@@ -163,14 +166,26 @@ def main():
                  % (w.hparams["sr"], w.tar_l, sr, audio.shape[1]))
     L, N = w.hparams["l_grain"], w.hparams["n_grains"]
     res = {"source": source, "classes": classes}
+    print("source:", source)
 
     # 1. reconstruction
     te = np.flatnonzero(split == 1)
     tr = np.flatnonzero(split == 0)
     recon = np.zeros((len(te), audio.shape[1]), dtype=np.float32)
+    mus = []
     for k, i in enumerate(te):
         mu = ref.encode(w, audio[i])["mu"]
         recon[k] = ref.decode(w, mu, rng.grain_noise(0, int(i), 0, N, L))["audio"].numpy()
+        mus.append(mu.numpy())
+    mus = np.stack(mus)
+    if l is not None:
+        zr = np.stack([ref.latent_decode(l, ref.latent_encode(l, m)["mu"], int(labels[i])).numpy()
+                       for m, i in zip(mus, te)])
+        mse = float(np.mean((zr - mus) ** 2))
+        var = float(np.mean(mus.var(axis=0)))
+        res["sequence_vae_test"] = {"mse": mse, "mu_variance": var, "relative": mse / var}
+        print("Sequence VAE on the test mu series: MSE %.4f, variance of mu %.4f, "
+              "relative %.3f" % (mse, var, mse / var))
     if not np.all(np.isfinite(recon)):
         sys.exit("reconstruction produced non-finite values")
     rs = np.random.RandomState(0)
@@ -185,7 +200,6 @@ def main():
         classes[c]: {k: float(v[labels[te] == c].mean()) for k, v in r.items()}
         for c in range(len(classes)) if np.any(labels[te] == c)}
     res["n_test"] = int(len(te))
-    print("source:", source)
     print("\nReconstruction LSD on %d held-out samples (dB, lower is better):" % len(te))
     print("  %-16s %8s %12s %8s" % ("class", "model", "class noise", "silence"))
     for c, v in res["reconstruction_lsd_db_per_class"].items():
@@ -197,10 +211,12 @@ def main():
     Xtr = features(audio[tr], sr)
     clf = fit_logreg(Xtr, labels[tr], len(classes))
     acc_real = float(np.mean(clf(features(audio[te], sr)) == labels[te]))
+    acc_rec = float(np.mean(clf(features(recon, sr)) == labels[te]))
     res["classifier_real_test_accuracy"] = acc_real
+    res["classifier_reconstructed_test_accuracy"] = acc_rec
     res["chance"] = 1.0 / len(classes)
     print("\nClassifier (logistic regression on log-mel statistics) on real test samples: "
-          "%.3f (chance %.3f)" % (acc_real, 1.0 / len(classes)))
+          "%.3f, on their reconstructions: %.3f (chance %.3f)" % (acc_real, acc_rec, 1.0 / len(classes)))
     cent_r, dec_r = centroid_and_decay(audio[tr], sr)
     res["real_median"] = {classes[c]: {"centroid_hz": float(np.median(cent_r[labels[tr] == c])),
                                        "decay_s": float(np.median(dec_r[labels[tr] == c]))}
