@@ -37,7 +37,7 @@ void SpinBarrier::wait() {
     return;
   }
   for (int spin = 0; generation_.load(std::memory_order_acquire) == g; ++spin) {
-    if (spin < 4000) {
+    if (spin < 256) {
 #if defined(__x86_64__)
       __builtin_ia32_pause();
 #endif
