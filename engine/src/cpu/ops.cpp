@@ -98,19 +98,29 @@ void conv1d(const PackedConv &c, const float *x, int ldx, int l_in, float *y, in
 // ---------------------------------------------------------------------------------------
 // LayerNorm
 
+namespace {
+// Sum of f(v[i]) in 16 interleaved partial sums (vectorised by the compiler without
+// -ffast-math), then a fixed pairwise reduction.
+template <typename F>
+float sum16(const float *v, int n, F f) {
+  float acc[16] = {};
+  int i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) acc[j] += f(v[i + j]);
+  for (int j = 0; i < n; ++i, ++j) acc[j] += f(v[i]);
+  for (int w = 8; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  return acc[0];
+}
+}  // namespace
+
 void layernorm_rows(float *x, int rows, int n, int ld, const float *gamma, const float *beta,
                     Act act) {
   for (int r = 0; r < rows; ++r) {
     float *v = x + static_cast<size_t>(r) * ld;
-    float mean = 0.0f;
-    for (int i = 0; i < n; ++i) mean += v[i];
-    mean /= static_cast<float>(n);
-    float var = 0.0f;
-    for (int i = 0; i < n; ++i) {
-      const float d = v[i] - mean;
-      var += d * d;
-    }
-    var /= static_cast<float>(n);
+    const float mean = sum16(v, n, [](float a) { return a; }) / static_cast<float>(n);
+    const float var =
+        sum16(v, n, [mean](float a) { return (a - mean) * (a - mean); }) / static_cast<float>(n);
     const float inv = 1.0f / std::sqrt(var + 1e-5f);
     for (int i = 0; i < n; ++i) {
       float o = (v[i] - mean) * inv * gamma[i] + beta[i];
