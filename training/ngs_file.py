@@ -14,42 +14,19 @@ which is the same filter since the authors repeat the signal over the channels.
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from weights_converter import safetensors  # noqa: E402
 from weights_converter.reference import WaveformVAE, LatentVAE  # noqa: E402
 
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I64": np.int64,
-           "I32": np.int32, "BF16": None}
-
-
 def read_safetensors(path):
-    """Returns (metadata dict, {name: numpy array}). Checks offsets and sizes."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    if len(blob) < 8:
-        raise ValueError("%s: too short for safetensors" % path)
-    (n,) = struct.unpack("<Q", blob[:8])
-    if 8 + n > len(blob):
-        raise ValueError("%s: header length %d beyond the file" % (path, n))
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {}) or {}
-    data = memoryview(blob)[8 + n:]
-    out = {}
-    for name, info in header.items():
-        dt = _DTYPES.get(info["dtype"])
-        if dt is None:
-            raise ValueError("%s: tensor %s has unsupported dtype %s" % (path, name, info["dtype"]))
-        a, b = info["data_offsets"]
-        count = int(np.prod(info["shape"])) if info["shape"] else 1
-        if b - a != count * np.dtype(dt).itemsize or b > len(data):
-            raise ValueError("%s: tensor %s has bad offsets" % (path, name))
-        out[name] = np.frombuffer(data[a:b], dtype=dt).reshape(info["shape"]).copy()
-    return meta, out
+    """Returns (metadata dict, {name: numpy array}) (weights_converter.safetensors)."""
+    tensors, meta = safetensors.load(path)
+    return meta, tensors
 
 
 def _identity_bn(bn):

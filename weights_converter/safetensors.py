@@ -59,6 +59,10 @@ def load(path):
         dt = _NP[h["dtype"]].newbyteorder("<")
         if e > len(data):
             raise ValueError("safetensors: %s: tensor %s past the end" % (path, k))
+        count = int(np.prod(h["shape"])) if h["shape"] else 1
+        if e - b != count * dt.itemsize:
+            raise ValueError("safetensors: %s: tensor %s has %d bytes for shape %s"
+                             % (path, k, e - b, h["shape"]))
         out[k] = np.frombuffer(data[b:e], dtype=dt).astype(dt.newbyteorder("="))\
             .reshape(h["shape"]).copy()
     return out, meta
