@@ -266,48 +266,29 @@ void run_path(const GlobalOptions &g, const PathOptions &o) {
 
 // ---- resynth ------------------------------------------------------------------------
 
-// Resynthesis as docs/PROCESSES.md defines ngs_resynthesize, composed from ngs_encode and
-// ngs_decode one segment at a time so that a long input can show its progress (the
-// golden fixture `resynth.out` checks that both agree: tests/cli).
+// Resynthesis by ngs_resynthesize (docs/PROCESSES.md); its progress callback, called after
+// each segment, drives the progress bar.
 void run_resynth(const GlobalOptions &g, const ResynthOptions &o) {
   check_audio_extension(o.out);
   Engine e(o.model, g);
   if (o.segment_grains < 0 || o.crossfade < 0)
     throw Failure("--segment-grains and --crossfade must not be negative");
   const int G = o.segment_grains > 0 ? o.segment_grains : e.info.n_grains;
-  const size_t hop = size_t(e.info.hop_size);
-  const size_t S = size_t(G + 3) * hop;
-  const size_t X = o.crossfade > 0 ? size_t(o.crossfade) : hop;
-  if (X > S / 2)
-    throw Failure("--crossfade " + std::to_string(X) + " exceeds half a segment (" +
-                  std::to_string(S / 2) + " samples)");
   e.reserve_grains(G);
   Stopwatch sw;
   std::vector<float> x = load_input(e, o.in, o.normalize, !o.no_preprocess);
-  const size_t n = x.size(), D = S - X;
-  const size_t K = n <= S ? 1 : 1 + (n - S + D - 1) / D;
-  std::vector<float> y(n), seg(S), mu(size_t(G) * size_t(e.info.z_dim)), out(S);
-  Progress bar("resynth", int(K));
-  for (size_t k = 0; k < K; ++k) {
-    const size_t start = k * D;
-    for (size_t t = 0; t < S; ++t) seg[t] = start + t < n ? x[start + t] : 0.0f;
-    int got = 0;
-    check(ngs_encode(e.ctx, seg.data(), S, ngs_encode_default_params(), mu.data(), nullptr,
-                     nullptr, G, &got),
-          "resynthesis: encode");
-    ngs_decode_params dp = ngs_decode_default_params();
-    dp.seed = o.seed;
-    dp.sequence = uint32_t(k);
-    check(ngs_decode(e.ctx, mu.data(), G, dp, out.data(), S), "resynthesis: decode");
-    for (size_t t = 0; t < S && start + t < n; ++t) {
-      if (k > 0 && t < X) {
-        const float w = (float(t) + 0.5f) / float(X);
-        y[start + t] = y[start + t] * (1.0f - w) + out[t] * w;
-      } else {
-        y[start + t] = out[t];
-      }
-    }
-    bar.update(int(k + 1));
+  std::vector<float> y(x.size());
+  ngs_resynth_params rp = ngs_resynth_default_params();
+  rp.seed = o.seed;
+  rp.segment_grains = o.segment_grains;
+  rp.crossfade = o.crossfade;
+  rp.progress = [](float fraction, void *user) {  // percent done
+    static_cast<Progress *>(user)->update(int(std::lround(double(fraction) * 100.0)));
+  };
+  {
+    Progress bar("resynth", 100);  // cleared before the messages below
+    rp.progress_user_data = &bar;
+    check(ngs_resynthesize(e.ctx, x.data(), x.size(), rp, y.data()), "resynthesis");
   }
   const double ms = sw.ms();
   write_one_audio(o.out, y.data(), y.size(), e.info.sample_rate, o.bits);

@@ -494,6 +494,8 @@ ngs_resynth_params ngs_resynth_default_params(void) {
   p.seed = 0;
   p.segment_grains = 0;
   p.crossfade = 0;
+  p.progress = nullptr;
+  p.progress_user_data = nullptr;
   return p;
 }
 

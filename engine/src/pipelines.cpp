@@ -91,6 +91,11 @@ void resynthesize(ngs_context &c, const float *audio, size_t n, const ngs_resynt
       }
     }
     for (; i < avail; ++i) out[start + i] = y[i];
+    if (p.progress)
+      p.progress(k + 1 == n_seg ? 1.0f
+                                : static_cast<float>(static_cast<double>(k + 1) /
+                                                     static_cast<double>(n_seg)),
+                 p.progress_user_data);
   }
 }
 

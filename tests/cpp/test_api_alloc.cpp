@@ -163,6 +163,7 @@ TEST_P(AllocFree, ProcessingCallsDoNotAllocate) {
               }),
               0)
         << "ngs_sample, threads " << threads;
+    int progress_calls = 0;
     EXPECT_EQ(allocations([&] {
                 for (int k = 0; k < 5; ++k) {
                   ngs_path_params pp = ngs_path_default_params();
@@ -170,6 +171,9 @@ TEST_P(AllocFree, ProcessingCallsDoNotAllocate) {
                   EXPECT_EQ(ngs_path_generate(m, pp, n_max, zz.data()), NGS_STATUS_OK);
                 }
                 ngs_resynth_params rp = ngs_resynth_default_params();
+                EXPECT_EQ(ngs_resynthesize(c, in.data(), in.size() - 77, rp, audio.data()), NGS_STATUS_OK);
+                rp.progress = [](float, void *u) { ++*static_cast<int *>(u); };
+                rp.progress_user_data = &progress_calls;
                 EXPECT_EQ(ngs_resynthesize(c, in.data(), in.size() - 77, rp, audio.data()), NGS_STATUS_OK);
                 std::vector<float> *none = nullptr;
                 (void)none;
@@ -179,7 +183,8 @@ TEST_P(AllocFree, ProcessingCallsDoNotAllocate) {
                 EXPECT_EQ(ngs_preprocess(m, audio.data(), audio.size(), 1), NGS_STATUS_OK);
               }),
               0)
-        << "paths, resynthesis, loop, preprocess";
+        << "paths, resynthesis (with and without a progress callback), loop, preprocess";
+    EXPECT_GT(progress_calls, 1) << "the resynthesis above spans several segments";
     ngs_context_free(c);
   }
   ngs_model_free(m);

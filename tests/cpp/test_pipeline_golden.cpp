@@ -293,6 +293,50 @@ TEST_P(Golden_, Resynthesize) {
   expect_close(body(out, in.size()), "resynth.out");
 }
 
+// The progress callback: called once per segment (count from docs/PROCESSES.md) with
+// strictly increasing fractions ending at exactly 1; the output is bit-identical to a call
+// without it.
+TEST_P(Golden_, ResynthesizeProgress) {
+  const auto j = nlohmann::json::parse(g_.meta("golden.resynth_params"));
+  ngs_resynth_params rp = ngs_resynth_default_params();
+  rp.seed = j["seed"].get<uint64_t>();
+  rp.segment_grains = j["segment_grains"].get<int>();
+  rp.crossfade = j["crossfade"].get<int>();
+  const int G = rp.segment_grains > 0 ? rp.segment_grains : info_.n_grains;
+  const size_t seg = ngs_model_audio_length(model_, G);
+  const size_t X = rp.crossfade > 0 ? static_cast<size_t>(rp.crossfade) : static_cast<size_t>(info_.hop_size);
+  // Three and a half segments of fresh random audio, so that there is more than one call.
+  const size_t n = seg + static_cast<size_t>(2.5 * static_cast<double>(seg - X));
+  const size_t K = 1 + (n - seg + (seg - X) - 1) / (seg - X);
+  ASSERT_GE(K, 3u);
+  const auto in = ngs::test::random_uniform(n, 11, -0.5f, 0.5f);
+  auto plain = out_buffer(n);
+  ASSERT_EQ(ngs_resynthesize(ctx_, in.data(), n, rp, plain.data()), NGS_STATUS_OK) << ngs_last_error();
+  struct Log {
+    std::vector<float> fractions;
+  } log;
+  log.fractions.reserve(K + 1);
+  rp.progress = [](float f, void *u) { static_cast<Log *>(u)->fractions.push_back(f); };
+  rp.progress_user_data = &log;
+  auto with = out_buffer(n);
+  ASSERT_EQ(ngs_resynthesize(ctx_, in.data(), n, rp, with.data()), NGS_STATUS_OK) << ngs_last_error();
+  ASSERT_EQ(log.fractions.size(), K);
+  for (size_t k = 0; k < K; ++k) {
+    EXPECT_GT(log.fractions[k], k ? log.fractions[k - 1] : 0.0f) << "call " << k;
+    EXPECT_NEAR(log.fractions[k], static_cast<double>(k + 1) / static_cast<double>(K), 1e-6) << "call " << k;
+  }
+  EXPECT_EQ(log.fractions.back(), 1.0f);
+  EXPECT_EQ(std::memcmp(plain.data(), with.data(), with.size() * sizeof(float)), 0)
+      << "the callback changed the output";
+  body(with, n);
+  // A single-segment input reports once, with 1.
+  log.fractions.clear();
+  auto one = out_buffer(seg / 2);
+  ASSERT_EQ(ngs_resynthesize(ctx_, in.data(), seg / 2, rp, one.data()), NGS_STATUS_OK) << ngs_last_error();
+  ASSERT_EQ(log.fractions.size(), 1u);
+  EXPECT_EQ(log.fractions[0], 1.0f);
+}
+
 TEST_P(Golden_, DrumLoop) {
   const auto j = nlohmann::json::parse(g_.meta("golden.loop_events"));
   std::vector<ngs_loop_event> ev;

@@ -161,6 +161,8 @@ def _expected_ctype(ctype, enums, structs):
     stars = base.count("*")
     base = base.replace("*", "").strip()
     if stars == 0:
+        if base == "ngs_progress_callback":  # typedef void (*)(float, void *)
+            return ngs._progress_callback
         if base == "void":
             return None
         if base in enums:
@@ -449,6 +451,25 @@ def test_resynthesize_golden(fx):
     out = fx.ctx.resynthesize(fx.g["resynth.in"], j["seed"], j["segment_grains"], j["crossfade"])
     assert out.shape == fx.g["resynth.in"].shape
     assert rel(out, fx.g["resynth.out"]) <= fx.tol
+
+
+def test_resynthesize_progress(fx):
+    j = json.loads(fx.meta["golden.resynth_params"])
+    x = np.random.default_rng(17).uniform(-0.5, 0.5, 5 * fx.model.info.sample_length).astype(np.float32)
+    args = (x, j["seed"], j["segment_grains"], j["crossfade"])
+    plain = fx.ctx.resynthesize(*args)
+    seen = []
+    with_cb = fx.ctx.resynthesize(*args, progress=seen.append)
+    assert len(seen) >= 2
+    assert all(b > a for a, b in zip(seen, seen[1:])) and seen[0] > 0 and seen[-1] == 1.0
+    np.testing.assert_array_equal(plain, with_cb)
+
+    def boom(f):
+        raise RuntimeError("stop %g" % f)
+    with pytest.raises(RuntimeError, match="stop"):
+        fx.ctx.resynthesize(*args, progress=boom)
+    with pytest.raises(TypeError):
+        fx.ctx.resynthesize(*args, progress=3)
 
 
 def test_render_loop_golden(fx):

@@ -32,8 +32,8 @@ import os
 import threading
 import weakref
 from collections import namedtuple
-from ctypes import (POINTER, Structure, c_char_p, c_double, c_float, c_int, c_size_t,
-                    c_uint32, c_uint64, c_void_p)
+from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, c_int,
+                    c_size_t, c_uint32, c_uint64, c_void_p)
 
 import numpy as np
 
@@ -142,8 +142,13 @@ class _path_params(Structure):
                 ("legs", c_int), ("gamma", c_float)]
 
 
+# ngs_progress_callback: void (*)(float fraction, void *user_data).
+_progress_callback = CFUNCTYPE(None, c_float, c_void_p)
+
+
 class _resynth_params(Structure):
-    _fields_ = [("seed", c_uint64), ("segment_grains", c_int), ("crossfade", c_int)]
+    _fields_ = [("seed", c_uint64), ("segment_grains", c_int), ("crossfade", c_int),
+                ("progress", _progress_callback), ("progress_user_data", c_void_p)]
 
 
 class _loop_event(Structure):
@@ -933,18 +938,38 @@ class Context:
         self._h()
         return self.model.preprocess(audio, normalize)
 
-    def resynthesize(self, audio, seed=0, segment_grains=0, crossfade=0, out=None):
+    def resynthesize(self, audio, seed=0, segment_grains=0, crossfade=0, out=None,
+                     progress=None):
         """Encodes (mu) and decodes mono audio of any length in segments of segment_grains
         grains (0 = the model's n_grains) joined with a crossfade of `crossfade` samples
-        (0 = one hop); float32, as long as the input."""
+        (0 = one hop); float32, as long as the input. progress: None or a callable
+        progress(fraction) called after each segment with the fraction done, in (0, 1],
+        the last call with 1; it must not use this Context. An exception it raises is
+        re-raised once the call has finished (the remaining segments still run)."""
         h = self._h()
         a = _array(audio, "audio", 1)
+        if progress is not None and not callable(progress):
+            raise TypeError("ngs: progress must be a callable progress(fraction) or None")
         p = _lib.ngs_resynth_default_params()
         p.seed = _u64(seed, "seed")
         p.segment_grains = _c_int(segment_grains, "segment_grains")
         p.crossfade = _c_int(crossfade, "crossfade")
         o = _out(out, a.shape[0], (a.shape[0],))
+        errors, cb = [], None
+        if progress is not None:
+            def trampoline(fraction, _user):
+                if errors:
+                    return
+                try:
+                    progress(float(fraction))
+                except BaseException as e:  # never unwind through C
+                    errors.append(e)
+            cb = _progress_callback(trampoline)  # referenced until the call returns
+            p.progress = cb
         _check(_lib.ngs_resynthesize(h, _ptr(a), a.shape[0], p, _ptr(o)), "ngs_resynthesize")
+        del cb
+        if errors:
+            raise errors[0]
         return o
 
     # drum machine

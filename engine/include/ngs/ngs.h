@@ -275,11 +275,19 @@ NGS_API int ngs_path_kind_from_name(const char *name);
 
 /* ---- resynthesis --------------------------------------------------------------------- */
 
+/* Progress of a long call: fraction of the work done, in (0, 1]. */
+typedef void (*ngs_progress_callback)(float fraction, void *user_data);
+
 typedef struct ngs_resynth_params {
     uint64_t seed;      /* noise key */
     int segment_grains; /* grains per segment, default 0 = the model's n_grains */
     int crossfade;      /* fade-out/fade-in overlap of two segments in samples, default
                            0 = one hop; at most half a segment */
+    ngs_progress_callback progress; /* called after each segment with the fraction done
+                                       (0, 1], the last call with exactly 1; NULL = none
+                                       (default); runs on the calling thread, must not
+                                       call back into the same context (added in 0.1.0) */
+    void *progress_user_data;       /* passed to progress; default NULL */
 } ngs_resynth_params;
 
 NGS_API ngs_resynth_params ngs_resynth_default_params(void);
@@ -291,7 +299,8 @@ NGS_API ngs_status ngs_preprocess(const ngs_model *model, float *audio, size_t n
                                   int normalize);
 /* Encodes (mu) and decodes audio of any length >= 1 in contiguous segments of
    segment_grains grains joined with an equal-gain linear fade-out/fade-in of `crossfade`
-   samples; the last segment is zero-padded. Writes exactly n_samples samples. */
+   samples; the last segment is zero-padded. Writes exactly n_samples samples. Calls
+   params.progress (if set) once per segment k of K with (k + 1) / K. */
 NGS_API ngs_status ngs_resynthesize(ngs_context *ctx, const float *audio, size_t n_samples,
                                     ngs_resynth_params params, float *out);
 
