@@ -12,9 +12,12 @@
 
 #include "common/philox.h"
 #include "cpu/ops.h"
+#include "test_isa.h"
 
 using namespace ngs;
 using namespace ngs::cpu;
+using ngs::test::IsaGuard;
+using ngs::test::supported_isas;
 
 namespace {
 
@@ -60,25 +63,13 @@ double max_scaled_err(const std::vector<float> &got, const std::vector<double> &
   return m;
 }
 
-std::vector<Isa> isas() {
-  std::vector<Isa> v{Isa::kPortable};
-  if (static_cast<int>(isa_best_supported()) >= 1) v.push_back(Isa::kAvx2);
-  if (static_cast<int>(isa_best_supported()) >= 2) v.push_back(Isa::kAvx512);
-  return v;
-}
-
-struct IsaGuard {
-  Isa saved = isa_active();
-  ~IsaGuard() { isa_set(saved); }
-};
-
 double lrelu_d(double x) { return x >= 0 ? x : 0.2 * x; }
 
 }  // namespace
 
 TEST(CpuIsa, DetectsAndSets) {
   IsaGuard g;
-  for (Isa i : isas()) {
+  for (Isa i : supported_isas()) {
     EXPECT_TRUE(isa_set(i)) << isa_name(i);
     EXPECT_EQ(isa_active(), i);
   }
@@ -93,7 +84,7 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
   const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {41, 512, 128}, {41, 1025, 512},
                           {13, 33, 17}, {7, 16, 300}, {29, 47, 513},  {12, 32, 256},
                           {100, 130, 1}};
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     for (const Shape &s : shapes) {
       for (int variant = 0; variant < 4; ++variant) {
         const bool has_bias = variant != 1, acc = variant == 2;
@@ -139,7 +130,7 @@ TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
 }
 
 TEST(CpuGemv, MatchesReferenceOnEveryIsa) {
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     for (int n : {1, 15, 16, 17, 100, 2048}) {
       for (int k : {1, 3, 4, 7, 512}) {
         auto w = rand_vec(static_cast<size_t>(n) * k), b = rand_vec(n), x = rand_vec(k);
@@ -178,7 +169,7 @@ TEST(CpuConv, MatchesReferenceOnEveryIsa) {
                         {9, 20, 9, 4, 1, 4, 128, false, Act::kLrelu},
                         {6, 3, 1, 1, 1, 0, 11, false, Act::kNone},
                         {4, 5, 1, 1, 1, 0, 11, true, Act::kLrelu}};
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     isa_set(isa);
     for (const Case &c : cases) {
       auto w = rand_vec(static_cast<size_t>(c.cout) * c.cin * c.k);
@@ -280,7 +271,7 @@ void rnn_ref(RnnType type, const std::vector<float> &wih, const std::vector<floa
 
 TEST(CpuRnn, GruAndLstmMatchReference) {
   IsaGuard guard;
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     isa_set(isa);
     for (RnnType type : {RnnType::kGru, RnnType::kLstm}) {
       for (bool constant : {false, true})
@@ -312,7 +303,7 @@ TEST(CpuRnn, GruAndLstmMatchReference) {
 
 TEST(CpuFft, ForwardAndInverseMatchDft) {
   IsaGuard guard;
-  for (Isa isa : isas())
+  for (Isa isa : supported_isas())
   for (int n : {4, 8, 16, 64, 256, 512, 1024, 2048, 4096}) {
     isa_set(isa);
     SCOPED_TRACE(isa_name(isa));
@@ -364,7 +355,7 @@ TEST(CpuPhilox, Random123TestVectors) {
 
 TEST(CpuSynth, NoiseIsTheDomainOneStream) {
   IsaGuard guard;
-  for (Isa isa : isas())
+  for (Isa isa : supported_isas())
   for (int l : {16, 64, 100, 2048}) {
   isa_set(isa);
   SCOPED_TRACE(isa_name(isa));
@@ -411,7 +402,7 @@ std::vector<double> idft_r(const std::vector<std::complex<double>> &X, int n) {
 // S must equal rfft(fftshift(irfft(H) * filter_window)) (MODEL_SPEC 4, decoder 3).
 TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
   IsaGuard guard;
-  for (Isa isa : isas())
+  for (Isa isa : supported_isas())
   for (int l : {16, 64, 256, 2048}) {
     isa_set(isa);
     SCOPED_TRACE(isa_name(isa));
@@ -448,7 +439,7 @@ TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
 
 TEST(CpuSynth, GrainMatchesReference) {
   IsaGuard guard;
-  for (Isa isa : isas())
+  for (Isa isa : supported_isas())
   for (int l : {256, 1024}) {
   isa_set(isa);
   SCOPED_TRACE(isa_name(isa));
@@ -481,7 +472,7 @@ TEST(CpuSynth, GrainMatchesReference) {
 
 TEST(CpuSynth, OverlapAddDivisorAndFir) {
   IsaGuard guard;
-  for (Isa isa : isas())
+  for (Isa isa : supported_isas())
   for (int l : {32, 256}) {
   isa_set(isa);
   SCOPED_TRACE(isa_name(isa));
@@ -530,7 +521,7 @@ TEST(CpuSynth, OverlapAddDivisorAndFir) {
 
 TEST(CpuSynth, BlockAndRangeVariantsMatchWholeCalls) {
   IsaGuard guard;
-  for (Isa isa : isas()) {
+  for (Isa isa : supported_isas()) {
     isa_set(isa);
     const int l = 64, hop = 16, n = 7, len = (n + 3) * hop;
     auto y = rand_vec(static_cast<size_t>(n) * l);

@@ -11,29 +11,20 @@
 #include "common/philox.h"
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
+#include "test_isa.h"
 #include "cpu/thread_pool.h"
 #include "model_file.h"
 #include "test_util.h"
 
 using namespace ngs;
 using namespace ngs::cpu;
+using ngs::test::IsaGuard;
+using ngs::test::supported_isas;
 using ngs::test::kTolF32;
 using ngs::test::poisoned;
 using ngs::test::rel_l2;
 
 namespace {
-
-std::vector<Isa> isas() {
-  std::vector<Isa> v{Isa::kPortable};
-  if (static_cast<int>(isa_best_supported()) >= 1) v.push_back(Isa::kAvx2);
-  if (static_cast<int>(isa_best_supported()) >= 2) v.push_back(Isa::kAvx512);
-  return v;
-}
-
-struct IsaGuard {
-  Isa saved = isa_active();
-  ~IsaGuard() { isa_set(saved); }
-};
 
 struct Fixture {
   std::string name;
@@ -79,7 +70,7 @@ TEST(CpuStages, DecodeStagesMatchGolden) {
     std::vector<float> noise = poisoned(static_cast<size_t>(n) * l);
     for (int i = 0; i < n; ++i) synth_noise(f.seed, 0, i, l, noise.data() + static_cast<size_t>(i) * l);
     EXPECT_EQ(noise, g.at("decode.noise")) << f.name;
-    for (Isa isa : isas()) {
+    for (Isa isa : supported_isas()) {
       isa_set(isa);
       SCOPED_TRACE(f.name + " " + isa_name(isa));
       auto backend = make_cpu_backend(f.model->waveform);
@@ -117,7 +108,7 @@ TEST(CpuStages, EncoderMatchesGolden) {
   for (const Fixture &f : fixtures()) {
     const test::Golden &g = f.golden;
     const int n = g.dim("encode.mu", 0), zd = g.dim("encode.mu", 1);
-    for (Isa isa : isas()) {
+    for (Isa isa : supported_isas()) {
       isa_set(isa);
       SCOPED_TRACE(f.name + " " + isa_name(isa));
       WaveformEncoder enc(f.model->waveform);
@@ -139,7 +130,7 @@ TEST(CpuStages, LatentModelMatchesGolden) {
     const test::Golden &g = f.golden;
     const int n = g.dim("latent.z", 0), zd = g.dim("latent.z", 1), ed = g.dim("latent.e", 0);
     const int cls = std::stoi(g.meta("golden.class_index"));
-    for (Isa isa : isas()) {
+    for (Isa isa : supported_isas()) {
       isa_set(isa);
       SCOPED_TRACE(f.name + " " + isa_name(isa));
       LatentModel lm(f.model->latent);
@@ -189,7 +180,7 @@ TEST(CpuStages, ThreadedEncoderAndLatentMatchSingleThread) {
   for (int t : {2, 3, 5}) pools.push_back(std::make_unique<ThreadPool>(t));
   for (const Fixture &f : fixtures()) {
     const test::Golden &g = f.golden;
-    for (Isa isa : isas()) {
+    for (Isa isa : supported_isas()) {
       isa_set(isa);
       SCOPED_TRACE(f.name + " " + isa_name(isa));
       const int n = g.dim("encode.mu", 0), zd = g.dim("encode.mu", 1);

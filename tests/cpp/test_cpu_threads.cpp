@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/ops.h"
+#include "test_isa.h"
 #include "cpu/thread_pool.h"
 
 using ngs::cpu::ThreadPool;
@@ -95,9 +96,7 @@ TEST(CpuRnnThreads, BitwiseEqualToOneThread) {
     for (float &x : v) x = dist(rng);
     return v;
   };
-  std::vector<Isa> isas{Isa::kPortable};
-  if (static_cast<int>(isa_best_supported()) >= 1) isas.push_back(Isa::kAvx2);
-  if (static_cast<int>(isa_best_supported()) >= 2) isas.push_back(Isa::kAvx512);
+  const std::vector<Isa> isas = ngs::test::supported_isas();
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<std::unique_ptr<ThreadPool>> pools;
   for (int t : {2, 3, 5}) pools.push_back(std::make_unique<ThreadPool>(t));

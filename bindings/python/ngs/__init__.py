@@ -452,6 +452,22 @@ def _ptr(a):
 
 # ---- model ----------------------------------------------------------------------------
 
+class _Closable:
+    """Context-manager use and finalisation for handles with a close() method."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
     """ngs_model_info."""
@@ -474,7 +490,7 @@ class ModelInfo:
         return self.sample_length / self.sample_rate
 
 
-class Model:
+class Model(_Closable):
     """A loaded model file (memory-mapped by the library). Immutable; may be shared by
     threads. `backend`: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
 
@@ -590,18 +606,6 @@ class Model:
                 self._pending, h = h, None
         if h is not None:
             _lib.ngs_model_free(h)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         if self._handle is None:
@@ -753,7 +757,7 @@ class LoopEvent:
     amplitude: float = 1.0
 
 
-class Context:
+class Context(_Closable):
     """Scratch memory of one caller (one per thread) on a Model; all processing calls.
     max_grains: longest series one call may decode/encode (0 = 8 x the model's
     n_grains); n_threads: CPU threads per call; max_loop_length: longest render_loop in
@@ -791,18 +795,6 @@ class Context:
         h, self._handle = self._handle, None
         _lib.ngs_context_free(h)
         self.model._context_freed()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         return "<ngs.Context %s on %r>" % ("closed" if self.closed else
