@@ -12,6 +12,7 @@ ngs_add_gtest(test_cuda_emu
   LABELS cuda)
 if(NGS_CUDA_ENABLED)
   ngs_add_gtest(test_cuda_device
+    PREFIX device.
     SOURCES ${NGS_CUDA_TEST_SOURCES}
     LIBS ngs_cuda_impl ngs_core
     LABELS cuda)
