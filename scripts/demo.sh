@@ -51,20 +51,20 @@ else
 fi
 "$NGS" info "$MODEL" 2>/dev/null | sed -n '1,5p'
 
-say "4/4 rendering into $OUT/ (real-time factor = audio seconds per compute second, 1 thread)"
+say "4/4 rendering into $OUT/ (real-time factor = audio seconds per compute second, 1 thread; one-shots and path normalised to -1 dBFS)"
 mkdir -p "$OUT"
 rm -f "$OUT"/oneshot_*.wav "$OUT"/path_*.wav "$OUT"/loop.wav "$OUT"/pattern_used.json
 classes=$("$NGS" info "$MODEL" --json 2>/dev/null |
           $PY -c 'import json,sys; print("\n".join(json.load(sys.stdin)["classes"]))')
 if [ -z "$classes" ]; then
   echo "the model has no classes: one unconditional one-shot"
-  render sample "$MODEL" --seed 1 -o "$OUT/oneshot.wav"
+  render sample "$MODEL" --seed 1 --peak -1 -o "$OUT/oneshot.wav"
 else
   while IFS= read -r c; do
-    render sample "$MODEL" --class "$c" --seed 1 -o "$OUT/oneshot_$c.wav"
+    render sample "$MODEL" --class "$c" --seed 1 --peak -1 -o "$OUT/oneshot_$c.wav"
   done <<< "$classes"
 fi
-render path "$MODEL" --kind circle --duration 4 --seed 2 -o "$OUT/path_circle.wav"
+render path "$MODEL" --kind circle --duration 4 --seed 2 --peak -1 -o "$OUT/path_circle.wav"
 
 # The example pattern names Kick, Snare, Hat and Clap; keep only the model's classes.
 pattern=apps/examples/pattern.json

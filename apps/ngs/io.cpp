@@ -199,6 +199,12 @@ void check_audio_extension(const std::string &path) {
     throw Failure("output '" + path + "': unsupported audio extension (use .wav or .flac)");
 }
 
+namespace {
+double g_output_peak = 0.0;  // linear; 0 = write samples as computed
+}  // namespace
+
+void set_output_peak_dbfs(double dbfs) { g_output_peak = std::pow(10.0, dbfs / 20.0); }
+
 void write_audio(const OutputFile &out, const float *samples, size_t n, int sample_rate,
                  int bits) {
   check_audio_extension(out.path());
@@ -217,6 +223,18 @@ void write_audio(const OutputFile &out, const float *samples, size_t n, int samp
     throw Failure("cannot write '" + out.path() + "': " + sf_strerror(nullptr));
   // Clip rather than wrap around on the (rare) samples outside [-1, 1].
   sf_command(sf, SFC_SET_CLIPPING, nullptr, SF_TRUE);
+  // --peak: one gain for the whole file so that its peak sits at the asked level.
+  std::vector<float> scaled;
+  if (g_output_peak > 0.0) {
+    float peak = 0.0f;
+    for (size_t i = 0; i < n; ++i) peak = std::max(peak, std::fabs(samples[i]));
+    if (peak > 0.0f) {
+      const float gain = float(g_output_peak / peak);
+      scaled.assign(samples, samples + n);
+      for (float &v : scaled) v *= gain;
+      samples = scaled.data();
+    }
+  }
   sf_count_t put = sf_writef_float(sf, samples, sf_count_t(n));
   int err = sf_close(sf);
   if (put != sf_count_t(n) || err != 0) throw Failure("cannot write '" + out.path() + "'");

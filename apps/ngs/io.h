@@ -46,6 +46,9 @@ void check_audio_extension(const std::string &path);
 
 // Writes mono float audio to out.temp_path() as WAV or FLAC (from out.path()'s
 // extension), 24-bit PCM unless bits is 16 or 32 (32 = float, WAV only).
+// Every file write_audio() writes from now on is scaled so that its peak is at `dbfs`
+// (the global --peak option); by default samples are written as computed.
+void set_output_peak_dbfs(double dbfs);
 void write_audio(const OutputFile &out, const float *samples, size_t n, int sample_rate,
                  int bits);
 

@@ -23,6 +23,12 @@ int main(int argc, char **argv) {
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
 
+  double peak_dbfs = 0.0;
+  auto *peak = app.add_option("--peak", peak_dbfs,
+                              "Scale each output audio file so that its peak is at this level "
+                              "in dBFS (e.g. -1); default: samples as computed")
+                   ->check(CLI::Range(-60.0, 0.0));
+
   const char *bits_help = "Sample format: 16, 24 (PCM) or 32 (float, WAV only)";
 
   InfoOptions io;
@@ -128,6 +134,7 @@ int main(int argc, char **argv) {
     return 2;
   }
 
+  if (peak->count() > 0) set_output_peak_dbfs(peak_dbfs);
   if (g.threads == 0) g.threads = int(std::max(1u, std::thread::hardware_concurrency()));
   install_signal_cleanup();
   try {

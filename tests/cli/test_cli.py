@@ -11,11 +11,15 @@ import math
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 import wave
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from weights_converter import safetensors  # noqa: E402
 
 NGS = os.environ.get("NGS_BIN", "")
 FIXTURES = os.environ.get("NGS_FIXTURES_DIR", "")
@@ -94,19 +98,7 @@ def write_wav_float(path, x, rate):
 
 
 def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        base = 8 + n
-        f.seek(0)
-        raw = f.read()
-    meta = header.pop("__metadata__", {})
-    out = {}
-    for name, t in header.items():
-        assert t["dtype"] == "F32"
-        a, b = t["data_offsets"]
-        out[name] = np.frombuffer(raw[base + a:base + b], dtype="<f4").reshape(t["shape"])
-    return out, meta
+    return safetensors.load(path)  # (tensors, metadata)
 
 
 def rel_l2(a, b):
@@ -217,6 +209,21 @@ def test_sample_matches_reference(model, tmp):
         "--temperature", meta["golden.temperature"], "--bits", 32, "-o", out)
     x, _ = read_wav(out)
     assert rel_l2(x, g["sample.audio"]) < 1e-3
+
+
+def test_sample_peak_option(model, tmp):
+    """--peak scales the whole file by one gain so that its peak is at the asked level."""
+    path, info = model
+    plain, peaked = os.path.join(tmp, "plain.wav"), os.path.join(tmp, "peak.wav")
+    run("sample", path, "--class", 0, "--seed", 5, "--bits", 32, "-o", plain)
+    run("sample", path, "--class", 0, "--seed", 5, "--bits", 32, "--peak", -6, "-o", peaked)
+    x, _ = read_wav(plain)
+    y, _ = read_wav(peaked)
+    target = 10 ** (-6 / 20)
+    assert abs(np.abs(y).max() - target) < 1e-5
+    np.testing.assert_allclose(y, x * (target / np.abs(x).max()), rtol=1e-5, atol=1e-7)
+    p = run("--peak", 3, "sample", path, "--class", 0, "-o", os.path.join(tmp, "bad.wav"), ok=False)
+    assert p.returncode == 2 and not os.path.exists(os.path.join(tmp, "bad.wav"))
 
 
 def test_decode_matches_reference(model, tmp):
