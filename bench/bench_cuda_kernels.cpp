@@ -12,7 +12,7 @@
 
 #include "common.cuh"
 #include "cuda_backend.cuh"
-#include "cuda_backend.h"
+#include "cuda/cuda_backend.h"
 #include "decoder_mlp.cuh"
 #include "noise_filter.cuh"
 #include "overlap_add.cuh"

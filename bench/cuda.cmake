@@ -3,6 +3,4 @@
 if(NGS_CUDA_ENABLED)
   add_executable(bench_cuda_kernels ${CMAKE_CURRENT_LIST_DIR}/bench_cuda_kernels.cpp)
   target_link_libraries(bench_cuda_kernels PRIVATE ngs_cuda_impl ngs_core benchmark::benchmark)
-  target_include_directories(bench_cuda_kernels PRIVATE ${PROJECT_SOURCE_DIR}/engine/src
-                                                        ${PROJECT_SOURCE_DIR}/kernels)
 endif()

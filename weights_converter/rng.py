@@ -1,6 +1,6 @@
 """The ngs random stream (docs/RANDOM.md) in numpy: Philox4x32-10 and its transforms.
 
-Every function is vectorised and deterministic; results match engine/src/common/philox.h
+Every function is vectorised and deterministic; results match kernels/common/philox.h
 bit for bit for uniforms and to a few ULP for normals (platform sin/cos/log).
 
 API (all return float32 numpy arrays):

@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "common/error.h"
-#include "cuda_backend.h"
+#include "cuda/cuda_backend.h"
 #include "engine.h"
 #include "ngs/ngs.h"
 
@@ -24,6 +24,14 @@ void set_error(const char *msg) {
   std::snprintf(g_error, sizeof g_error, "%s", msg);
 }
 
+// kernels/common/error.h lists the error kinds without the public header: same values.
+static_assert(ngs::kInvalidArgument == NGS_STATUS_INVALID_ARGUMENT && ngs::kIoError == NGS_STATUS_IO_ERROR &&
+                  ngs::kBadModel == NGS_STATUS_BAD_MODEL && ngs::kUnsupported == NGS_STATUS_UNSUPPORTED &&
+                  ngs::kCapacity == NGS_STATUS_CAPACITY && ngs::kOutOfMemory == NGS_STATUS_OUT_OF_MEMORY &&
+                  ngs::kBackendError == NGS_STATUS_BACKEND_ERROR &&
+                  ngs::kInternalError == NGS_STATUS_INTERNAL_ERROR,
+              "ngs::ErrorKind and ngs_status differ");
+
 [[noreturn]] void fail(ngs_status s, const std::string &msg) { throw ngs::Error(s, msg); }
 [[noreturn]] void invalid(const std::string &msg) { fail(NGS_STATUS_INVALID_ARGUMENT, msg); }
 
@@ -34,7 +42,9 @@ ngs_status guard(F &&f) noexcept {
     return NGS_STATUS_OK;
   } catch (const ngs::Error &e) {
     set_error(e.what());
-    return e.status() == NGS_STATUS_OK ? NGS_STATUS_INTERNAL_ERROR : e.status();
+    const int s = e.status();
+    return s <= NGS_STATUS_OK || s > NGS_STATUS_INTERNAL_ERROR ? NGS_STATUS_INTERNAL_ERROR
+                                                              : static_cast<ngs_status>(s);
   } catch (const std::bad_alloc &) {
     set_error("out of memory");
     return NGS_STATUS_OUT_OF_MEMORY;

@@ -5,8 +5,9 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "ngs/ngs.h"
 #include "common/philox.h"
-#include "cuda_backend.h"
+#include "cuda/cuda_backend.h"
 
 namespace ngs {
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "ngs/ngs.h"
 #include "engine.h"
 
 namespace ngs {

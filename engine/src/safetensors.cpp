@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "ngs/ngs.h"
 
 namespace ngs {
 

@@ -21,8 +21,8 @@ endif()
 # The emulation rejects what it does not emulate: each case of test_cuda_unsupported.cpp
 # must fail to compile (case 0, the supported subset, must compile).
 set(ngs_emu_syntax ${CMAKE_CXX_COMPILER} -fsyntax-only -std=c++17 -DNGS_CUDA_EMULATION
-    -I${PROJECT_SOURCE_DIR}/kernels -I${PROJECT_SOURCE_DIR}/engine/src
-    -I${PROJECT_SOURCE_DIR}/engine/include ${CMAKE_CURRENT_LIST_DIR}/test_cuda_unsupported.cpp)
+    -I${PROJECT_SOURCE_DIR}/kernels -I${PROJECT_SOURCE_DIR}/kernels/cuda
+    ${CMAKE_CURRENT_LIST_DIR}/test_cuda_unsupported.cpp)
 add_test(NAME CudaEmuSubset.SupportedCompiles COMMAND ${ngs_emu_syntax} -DNGS_EMU_CASE=0)
 foreach(case 1 2 3 4 5 6)
   add_test(NAME CudaEmuSubset.UnsupportedDoesNotCompile${case}

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "ngs/ngs.h"
 #include "common/philox.h"
 #include "cpu/cpu.h"
 #include "cpu/ops.h"

@@ -1,4 +1,4 @@
-// The CUDA backend (kernels/cuda_backend.cu) against the CPU backend: every decode stage
+// The CUDA backend (kernels/cuda/cuda_backend.cu) against the CPU backend: every decode stage
 // and the whole decode (CUDA Graph path, re-used across requests), on random models and on
 // the golden fixtures (decode and sample pipelines: the sequence VAE on the CPU, then the
 // decode on the CUDA backend), same seed, relative L2 <= 1e-5.
@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "ngs/ngs.h"
 #include "cpu/cpu.h"
 #include "cuda_backend.cuh"
 #include "model_file.h"

@@ -1,4 +1,4 @@
-// Each CUDA kernel against the CPU stage functions of engine/src/cpu/ops.h on fresh random
+// Each CUDA kernel against the CPU stage functions of kernels/cpu/ops.h on fresh random
 // inputs, output buffers poisoned (NaN) first, at several sizes including grain counts that
 // do not divide the MLP tile. Built against the emulation (test_cuda_emu) and, with CUDA,
 // the real backend (test_cuda_device, skipped without a GPU).

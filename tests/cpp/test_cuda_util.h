@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "common.cuh"
-#include "cuda_backend.h"
+#include "cuda/cuda_backend.h"
 #include "test_util.h"
 #include "weights.h"
 

@@ -52,7 +52,7 @@ static __global__ void __launch_bounds__(kOlaThreads)
 void overlap_add_launch(const OlaParams &p, const float *y, float *audio, cudaStream_t stream) {
   if (p.n <= 0) return;
   if (!p.ola_only && (p.fir_len <= 0 || p.fir_len % 2 == 0 || !p.fir))
-    throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA overlap-add: FIR length must be odd");
+    throw Error(kInvalidArgument, "CUDA overlap-add: FIR length must be odd");
   const int total = (p.n + 3) * p.hop;
   const dim3 grid(ceil_div(total, kOlaThreads)), block(kOlaThreads);
   const size_t smem = p.ola_only ? 0 : sizeof(float) * (kOlaThreads + 2 * p.fir_len - 1);

@@ -17,7 +17,7 @@ namespace ngs::cuda {
 
 void throw_cuda_error(cudaError_t err, const char *expr, const char *func, const char *file,
                       int line) {
-  throw Error(NGS_STATUS_BACKEND_ERROR, std::string("CUDA error ") + cudaGetErrorName(err) +
+  throw Error(kBackendError, std::string("CUDA error ") + cudaGetErrorName(err) +
                                             " (" + cudaGetErrorString(err) + ") in " + expr +
                                             ", " + func + " at " + file + ":" +
                                             std::to_string(line));
@@ -104,7 +104,7 @@ class GraphExec {
 
 void check_device(int device) {
   const std::string reason = cuda_unavailable_reason(device);
-  if (!reason.empty()) throw Error(NGS_STATUS_UNSUPPORTED, reason);
+  if (!reason.empty()) throw Error(kUnsupported, reason);
   NGS_CUDA_CHECK(cudaSetDevice(device));
 }
 
@@ -142,22 +142,22 @@ class CudaBackend : public DecoderBackend {
     const WaveformConfig &c = w.cfg;
     const int n_layers = static_cast<int>(w.dec_lin.size()) + 1;
     if (n_layers > kMlpMaxLayers)
-      throw Error(NGS_STATUS_BAD_MODEL, "CUDA backend: at most " +
+      throw Error(kBadModel, "CUDA backend: at most " +
                                             std::to_string(kMlpMaxLayers - 1) +
                                             " decoder hidden layers are supported");
     if (c.l_grain < 8 || (c.l_grain & (c.l_grain - 1)) || c.l_grain > 16384 ||
         c.hop <= 0 || c.l_grain != 4 * c.hop)
-      throw Error(NGS_STATUS_UNSUPPORTED, "CUDA backend: l_grain must be a power of two in "
+      throw Error(kUnsupported, "CUDA backend: l_grain must be a power of two in "
                                           "8 .. 16384 with hop = l_grain / 4");
     if (!w.pp_fir || c.pp_ker <= 0 || c.pp_ker % 2 == 0)
-      throw Error(NGS_STATUS_BAD_MODEL, "CUDA backend: the post-processing FIR needs an odd "
+      throw Error(kBadModel, "CUDA backend: the post-processing FIR needs an odd "
                                         "number of taps");
     for (int l = 0; l < n_layers; ++l) layers_.push_back(std::make_unique<Layer>());
     for (int l = 0; l < n_layers; ++l) {
       const Linear &lin = l + 1 < n_layers ? w.dec_lin[l] : w.dec_out;
       const int expect_in = l == 0 ? c.z_dim : mlp_.dims[l];
       if (!lin.w || !lin.b || lin.in != expect_in || lin.out <= 0)
-        throw Error(NGS_STATUS_BAD_MODEL, "CUDA backend: decoder layer " + std::to_string(l) +
+        throw Error(kBadModel, "CUDA backend: decoder layer " + std::to_string(l) +
                                               " has missing weights or wrong shape");
       const size_t count = static_cast<size_t>(lin.out) * lin.in;
       Layer &L = *layers_[l];
@@ -180,7 +180,7 @@ class CudaBackend : public DecoderBackend {
     mlp_.n_layers = n_layers;
     mlp_.half = opt.fp16_weights;
     if (mlp_.dims[n_layers] != c.filter_size())
-      throw Error(NGS_STATUS_BAD_MODEL, "CUDA backend: the decoder output has " +
+      throw Error(kBadModel, "CUDA backend: the decoder output has " +
                                             std::to_string(mlp_.dims[n_layers]) +
                                             " values, filter_size is " +
                                             std::to_string(c.filter_size()));
@@ -212,7 +212,7 @@ class CudaBackend : public DecoderBackend {
 
   std::unique_ptr<DecoderSession> create_session(int max_grains, int) override {
     if (max_grains <= 0)
-      throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA backend: max_grains must be positive");
+      throw Error(kInvalidArgument, "CUDA backend: max_grains must be positive");
     NGS_CUDA_CHECK(cudaSetDevice(device_));
     return std::make_unique<CudaSession>(*this, max_grains);
   }
@@ -244,10 +244,10 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains)
 
 void CudaSession::check_n(int n, const char *what) const {
   if (n <= 0)
-    throw Error(NGS_STATUS_INVALID_ARGUMENT,
+    throw Error(kInvalidArgument,
                 std::string("CUDA backend: ") + what + ": the grain count must be positive");
   if (n > max_grains_)
-    throw Error(NGS_STATUS_CAPACITY, std::string("CUDA backend: ") + what + ": " +
+    throw Error(kCapacity, std::string("CUDA backend: ") + what + ": " +
                                          std::to_string(n) + " grains, the session holds " +
                                          std::to_string(max_grains_));
 }
@@ -272,7 +272,7 @@ void CudaSession::enqueue_decode(int n) {
 
 void CudaSession::decode(const float *z, int n, NoiseKey key, float *audio) {
   check_n(n, "decode");
-  if (!z || !audio) throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA backend: decode: null array");
+  if (!z || !audio) throw Error(kInvalidArgument, "CUDA backend: decode: null array");
   const WaveformConfig &c = b_.cfg_;
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
   std::memcpy(h_z_.get(), z, sizeof(float) * n * c.z_dim);
@@ -307,7 +307,7 @@ void CudaSession::decode(const float *z, int n, NoiseKey key, float *audio) {
 
 void CudaSession::spectrum(const float *z, int n, float *S) {
   check_n(n, "spectrum");
-  if (!z || !S) throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA backend: spectrum: null array");
+  if (!z || !S) throw Error(kInvalidArgument, "CUDA backend: spectrum: null array");
   const WaveformConfig &c = b_.cfg_;
   const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
@@ -321,9 +321,9 @@ void CudaSession::spectrum(const float *z, int n, float *S) {
 
 void CudaSession::grains(const float *S, int n, int g0, int n_total, NoiseKey key, float *y) {
   check_n(n, "grains");
-  if (!S || !y) throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA backend: grains: null array");
+  if (!S || !y) throw Error(kInvalidArgument, "CUDA backend: grains: null array");
   if (g0 < 0 || g0 + n > n_total)
-    throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA backend: grains: grains " +
+    throw Error(kInvalidArgument, "CUDA backend: grains: grains " +
                                                  std::to_string(g0) + " .. " +
                                                  std::to_string(g0 + n - 1) + " are not in a "
                                                  "series of " + std::to_string(n_total));
@@ -345,7 +345,7 @@ void CudaSession::grains(const float *S, int n, int g0, int n_total, NoiseKey ke
 void CudaSession::overlap_add(const float *y, int n, float *audio, bool ola_only) {
   check_n(n, "overlap_add");
   if (!y || !audio)
-    throw Error(NGS_STATUS_INVALID_ARGUMENT, "CUDA backend: overlap_add: null array");
+    throw Error(kInvalidArgument, "CUDA backend: overlap_add: null array");
   const WaveformConfig &c = b_.cfg_;
   const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));

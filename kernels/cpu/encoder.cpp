@@ -40,7 +40,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
   auto check_conv = [](const Conv1d &c, int len, const char *what, int i) {
     if (c.pad >= len || c.k < 1 || c.stride < 1 || c.dilation < 1 ||
         (len + 2 * c.pad - c.dilation * (c.k - 1) - 1) < 0)
-      throw Error(NGS_STATUS_BAD_MODEL,
+      throw Error(kBadModel,
                   std::string("encoder stage ") + std::to_string(i) + " " + what +
                       ": reflection padding " + std::to_string(c.pad) +
                       " does not fit an input of length " + std::to_string(len));

@@ -166,7 +166,7 @@ class CpuSession final : public DecoderSession {
 
   void check(int n) const {
     if (n < 1 || n > max_)
-      throw Error(NGS_STATUS_CAPACITY, "cpu backend: " + std::to_string(n) +
+      throw Error(kCapacity, "cpu backend: " + std::to_string(n) +
                                            " grains requested, session planned for 1.." +
                                            std::to_string(max_));
   }
@@ -184,9 +184,9 @@ class CpuBackend final : public DecoderBackend {
   const char *name() const override { return "cpu"; }
   std::unique_ptr<DecoderSession> create_session(int max_grains, int n_threads) override {
     if (max_grains < 1)
-      throw Error(NGS_STATUS_INVALID_ARGUMENT, "cpu backend: max_grains must be >= 1");
+      throw Error(kInvalidArgument, "cpu backend: max_grains must be >= 1");
     if (n_threads < 1 || n_threads > 256)
-      throw Error(NGS_STATUS_INVALID_ARGUMENT, "cpu backend: n_threads must be in 1..256");
+      throw Error(kInvalidArgument, "cpu backend: n_threads must be in 1..256");
     return std::make_unique<CpuSession>(p_, max_grains, n_threads);
   }
 

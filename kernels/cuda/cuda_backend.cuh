@@ -13,8 +13,8 @@ struct BackendOptions {
   bool use_graphs = true;     // capture the whole decode in a CUDA Graph per request size
 };
 
-// Throws ngs::Error (NGS_STATUS_UNSUPPORTED when no usable device, NGS_STATUS_BACKEND_ERROR
-// on a CUDA failure, NGS_STATUS_BAD_MODEL for weights the kernels cannot run).
+// Throws ngs::Error (kUnsupported when no usable device, kBackendError
+// on a CUDA failure, kBadModel for weights the kernels cannot run).
 std::unique_ptr<DecoderBackend> make_backend(const WaveformWeights &w, int device,
                                              const BackendOptions &options);
 

@@ -1,4 +1,4 @@
-// GEMM microkernels (internal to engine/src/cpu): one tile of up to MR rows x 32 columns
+// GEMM microkernels (internal to kernels/cpu): one tile of up to MR rows x 32 columns
 // (two packed panels) over one K block.
 #pragma once
 

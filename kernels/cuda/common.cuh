@@ -22,7 +22,7 @@
 
 namespace ngs::cuda {
 
-// Throws ngs::Error(NGS_STATUS_BACKEND_ERROR) naming the failed expression, the function,
+// Throws ngs::Error(kBackendError) naming the failed expression, the function,
 // the file and the line.
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char *expr, const char *func,
                                    const char *file, int line);

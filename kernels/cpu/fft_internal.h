@@ -1,4 +1,4 @@
-// Internal to engine/src/cpu: the plan of the lane-vectorised four-step complex FFT
+// Internal to kernels/cpu: the plan of the lane-vectorised four-step complex FFT
 // (fft_simd.inc) used by RealFft for n/2 >= 256 points.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Internal to engine/src/cpu: ISA builds of the synthesis loops (synth_simd.cpp).
+// Internal to kernels/cpu: ISA builds of the synthesis loops (synth_simd.cpp).
 #pragma once
 
 #include <cstdint>

@@ -123,7 +123,7 @@ static int noise_filter_log_m(int l_grain) {
   int log_m = 0;
   while ((2 << log_m) < l_grain) ++log_m;
   if ((2 << log_m) != l_grain || log_m < 2 || log_m > 13)
-    throw Error(NGS_STATUS_UNSUPPORTED,
+    throw Error(kUnsupported,
                 "CUDA noise filter: l_grain " + std::to_string(l_grain) +
                     " is not a power of two in 8 .. 16384");
   return log_m;

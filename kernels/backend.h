@@ -1,5 +1,5 @@
 // The decoder backend interface: the grain decoder path (docs/MODEL_FORMAT.md "Decode
-// stages") behind one dispatch, implemented by the CPU backend (engine/src/cpu) and the
+// stages") behind one dispatch, implemented by the CPU backend (kernels/cpu) and the
 // CUDA backend (kernels/). Model code hands host arrays in and gets host arrays back; a
 // device backend copies, runs on its own stream and synchronises before returning, so no
 // model code touches device memory. The sequence VAE and the encoder run on the CPU.

@@ -7,7 +7,7 @@ namespace ngs {
 std::string cuda_unavailable_reason(int) { return "CUDA: ngs was built without CUDA"; }
 
 std::unique_ptr<DecoderBackend> make_cuda_backend(const WaveformWeights &, int device) {
-  throw Error(NGS_STATUS_UNSUPPORTED, cuda_unavailable_reason(device));
+  throw Error(kUnsupported, cuda_unavailable_reason(device));
 }
 
 }  // namespace ngs

@@ -13,8 +13,8 @@ namespace ngs {
 // "built without CUDA" or "CUDA: no device found".
 std::string cuda_unavailable_reason(int device);
 
-// Uploads the decoder weights to the device. Throws ngs::Error (NGS_STATUS_UNSUPPORTED
-// or NGS_STATUS_BACKEND_ERROR) on failure.
+// Uploads the decoder weights to the device. Throws ngs::Error (kUnsupported
+// or kBackendError) on failure.
 std::unique_ptr<DecoderBackend> make_cuda_backend(const WaveformWeights &weights, int device);
 
 }  // namespace ngs
