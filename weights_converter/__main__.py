@@ -64,6 +64,10 @@ def main(argv=None):
     except OSError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001  one clear line, never a traceback
+        print("error: unexpected failure (%s: %s); nothing was written; please report it"
+              % (type(e).__name__, e), file=sys.stderr)
+        return 1
     t1 = time.perf_counter()
     nbytes = sum(v.nbytes for v in tensors.values())
     print("wrote %s: %d tensors, %.1f MB of %s weights, in %.2f s"
@@ -71,8 +75,12 @@ def main(argv=None):
     if a.check:
         import json
         from . import safetensors
-        back, meta2 = safetensors.load(a.out)
-        rows = check(src, back, json.loads(meta2["ngs.config"]))
+        try:
+            back, meta2 = safetensors.load(a.out)
+            rows = check(src, back, json.loads(meta2["ngs.config"]))
+        except Exception as e:  # noqa: BLE001
+            print("error: --check failed (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
+            return 1
         print(format_check(rows))
         print("check took %.2f s" % (time.perf_counter() - t1))
     return 0

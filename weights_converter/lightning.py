@@ -383,6 +383,14 @@ _allow(_Global("collections", "OrderedDict", "class", _ordered_dict, collections
 _allow(_Global("builtins", "set", "call", _make_set(set, "builtins.set")))
 _allow(_Global("builtins", "frozenset", "call", _make_set(frozenset, "builtins.frozenset")))
 _allow(_Global("_codecs", "encode", "call", _codecs_encode))
+
+
+def _empty_bytes(args):  # protocol 2 pickles b"" as builtins.bytes()
+    _want(_eq(args, ()), "builtins.bytes", args)
+    return b""
+
+
+_allow(_Global("builtins", "bytes", "call", _empty_bytes))
 for _m in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _allow(_Global(_m, "scalar", "call", _np_scalar))
     _allow(_Global(_m, "_reconstruct", "call", _np_reconstruct))
