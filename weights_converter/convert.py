@@ -433,7 +433,24 @@ def build_config(w_hp, l_hp, w_raw=None, l_raw=None):
 
 
 def _jsonable(d):
-    return json.loads(json.dumps(dict(d), default=str))
+    """The source hyper-parameters as JSON values: keys become strings, numpy values plain
+    numbers, non-finite floats and anything else strings (the input is bounded in depth
+    and size by the readers)."""
+    def conv(v):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is None or isinstance(v, (bool, str)) or _is_int(v):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else str(v)
+        if isinstance(v, dict):
+            return {k if isinstance(k, str) else str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, np.ndarray) and v.size <= 64:
+            return conv(v.tolist())
+        return str(v)
+    return conv(dict(d))
 
 
 # ------------------------------------------------------------------ loading sources

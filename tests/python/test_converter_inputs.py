@@ -258,3 +258,23 @@ def test_write_into_a_missing_folder_is_one_clear_error(tmp_path, models, capsys
                    "-o", str(tmp_path / "no" / "such" / "m.safetensors"))
     assert rc == 1 and "No such file or directory" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_odd_but_harmless_hyper_parameters_convert(tmp_path, models):
+    """Checkpoint hyper_parameters with a class key, numpy numbers and NaN: the model file's
+    metadata stays strict JSON (no NaN, string keys)."""
+    import json
+    w_sd, w_hp, _, _ = models
+    ck = tmp_path / "w.ckpt"
+    with LT.stand_in_classes() as cls:
+        hp = dict(w_hp, callbacks={cls["ModelCheckpoint"]: 1}, gamma=np.float64(0.5),
+                  lr_max=float("nan"), shape=(1, 2))
+        LT.save_lightning_checkpoint(ck, {k: torch.as_tensor(v) for k, v in w_sd.items()}, hp)
+    y = tmp_path / "w.yaml"
+    LT.save_hparams_yaml(y, w_hp)
+    _, meta, _ = CV.convert(str(tmp_path / "m.safetensors"), str(ck), str(y))
+    cfg = json.loads(meta["ngs.config"], parse_constant=lambda c: pytest.fail("non-strict JSON " + c))
+    raw = cfg["hparams"]["waveform"]
+    assert raw["gamma"] == 0.5 and raw["lr_max"] == "nan" and raw["shape"] == [1, 2]
+    assert list(raw["callbacks"]) == [str(LT.Opaque("pytorch_lightning.callbacks.model_checkpoint",
+                                                    "ModelCheckpoint"))]
