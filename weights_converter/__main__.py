@@ -4,7 +4,8 @@ import sys
 import time
 
 from . import __version__
-from .convert import ConversionError, check, convert, format_check, load_sources
+from .convert import (ConversionError, check, check_output_path, convert, format_check,
+                      load_sources)
 
 EPILOG = """\
 examples:
@@ -55,6 +56,8 @@ def main(argv=None):
         ap.error("--waveform-ckpt needs --waveform-hparams")
     t0 = time.perf_counter()
     try:
+        check_output_path(a.out, [p for p in (a.waveform_ckpt, a.waveform_hparams, a.latent_ckpt,
+                                              a.latent_hparams, a.hierarchical_ckpt) if p])
         src = load_sources(a.waveform_ckpt, a.waveform_hparams, a.latent_ckpt,
                            a.latent_hparams, a.hierarchical_ckpt)
         tensors, meta, src = convert(a.out, dtype=a.dtype, src=src)

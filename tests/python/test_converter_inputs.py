@@ -61,7 +61,8 @@ def _refused(tmp_path, *args, **kw):
     (dict(channels=-3), "'channels' must be an integer"),
     (dict(sr=True), "'sr' must be an integer"),
     (dict(h_dim=[1] * 10 ** 6), "'h_dim' must be an integer in \\[1, 16384\\], found a list of 1000000 items"),
-])
+], ids=["stride_n_convs", "n_convs_5000_digits", "n_grains_float", "z_dim_str", "l_grain_huge",
+        "channels_negative", "sr_bool", "h_dim_list"])
 def test_hyper_parameters_are_bounded_before_arithmetic(change, match):
     w_hp = dict(MF.CONFIGS["noola"]["waveform"], **change)
     t0 = time.perf_counter()
@@ -111,7 +112,8 @@ LAUGHS = "\n".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol
     ("a: !!python/object/apply:os.system ['touch PWNED']\n", "not valid YAML"),
     ("\xff\xfe", "not UTF-8|not valid YAML"),
     ("a: 2001-13-45\n", "not valid YAML|not a usable"),
-])
+], ids=["billion_laughs", "recursive_seq", "recursive_map", "deep_50000", "deep_block", "int_5000",
+        "hex_5000", "unhashable_key", "not_mapping", "python_tag", "not_utf8", "bad_date"])
 def test_hostile_yaml_is_refused(tmp_path, models, text, match, capsys):
     w_sd, w_hp, _, _ = models
     ck, _ = _write(tmp_path, w_sd, w_hp, "w")

@@ -225,7 +225,7 @@ def test_numpy_scalar_and_codecs(tmp_path):
      "never finished"),
     (CALL("numpy.core.multiarray", "_reconstruct", G("collections", "OrderedDict"), V((0,)), V(b"b")),
      "unexpected arguments"),
-])
+], ids=lambda v: None if isinstance(v, str) else "case")
 def test_numpy_and_codecs_refusals(tmp_path, body, match):
     refused(tmp_path, P(DICT(x=body)), match)
 
