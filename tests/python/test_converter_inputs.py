@@ -280,3 +280,14 @@ def test_odd_but_harmless_hyper_parameters_convert(tmp_path, models):
     assert raw["gamma"] == 0.5 and raw["lr_max"] == "nan" and raw["shape"] == [1, 2]
     assert list(raw["callbacks"]) == [str(LT.Opaque("pytorch_lightning.callbacks.model_checkpoint",
                                                     "ModelCheckpoint"))]
+
+
+def test_large_but_in_range_hyper_parameters_cost_nothing(tmp_path, models):
+    """n_grains and l_grain at their maxima with a small file: refused by shape at once,
+    without building 2^40-element reference windows."""
+    w_sd, w_hp, _, _ = models
+    ck, y = _write(tmp_path, w_sd, dict(w_hp, n_grains=1 << 20), "w")
+    t0 = time.perf_counter()
+    e = _refused(tmp_path, ck, y)
+    assert time.perf_counter() - t0 < 10
+    assert any("'ola_windows' has shape" in p for p in e.problems), e.problems
