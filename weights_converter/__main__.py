@@ -18,7 +18,7 @@ examples:
   python3 -m weights_converter --hierarchical-ckpt h.ckpt --waveform-hparams w.yaml \\
       --latent-hparams l.yaml -o m.safetensors
 
-Checkpoints are read with a restricted unpickler (no pytorch_lightning needed, no
+Checkpoints are read with a restricted pickle reader (no pytorch_lightning needed, no
 pickled code executed). All problems (missing keys, wrong shapes/dtypes, bad
 hyper-parameters, non-standard fixed windows) are reported at once; exit status 1.
 BatchNorm is folded into the preceding Linear/Conv, the post-processing conv becomes
