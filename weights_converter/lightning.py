@@ -839,7 +839,27 @@ _simple(0x94, _memoize)
 _simple("g", lambda m: m.get(m.text_int()))
 _simple("h", lambda m: m.get(m.u("<B")))
 _simple("j", lambda m: m.get(m.u("<I")))
-for _c, _name in (("i", "INST"), ("o", "OBJ"), (0x92, "NEWOBJ_EX"), (0x82, "EXT1"),
+def _inst(m):
+    mod = m.text_str(m.readline(256), "a global's module")
+    name = m.text_str(m.readline(256), "a global's name")
+    raise _err("refused: the pickle uses the INST opcode to construct '%s.%s'%s; nothing was "
+               "executed" % (_short(mod, 80)[1:-1], _short(name, 80)[1:-1],
+                             " (a Lightning class, accepted only as an inert placeholder)"
+                             if any(mod == p or mod.startswith(p + ".") for p in OPAQUE_PREFIXES)
+                             else ""))
+
+
+def _obj(m):
+    items = m.pop_mark()
+    if items and isinstance(items[0], (Opaque, _Global)):
+        m.refuse_call(items[0], "construct (OBJ)")
+    raise _err("refused: the pickle uses the OBJ opcode, which can construct arbitrary "
+               "objects; nothing was executed")
+
+
+_simple("i", _inst)
+_simple("o", _obj)
+for _c, _name in ((0x92, "NEWOBJ_EX"), (0x82, "EXT1"),
                   (0x83, "EXT2"), (0x84, "EXT4"), (0x96, "BYTEARRAY8"),
                   (0x97, "NEXT_BUFFER"), (0x98, "READONLY_BUFFER"), ("P", "PERSID (text)"),
                   ("S", "STRING (text)"), ("V", "UNICODE (text)")):

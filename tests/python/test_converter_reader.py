@@ -177,8 +177,11 @@ def test_opaque_placeholder_is_only_a_key(tmp_path):
         msg = refused(tmp_path, P(body), "Lightning class")
         assert how in msg and "ModelCheckpoint" in msg and "nothing was executed" in msg, msg
     # INST and OBJ construct by name / from the stack
-    refused(tmp_path, P(b"(ipytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n"), "INST")
-    refused(tmp_path, P(b"(" + mc + b"o"), "OBJ")
+    msg = refused(tmp_path, P(b"(ipytorch_lightning.callbacks.model_checkpoint\nModelCheckpoint\n"), "INST")
+    assert "ModelCheckpoint" in msg and "inert placeholder" in msg, msg
+    msg = refused(tmp_path, P(b"(" + mc + b"o"), "construct \\(OBJ\\) the Lightning class")
+    refused(tmp_path, P(b"(ios\nsystem\n"), "INST opcode to construct 'os.system'")
+    refused(tmp_path, P(b"(" + V(1) + b"o"), "OBJ opcode")
     # not a class name, or not a Lightning callback/logger module: refused as any global
     refused(tmp_path, P(G("pytorch_lightning.callbacks.model_checkpoint", "rank_zero_warn")),
             "not in the allow-list")
