@@ -505,7 +505,8 @@ def _yaml_loader_class():
                 self._depth -= 1
 
         def construct_yaml_int(self, node):
-            digits = sum(c.isdigit() for c in str(node.value))
+            digits = sum(c.isalnum() for c in str(node.value).lower().lstrip("+-")
+                         .replace("0x", "", 1).replace("0o", "", 1).replace("0b", "", 1))
             if digits > YAML_LIMITS["int_digits"]:
                 raise _YamlLimit("an integer of %d digits" % digits)
             return super().construct_yaml_int(node)

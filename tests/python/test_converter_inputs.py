@@ -106,7 +106,7 @@ LAUGHS = "\n".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol
     ("[" * 50000 + "]" * 50000 + "\n", "nesting deeper than 64"),
     ("a:\n" + "".join("  " * i + "- \n" for i in range(1, 200)), "nesting deeper than 64|not valid YAML"),
     ("z_dim: " + "9" * 5000 + "\n", "an integer of 5000 digits"),
-    ("z_dim: 0x" + "f" * 5000 + "\n", "integer of"),
+    ("z_dim: 0x" + "f" * 5000 + "\n", "an integer of 5000 digits"),
     ("{a: 1, [1]: 2}\n", "not valid YAML"),
     ("- 1\n- 2\n", "does not hold a mapping"),
     ("a: !!python/object/apply:os.system ['touch PWNED']\n", "not valid YAML"),
