@@ -9,7 +9,7 @@ reference, so the output is the same on every run. Takes a few seconds.
 
 Library use (training/bench helpers):
     random_models(cfg) -> (WaveformVAE, LatentVAE)  deterministic random weights
-    write_checkpoints(dirpath, w, l, hierarchical=False) -> dict of written paths
+    write_checkpoints(dirpath, w, l, hierarchical=False, pl_version="1.4.9") -> dict of paths
     resynthesize(w, audio, seed, segment_grains, crossfade)  (ngs_resynthesize semantics)
     render_loop(w, l, events, loop_length, seed, temperature)  (ngs_render_loop semantics)
     sample_interpolation(w, l, seed, class_index, temperature, steps)
@@ -100,14 +100,16 @@ def random_models(cfg, seed=1):
     return w, l
 
 
-def write_checkpoints(d, w, l, hierarchical=False):
+def write_checkpoints(d, w, l, hierarchical=False, pl_version="1.4.9"):
+    """Lightning checkpoints in the structure of the given Lightning line
+    (lightning.LIGHTNING_LINES; 1.4.9 is the authors') with their hparams yaml files."""
     p = {"w_ckpt": os.path.join(d, "checkpoint_waveform.ckpt"),
          "w_yaml": os.path.join(d, "hparams_waveform.yaml"),
          "l_ckpt": os.path.join(d, "checkpoint_latent.ckpt"),
          "l_yaml": os.path.join(d, "hparams_latent.yaml")}
-    LT.save_lightning_checkpoint(p["w_ckpt"], w.state_dict(), w.hparams)
+    LT.save_lightning_checkpoint(p["w_ckpt"], w.state_dict(), w.hparams, pl_version=pl_version)
     LT.save_hparams_yaml(p["w_yaml"], w.hparams)
-    LT.save_lightning_checkpoint(p["l_ckpt"], l.state_dict(), l.hparams)
+    LT.save_lightning_checkpoint(p["l_ckpt"], l.state_dict(), l.hparams, pl_version=pl_version)
     LT.save_hparams_yaml(p["l_yaml"], l.hparams)
     if hierarchical:
         h = R.HierarchicalVAE(w.hparams, l.hparams)
@@ -117,7 +119,7 @@ def write_checkpoints(d, w, l, hierarchical=False):
                    l_yaml_file=p["l_yaml"], learning_rate=1e-5)
         p["h_ckpt"] = os.path.join(d, "checkpoint_hierarchical.ckpt")
         p["h_yaml"] = os.path.join(d, "hparams_hierarchical.yaml")
-        LT.save_lightning_checkpoint(p["h_ckpt"], h.state_dict(), hhp)
+        LT.save_lightning_checkpoint(p["h_ckpt"], h.state_dict(), hhp, pl_version=pl_version)
         LT.save_hparams_yaml(p["h_yaml"], hhp)
     return p
 
