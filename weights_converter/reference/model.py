@@ -393,7 +393,7 @@ def latent_decode(l, e, class_index=None, n_grains=None):
 def sample_one_shot(w, l, seed, class_index=None, temperature=1.0, sequence=0, n_grains=None):
     """ngs_sample for one sound: e = T * normals(domain 3, sequence), z = latent_decode,
     audio = decode with the noise of `sequence`. Returns dict e, z, audio."""
-    from . import rng
+    from .. import rng
     e = rng.embedding_sample(seed, sequence, l.hparams["e_dim"], temperature)
     z = latent_decode(l, e, class_index, n_grains)
     noise = rng.grain_noise(seed, sequence, 0, z.shape[0], w.hparams["l_grain"])
