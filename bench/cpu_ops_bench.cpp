@@ -152,12 +152,12 @@ void BM_DecodeDrumStages(benchmark::State &st) {
   auto session = backend->create_session(41, 1);
   auto z = rnd(41 * 128);
   std::vector<float> S(41 * 1025), y(41 * 2048), audio(44 * 512);
-  session->spectrum(z.data(), 41, S.data());
-  session->grains(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
+  session->decoder_mlp(z.data(), 41, S.data());
+  session->noise_filter(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
   const int stage = static_cast<int>(st.range(0));
   for (auto _ : st) {
-    if (stage == 1) session->spectrum(z.data(), 41, S.data());
-    if (stage == 2) session->grains(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
+    if (stage == 1) session->decoder_mlp(z.data(), 41, S.data());
+    if (stage == 2) session->noise_filter(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
     if (stage == 3) session->overlap_add(y.data(), 41, audio.data(), false);
     benchmark::ClobberMemory();
   }
