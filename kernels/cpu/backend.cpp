@@ -27,7 +27,7 @@ struct Prepared {
     for (const Linear &l : w.dec_lin) lin.push_back(gemm_pack(l));
     out = gemm_pack(w.dec_out);
     hann.resize(cfg.l_grain);
-    synth_ola_window(1, 3, cfg.l_grain, hann.data());
+    noise_filter_window(1, 3, cfg.l_grain, hann.data());
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
   }
@@ -162,7 +162,7 @@ class CpuSession final : public Session {
     }
     float *S = j.out + static_cast<size_t>(b) * F;
     gemm(s.p_.out, x, width, m, S, F, Act::kNone);
-    synth_spectrum_from_logits(S, m, F, S, s.per_[part].row.data());
+    decoder_mlp_spectrum(S, m, F, S, s.per_[part].row.data());
   }
 
   static void noise_filter_part(void *ctx, int part, int b, int e) {
@@ -172,8 +172,8 @@ class CpuSession final : public Session {
     const int F = c.filter_size(), l = c.l_grain;
     PerThread &t = s.per_[part];
     for (int i = b; i < e; ++i) {
-      synth_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
-      synth_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(),
+      noise_filter_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
+      noise_filter_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(),
                   j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l, t.fft.data());
     }
   }
@@ -181,13 +181,13 @@ class CpuSession final : public Session {
   static void overlap_add_part(void *ctx, int, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     const WaveformConfig &c = j.s->p_.cfg;
-    synth_overlap_add_blocks(j.in, j.n, c.l_grain, c.hop, c.normalize_ola, j.out, b, e);
+    overlap_add_blocks(j.in, j.n, c.l_grain, c.hop, c.normalize_ola, j.out, b, e);
   }
 
   static void fir_softsign_part(void *ctx, int, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     const Prepared &p = j.s->p_;
-    synth_fir_softsign_range(j.in, (j.n + 3) * p.cfg.hop, p.fir.data(),
+    overlap_add_fir_softsign_range(j.in, (j.n + 3) * p.cfg.hop, p.fir.data(),
                              static_cast<int>(p.fir.size()), p.fir_bias, j.out, b, e);
   }
 

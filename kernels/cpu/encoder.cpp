@@ -80,7 +80,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
   m.mu = gemm_pack(w.mu);
   m.logvar = gemm_pack(w.logvar);
   m.hann.resize(w.cfg.l_grain);
-  synth_ola_window(1, 3, w.cfg.l_grain, m.hann.data());  // plain Hann
+  noise_filter_window(1, 3, w.cfg.l_grain, m.hann.data());  // plain Hann
 }
 
 WaveformEncoder::~WaveformEncoder() = default;

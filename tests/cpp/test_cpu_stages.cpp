@@ -69,7 +69,7 @@ TEST(CpuStages, DecodeStagesMatchGolden) {
     const size_t len = static_cast<size_t>(n + 3) * c.hop;
     // Noise (bit exact, independent of the ISA).
     std::vector<float> noise = poisoned(static_cast<size_t>(n) * l);
-    for (int i = 0; i < n; ++i) synth_noise(f.seed, 0, i, l, noise.data() + static_cast<size_t>(i) * l);
+    for (int i = 0; i < n; ++i) noise_filter_noise(f.seed, 0, i, l, noise.data() + static_cast<size_t>(i) * l);
     EXPECT_EQ(noise, g.at("decode.noise")) << f.name;
     for (Isa isa : supported_isas()) {
       isa_set(isa);
