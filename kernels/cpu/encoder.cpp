@@ -1,4 +1,4 @@
-// Grain VAE encoder on the CPU (MODEL_SPEC 4, encoder 1-5). Activations are time-major
+// Grain VAE encoder on the CPU (docs/MODEL_SPEC.md §4.1). Activations are time-major
 // [L][C] so that every conv is im2col rows of contiguous copies + one GEMM; the flatten
 // (channel-major in the model) is absorbed by permuting the columns of enc.lin.0 at
 // prepare time.

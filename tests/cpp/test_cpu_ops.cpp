@@ -428,7 +428,7 @@ std::vector<double> idft_r(const std::vector<std::complex<double>> &X, int n) {
 
 }  // namespace
 
-// S must equal rfft(fftshift(irfft(H) * filter_window)) (MODEL_SPEC 4, decoder 3).
+// S must equal rfft(fftshift(irfft(H) * filter_window)) (docs/MODEL_SPEC.md §4.2).
 TEST(CpuDecoderMlp, SpectrumIdentityMatchesFilterDesign) {
   IsaGuard guard;
   for (Isa isa : supported_isas())
