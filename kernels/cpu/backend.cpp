@@ -173,8 +173,9 @@ class CpuSession final : public Session {
     PerThread &t = s.per_[part];
     for (int i = b; i < e; ++i) {
       noise_filter_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
-      noise_filter_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(),
-                  j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l, t.fft.data());
+      noise_filter_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(),
+                         s.p_.hann.data(), j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l,
+                         t.fft.data());
     }
   }
 

@@ -38,12 +38,12 @@ void decoder_mlp_spectrum_avx512(const float *x, int n, int F, float *S, float *
 void decoder_mlp_spectrum_avx2(const float *x, int n, int F, float *S, float *H) {
   dec_avx2::decoder_mlp_spectrum(x, n, F, S, H);
 }
-void overlap_add_fir_softsign_avx512(const float *a, int len, const float *fir, int taps, float bias,
-                         float *out, int t0, int t1) {
+void overlap_add_fir_softsign_avx512(const float *a, int len, const float *fir, int taps,
+                                     float bias, float *out, int t0, int t1) {
   dec_avx512::overlap_add_fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
-void overlap_add_fir_softsign_avx2(const float *a, int len, const float *fir, int taps, float bias,
-                       float *out, int t0, int t1) {
+void overlap_add_fir_softsign_avx2(const float *a, int len, const float *fir, int taps,
+                                   float bias, float *out, int t0, int t1) {
   dec_avx2::overlap_add_fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
 

@@ -23,7 +23,8 @@ void noise_filter_window(int g, int n_total, int l_grain, float *w) {
 void noise_filter_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u) {
   int j0 = 0;
   const KernelTable &kt = kernels();
-  if (kt.noise_filter_noise) j0 = kt.noise_filter_noise(seed, sequence, static_cast<uint32_t>(g), l_grain, u);
+  if (kt.noise_filter_noise)
+    j0 = kt.noise_filter_noise(seed, sequence, static_cast<uint32_t>(g), l_grain, u);
   for (int j = j0; 4 * j < l_grain; ++j) {
     const Philox4 p = philox4x32_10(static_cast<uint32_t>(j), static_cast<uint32_t>(g), sequence,
                                     kDomainGrainNoise, seed);

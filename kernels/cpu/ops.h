@@ -168,16 +168,16 @@ void noise_filter_window(int g, int n_total, int l_grain, float *w);
 // Uniform noise of grain g (docs/RANDOM.md domain 1): [l_grain].
 void noise_filter_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u);
 
-// Stage 2 (noise_filter) for one grain: y = ola_window(g, n_total) * irfft(rfft(u) * S). u [l], S [F],
-// y [l]; hann [l] the periodic Hann window; scratch: 2 * (l + 2) floats.
+// Stage 2 (noise_filter) for one grain: y = ola_window(g, n_total) * irfft(rfft(u) * S).
+// u [l], S [F], y [l]; hann [l] the periodic Hann window; scratch: 2 * (l + 2) floats.
 void noise_filter_grain(const RealFft &fft, const float *S, const float *u, const float *hann,
                         int g, int n_total, float *y, float *scratch);
 
 // Number of grains overlapping each sample of the series: div [(n + 3) * hop] (l = 4 hop).
 void overlap_add_divisor(int n, int hop, int l_grain, float *div);
 
-// Stage 3 (overlap_add): grains y [n][l] overlap-added at hop into a [(n + 3) * hop] (a is overwritten);
-// divided by the overlap count when normalize.
+// Stage 3 (overlap_add): grains y [n][l] overlap-added at hop into a [(n + 3) * hop] (a is
+// overwritten); divided by the overlap count when normalize.
 void overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a);
 // The same for hop-sized output blocks [b0, b1) only (b < n + 3): for splitting across
 // threads.

@@ -46,7 +46,8 @@ void overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, fl
 void overlap_add_fir_softsign_range(const float *a, int len, const float *fir, int taps,
                                     float bias, float *out, int t0, int t1) {
   const KernelTable &kt = kernels();
-  if (kt.overlap_add_fir_softsign) return kt.overlap_add_fir_softsign(a, len, fir, taps, bias, out, t0, t1);
+  if (kt.overlap_add_fir_softsign)
+    return kt.overlap_add_fir_softsign(a, len, fir, taps, bias, out, t0, t1);
   const int c = taps / 2;
   std::fill(out + t0, out + t1, bias);
   for (int k = 0; k < taps; ++k) {
