@@ -297,7 +297,7 @@ def check_fixed_tensors(sd, hp):
         if isinstance(v, np.ndarray) and v.shape == shape and v.dtype.type in FLOAT_DTYPES:
             err = float(np.max(np.abs(v.astype(np.float64) - make())))
             if not err <= 1e-5:
-                probs.append("waveform: '%s' differs from its definition (MODEL_SPEC 4) by up to "
+                probs.append("waveform: '%s' differs from its definition (docs/MODEL_SPEC.md §4.3) by up to "
                              "%.3g; the engine rebuilds it, so the model would not match" % (k, err))
     sk = sd.get("slice_kernel")
     if isinstance(sk, np.ndarray) and sk.shape == (L, 1, L):

@@ -1,10 +1,12 @@
-// The CPU backend: prepared (packed) weights and the forward passes of the grain VAE and
-// the sequence VAE on the CPU. Built once per model; const methods are thread-safe, all
-// scratch memory comes from the caller (the context), so no call allocates.
+// The CPU backend (backend.h): prepared (packed) weights and the forward passes of the
+// grain VAE and the sequence VAE on the CPU. Built once per model; const methods are
+// thread-safe, all scratch memory comes from the caller (the session), so no call
+// allocates.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "backend.h"
 #include "weights.h"
@@ -13,7 +15,7 @@ namespace ngs::cpu {
 
 class ThreadPool;  // thread_pool.h
 
-// Grain VAE encoder (MODEL_SPEC 4, encoder 1-5).
+// Grain VAE encoder (docs/MODEL_SPEC.md §4.1).
 class WaveformEncoder {
  public:
   explicit WaveformEncoder(const WaveformWeights &w);
@@ -36,7 +38,7 @@ class WaveformEncoder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Sequence VAE (MODEL_SPEC 5).
+// Sequence VAE (docs/MODEL_SPEC.md §5).
 class LatentModel {
  public:
   explicit LatentModel(const LatentWeights &w);
@@ -58,7 +60,31 @@ class LatentModel {
   std::unique_ptr<Impl> impl_;
 };
 
-// The CPU implementation of the decoder path (backend.h).
-std::unique_ptr<DecoderBackend> make_cpu_backend(const WaveformWeights &w);
+// The encoder and the sequence VAE stages of one session on the CPU: scratch planned once
+// for max_grains grains (the sequence VAE also for the model's n_grains) and the session's
+// one thread pool (null: one thread). The CPU session runs them through this; so does the
+// CUDA session, which has no encoder or sequence-VAE kernels yet and delegates to the CPU.
+class HostStages {
+ public:
+  // latent may be null (no sequence VAE). pool: n_threads of the session, or null.
+  HostStages(const WaveformEncoder &encoder, const LatentModel *latent, int max_grains,
+             int latent_grains, ThreadPool *pool);
+  void encoder(const float *audio, int n, float *mu, float *logvar);
+  void latent_decode(const float *e, int class_index, int n, float *z);
+  void latent_encode(const float *z, int n, float *e_mu, float *e_logvar);
+
+ private:
+  void check(int n, int max, const char *what) const;
+  const WaveformEncoder &enc_;
+  const LatentModel *latent_;
+  int max_grains_, latent_grains_;
+  ThreadPool *pool_;
+  std::vector<float> enc_scratch_, lat_scratch_;
+};
+
+// The CPU backend (backend.h): the grain VAE and, when latent is not null, the sequence
+// VAE. The weights must outlive the backend.
+std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w,
+                                          const LatentWeights *latent = nullptr);
 
 }  // namespace ngs::cpu
