@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <thread>
 
 #include "args.h"
@@ -147,8 +148,14 @@ int main(int argc, char **argv) {
   } catch (const Failure &e) {
     std::fprintf(stderr, "ngs: error: %s\n", e.what());
     return 1;
+  } catch (const std::bad_alloc &) {
+    std::fprintf(stderr, "ngs: error: out of memory (the request is too large for this machine)\n");
+    return 1;
   } catch (const std::exception &e) {
     std::fprintf(stderr, "ngs: error: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "ngs: error: internal error (unknown exception)\n");
     return 1;
   }
   return 0;
