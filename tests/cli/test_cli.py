@@ -320,16 +320,21 @@ def test_decode_matches_reference(model, tmp):
     assert_differ(read_f32_wav(other), x, "decode --seed")
 
 
-def test_sample_flac(model, tmp):
+def test_sample_flac(model, lib, tmp):
     path, info = model
     out = os.path.join(tmp, "s.flac")
-    run("sample", path, "--class", "0", "-o", out)
+    run("sample", path, "--class", "0", "--seed", 11, "-o", out)
     with open(out, "rb") as f:
         assert f.read(4) == b"fLaC"
-    # Read it back through ngs itself: the encoder sees exactly one one-shot.
+    # Read it back through ngs itself: the encoder sees exactly one one-shot, the C API's
+    # one-shot of the same seed (24-bit samples).
     z = os.path.join(tmp, "z.npy")
-    run("encode", path, out, "-o", z)
-    assert np.load(z).shape == (info["n_grains"], info["z_dim"])
+    run("encode", path, out, "--no-preprocess", "-o", z)
+    mu = np.load(z)
+    assert mu.shape == (info["n_grains"], info["z_dim"])
+    ref = np.asarray(lib.context().sample(cls=0, seed=11), np.float64)
+    q = (np.round(ref * (1 << 23)) / (1 << 23)).astype(np.float32)
+    assert_same(mu, lib.context().encode(q).mu, "encode of the FLAC one-shot", tol=1e-4)
 
 
 # ---- path ------------------------------------------------------------------------------
@@ -414,22 +419,30 @@ def test_path_peak_and_24_bit(model, lib, tmp):
 
 # ---- resynth / encode / decode ---------------------------------------------------------
 
-def test_resynth_stereo_44k(model, tmp):
+def test_resynth_stereo_44k(model, lib, tmp):
+    """Stereo is mixed to mono by the mean of the channels (compared with the C API at the
+    model's rate); 44.1 kHz input is resampled to the model's rate (length)."""
     path, info = model
     sr = info["sample_rate"]
     rng = np.random.default_rng(11)
-    n_in = int(1.37 * 44100)
-    t = np.arange(n_in) / 44100
-    left = 0.5 * np.sin(2 * np.pi * 330 * t) * np.exp(-3 * t)
-    right = 0.3 * rng.uniform(-1, 1, n_in)
-    src = os.path.join(tmp, "in.wav")
-    write_wav(src, np.stack([left, right], 1), 44100, channels=2)
-    out = os.path.join(tmp, "r.wav")
-    p = run("resynth", path, src, "-o", out)
-    assert "real-time factor" in p.stderr
-    x, rate = read_wav(out)
-    assert rate == sr
-    assert_audio(x, int(math.floor(n_in * sr / 44100 + 0.5)))
+    for rate in (sr, 44100):
+        n_in = int(1.37 * rate)
+        t = np.arange(n_in) / rate
+        left = 0.5 * np.sin(2 * np.pi * 330 * t) * np.exp(-3 * t)
+        right = 0.3 * rng.uniform(-1, 1, n_in)
+        src = os.path.join(tmp, f"in{rate}.wav")
+        write_wav(src, np.stack([left, right], 1), rate, channels=2)
+        out = os.path.join(tmp, f"r{rate}.wav")
+        p = run("resynth", path, src, "--seed", 2, "--bits", 32, "-o", out)
+        assert "real-time factor" in p.stderr
+        x, got_rate = read_wav(out)
+        assert got_rate == sr
+        assert_audio(x, int(math.floor(n_in * sr / rate + 0.5)))
+        if rate == sr:  # the 16-bit samples as libsndfile reads them, mixed, pre-processed
+            pcm = (np.clip(np.stack([left, right], 1), -1, 1) * 32767).astype("<i2") / 32768.0
+            mono = pcm.mean(axis=1).astype(np.float32)
+            ref = lib.context().resynthesize(lib.preprocess(mono), seed=2)
+            assert_same(x, ref, "stereo resynth")
 
 
 def test_resynth_matches_reference(model, tmp):
@@ -451,13 +464,19 @@ def test_resynth_matches_reference(model, tmp):
     assert rel_l2(x, g["resynth.out"]) < 1e-3
 
 
-def test_resynth_long_mono(model, tmp):
-    """Longer than several segments, at the model's own rate."""
+def test_resynth_long_mono(model, lib, tmp):
+    """Longer than several segments, at the model's own rate; FLAC output."""
     path, info = model
     sr = info["sample_rate"]
     n_in = 3 * info["sample_length"] + 1234
+    x = 0.4 * np.random.default_rng(5).uniform(-1, 1, n_in)
     src = os.path.join(tmp, "in.wav")
-    write_wav(src, 0.4 * np.random.default_rng(5).uniform(-1, 1, n_in), sr)
+    write_wav(src, x, sr)
+    wav = os.path.join(tmp, "r.wav")
+    run("resynth", path, src, "--seed", 3, "--bits", 32, "-o", wav)
+    pcm = (np.clip(x, -1, 1) * 32767).astype("<i2") / 32768.0
+    ref = lib.context().resynthesize(lib.preprocess(pcm.astype(np.float32)), seed=3)
+    assert_same(read_f32_wav(wav), ref, "long resynth")
     out = os.path.join(tmp, "r.flac")
     run("resynth", path, src, "-o", out)
     z = os.path.join(tmp, "z.npy")
