@@ -817,7 +817,7 @@ def test_info_fp16(model):
 
 # ---- hardening (issue 9): strict numbers, outputs, hostile files -----------------------
 
-@pytest.mark.parametrize("args,option", [
+STRICT_CASES = [
     (["sample", "M", "--class", 0, "--seed", -1], "--seed"),
     (["sample", "M", "--class", 0, "--seed", 2 ** 64], "--seed"),
     (["sample", "M", "--class", 0, "--seed", "12abc"], "--seed"),
@@ -846,7 +846,11 @@ def test_info_fp16(model):
     (["loop", "M", "P", "--bars", "2.0"], "--bars"),
     (["resynth", "M", "IN", "--segment-grains", -3], "--segment-grains"),
     (["resynth", "M", "IN", "--crossfade", "1e3"], "--crossfade"),
-])
+]
+
+
+# ids without option names, so that no other ctest group's -k expression selects them
+@pytest.mark.parametrize("args,option", STRICT_CASES, ids=[f"case{i}" for i in range(len(STRICT_CASES))])
 def test_hardening_strict_numbers(model, tmp, args, option):
     """Numbers are parsed whole, range-checked and finite: one clear error naming the
     option, exit status 2, no output."""
