@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "args.h"
 #include "io.h"
 
 namespace ngs_cli {
@@ -37,13 +38,15 @@ FileSummary summarize_file(const std::string &path) {
   if (n == 0 || n > s.bytes - 8 || n > (64u << 20)) return s;
   std::string h(size_t(n), '\0');
   if (!f.read(&h[0], std::streamsize(n))) return s;
-  json j = json::parse(h, nullptr, false);
+  json j = parse_json(h);
   if (j.is_discarded() || !j.is_object()) return s;
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key() == "__metadata__" || !it.value().is_object()) continue;
     ++s.tensors;
     uint64_t c = 1;
-    for (auto &d : it.value().value("shape", json::array())) c *= d.get<uint64_t>();
+    const json &shape = it.value().contains("shape") ? it.value()["shape"] : json::array();
+    if (!shape.is_array()) continue;
+    for (auto &d : shape) c *= d.is_number_unsigned() ? d.get<uint64_t>() : 0;
     s.parameters += c;
   }
   return s;
@@ -52,7 +55,7 @@ FileSummary summarize_file(const std::string &path) {
 json metadata_json(const ngs_model *m, const char *key) {
   const char *v = ngs_model_metadata(m, key);
   if (!v) return nullptr;
-  json j = json::parse(v, nullptr, false);
+  json j = parse_json(v);  // refuses nesting deeper than kMaxJsonDepth: kept as text
   return j.is_discarded() ? json(v) : j;
 }
 
@@ -61,8 +64,9 @@ std::string meta_string(const ngs_model *m, const char *key) {
   return v ? v : "";
 }
 
-void write_one_audio(const std::string &path, const float *a, size_t n, int sr, int bits) {
-  OutputFile out(path);
+void write_one_audio(const std::string &path, const std::vector<std::string> &inputs,
+                     const float *a, size_t n, int sr, int bits) {
+  OutputFile out(path, inputs);
   write_audio(out, a, n, sr, bits);
   out.commit();
 }
@@ -144,8 +148,10 @@ void run_info(const GlobalOptions &g, const InfoOptions &o) {
       for (auto it = cfg[part].begin(); it != cfg[part].end(); ++it) {
         if (it.key() == "classes") continue;
         if (!line.empty()) line += ", ";
-        line += it.key() + " " + (it.value().is_string() ? it.value().get<std::string>()
-                                                         : it.value().dump());
+        // Values come from the file: printed in brief (nesting is already bounded).
+        line += truncated(it.key()) + " " +
+                (it.value().is_string() ? truncated(it.value().get<std::string>())
+                                        : json_brief(it.value()));
       }
       std::printf("%-12s %s\n", part, line.c_str());
     }
@@ -156,10 +162,13 @@ void run_info(const GlobalOptions &g, const InfoOptions &o) {
     const json &src = j["sources"];
     if (src.is_object()) {
       for (auto it = src.begin(); it != src.end(); ++it) {
-        std::string role = it.value().is_object() ? it.value().value("role", "") : "";
-        std::string sha = it.value().is_object() ? it.value().value("sha256", "") : "";
-        std::printf("source       %s (%s) sha256 %s\n", it.key().c_str(), role.c_str(),
-                    sha.c_str());
+        auto text = [&](const char *k) {
+          const json &v = it.value();
+          return v.is_object() && v.contains(k) && v[k].is_string() ? v[k].get<std::string>() : "";
+        };
+        std::string role = text("role"), sha = text("sha256");
+        std::printf("source       %s (%s) sha256 %s\n", truncated(it.key(), 200).c_str(),
+                    truncated(role).c_str(), truncated(sha, 64).c_str());
       }
     }
     std::printf("backend      %s (library %s)\n", ngs_backend_name(in.backend), ngs_version());
@@ -172,6 +181,11 @@ void run_info(const GlobalOptions &g, const InfoOptions &o) {
 void run_sample(const GlobalOptions &g, const SampleOptions &o) {
   if (o.count < 1) throw Failure("--count must be at least 1");
   check_audio_extension(o.out);
+  const std::vector<std::string> inputs = {o.model};
+  if (o.count == 1 || o.single_file)
+    check_not_input(o.out, inputs);
+  else
+    for (int i = 0; i < o.count; ++i) check_not_input(indexed_path(o.out, i), inputs);
   Engine e(o.model, g);
   if (!e.info.has_latent_model)
     throw Failure("model '" + o.model + "' has no latent (sequence) model: it cannot sample one-shots; use 'ngs path'");
@@ -187,14 +201,15 @@ void run_sample(const GlobalOptions &g, const SampleOptions &o) {
   const double ms = sw.ms();
 
   if (o.count == 1 || o.single_file) {
-    write_one_audio(o.out, audio.data(), audio.size(), e.info.sample_rate, o.bits);
+    write_one_audio(o.out, inputs, audio.data(), audio.size(), e.info.sample_rate, o.bits);
     say_wrote(o.out, audio.size(), e.info.sample_rate);
   } else {
     // All files are written under temporary names first, then renamed together.
     std::vector<std::unique_ptr<OutputFile>> outs;
     for (int i = 0; i < o.count; ++i) {
-      outs.emplace_back(new OutputFile(indexed_path(o.out, i)));
+      outs.emplace_back(new OutputFile(indexed_path(o.out, i), inputs));
       write_audio(*outs.back(), audio.data() + size_t(i) * len, len, e.info.sample_rate, o.bits);
+      outs.back()->finish();
     }
     for (auto &f : outs) {
       f->commit();
@@ -226,6 +241,8 @@ void run_path(const GlobalOptions &g, const PathOptions &o) {
       throw Failure("unknown path kind '" + k + "' (line, circle, spiral, random, back_and_forth)");
     kind_ids.push_back(id);
   }
+  const std::vector<std::string> inputs = {o.model};
+  check_not_input(o.out, inputs);
   Engine e(o.model, g);
   const int n = ngs_model_grains_for_duration(e.model, o.duration);
   if (n < 1) throw Failure("--duration is shorter than one grain");
@@ -259,7 +276,7 @@ void run_path(const GlobalOptions &g, const PathOptions &o) {
   dp.seed = o.seed;
   check(ngs_decode(e.ctx, z.data(), n, dp, audio.data(), audio.size()), "decode");
   const double ms = sw.ms();
-  write_one_audio(o.out, audio.data(), audio.size(), e.info.sample_rate, o.bits);
+  write_one_audio(o.out, inputs, audio.data(), audio.size(), e.info.sample_rate, o.bits);
   say_wrote(o.out, audio.size(), e.info.sample_rate);
   report_rtf("path", e.seconds(audio.size()), ms);
 }
@@ -270,6 +287,8 @@ void run_path(const GlobalOptions &g, const PathOptions &o) {
 // each segment, drives the progress bar.
 void run_resynth(const GlobalOptions &g, const ResynthOptions &o) {
   check_audio_extension(o.out);
+  const std::vector<std::string> inputs = {o.model, o.in};
+  check_not_input(o.out, inputs);
   Engine e(o.model, g);
   if (o.segment_grains < 0 || o.crossfade < 0)
     throw Failure("--segment-grains and --crossfade must not be negative");
@@ -291,7 +310,7 @@ void run_resynth(const GlobalOptions &g, const ResynthOptions &o) {
     check(ngs_resynthesize(e.ctx, x.data(), x.size(), rp, y.data()), "resynthesis");
   }
   const double ms = sw.ms();
-  write_one_audio(o.out, y.data(), y.size(), e.info.sample_rate, o.bits);
+  write_one_audio(o.out, inputs, y.data(), y.size(), e.info.sample_rate, o.bits);
   say_wrote(o.out, y.size(), e.info.sample_rate);
   report_rtf("resynth", e.seconds(y.size()), ms);
 }
@@ -303,8 +322,9 @@ void run_encode(const GlobalOptions &g, const EncodeOptions &o) {
     throw Failure("--what must be mu, z or logvar");
   if (o.out.size() < 4 || o.out.compare(o.out.size() - 4, 4, ".npy") != 0)
     throw Failure("output '" + o.out + "': latents are written as .npy (use a .npy name)");
+  const std::vector<std::string> inputs = {o.model, o.in};
+  check_not_input(o.out, inputs);
   Engine e(o.model, g);
-  OutputFile out(o.out);
   Stopwatch sw;
   std::vector<float> x = load_input(e, o.in, o.normalize, !o.no_preprocess);
   const size_t hop = size_t(e.info.hop_size);
@@ -323,6 +343,7 @@ void run_encode(const GlobalOptions &g, const EncodeOptions &o) {
   check(ngs_encode(e.ctx, x.data(), x.size(), ep, mu, lv, z, n, &got), "encode");
   const double ms = sw.ms();
   if (got != n) throw Failure("encode returned " + std::to_string(got) + " grains, expected " + std::to_string(n));
+  OutputFile out(o.out, inputs);
   write_npy(out, lat.data(), {size_t(n), size_t(e.info.z_dim)});
   out.commit();
   std::fprintf(stderr, "ngs: wrote %s (%s, %d grains x %d, float32)\n", o.out.c_str(),
@@ -334,6 +355,8 @@ void run_encode(const GlobalOptions &g, const EncodeOptions &o) {
 
 void run_decode(const GlobalOptions &g, const DecodeOptions &o) {
   check_audio_extension(o.out);
+  const std::vector<std::string> inputs = {o.model, o.in};
+  check_not_input(o.out, inputs);
   NpyArray a = read_npy(o.in);
   Engine e(o.model, g);
   const size_t zd = size_t(e.info.z_dim);
@@ -357,7 +380,7 @@ void run_decode(const GlobalOptions &g, const DecodeOptions &o) {
   Stopwatch sw;
   check(ngs_decode(e.ctx, a.data.data(), int(n), dp, audio.data(), audio.size()), "decode");
   const double ms = sw.ms();
-  write_one_audio(o.out, audio.data(), audio.size(), e.info.sample_rate, o.bits);
+  write_one_audio(o.out, inputs, audio.data(), audio.size(), e.info.sample_rate, o.bits);
   say_wrote(o.out, audio.size(), e.info.sample_rate);
   report_rtf("decode", e.seconds(audio.size()), ms);
 }
@@ -366,12 +389,25 @@ void run_decode(const GlobalOptions &g, const DecodeOptions &o) {
 
 void run_loop(const GlobalOptions &g, const LoopOptions &o) {
   check_audio_extension(o.out);
-  if (!(o.bpm > 0 && o.bpm <= 1000)) throw Failure("--bpm must be in (0, 1000]");
-  if (o.bars < 1 || o.bars > 64) throw Failure("--bars must be in [1, 64]");
-  std::ifstream f(o.pattern);
-  if (!f) throw Failure("cannot read pattern '" + o.pattern + "'");
-  json p = json::parse(f, nullptr, false);
+  if (!(o.bpm >= kMinBpm && o.bpm <= kMaxBpm))
+    throw Failure("--bpm must be in [" + std::to_string(int(kMinBpm)) + ", " + std::to_string(int(kMaxBpm)) + "]");
+  if (o.bars < 1 || o.bars > kMaxBars) throw Failure("--bars must be in [1, " + std::to_string(kMaxBars) + "]");
+  const std::vector<std::string> inputs = {o.model, o.pattern};
+  check_not_input(o.out, inputs);
   const std::string where = "pattern '" + o.pattern + "': ";
+  std::ifstream f(o.pattern, std::ios::binary);
+  if (!f) throw Failure("cannot read pattern '" + o.pattern + "'");
+  // A pattern is a few hundred bytes; a bounded read, then a depth check before parsing.
+  constexpr size_t kMaxPatternBytes = 1 << 20;
+  std::string text(kMaxPatternBytes + 1, '\0');
+  f.read(&text[0], std::streamsize(text.size()));
+  text.resize(size_t(f.gcount()));
+  if (f.bad()) throw Failure("cannot read pattern '" + o.pattern + "'");
+  if (text.size() > kMaxPatternBytes) throw Failure(where + "larger than 1 MiB");
+  bool too_deep = false;
+  json p = parse_json(text, &too_deep);
+  if (too_deep)
+    throw Failure(where + "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   if (p.is_discarded()) throw Failure(where + "not valid JSON");
   if (!p.is_object() || p.empty())
     throw Failure(where + "expected a JSON object: class name -> [[onset, amplitude], ...]");
@@ -380,21 +416,24 @@ void run_loop(const GlobalOptions &g, const LoopOptions &o) {
     throw Failure("model '" + o.model + "' has no classes: loops need a conditional latent model");
   std::vector<ngs_loop_event> ev;
   for (auto it = p.begin(); it != p.end(); ++it) {
+    const std::string name = "'" + truncated(it.key()) + "'";
     int c = ngs_model_find_class(e.model, it.key().c_str());
     if (c < 0)
-      throw Failure(where + "unknown class '" + it.key() + "' (classes: " + e.class_list() + ")");
+      throw Failure(where + "unknown class " + name + " (classes: " + e.class_list() + ")");
     if (!it.value().is_array())
-      throw Failure(where + "'" + it.key() + "' must map to a list of [onset, amplitude] pairs");
+      throw Failure(where + name + " must map to a list of [onset, amplitude] pairs");
     for (auto &pair : it.value()) {
       if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number())
-        throw Failure(where + "'" + it.key() + "': each event must be [onset, amplitude], got " + pair.dump());
+        throw Failure(where + name + ": each event must be [onset, amplitude], got " + json_brief(pair));
       double on = pair[0].get<double>(), amp = pair[1].get<double>();
-      if (!(on >= 0 && on < 1)) throw Failure(where + "'" + it.key() + "': onset " + pair[0].dump() + " not in [0, 1)");
-      if (!(amp >= 0 && amp <= 1)) throw Failure(where + "'" + it.key() + "': amplitude " + pair[1].dump() + " not in [0, 1]");
+      if (!(on >= 0 && on < 1)) throw Failure(where + name + ": onset " + json_brief(pair[0]) + " not in [0, 1)");
+      if (!(amp >= 0 && amp <= 1)) throw Failure(where + name + ": amplitude " + json_brief(pair[1]) + " not in [0, 1]");
+      if (ev.size() >= size_t(1) << 20) throw Failure(where + "more than 1048576 events");
       ev.push_back({c, float(on), float(amp)});
     }
   }
   const size_t len = size_t(std::llround(o.bars * 4.0 * 60.0 / o.bpm * e.info.sample_rate));
+  e.reserve_loop(len);  // the library's default context holds 10 s
   std::vector<float> audio(len);
   ngs_loop_params lp = ngs_loop_default_params();
   lp.seed = o.seed;
@@ -402,7 +441,7 @@ void run_loop(const GlobalOptions &g, const LoopOptions &o) {
   Stopwatch sw;
   check(ngs_render_loop(e.ctx, ev.data(), int(ev.size()), lp, audio.data(), len), "loop");
   const double ms = sw.ms();
-  write_one_audio(o.out, audio.data(), len, e.info.sample_rate, o.bits);
+  write_one_audio(o.out, inputs, audio.data(), len, e.info.sample_rate, o.bits);
   say_wrote(o.out, len, e.info.sample_rate);
   std::fprintf(stderr, "ngs: loop: %zu events, %d bar(s) at %.1f bpm\n", ev.size(), o.bars, o.bpm);
   report_rtf("loop", e.seconds(len), ms);

@@ -9,6 +9,13 @@
 
 namespace ngs_cli {
 
+// Limits of the options (docs/CLI.md): each is checked when the command line is parsed.
+constexpr int kMaxCount = 1000;             // sample --count
+constexpr double kMaxTemperature = 100.0;   // --temperature
+constexpr double kMaxPathSeconds = 1800.0;  // path --duration
+constexpr double kMinBpm = 20.0, kMaxBpm = 999.0;
+constexpr int kMaxBars = 64;
+
 struct InfoOptions {
   std::string model;
   bool json = false;

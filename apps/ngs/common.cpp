@@ -40,13 +40,26 @@ Engine::~Engine() {
   ngs_model_free(model);
 }
 
-void Engine::reserve_grains(int n) {
-  if (ctx && n <= max_grains) return;
+void Engine::recreate() {
   ngs_context_free(ctx);
   ctx = nullptr;
-  cparams_.max_grains = n;
   check(ngs_context_init(model, cparams_, &ctx), "cannot create context");
+}
+
+void Engine::reserve_grains(int n) {
+  if (ctx && n <= max_grains) return;
+  cparams_.max_grains = n;
+  recreate();
   max_grains = n;
+}
+
+void Engine::reserve_loop(size_t samples) {
+  // 0 in the parameters means the library's default of 10 s.
+  const size_t have = cparams_.max_loop_length != 0 ? cparams_.max_loop_length
+                                                    : size_t(10) * size_t(info.sample_rate);
+  if (ctx && samples <= have) return;
+  cparams_.max_loop_length = samples;
+  recreate();
 }
 
 std::string Engine::class_list() const {

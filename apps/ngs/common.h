@@ -46,6 +46,8 @@ class Engine {
 
   // Makes sure the context can handle series of n grains (re-creates it if needed).
   void reserve_grains(int n);
+  // Makes sure the context can render loops of `samples` samples (re-creates it if needed).
+  void reserve_loop(size_t samples);
   // Class index from a name (case-insensitive) or a decimal index; throws on failure.
   int parse_class(const std::string &text) const;
   // All class names, comma separated.
@@ -54,6 +56,7 @@ class Engine {
 
  private:
   ngs_context_params cparams_{};
+  void recreate();
 };
 
 ngs_backend parse_backend(const std::string &name);

@@ -2,6 +2,7 @@
 
 #include <sndfile.h>
 #include <soxr.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <random>
 
 #include "common.h"
 
@@ -25,7 +27,7 @@ namespace {
 
 // Pending temporary files, removed by the signal handler. Fixed-size table of C strings
 // so the handler only calls async-signal-safe functions.
-constexpr int kMaxPending = 64;
+constexpr int kMaxPending = 1024;  // sample --count writes up to 1000 files at once
 char g_pending[kMaxPending][4096];
 std::atomic<bool> g_used[kMaxPending];
 std::mutex g_pending_mutex;
@@ -69,32 +71,108 @@ void install_signal_cleanup() {
   std::signal(SIGTERM, on_signal);
 }
 
-OutputFile::OutputFile(const std::string &path) : path_(path) {
+namespace {
+
+bool same_file(const struct stat &a, const struct stat &b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+std::string resolved(const std::string &path) {
+  char *r = realpath(path.c_str(), nullptr);
+  if (r == nullptr) return "";
+  std::string s = r;
+  std::free(r);
+  return s;
+}
+
+}  // namespace
+
+void check_not_input(const std::string &path, const std::vector<std::string> &inputs) {
+  struct stat out_st {};
+  const bool out_exists = stat(path.c_str(), &out_st) == 0;
+  // The output's resolved name: its folder resolved, then its own name.
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string rdir = resolved(dir);
+  const std::string rout = rdir.empty() ? "" : (rdir == "/" ? "/" : rdir + "/") + base;
+  for (const std::string &in : inputs) {
+    if (in.empty()) continue;
+    struct stat in_st {};
+    const bool in_exists = stat(in.c_str(), &in_st) == 0;
+    const std::string rin = resolved(in);
+    if ((out_exists && in_exists && same_file(out_st, in_st)) || (!rout.empty() && rout == rin))
+      throw Failure("output '" + path + "' is the input '" + in +
+                    "': writing it would destroy the input; choose another output name");
+  }
+}
+
+OutputFile::OutputFile(const std::string &path, const std::vector<std::string> &inputs)
+    : path_(path) {
   if (path.empty()) throw Failure("empty output path");
   size_t slash = path.find_last_of('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash == 0 ? 1 : slash);
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
-  if (base.empty()) throw Failure("output path '" + path + "' names a folder, not a file");
+  if (base.empty() || base == "." || base == "..")
+    throw Failure("output path '" + path + "' names a folder, not a file");
   struct stat st;
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Failure("output folder '" + dir + "' does not exist");
   if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
     throw Failure("output path '" + path + "' is a folder");
-  tmp_ = dir + "/." + base + ".tmp" + std::to_string(getpid());
-  pending_add(tmp_);
+  check_not_input(path, inputs);
+  // A new file of a fresh name, never an existing file or a link planted under that name.
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+    char suffix[32];
+    std::snprintf(suffix, sizeof suffix, "%ld.%08x", long(getpid()), unsigned(rd()));
+    tmp_ = (dir == "/" ? "" : dir) + "/." + base + ".tmp" + suffix;
+    slot_ = pending_add(tmp_);
+    fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd_ < 0) {
+      const int err = errno;
+      pending_remove(slot_);
+      slot_ = -1;
+      if (err != EEXIST)
+        throw Failure("cannot write '" + path + "': cannot create a temporary file in '" + dir +
+                      "': " + std::strerror(err));
+    }
+  }
+  if (fd_ < 0) throw Failure("cannot write '" + path + "': no free temporary name in '" + dir + "'");
 }
 
 OutputFile::~OutputFile() {
+  if (fd_ >= 0) close(fd_);
   if (!done_) unlink(tmp_.c_str());
-  std::lock_guard<std::mutex> lock(g_pending_mutex);
-  for (int i = 0; i < kMaxPending; ++i)
-    if (g_used[i].load() && tmp_ == g_pending[i]) pending_remove(i);
+  pending_remove(slot_);
+}
+
+void OutputFile::finish() {
+  if (fd_ < 0) return;
+  const int fd = fd_;
+  fd_ = -1;
+  if (fsync(fd) != 0) {
+    const int err = errno;
+    close(fd);
+    throw Failure("cannot write '" + path_ + "': " + std::strerror(err));
+  }
+  if (close(fd) != 0) throw Failure("cannot write '" + path_ + "': " + std::strerror(errno));
 }
 
 void OutputFile::commit() {
+  if (done_) return;
+  finish();
   if (std::rename(tmp_.c_str(), path_.c_str()) != 0)
     throw Failure("cannot write '" + path_ + "': " + std::strerror(errno));
   done_ = true;
+  // Make the rename itself durable (best effort: some file systems refuse to fsync a folder).
+  const size_t slash = path_.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash == 0 ? 1 : slash);
+  const int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
 }
 
 std::string indexed_path(const std::string &path, int index) {
@@ -158,20 +236,38 @@ Audio read_audio(const std::string &path) {
     sf_close(sf);
     throw Failure("audio file '" + path + "' holds no samples");
   }
-  std::vector<float> inter(size_t(info.frames) * size_t(info.channels));
-  sf_count_t got = sf_readf_float(sf, inter.data(), info.frames);
+  // The header's frame count is a claim, not a size: check it against the limits, then
+  // read in blocks so that memory follows the samples actually decoded.
+  if (info.channels > kMaxInputChannels) {
+    sf_close(sf);
+    throw Failure("audio file '" + path + "' has " + std::to_string(info.channels) +
+                  " channels, more than the " + std::to_string(kMaxInputChannels) + " ngs reads");
+  }
+  if (double(info.frames) > kMaxInputSeconds * double(info.samplerate)) {
+    sf_close(sf);
+    throw Failure("audio file '" + path + "' declares " + std::to_string(info.frames) +
+                  " frames at " + std::to_string(info.samplerate) + " Hz, longer than the " +
+                  std::to_string(int(kMaxInputSeconds)) + " s ngs reads");
+  }
+  const int c = info.channels;
+  const sf_count_t block = 65536;
+  std::vector<float> inter(size_t(block) * size_t(c));
+  sf_count_t got = 0;
+  while (got < info.frames) {
+    const sf_count_t r = sf_readf_float(sf, inter.data(), std::min(block, info.frames - got));
+    if (r <= 0) break;
+    for (sf_count_t i = 0; i < r; ++i) {
+      float s = 0;
+      for (int k = 0; k < c; ++k) s += inter[size_t(i) * size_t(c) + size_t(k)];
+      a.samples.push_back(s / float(c));
+    }
+    got += r;
+  }
   int err = sf_error(sf);
   sf_close(sf);
   if (err != SF_ERR_NO_ERROR || got != info.frames)
     throw Failure("truncated or unreadable audio file '" + path + "': read " +
                   std::to_string(got) + " of " + std::to_string(info.frames) + " frames");
-  a.samples.resize(size_t(info.frames));
-  const int c = info.channels;
-  for (size_t i = 0; i < a.samples.size(); ++i) {
-    float s = 0;
-    for (int k = 0; k < c; ++k) s += inter[i * size_t(c) + size_t(k)];
-    a.samples[i] = s / float(c);
-  }
   for (float v : a.samples)
     if (!std::isfinite(v)) throw Failure("audio file '" + path + "' holds NaN or Inf samples");
   return a;
@@ -218,7 +314,7 @@ void write_audio(const OutputFile &out, const float *samples, size_t n, int samp
   if (flac && bits == 32) throw Failure("FLAC holds 16 or 24 bit samples, not 32-bit float");
   info.format = (flac ? SF_FORMAT_FLAC : SF_FORMAT_WAV) | sub;
   if (!sf_format_check(&info)) throw Failure("libsndfile cannot write this format");
-  SNDFILE *sf = sf_open(out.temp_path().c_str(), SFM_WRITE, &info);
+  SNDFILE *sf = sf_open_fd(out.fd(), SFM_WRITE, &info, SF_FALSE);
   if (!sf)
     throw Failure("cannot write '" + out.path() + "': " + sf_strerror(nullptr));
   // Clip rather than wrap around on the (rare) samples outside [-1, 1].
@@ -300,7 +396,7 @@ NpyArray read_npy(const std::string &path) {
   else if (descr == "'<f8'" || descr == "'=f8'" || descr == "'f8'")
     itemsize = 8;
   else
-    throw Failure("'" + path + "': dtype " + descr +
+    throw Failure("'" + path + "': dtype " + descr.substr(0, 40) +
                   " is not supported (expected little-endian float32 '<f4' or float64 '<f8')");
   if (fortran != "False")
     throw Failure("'" + path + "': Fortran-order arrays are not supported (save a C-order array, e.g. np.ascontiguousarray)");
@@ -313,9 +409,15 @@ NpyArray read_npy(const std::string &path) {
       while (i < s.size() && (std::isspace((unsigned char)s[i]) || s[i] == ',')) ++i;
       if (i >= s.size()) break;
       size_t j = i;
-      while (j < s.size() && std::isdigit((unsigned char)s[j])) ++j;
-      if (j == i) throw Failure(where + "bad shape " + shape);
-      a.shape.push_back(size_t(std::stoull(s.substr(i, j - i))));
+      size_t d = 0;
+      while (j < s.size() && std::isdigit((unsigned char)s[j])) {
+        if (d > (size_t(1) << 40)) throw Failure(where + "shape " + shape.substr(0, 60) + " is too large");
+        d = d * 10 + size_t(s[j] - '0');
+        ++j;
+      }
+      if (j == i) throw Failure(where + "bad shape " + shape.substr(0, 60));
+      if (a.shape.size() == 32) throw Failure(where + "more than 32 dimensions");
+      a.shape.push_back(d);
       i = j;
     }
   }
@@ -324,6 +426,15 @@ NpyArray read_npy(const std::string &path) {
     if (d != 0 && count > (size_t(1) << 40) / d) throw Failure(where + "shape too large");
     count *= d;
   }
+  // Check the claimed size against the file before allocating anything for it.
+  const std::streamoff data_at = f.tellg();
+  f.seekg(0, std::ios::end);
+  const std::streamoff file_end = f.tellg();
+  f.seekg(data_at);
+  if (data_at < 0 || file_end < data_at || uint64_t(file_end - data_at) < uint64_t(count) * itemsize)
+    throw Failure("'" + path + "' is truncated: shape " + shape.substr(0, 60) + " needs " +
+                  std::to_string(uint64_t(count) * itemsize) + " data bytes, the file holds " +
+                  std::to_string(file_end > data_at ? uint64_t(file_end - data_at) : 0));
   std::vector<char> raw(count * itemsize);
   if (!f.read(raw.data(), std::streamsize(raw.size())))
     throw Failure("'" + path + "' is truncated: shape " + shape + " needs " +
@@ -341,6 +452,21 @@ NpyArray read_npy(const std::string &path) {
   return a;
 }
 
+namespace {
+
+void write_all(const OutputFile &out, const void *p, size_t n) {
+  const char *c = static_cast<const char *>(p);
+  while (n > 0) {
+    const ssize_t w = write(out.fd(), c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw Failure("cannot write '" + out.path() + "': " + std::strerror(errno));
+    c += w;
+    n -= size_t(w);
+  }
+}
+
+}  // namespace
+
 void write_npy(const OutputFile &out, const float *data, const std::vector<size_t> &shape) {
   std::string dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
   size_t count = 1;
@@ -355,16 +481,12 @@ void write_npy(const OutputFile &out, const float *data, const std::vector<size_
   size_t total = 10 + dict.size() + 1;
   dict.append((64 - total % 64) % 64, ' ');
   dict += '\n';
-  std::ofstream f(out.temp_path(), std::ios::binary);
-  if (!f) throw Failure("cannot write '" + out.path() + "': " + std::strerror(errno));
   const uint16_t hlen = uint16_t(dict.size());
   const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
                                   (unsigned char)(hlen & 0xff), (unsigned char)(hlen >> 8)};
-  f.write(reinterpret_cast<const char *>(head), 10);
-  f.write(dict.data(), std::streamsize(dict.size()));
-  f.write(reinterpret_cast<const char *>(data), std::streamsize(count * sizeof(float)));
-  f.close();
-  if (!f) throw Failure("cannot write '" + out.path() + "'");
+  write_all(out, head, 10);
+  write_all(out, dict.data(), dict.size());
+  write_all(out, data, count * sizeof(float));
 }
 
 }  // namespace ngs_cli

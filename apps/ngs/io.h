@@ -17,34 +17,53 @@ struct Audio {
   int channels = 0;  // channels of the file before the mono mix
 };
 
+// Longest input ngs reads (its header's frame count is checked before anything is read)
+// and most channels.
+constexpr double kMaxInputSeconds = 1800.0;
+constexpr int kMaxInputChannels = 64;
+
 // Reads an audio file and mixes it to mono (mean of the channels). Throws Failure on
-// unreadable, empty or truncated files.
+// unreadable, empty, truncated or too long files.
 Audio read_audio(const std::string &path);
 
 // Resamples mono audio with libsoxr (very high quality); returns the input if equal rates.
 std::vector<float> resample(const std::vector<float> &in, int from_rate, int to_rate);
 
-// A file written under a temporary name in the target's folder and renamed onto the
-// target by commit(); removed if never committed (exceptions, signals).
+// Throws Failure if `path` is one of `inputs` (same device and inode, or the same resolved
+// path): writing it would destroy an input the command still reads.
+void check_not_input(const std::string &path, const std::vector<std::string> &inputs);
+
+// The one way the command line writes a file. The data go to a new temporary file in the
+// target's folder (".NAME.tmpPID.RANDOM", created with O_CREAT | O_EXCL | O_NOFOLLOW, so
+// never an existing file or a planted link); commit() fsyncs it and renames it onto the
+// target. Never committed (an exception, Ctrl-C), the temporary is removed and an existing
+// target is untouched. `inputs` are the files the command reads (model, audio, pattern):
+// an output naming one of them is refused (check_not_input).
 class OutputFile {
  public:
-  explicit OutputFile(const std::string &path);
+  OutputFile(const std::string &path, const std::vector<std::string> &inputs);
   ~OutputFile();
   OutputFile(const OutputFile &) = delete;
   OutputFile &operator=(const OutputFile &) = delete;
   const std::string &temp_path() const { return tmp_; }
   const std::string &path() const { return path_; }
+  int fd() const { return fd_; }  // open for writing until finish() or commit()
+  // fsyncs and closes the temporary file (many outputs need not hold many descriptors).
+  void finish();
+  // finish(), then renames the temporary onto the target.
   void commit();
 
  private:
   std::string path_, tmp_;
+  int fd_ = -1;
+  int slot_ = -1;  // entry in the signal handler's table
   bool done_ = false;
 };
 
 // Checks that the output's extension is a writable audio format (.wav, .flac).
 void check_audio_extension(const std::string &path);
 
-// Writes mono float audio to out.temp_path() as WAV or FLAC (from out.path()'s
+// Writes mono float audio to out (its temporary file) as WAV or FLAC (from out.path()'s
 // extension), 24-bit PCM unless bits is 16 or 32 (32 = float, WAV only).
 // Every file write_audio() writes from now on is scaled so that its peak is at `dbfs`
 // (the global --peak option); by default samples are written as computed.
@@ -64,7 +83,7 @@ struct NpyArray {
 // Reads a .npy file (format 1.0-3.0) holding little-endian float32 or float64 (converted)
 // in C order. Throws Failure naming the problem otherwise.
 NpyArray read_npy(const std::string &path);
-// Writes a float32 array in .npy format 1.0 to out.temp_path().
+// Writes a float32 array in .npy format 1.0 to out (its temporary file).
 void write_npy(const OutputFile &out, const float *data, const std::vector<size_t> &shape);
 
 // "out.wav", 3 -> "out_3.wav".

@@ -2,8 +2,10 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <thread>
 
+#include "args.h"
 #include "commands.h"
 #include "io.h"
 
@@ -19,15 +21,12 @@ int main(int argc, char **argv) {
   app.add_option("--backend", g.backend, "Compute backend: cpu, cuda or auto")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
-  app.add_option("--threads", g.threads, "CPU threads per call (0 = all cores)")
-      ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
+  add_int(&app, "--threads", g.threads, 0, 1024, "CPU threads per call (0 = all cores)");
 
   double peak_dbfs = 0.0;
-  auto *peak = app.add_option("--peak", peak_dbfs,
-                              "Scale each output audio file so that its peak is at this level "
-                              "in dBFS (e.g. -1); default: samples as computed")
-                   ->check(CLI::Range(-60.0, 0.0));
+  auto *peak = add_real(&app, "--peak", peak_dbfs, -60.0, 0.0,
+                        "Scale each output audio file so that its peak is at this level "
+                        "in dBFS (e.g. -1); default: samples as computed");
 
   const char *bits_help = "Sample format: 16, 24 (PCM) or 32 (float, WAV only)";
 
@@ -40,12 +39,12 @@ int main(int argc, char **argv) {
   auto *sample = app.add_subcommand("sample", "Sample one-shots of a class from the sequence model");
   sample->add_option("MODEL", so.model, "Model file")->required();
   sample->add_option("--class,-c", so.cls, "Class name (case-insensitive) or index");
-  sample->add_option("--count,-n", so.count, "Number of one-shots")->capture_default_str();
-  sample->add_option("--temperature,-t", so.temperature, "Prior temperature")->capture_default_str();
-  sample->add_option("--seed,-s", so.seed, "Random seed")->capture_default_str();
+  add_int(sample, "--count,-n", so.count, 1, kMaxCount, "Number of one-shots");
+  add_real(sample, "--temperature,-t", so.temperature, 0.0, kMaxTemperature, "Prior temperature");
+  add_u64(sample, "--seed,-s", so.seed, "Random seed");
   sample->add_option("-o,--output", so.out, "Output .wav/.flac (count > 1: OUT_0 .. OUT_n-1)")->required();
   sample->add_flag("--single-file", so.single_file, "With --count > 1, write all one-shots back to back in one file");
-  sample->add_option("--bits", so.bits, bits_help)->capture_default_str();
+  add_bits(sample, so.bits, bits_help);
 
   PathOptions po;
   auto *path = app.add_subcommand("path", "Render a latent path (free synthesis)");
@@ -54,27 +53,27 @@ int main(int argc, char **argv) {
                    ->capture_default_str();
   path->add_option("--concat", po.concat, "Comma-separated kinds joined end to end (sharing --duration)")
       ->excludes(kind);
-  path->add_option("--duration,-d", po.duration, "Seconds of audio")->capture_default_str();
-  path->add_option("--seed,-s", po.seed, "Random seed")->capture_default_str();
-  path->add_option("--temperature,-t", po.temperature, "Prior temperature")->capture_default_str();
-  path->add_option("--turns", po.turns, "circle, spiral: turns")->capture_default_str();
-  path->add_option("--points", po.points, "random: prior points")->capture_default_str();
-  path->add_option("--legs", po.legs, "back_and_forth: traversals")->capture_default_str();
-  path->add_option("--gamma", po.gamma, "back_and_forth: step shape")->capture_default_str();
+  add_real(path, "--duration,-d", po.duration, 0.0, kMaxPathSeconds, "Seconds of audio", true);
+  add_u64(path, "--seed,-s", po.seed, "Random seed");
+  add_real(path, "--temperature,-t", po.temperature, 0.0, kMaxTemperature, "Prior temperature");
+  add_real(path, "--turns", po.turns, -10000.0, 10000.0, "circle, spiral: turns");
+  add_int(path, "--points", po.points, 2, 1 << 24, "random: prior points");
+  add_int(path, "--legs", po.legs, 1, 1 << 24, "back_and_forth: traversals");
+  add_real(path, "--gamma", po.gamma, 0.0, 100.0, "back_and_forth: step shape", true);
   path->add_option("-o,--output", po.out, "Output .wav/.flac")->required();
-  path->add_option("--bits", po.bits, bits_help)->capture_default_str();
+  add_bits(path, po.bits, bits_help);
 
   ResynthOptions ro;
   auto *resynth = app.add_subcommand("resynth", "Resynthesise audio through the model (any rate, mono or stereo, any length)");
   resynth->add_option("MODEL", ro.model, "Model file")->required();
   resynth->add_option("INPUT", ro.in, "Input audio file")->required();
   resynth->add_option("-o,--output", ro.out, "Output .wav/.flac at the model's rate")->required();
-  resynth->add_option("--seed,-s", ro.seed, "Noise seed")->capture_default_str();
+  add_u64(resynth, "--seed,-s", ro.seed, "Noise seed");
   resynth->add_flag("--normalize", ro.normalize, "Normalise the input peak to 0.9");
   resynth->add_flag("--no-preprocess", ro.no_preprocess, "Skip the pre-processing (input already prepared)");
-  resynth->add_option("--segment-grains", ro.segment_grains, "Grains per segment (0 = the model's n_grains)")->capture_default_str();
-  resynth->add_option("--crossfade", ro.crossfade, "Crossfade of segments in samples (0 = one hop)")->capture_default_str();
-  resynth->add_option("--bits", ro.bits, bits_help)->capture_default_str();
+  add_int(resynth, "--segment-grains", ro.segment_grains, 0, 1 << 20, "Grains per segment (0 = the model's n_grains)");
+  add_int(resynth, "--crossfade", ro.crossfade, 0, 1 << 30, "Crossfade of segments in samples (0 = one hop)");
+  add_bits(resynth, ro.bits, bits_help);
 
   EncodeOptions eo;
   auto *encode = app.add_subcommand("encode", "Encode audio into grain latents (.npy, float32 [n_grains, z_dim])");
@@ -84,7 +83,7 @@ int main(int argc, char **argv) {
   encode->add_option("--what", eo.what, "mu, z or logvar")
       ->check(CLI::IsMember({"mu", "z", "logvar"}))
       ->capture_default_str();
-  encode->add_option("--seed,-s", eo.seed, "Seed of the reparametrisation noise (--what z)")->capture_default_str();
+  add_u64(encode, "--seed,-s", eo.seed, "Seed of the reparametrisation noise (--what z)");
   encode->add_flag("--normalize", eo.normalize, "Normalise the input peak to 0.9");
   encode->add_flag("--no-preprocess", eo.no_preprocess, "Skip the pre-processing (input already prepared)");
 
@@ -93,25 +92,25 @@ int main(int argc, char **argv) {
   decode->add_option("MODEL", dop.model, "Model file")->required();
   decode->add_option("INPUT", dop.in, "Latents .npy (float32 or float64, C order)")->required();
   decode->add_option("-o,--output", dop.out, "Output .wav/.flac")->required();
-  decode->add_option("--seed,-s", dop.seed, "Noise seed")->capture_default_str();
-  decode->add_option("--bits", dop.bits, bits_help)->capture_default_str();
+  add_u64(decode, "--seed,-s", dop.seed, "Noise seed");
+  add_bits(decode, dop.bits, bits_help);
 
   LoopOptions lo;
   auto *loop = app.add_subcommand("loop", "Render a drum loop from a pattern (JSON: class -> [[onset, amplitude], ...])");
   loop->add_option("MODEL", lo.model, "Model file")->required();
   loop->add_option("PATTERN", lo.pattern, "Pattern .json")->required();
-  loop->add_option("--bpm", lo.bpm, "Tempo in beats per minute")->capture_default_str();
-  loop->add_option("--bars", lo.bars, "Loop length in 4/4 bars")->capture_default_str();
-  loop->add_option("--temperature,-t", lo.temperature, "Prior temperature")->capture_default_str();
-  loop->add_option("--seed,-s", lo.seed, "Random seed")->capture_default_str();
+  add_real(loop, "--bpm", lo.bpm, kMinBpm, kMaxBpm, "Tempo in beats per minute");
+  add_int(loop, "--bars", lo.bars, 1, kMaxBars, "Loop length in 4/4 bars");
+  add_real(loop, "--temperature,-t", lo.temperature, 0.0, kMaxTemperature, "Prior temperature");
+  add_u64(loop, "--seed,-s", lo.seed, "Random seed");
   loop->add_option("-o,--output", lo.out, "Output .wav/.flac")->required();
-  loop->add_option("--bits", lo.bits, bits_help)->capture_default_str();
+  add_bits(loop, lo.bits, bits_help);
 
   BenchOptions bo;
   auto *bench = app.add_subcommand("bench", "Benchmark the end-to-end set on this machine");
   bench->add_option("MODEL", bo.model, "Model file")->required();
   bench->add_flag("--json", bo.json, "Print JSON");
-  bench->add_option("--seconds", bo.seconds, "Measuring time per case")->capture_default_str();
+  add_real(bench, "--seconds", bo.seconds, 0.0, 3600.0, "Measuring time per case", true);
   bench->add_option("--cases", bo.cases, "Comma-separated subset: decode,sample,encode,resynth_10s,path_10s");
 
   if (argc == 1) {
@@ -149,8 +148,14 @@ int main(int argc, char **argv) {
   } catch (const Failure &e) {
     std::fprintf(stderr, "ngs: error: %s\n", e.what());
     return 1;
+  } catch (const std::bad_alloc &) {
+    std::fprintf(stderr, "ngs: error: out of memory (the request is too large for this machine)\n");
+    return 1;
   } catch (const std::exception &e) {
     std::fprintf(stderr, "ngs: error: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "ngs: error: internal error (unknown exception)\n");
     return 1;
   }
   return 0;

@@ -6,6 +6,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
+#include <initializer_list>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -79,6 +81,43 @@ void check_finite(const float *x, size_t n, const char *what) {
       invalid(buf);
     }
 }
+
+// Output checks: a finite input can still overflow the float range (temperature FLT_MAX,
+// latents of 3e38): such a result is an error, never a status OK with NaN in it. On
+// failure every output of the call is zeroed (none is left half-valid).
+struct Out {
+  float *p;
+  size_t n;
+};
+
+void check_outputs(std::initializer_list<Out> outs, const char *what) {
+  for (const Out &o : outs) {
+    if (o.p == nullptr) continue;
+    for (size_t i = 0; i < o.n; ++i) {
+      if (std::isfinite(o.p[i])) continue;
+      for (const Out &z : outs)
+        if (z.p != nullptr) std::fill(z.p, z.p + z.n, 0.0f);
+      invalid(std::string(what) +
+              " would hold non-finite values (the inputs overflow the float range, e.g. a "
+              "temperature or latents far too large); the output was zeroed");
+    }
+  }
+}
+
+// Input and output buffers of one call may not share memory (the processes read their
+// inputs while they write): [a, a + an) and [b, b + bn) in bytes.
+void check_disjoint(const void *a, size_t an, const char *a_name, const void *b, size_t bn,
+                    const char *b_name) {
+  if (a == nullptr || b == nullptr || an == 0 || bn == 0) return;
+  const uintptr_t a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
+  if (a0 < b0 + bn && b0 < a0 + an)
+    invalid(std::string(a_name) + " and " + b_name +
+            " overlap: input and output buffers must be distinct (no in-place processing)");
+}
+
+// Largest path `points` / `legs`: every count up to it is exact in float (docs/PATHS.md
+// computes t * legs in float32 before the integer cast).
+constexpr int kMaxPathCount = 1 << 24;
 
 void check_grains(const ngs_context *ctx, int n, const char *what) {
   if (n < 1) invalid(std::string(what) + " = " + std::to_string(n) + " must be >= 1");
@@ -270,7 +309,7 @@ const char *ngs_model_metadata(const ngs_model *model, const char *key) {
 }
 
 size_t ngs_model_audio_length(const ngs_model *model, int n_grains) {
-  if (model == nullptr) return 0;
+  if (model == nullptr) return 0;  // ngs_model::audio_length computes in size_t
   return model->audio_length(n_grains);
 }
 
@@ -328,8 +367,12 @@ ngs_status ngs_decode(ngs_context *ctx, const float *z, int n_grains, ngs_decode
     need(audio, "audio");
     check_grains(ctx, n_grains, "n_grains");
     check_len(audio_len, ctx->model->audio_length(n_grains), "audio_len");
-    check_finite(z, static_cast<size_t>(n_grains) * ctx->model->z_dim(), "z");
+    const size_t zn = static_cast<size_t>(n_grains) * ctx->model->z_dim();
+    const size_t an = ctx->model->audio_length(n_grains);
+    check_finite(z, zn, "z");
+    check_disjoint(z, zn * sizeof(float), "z", audio, an * sizeof(float), "audio");
     ngs::decode(*ctx, z, n_grains, ngs::NoiseKey{params.seed, params.sequence}, audio);
+    check_outputs({{audio, an}}, "audio");
   });
 }
 
@@ -351,6 +394,7 @@ ngs_status ngs_encode(ngs_context *ctx, const float *audio, size_t n_samples,
       invalid("n_samples " + std::to_string(n_samples) +
               " is not (n + 3) * hop_size with n >= 1 (hop_size " + std::to_string(hop) + ")");
     const size_t n = n_samples / hop - 3;
+    if (max_grains < 0) invalid("max_grains " + std::to_string(max_grains) + " must be >= 0");
     if (n > static_cast<size_t>(ctx->max_grains))
       fail(NGS_STATUS_CAPACITY, "the audio holds " + std::to_string(n) +
                                     " grains, more than the context's max_grains " +
@@ -359,7 +403,17 @@ ngs_status ngs_encode(ngs_context *ctx, const float *audio, size_t n_samples,
       invalid("max_grains " + std::to_string(max_grains) + " is smaller than the " +
               std::to_string(n) + " grains of the audio");
     check_finite(audio, n_samples, "audio");
+    const size_t zb = n * static_cast<size_t>(ctx->model->z_dim()) * sizeof(float);
+    const size_t ab = n_samples * sizeof(float);
+    check_disjoint(audio, ab, "audio", mu, zb, "mu");
+    check_disjoint(audio, ab, "audio", logvar, zb, "logvar");
+    check_disjoint(audio, ab, "audio", z, zb, "z");
+    check_disjoint(mu, zb, "mu", logvar, zb, "logvar");
+    check_disjoint(mu, zb, "mu", z, zb, "z");
+    check_disjoint(logvar, zb, "logvar", z, zb, "z");
     ngs::encode(*ctx, audio, static_cast<int>(n), params.seed, params.sequence, mu, logvar, z);
+    const size_t zn = zb / sizeof(float);
+    check_outputs({{mu, zn}, {logvar, zn}, {z, zn}}, "the latents");
     if (n_grains_out != nullptr) *n_grains_out = static_cast<int>(n);
   });
 }
@@ -374,6 +428,7 @@ ngs_status ngs_embedding_sample(const ngs_model *model, float temperature, uint6
     need_latent(model);
     check_temperature(temperature);
     ngs::embedding_sample(*model, temperature, seed, sequence, e);
+    check_outputs({{e, static_cast<size_t>(model->lc().e_dim)}}, "e");
   });
 }
 
@@ -386,8 +441,12 @@ ngs_status ngs_latent_decode(ngs_context *ctx, const float *e, int class_index, 
     need_latent(ctx->model);
     check_class(ctx->model, class_index);
     check_grains(ctx, n_grains, "n_grains");
-    check_finite(e, static_cast<size_t>(ctx->model->lc().e_dim), "e");
+    const size_t ed = static_cast<size_t>(ctx->model->lc().e_dim);
+    const size_t zn = static_cast<size_t>(n_grains) * ctx->model->z_dim();
+    check_finite(e, ed, "e");
+    check_disjoint(e, ed * sizeof(float), "e", z, zn * sizeof(float), "z");
     ngs::latent_decode(*ctx, e, class_index, n_grains, z);
+    check_outputs({{z, zn}}, "z");
   });
 }
 
@@ -398,8 +457,14 @@ ngs_status ngs_latent_encode(ngs_context *ctx, const float *z, int n_grains, flo
     need(z, "z");
     need_latent(ctx->model);
     check_grains(ctx, n_grains, "n_grains");
-    check_finite(z, static_cast<size_t>(n_grains) * ctx->model->z_dim(), "z");
+    const size_t zn = static_cast<size_t>(n_grains) * ctx->model->z_dim();
+    const size_t ed = static_cast<size_t>(ctx->model->lc().e_dim);
+    check_finite(z, zn, "z");
+    check_disjoint(z, zn * sizeof(float), "z", e_mu, ed * sizeof(float), "e_mu");
+    check_disjoint(z, zn * sizeof(float), "z", e_logvar, ed * sizeof(float), "e_logvar");
+    check_disjoint(e_mu, ed * sizeof(float), "e_mu", e_logvar, ed * sizeof(float), "e_logvar");
     ngs::latent_encode(*ctx, z, n_grains, e_mu, e_logvar);
+    check_outputs({{e_mu, ed}, {e_logvar, ed}}, "the embedding");
   });
 }
 
@@ -426,6 +491,7 @@ ngs_status ngs_sample(ngs_context *ctx, ngs_sample_params params, float *audio, 
       invalid("audio_len " + std::to_string(audio_len) + " is too small for " +
               std::to_string(params.count) + " one-shots of " + std::to_string(len) + " samples");
     ngs::sample(*ctx, params, audio);
+    check_outputs({{audio, static_cast<size_t>(params.count) * len}}, "audio");
   });
 }
 
@@ -444,6 +510,7 @@ ngs_status ngs_sample_interpolation(ngs_context *ctx, ngs_sample_params params, 
       invalid("audio_len " + std::to_string(audio_len) + " is too small for " +
               std::to_string(steps) + " one-shots of " + std::to_string(len) + " samples");
     ngs::sample_interpolation(*ctx, params, steps, audio);
+    check_outputs({{audio, static_cast<size_t>(steps) * len}}, "audio");
   });
 }
 
@@ -475,10 +542,14 @@ ngs_status ngs_path_generate(const ngs_model *model, ngs_path_params params, int
         if (!std::isfinite(params.turns)) invalid("turns must be finite");
         break;
       case NGS_PATH_KIND_RANDOM:
-        if (params.points < 2) invalid("points " + std::to_string(params.points) + " must be >= 2");
+        if (params.points < 2 || params.points > kMaxPathCount)
+          invalid("points " + std::to_string(params.points) + " must be in [2, " +
+                  std::to_string(kMaxPathCount) + "]");
         break;
       case NGS_PATH_KIND_BACK_AND_FORTH:
-        if (params.legs < 1) invalid("legs " + std::to_string(params.legs) + " must be >= 1");
+        if (params.legs < 1 || params.legs > kMaxPathCount)
+          invalid("legs " + std::to_string(params.legs) + " must be in [1, " +
+                  std::to_string(kMaxPathCount) + "]");
         if (!(params.gamma > 0.0f) || !std::isfinite(params.gamma))
           invalid("gamma must be finite and > 0");
         break;
@@ -486,6 +557,7 @@ ngs_status ngs_path_generate(const ngs_model *model, ngs_path_params params, int
         invalid("unknown path kind " + std::to_string(enum_value(params.kind)));
     }
     ngs::path_generate(*model, params, n_grains, z);
+    check_outputs({{z, static_cast<size_t>(n_grains) * model->z_dim()}}, "z");
   });
 }
 
@@ -516,6 +588,7 @@ ngs_status ngs_preprocess(const ngs_model *model, float *audio, size_t n_samples
     if (n_samples < 1) invalid("n_samples must be >= 1");
     check_finite(audio, n_samples, "audio");
     ngs::preprocess(*model, audio, n_samples, normalize != 0);
+    check_outputs({{audio, n_samples}}, "audio");
   });
 }
 
@@ -529,7 +602,9 @@ ngs_status ngs_resynthesize(ngs_context *ctx, const float *audio, size_t n_sampl
     if (params.segment_grains < 0)
       invalid("segment_grains " + std::to_string(params.segment_grains) + " must be >= 0");
     check_finite(audio, n_samples, "audio");
+    check_disjoint(audio, n_samples * sizeof(float), "audio", out, n_samples * sizeof(float), "out");
     ngs::resynthesize(*ctx, audio, n_samples, params, out);
+    check_outputs({{out, n_samples}}, "out");
   });
 }
 
@@ -569,7 +644,10 @@ ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *events, int n
       if (!(ev.amplitude >= 0.0f && ev.amplitude <= 1.0f))
         invalid("event " + std::to_string(i) + ": amplitude must be in [0, 1]");
     }
+    check_disjoint(events, static_cast<size_t>(n_events) * sizeof(ngs_loop_event), "events", audio,
+                   loop_length * sizeof(float), "audio");
     ngs::render_loop(*ctx, events, n_events, params, audio, loop_length);
+    check_outputs({{audio, loop_length}}, "audio");
   });
 }
 

@@ -26,7 +26,9 @@ struct ngs_model {
   int z_dim() const { return wc().z_dim; }
   int hop() const { return wc().hop; }
   int n_grains() const { return wc().n_grains; }
-  size_t audio_length(int n) const { return n < 1 ? 0 : static_cast<size_t>(n + 3) * hop(); }
+  size_t audio_length(int n) const {
+    return n < 1 ? 0 : (static_cast<size_t>(n) + 3) * static_cast<size_t>(hop());
+  }
   size_t sample_length() const { return audio_length(n_grains()); }
 };
 

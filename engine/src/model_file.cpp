@@ -23,7 +23,7 @@ int get_int(const json &obj, const char *section, const char *key, int lo, int h
   const std::string name = std::string("config ") + section + "." + key;
   if (!obj.contains(key)) bad(name + " is missing");
   const json &v = obj[key];
-  if (!v.is_number_integer()) bad(name + " is not an integer (" + v.dump() + ")");
+  if (!v.is_number_integer()) bad(name + " is not an integer (" + json_brief(v) + ")");
   const int64_t x = v.get<int64_t>();
   if (x < lo || x > hi)
     bad(name + " = " + std::to_string(x) + " is out of range [" + std::to_string(lo) + ", " +
@@ -34,7 +34,7 @@ int get_int(const json &obj, const char *section, const char *key, int lo, int h
 bool get_bool(const json &obj, const char *section, const char *key) {
   const std::string name = std::string("config ") + section + "." + key;
   if (!obj.contains(key)) bad(name + " is missing");
-  if (!obj[key].is_boolean()) bad(name + " is not a boolean (" + obj[key].dump() + ")");
+  if (!obj[key].is_boolean()) bad(name + " is not a boolean (" + json_brief(obj[key]) + ")");
   return obj[key].get<bool>();
 }
 
@@ -107,18 +107,18 @@ LatentConfig parse_latent(const json &l, const WaveformConfig &wc) {
   else if (rt == "LSTM")
     c.rnn = RnnType::kLstm;
   else
-    bad("config latent.rnn_type = '" + rt + "' (GRU or LSTM expected)");
+    bad("config latent.rnn_type = '" + truncated(rt) + "' (GRU or LSTM expected)");
   const bool conditional = get_bool(l, s, "conditional");
   if (!l.contains("classes") || !l["classes"].is_array())
     bad("config latent.classes is missing or not an array");
   std::set<std::string> seen;
   for (const auto &x : l["classes"]) {
-    if (!x.is_string()) bad("config latent.classes holds a non-string (" + x.dump() + ")");
+    if (!x.is_string()) bad("config latent.classes holds a non-string (" + json_brief(x) + ")");
     const std::string name = x.get<std::string>();
     if (name.empty()) bad("config latent.classes holds an empty name");
     std::string lower;
     for (char ch : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (!seen.insert(lower).second) bad("config latent.classes names '" + name + "' twice");
+    if (!seen.insert(lower).second) bad("config latent.classes names '" + truncated(name) + "' twice");
     c.classes.push_back(name);
   }
   if (c.classes.size() > 4096) bad("config latent.classes has too many entries");
@@ -133,7 +133,7 @@ class Loader {
   // Checks presence, dtype and shape; returns fp32 values (in place or an owned copy).
   const float *get(const std::string &name, std::vector<int64_t> shape, bool always_f32 = false) {
     const TensorView *t = m_.file->find(name);
-    if (t == nullptr) bad("tensor '" + name + "' is missing");
+    if (t == nullptr) bad("tensor '" + name + "' is missing");  // names are ours
     used_.insert(name);
     TensorView expect;
     expect.shape = shape;
@@ -185,8 +185,8 @@ class Loader {
       const bool ours = t.name.rfind("w.", 0) == 0 || t.name.rfind("l.", 0) == 0;
       if (ours && used_.count(t.name) == 0) {
         if (!m_.has_latent && t.name.rfind("l.", 0) == 0)
-          bad("tensor '" + t.name + "' belongs to a latent model but config latent is null");
-        bad("tensor '" + t.name + "' is not part of this model's configuration");
+          bad("tensor '" + truncated(t.name) + "' belongs to a latent model but config latent is null");
+        bad("tensor '" + truncated(t.name) + "' is not part of this model's configuration");
       }
     }
   }
@@ -283,25 +283,27 @@ std::unique_ptr<ModelFile> load_model(std::unique_ptr<SafetensorsFile> file) {
   const std::string *magic = f.meta("ngs.format");
   if (magic == nullptr) bad("not an ngs model file (metadata ngs.format is missing)");
   if (*magic != "ngs-model")
-    bad("not an ngs model file (ngs.format is '" + *magic + "', expected 'ngs-model')");
+    bad("not an ngs model file (ngs.format is '" + truncated(*magic) + "', expected 'ngs-model')");
   const std::string *ver = f.meta("ngs.format_version");
   if (ver == nullptr) bad("metadata ngs.format_version is missing");
   if (*ver != std::to_string(NGS_MODEL_FORMAT_VERSION))
-    throw Error(NGS_STATUS_UNSUPPORTED, "model format version '" + *ver + "' is not supported (this library reads version " +
+    throw Error(NGS_STATUS_UNSUPPORTED, "model format version '" + truncated(*ver) + "' is not supported (this library reads version " +
                                             std::to_string(NGS_MODEL_FORMAT_VERSION) + ")");
   const std::string *dt = f.meta("ngs.weight_dtype");
   if (dt == nullptr) bad("metadata ngs.weight_dtype is missing");
-  if (*dt != "fp32" && *dt != "fp16") bad("metadata ngs.weight_dtype is '" + *dt + "' (fp32 or fp16 expected)");
+  if (*dt != "fp32" && *dt != "fp16") bad("metadata ngs.weight_dtype is '" + truncated(*dt) + "' (fp32 or fp16 expected)");
   const bool f16 = *dt == "fp16";
   m->weight_bits = f16 ? 16 : 32;
   const std::string *cfg = f.meta("ngs.config");
   if (cfg == nullptr) bad("metadata ngs.config is missing");
   m->config_json = *cfg;
+  if (json_nesting_depth(cfg->data(), cfg->size()) > kMaxJsonDepth)
+    bad("metadata ngs.config is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   json config;
   try {
     config = json::parse(*cfg);
   } catch (const json::exception &e) {
-    bad(std::string("metadata ngs.config is not valid JSON: ") + e.what());
+    bad("metadata ngs.config is not valid JSON: " + truncated(e.what(), 200));
   }
   if (!config.is_object()) bad("metadata ngs.config is not a JSON object");
   if (!config.contains("waveform")) bad("config waveform is missing");
@@ -317,7 +319,7 @@ std::unique_ptr<ModelFile> load_model(std::unique_ptr<SafetensorsFile> file) {
 }
 
 std::unique_ptr<ModelFile> load_model_file(const std::string &path) {
-  return load_model(std::make_unique<SafetensorsFile>(map_file(path), path));
+  return load_model(std::make_unique<SafetensorsFile>(read_file(path), path));
 }
 
 std::unique_ptr<ModelFile> load_model_buffer(const void *data, size_t size) {

@@ -1,6 +1,6 @@
 // The model file loader (docs/MODEL_FORMAT.md): validates the magic, the format version,
 // every config field and every tensor, and fills WaveformWeights / LatentWeights with fp32
-// views. F32 tensors are used in place from the mapping (when 4-byte aligned), F16 ones are
+// views. F32 tensors are used in place from the owned file bytes (when 4-byte aligned), F16 ones are
 // expanded once into owned fp32 buffers. Every error is an ngs::Error naming the problem.
 #pragma once
 

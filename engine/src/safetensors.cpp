@@ -1,7 +1,6 @@
 #include "safetensors.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,20 +17,6 @@
 namespace ngs {
 
 namespace {
-
-class MappedBytes : public Bytes {
- public:
-  MappedBytes(void *p, size_t n) : p_(p), n_(n) {}
-  ~MappedBytes() override {
-    if (p_ != nullptr) munmap(p_, n_);
-  }
-  const uint8_t *data() const override { return static_cast<const uint8_t *>(p_); }
-  size_t size() const override { return n_; }
-
- private:
-  void *p_;
-  size_t n_;
-};
 
 class OwnedBytes : public Bytes {
  public:
@@ -74,21 +59,77 @@ std::string TensorView::shape_string() const {
   return s + "]";
 }
 
-std::unique_ptr<Bytes> map_file(const std::string &path) {
+std::unique_ptr<Bytes> read_file(const std::string &path) {
   Fd f;
-  f.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) for reading must not wait for a writer; it is
+  // cleared once fstat says the file is a regular one.
+  do {
+    f.fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  } while (f.fd < 0 && errno == EINTR);
   if (f.fd < 0)
     throw Error(NGS_STATUS_IO_ERROR, "cannot open '" + path + "': " + std::strerror(errno));
   struct stat st {};
   if (fstat(f.fd, &st) != 0)
     throw Error(NGS_STATUS_IO_ERROR, "cannot stat '" + path + "': " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw Error(NGS_STATUS_IO_ERROR, "'" + path + "' is not a regular file");
+  const int fl = fcntl(f.fd, F_GETFL);
+  if (fl < 0 || fcntl(f.fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+    throw Error(NGS_STATUS_IO_ERROR, "cannot read '" + path + "': " + std::strerror(errno));
+  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kMaxModelFileBytes)
+    throw Error(NGS_STATUS_IO_ERROR, "'" + path + "' is " + std::to_string(st.st_size) +
+                                         " bytes, more than the " +
+                                         std::to_string(kMaxModelFileBytes >> 20) +
+                                         " MiB a model file may have");
   const size_t n = static_cast<size_t>(st.st_size);
-  if (n == 0) return std::make_unique<OwnedBytes>(0);
-  void *p = mmap(nullptr, n, PROT_READ, MAP_PRIVATE, f.fd, 0);
-  if (p == MAP_FAILED)
-    throw Error(NGS_STATUS_IO_ERROR, "cannot map '" + path + "': " + std::strerror(errno));
-  return std::make_unique<MappedBytes>(p, n);
+  auto b = std::make_unique<OwnedBytes>(n);
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = read(f.fd, b->mutable_data() + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0)
+      throw Error(NGS_STATUS_IO_ERROR, "cannot read '" + path + "': " + std::strerror(errno));
+    if (r == 0)
+      throw Error(NGS_STATUS_IO_ERROR, "'" + path + "' shrank while it was read (" +
+                                           std::to_string(got) + " of " + std::to_string(n) +
+                                           " bytes)");
+    got += static_cast<size_t>(r);
+  }
+  return b;
+}
+
+size_t json_nesting_depth(const char *p, size_t n) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < n; ++i) {
+    const char c = p[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+std::string truncated(const std::string &s, size_t max_chars) {
+  if (s.size() <= max_chars) return s;
+  return s.substr(0, max_chars > 3 ? max_chars - 3 : 0) + "...";
+}
+
+std::string json_brief(const nlohmann::json &v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::array: return "an array of " + std::to_string(v.size()) + " elements";
+    case nlohmann::json::value_t::object: return "an object of " + std::to_string(v.size()) + " keys";
+    default: break;
+  }
+  return truncated(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 40);
 }
 
 std::unique_ptr<Bytes> copy_bytes(const void *data, size_t size) {
@@ -112,11 +153,13 @@ SafetensorsFile::SafetensorsFile(std::unique_ptr<Bytes> bytes, const std::string
   const char *hp = reinterpret_cast<const char *>(p + 8);
   if (hp[0] != '{') bad(what_, "not a safetensors file (header does not start with '{')");
 
+  if (json_nesting_depth(hp, hlen) > kMaxJsonDepth)
+    bad(what_, "header is nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(hp, hp + hlen);
   } catch (const nlohmann::json::exception &e) {
-    bad(what_, std::string("header is not valid JSON: ") + e.what());
+    bad(what_, "header is not valid JSON: " + truncated(e.what(), 200));
   }
   if (!header.is_object()) bad(what_, "header is not a JSON object");
 
@@ -129,12 +172,12 @@ SafetensorsFile::SafetensorsFile(std::unique_ptr<Bytes> bytes, const std::string
     if (name == "__metadata__") {
       if (!v.is_object()) bad(what_, "__metadata__ is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string()) bad(what_, "metadata '" + m.key() + "' is not a string");
+        if (!m.value().is_string()) bad(what_, "metadata '" + truncated(m.key()) + "' is not a string");
         metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    const std::string tn = "tensor '" + name + "'";
+    const std::string tn = "tensor '" + truncated(name) + "'";
     if (!v.is_object()) bad(what_, tn + ": entry is not an object");
     if (!v.contains("dtype") || !v["dtype"].is_string()) bad(what_, tn + ": missing dtype");
     if (!v.contains("shape") || !v["shape"].is_array()) bad(what_, tn + ": missing shape");
@@ -152,7 +195,7 @@ SafetensorsFile::SafetensorsFile(std::unique_ptr<Bytes> bytes, const std::string
       t.dtype = DType::kF16;
       esize = 2;
     } else {
-      bad(what_, tn + ": dtype " + dt + " is not supported (F32 or F16 expected)");
+      bad(what_, tn + ": dtype " + truncated(dt) + " is not supported (F32 or F16 expected)");
     }
     size_t numel = 1;
     for (const auto &d : v["shape"]) {
@@ -194,7 +237,8 @@ SafetensorsFile::SafetensorsFile(std::unique_ptr<Bytes> bytes, const std::string
   for (size_t i = 1; i < order.size(); ++i)
     if (order[i]->begin < order[i - 1]->end && order[i]->begin != order[i]->end &&
         order[i - 1]->begin != order[i - 1]->end)
-      bad(what_, "tensor '" + order[i]->name + "' overlaps tensor '" + order[i - 1]->name + "'");
+      bad(what_, "tensor '" + truncated(order[i]->name) + "' overlaps tensor '" +
+                     truncated(order[i - 1]->name) + "'");
   for (size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 

@@ -1,5 +1,7 @@
 # CLI tests: tests/cli/test_cli.py runs the built `ngs` on the fixture models
-# (NGS_FIXTURES_DIR, made by weights_converter.make_fixtures before ctest).
+# (NGS_FIXTURES_DIR, made by weights_converter.make_fixtures before ctest) and compares
+# its outputs with the C API's through the Python bindings (NGS_LIBRARY: the built
+# libngs.so).
 if(TARGET ngs_cli)
   find_program(NGS_TEST_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
   if(NOT NGS_TEST_PYTHON)
@@ -13,7 +15,12 @@ if(TARGET ngs_cli)
     "audio=resynth or encode or decode_matches"
     "loop=test_loop or example_pattern"
     "bench=test_bench"
-    "errors=test_error or existing_output")
+    "errors=test_error or existing_output"
+    "hardening=test_hardening")
+  set(NGS_CLI_ENV "NGS_BIN=$<TARGET_FILE:ngs_cli>;NGS_FIXTURES_DIR=${NGS_FIXTURES_DIR}")
+  if(TARGET ngs)
+    string(APPEND NGS_CLI_ENV ";NGS_LIBRARY=$<TARGET_FILE:ngs>")
+  endif()
   foreach(entry ${NGS_CLI_GROUPS})
     string(REPLACE "=" ";" pair "${entry}")
     list(GET pair 0 group)
@@ -22,7 +29,7 @@ if(TARGET ngs_cli)
              COMMAND ${NGS_TEST_PYTHON} -m pytest -q -p no:cacheprovider
                      ${PROJECT_SOURCE_DIR}/tests/cli/test_cli.py -k "${expr}")
     set_tests_properties(cli.${group} PROPERTIES
-      ENVIRONMENT "NGS_BIN=$<TARGET_FILE:ngs_cli>;NGS_FIXTURES_DIR=${NGS_FIXTURES_DIR}"
+      ENVIRONMENT "${NGS_CLI_ENV}"
       LABELS cli TIMEOUT 600)
   endforeach()
 endif()

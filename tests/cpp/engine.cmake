@@ -34,3 +34,8 @@ set_tests_properties(shared_library_exports_only_c_api PROPERTIES LABELS install
 ngs_add_gtest(test_pipeline_lengths
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_pipeline_lengths.cpp
   LIBS ngs_core ngs_cuda_impl)
+# Crafted model files and hostile arguments (issue 9): JSON depth, messages, files changed
+# after loading, FIFOs, counts near INT_MAX, overflowing results, overlapping buffers.
+ngs_add_gtest(test_api_hardening
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_hardening.cpp
+  LIBS ngs_core ngs_cuda_impl)

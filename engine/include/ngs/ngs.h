@@ -32,6 +32,12 @@
  * nothing to its outputs that the caller could mistake for a result (output buffers
  * may be partly written but the status says so), and ngs_last_error() describes the
  * problem in one line. No function throws, aborts or exits on bad input.
+ * Finite inputs can still overflow the float range (a temperature of FLT_MAX, latents
+ * of 3e38): a call whose result would hold NaN or Inf returns NGS_STATUS_INVALID_ARGUMENT
+ * and zeroes all of its outputs (for ngs_preprocess, the audio it processes in place);
+ * a status OK always comes with finite outputs. Input and output buffers of one call
+ * must not overlap (NGS_STATUS_INVALID_ARGUMENT): no process works in place except
+ * ngs_preprocess.
  *
  * Memory: all audio and latent buffers are owned by the caller. After
  * ngs_context_init(), the processing functions do not allocate for requests within the
@@ -79,7 +85,8 @@ extern "C" {
 
 typedef enum ngs_status {
     NGS_STATUS_OK = 0,
-    NGS_STATUS_INVALID_ARGUMENT = 1, /* null pointer, wrong size, NaN/Inf input, unknown class */
+    NGS_STATUS_INVALID_ARGUMENT = 1, /* null pointer, wrong size, NaN/Inf input, unknown class,
+                                        overlapping buffers, result out of float range */
     NGS_STATUS_IO_ERROR = 2,         /* file cannot be opened or read */
     NGS_STATUS_BAD_MODEL = 3,        /* malformed, truncated or inconsistent model file */
     NGS_STATUS_UNSUPPORTED = 4,      /* format version, backend or feature not available */
@@ -126,7 +133,10 @@ typedef struct ngs_model_params {
 
 NGS_API ngs_model_params ngs_model_default_params(void);
 
-/* Loads (memory-maps) a model file. On failure *out is set to NULL. */
+/* Loads a model file: reads it whole into memory (at most 1 GiB), so the model does not
+   depend on the file afterwards (it may be rewritten, truncated or deleted). Only regular
+   files are read: a FIFO, device or folder gives NGS_STATUS_IO_ERROR at once (the open
+   never blocks). On failure *out is set to NULL. */
 NGS_API ngs_status ngs_model_init_from_file(const char *path, ngs_model_params params,
                                             ngs_model **out);
 /* Loads a model from memory; the bytes are copied, the caller may free them after. */
@@ -158,7 +168,8 @@ NGS_API int ngs_model_find_class(const ngs_model *model, const char *name);
 /* Raw metadata value of the model file (e.g. "ngs.config"), or NULL if absent. */
 NGS_API const char *ngs_model_metadata(const ngs_model *model, const char *key);
 
-/* Samples produced by decoding n_grains grains: (n_grains + 3) * hop_size (0 if n < 1). */
+/* Samples produced by decoding n_grains grains: (n_grains + 3) * hop_size (0 if n < 1),
+   computed in size_t (no overflow for any int n_grains). */
 NGS_API size_t ngs_model_audio_length(const ngs_model *model, int n_grains);
 /* Grains of a free synthesis of `seconds` (docs/MODEL_SPEC.md §2): tar_l = floor(seconds * sr /
    l_grain) * l_grain, n = 4 * tar_l / l_grain - 3; 0 if shorter than one grain. */
@@ -204,8 +215,9 @@ NGS_API ngs_encode_params ngs_encode_default_params(void);
 
 /* Encodes audio of n_samples = (n + 3) * hop samples (n >= 1) into n grain latents.
    Any of mu, logvar, z may be NULL; each non-NULL one receives [n][z_dim] floats and must
-   hold max_grains * z_dim. *n_grains_out (may be NULL) receives n. z = mu + eps *
-   exp(0.5 * logvar). NGS_STATUS_INVALID_ARGUMENT if n_samples is not of that form. */
+   hold max_grains * z_dim (max_grains >= n; a negative max_grains is an error). None of
+   them may overlap audio or each other. *n_grains_out (may be NULL) receives n. z = mu +
+   eps * exp(0.5 * logvar). NGS_STATUS_INVALID_ARGUMENT if n_samples is not of that form. */
 NGS_API ngs_status ngs_encode(ngs_context *ctx, const float *audio, size_t n_samples,
                               ngs_encode_params params, float *mu, float *logvar, float *z,
                               int max_grains, int *n_grains_out);
@@ -261,8 +273,8 @@ typedef struct ngs_path_params {
     uint64_t seed;
     uint32_t sequence; /* default 0 */
     float turns;       /* circle, spiral: default 1 */
-    int points;        /* random: default 4 */
-    int legs;          /* back_and_forth: default 4 */
+    int points;        /* random: default 4, in [2, 2^24] */
+    int legs;          /* back_and_forth: default 4, in [1, 2^24] */
     float gamma;       /* back_and_forth step shape: default 2 */
 } ngs_path_params;
 
@@ -299,8 +311,10 @@ NGS_API ngs_status ngs_preprocess(const ngs_model *model, float *audio, size_t n
                                   int normalize);
 /* Encodes (mu) and decodes audio of any length >= 1 in contiguous segments of
    segment_grains grains joined with an equal-gain linear fade-out/fade-in of `crossfade`
-   samples; the last segment is zero-padded. Writes exactly n_samples samples. Calls
-   params.progress (if set) once per segment k of K with (k + 1) / K. */
+   samples; the last segment is zero-padded. Writes exactly n_samples samples to out, which
+   must not overlap audio: in-place resynthesis (out == audio) is not allowed and gives
+   NGS_STATUS_INVALID_ARGUMENT (later segments read input that earlier ones would have
+   overwritten). Calls params.progress (if set) once per segment k of K with (k + 1) / K. */
 NGS_API ngs_status ngs_resynthesize(ngs_context *ctx, const float *audio, size_t n_samples,
                                     ngs_resynth_params params, float *out);
 
