@@ -368,31 +368,17 @@ void run_loop(const GlobalOptions &g, const LoopOptions &o) {
   check_audio_extension(o.out);
   if (!(o.bpm > 0 && o.bpm <= 1000)) throw Failure("--bpm must be in (0, 1000]");
   if (o.bars < 1 || o.bars > 64) throw Failure("--bars must be in [1, 64]");
-  std::ifstream f(o.pattern);
-  if (!f) throw Failure("cannot read pattern '" + o.pattern + "'");
-  json p = json::parse(f, nullptr, false);
+  const std::vector<PatternEvent> pattern = read_pattern(o.pattern);
   const std::string where = "pattern '" + o.pattern + "': ";
-  if (p.is_discarded()) throw Failure(where + "not valid JSON");
-  if (!p.is_object() || p.empty())
-    throw Failure(where + "expected a JSON object: class name -> [[onset, amplitude], ...]");
   Engine e(o.model, g);
   if (!e.info.has_latent_model || e.info.n_classes == 0)
     throw Failure("model '" + o.model + "' has no classes: loops need a conditional latent model");
   std::vector<ngs_loop_event> ev;
-  for (auto it = p.begin(); it != p.end(); ++it) {
-    int c = ngs_model_find_class(e.model, it.key().c_str());
+  for (const PatternEvent &pe : pattern) {
+    int c = ngs_model_find_class(e.model, pe.cls.c_str());
     if (c < 0)
-      throw Failure(where + "unknown class '" + it.key() + "' (classes: " + e.class_list() + ")");
-    if (!it.value().is_array())
-      throw Failure(where + "'" + it.key() + "' must map to a list of [onset, amplitude] pairs");
-    for (auto &pair : it.value()) {
-      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number())
-        throw Failure(where + "'" + it.key() + "': each event must be [onset, amplitude], got " + pair.dump());
-      double on = pair[0].get<double>(), amp = pair[1].get<double>();
-      if (!(on >= 0 && on < 1)) throw Failure(where + "'" + it.key() + "': onset " + pair[0].dump() + " not in [0, 1)");
-      if (!(amp >= 0 && amp <= 1)) throw Failure(where + "'" + it.key() + "': amplitude " + pair[1].dump() + " not in [0, 1]");
-      ev.push_back({c, float(on), float(amp)});
-    }
+      throw Failure(where + "unknown class '" + pe.cls + "' (classes: " + e.class_list() + ")");
+    ev.push_back({c, pe.onset, pe.amplitude});
   }
   const size_t len = size_t(std::llround(o.bars * 4.0 * 60.0 / o.bpm * e.info.sample_rate));
   std::vector<float> audio(len);

@@ -14,6 +14,8 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common.h"
 
@@ -268,26 +270,34 @@ std::string header_field(const std::string &h, const std::string &key) {
 NpyArray read_npy(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Failure("cannot read '" + path + "': " + std::strerror(errno));
+  std::ostringstream bytes;
+  bytes << f.rdbuf();
+  return parse_npy(bytes.str(), path);
+}
+
+NpyArray parse_npy(const std::string &bytes, const std::string &path) {
   const std::string where = "'" + path + "' is not a valid .npy file: ";
-  unsigned char magic[8];
-  if (!f.read(reinterpret_cast<char *>(magic), 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
-    throw Failure(where + "bad magic");
-  const int major = magic[6];
+  const auto *b = reinterpret_cast<const unsigned char *>(bytes.data());
+  const size_t size = bytes.size();
+  if (size < 8 || std::memcmp(b, "\x93NUMPY", 6) != 0) throw Failure(where + "bad magic");
+  const int major = b[6];
+  size_t pos = 8;
   uint32_t hlen = 0;
   if (major == 1) {
-    unsigned char b[2];
-    if (!f.read(reinterpret_cast<char *>(b), 2)) throw Failure(where + "truncated header");
-    hlen = uint32_t(b[0]) | uint32_t(b[1]) << 8;
+    if (size < pos + 2) throw Failure(where + "truncated header");
+    hlen = uint32_t(b[pos]) | uint32_t(b[pos + 1]) << 8;
+    pos += 2;
   } else if (major == 2 || major == 3) {
-    unsigned char b[4];
-    if (!f.read(reinterpret_cast<char *>(b), 4)) throw Failure(where + "truncated header");
-    hlen = le32(b);
+    if (size < pos + 4) throw Failure(where + "truncated header");
+    hlen = le32(b + pos);
+    pos += 4;
   } else {
     throw Failure(where + "unsupported format version " + std::to_string(major));
   }
   if (hlen > (1u << 20)) throw Failure(where + "header too long");
-  std::string h(hlen, '\0');
-  if (!f.read(&h[0], hlen)) throw Failure(where + "truncated header");
+  if (size - pos < hlen) throw Failure(where + "truncated header");
+  const std::string h = bytes.substr(pos, hlen);
+  pos += hlen;
 
   std::string descr = header_field(h, "descr");
   std::string fortran = header_field(h, "fortran_order");
@@ -315,6 +325,7 @@ NpyArray read_npy(const std::string &path) {
       size_t j = i;
       while (j < s.size() && std::isdigit((unsigned char)s[j])) ++j;
       if (j == i) throw Failure(where + "bad shape " + shape);
+      if (j - i > 15) throw Failure(where + "shape too large");  // > 10^15 elements
       a.shape.push_back(size_t(std::stoull(s.substr(i, j - i))));
       i = j;
     }
@@ -324,17 +335,17 @@ NpyArray read_npy(const std::string &path) {
     if (d != 0 && count > (size_t(1) << 40) / d) throw Failure(where + "shape too large");
     count *= d;
   }
-  std::vector<char> raw(count * itemsize);
-  if (!f.read(raw.data(), std::streamsize(raw.size())))
+  // The data must be there before anything of its size is allocated.
+  if (size - pos < count * itemsize)
     throw Failure("'" + path + "' is truncated: shape " + shape + " needs " +
-                  std::to_string(raw.size()) + " data bytes");
+                  std::to_string(count * itemsize) + " data bytes");
   a.data.resize(count);
   if (itemsize == 4) {
-    std::memcpy(a.data.data(), raw.data(), raw.size());
+    std::memcpy(a.data.data(), b + pos, count * 4);
   } else {
     for (size_t i = 0; i < count; ++i) {
       double d;
-      std::memcpy(&d, raw.data() + i * 8, 8);
+      std::memcpy(&d, b + pos + i * 8, 8);
       a.data[i] = float(d);
     }
   }
@@ -365,6 +376,38 @@ void write_npy(const OutputFile &out, const float *data, const std::vector<size_
   f.write(reinterpret_cast<const char *>(data), std::streamsize(count * sizeof(float)));
   f.close();
   if (!f) throw Failure("cannot write '" + out.path() + "'");
+}
+
+// ---- drum patterns -----------------------------------------------------------------
+
+std::vector<PatternEvent> read_pattern(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Failure("cannot read pattern '" + path + "'");
+  std::ostringstream text;
+  text << f.rdbuf();
+  return parse_pattern(text.str(), path);
+}
+
+std::vector<PatternEvent> parse_pattern(const std::string &text, const std::string &path) {
+  const std::string where = "pattern '" + path + "': ";
+  const nlohmann::json p = nlohmann::json::parse(text, nullptr, false);
+  if (p.is_discarded()) throw Failure(where + "not valid JSON");
+  if (!p.is_object() || p.empty())
+    throw Failure(where + "expected a JSON object: class name -> [[onset, amplitude], ...]");
+  std::vector<PatternEvent> ev;
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    if (!it.value().is_array())
+      throw Failure(where + "'" + it.key() + "' must map to a list of [onset, amplitude] pairs");
+    for (auto &pair : it.value()) {
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number())
+        throw Failure(where + "'" + it.key() + "': each event must be [onset, amplitude], got " + pair.dump());
+      double on = pair[0].get<double>(), amp = pair[1].get<double>();
+      if (!(on >= 0 && on < 1)) throw Failure(where + "'" + it.key() + "': onset " + pair[0].dump() + " not in [0, 1)");
+      if (!(amp >= 0 && amp <= 1)) throw Failure(where + "'" + it.key() + "': amplitude " + pair[1].dump() + " not in [0, 1]");
+      ev.push_back({it.key(), float(on), float(amp)});
+    }
+  }
+  return ev;
 }
 
 }  // namespace ngs_cli
