@@ -340,7 +340,9 @@ NpyArray parse_npy(const std::string &bytes, const std::string &path) {
     throw Failure("'" + path + "' is truncated: shape " + shape + " needs " +
                   std::to_string(count * itemsize) + " data bytes");
   a.data.resize(count);
-  if (itemsize == 4) {
+  if (count == 0) {
+    // (memcpy of nothing from/to a null pointer is still undefined)
+  } else if (itemsize == 4) {
     std::memcpy(a.data.data(), b + pos, count * 4);
   } else {
     for (size_t i = 0; i < count; ++i) {
@@ -402,7 +404,8 @@ std::vector<PatternEvent> parse_pattern(const std::string &text, const std::stri
       if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number())
         throw Failure(where + "'" + it.key() + "': each event must be [onset, amplitude], got " + pair.dump());
       double on = pair[0].get<double>(), amp = pair[1].get<double>();
-      if (!(on >= 0 && on < 1)) throw Failure(where + "'" + it.key() + "': onset " + pair[0].dump() + " not in [0, 1)");
+      // An onset just below 1 must not round to 1 as the library's float.
+      if (!(on >= 0 && on < 1 && float(on) < 1)) throw Failure(where + "'" + it.key() + "': onset " + pair[0].dump() + " not in [0, 1)");
       if (!(amp >= 0 && amp <= 1)) throw Failure(where + "'" + it.key() + "': amplitude " + pair[1].dump() + " not in [0, 1]");
       ev.push_back({it.key(), float(on), float(amp)});
     }
