@@ -9,6 +9,8 @@ packages=(
   libsndfile1-dev libsoxr-dev libcli11-dev nlohmann-json3-dev
   python3-torch python3-numpy python3-yaml python3-pytest python3-scipy
   libopenblas0-pthread
+  clang
+  libclang-rt-14-dev
 )
 
 missing=()
