@@ -25,7 +25,6 @@ is running raises ContextBusyError (nothing is computed); close() waits for the 
 flight on other threads and refuses (RuntimeError) to run inside one of its own handle's
 calls, e.g. from a progress callback.
 """
-import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
@@ -462,12 +461,18 @@ def _ptr(a):
 
 # ---- calls in flight -------------------------------------------------------------------
 
+_get_ident = threading.get_ident
+
 def _model_call(f):
     """A Model method that calls the library: the model cannot be freed meanwhile."""
     @functools.wraps(f)
     def call(self, *args, **kwargs):
-        with self._use():
+        me = _get_ident()
+        self._enter(me)
+        try:
             return f(self, *args, **kwargs)
+        finally:
+            self._leave(me)
     return call
 
 
@@ -477,7 +482,7 @@ def _context_call(f):
     the same thread (its progress callback) raises RuntimeError; close() waits."""
     @functools.wraps(f)
     def call(self, *args, **kwargs):
-        me = threading.get_ident()
+        me = _get_ident()
         if not self._busy.acquire(blocking=False):
             if self._owner == me:
                 raise RuntimeError("ngs: Context.%s called from inside another call on the "
@@ -488,8 +493,12 @@ def _context_call(f):
         try:
             if self._handle is None:
                 raise ValueError("ngs: the context is closed")
-            with self.model._use():
+            model = self.model
+            model._enter(me)
+            try:
                 return f(self, *args, **kwargs)
+            finally:
+                model._leave(me)
         finally:
             self._owner = None
             self._busy.release()
@@ -622,27 +631,25 @@ class Model(_Closable):
         self._live = 0         # contexts created and not yet freed
         self._pending = None   # handle to free once _live reaches 0
 
-    @contextlib.contextmanager
-    def _use(self):
-        """Holds the model open for the duration of a call; yields the handle. A call
-        nested in one already running on this thread is let through while closing."""
-        me = threading.get_ident()
+    def _enter(self, me):
+        """Holds the model open for a call on thread `me` (until _leave(me)); returns the
+        handle. A call nested in one already running on this thread is let through
+        while closing."""
         with self._lock:
             if self._handle is None or (self._closing and me not in self._users):
                 raise ValueError("ngs: the model is closed")
             self._users[me] = self._users.get(me, 0) + 1
-            h = self._handle
-        try:
-            yield h
-        finally:
-            with self._lock:
-                n = self._users[me] - 1
-                if n:
-                    self._users[me] = n
-                else:
-                    del self._users[me]
-                    if not self._users:
-                        self._idle.notify_all()
+            return self._handle
+
+    def _leave(self, me):
+        with self._lock:
+            n = self._users[me] - 1
+            if n:
+                self._users[me] = n
+            else:
+                del self._users[me]
+                if not self._users:
+                    self._idle.notify_all()
 
     def _context_created(self):
         with self._lock:
@@ -863,7 +870,9 @@ class Context(_Closable):
         self._owner = None             # thread id of that call
         if not isinstance(model, Model):
             raise ValueError("ngs: Context needs an ngs.Model, got %s" % type(model).__name__)
-        with model._use() as mh:
+        me = _get_ident()
+        mh = model._enter(me)
+        try:
             p = _L().ngs_context_default_params()
             p.max_grains = _c_int(max_grains, "max_grains", 0)
             p.n_threads = _c_int(n_threads, "n_threads")
@@ -880,6 +889,8 @@ class Context(_Closable):
             self.n_threads = p.n_threads
             model._context_created()
             model._contexts.add(self)
+        finally:
+            model._leave(me)
 
     @property
     def closed(self):
@@ -1048,8 +1059,9 @@ class Context(_Closable):
         grains (0 = the model's n_grains) joined with a crossfade of `crossfade` samples
         (0 = one hop); float32, as long as the input. progress: None or a callable
         progress(fraction) called after each segment with the fraction done, in (0, 1],
-        the last call with 1; it must not use this Context. An exception it raises is
-        re-raised once the call has finished (the remaining segments still run)."""
+        the last call with 1; it must not use or close this Context or close its Model
+        (that raises RuntimeError). An exception it raises is re-raised once the call has
+        finished (the remaining segments still run)."""
         h = self._h()
         a = _array(audio, "audio", 1)
         if progress is not None and not callable(progress):
