@@ -8,7 +8,10 @@
   fixtures (fp32 relative L2 <= 1e-5, fp16 <= 1e-2) on the three fixture configurations;
 * bad input (None, wrong dtype, shape, NaN/Inf, out-of-range classes, seeds, capacity,
   closed handles, garbage model files) raises ValueError or NgsError with the library's
-  message, never a crash; the library search (NGS_LIBRARY, <repo>/build/engine) works.
+  message, never a crash; the library search (NGS_LIBRARY, <repo>/build/engine) works;
+* calls in flight: close() from another thread waits, close() or a call from the progress
+  callback is refused, a second thread on a busy Context gets ContextBusyError (child
+  interpreters); seeds span the whole uint64 range and equal the C API's output.
 
 The library: NGS_LIBRARY, else <repo>/build/... (scripts/test.sh builds it there). If it is
 not built, every test here FAILS saying so, unless NGS_SKIP_BINDINGS=1. NGS_TEST_BACKEND
