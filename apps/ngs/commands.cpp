@@ -368,18 +368,17 @@ void run_loop(const GlobalOptions &g, const LoopOptions &o) {
   check_audio_extension(o.out);
   if (!(o.bpm > 0 && o.bpm <= 1000)) throw Failure("--bpm must be in (0, 1000]");
   if (o.bars < 1 || o.bars > 64) throw Failure("--bars must be in [1, 64]");
-  const std::vector<PatternEvent> pattern = read_pattern(o.pattern);
+  const Pattern pattern = read_pattern(o.pattern);
   const std::string where = "pattern '" + o.pattern + "': ";
   Engine e(o.model, g);
   if (!e.info.has_latent_model || e.info.n_classes == 0)
     throw Failure("model '" + o.model + "' has no classes: loops need a conditional latent model");
+  for (const std::string &name : pattern.classes)
+    if (ngs_model_find_class(e.model, name.c_str()) < 0)
+      throw Failure(where + "unknown class '" + name + "' (classes: " + e.class_list() + ")");
   std::vector<ngs_loop_event> ev;
-  for (const PatternEvent &pe : pattern) {
-    int c = ngs_model_find_class(e.model, pe.cls.c_str());
-    if (c < 0)
-      throw Failure(where + "unknown class '" + pe.cls + "' (classes: " + e.class_list() + ")");
-    ev.push_back({c, pe.onset, pe.amplitude});
-  }
+  for (const PatternEvent &pe : pattern.events)
+    ev.push_back({ngs_model_find_class(e.model, pe.cls.c_str()), pe.onset, pe.amplitude});
   const size_t len = size_t(std::llround(o.bars * 4.0 * 60.0 / o.bpm * e.info.sample_rate));
   std::vector<float> audio(len);
   ngs_loop_params lp = ngs_loop_default_params();

@@ -382,7 +382,7 @@ void write_npy(const OutputFile &out, const float *data, const std::vector<size_
 
 // ---- drum patterns -----------------------------------------------------------------
 
-std::vector<PatternEvent> read_pattern(const std::string &path) {
+Pattern read_pattern(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Failure("cannot read pattern '" + path + "'");
   std::ostringstream text;
@@ -390,14 +390,15 @@ std::vector<PatternEvent> read_pattern(const std::string &path) {
   return parse_pattern(text.str(), path);
 }
 
-std::vector<PatternEvent> parse_pattern(const std::string &text, const std::string &path) {
+Pattern parse_pattern(const std::string &text, const std::string &path) {
   const std::string where = "pattern '" + path + "': ";
   const nlohmann::json p = nlohmann::json::parse(text, nullptr, false);
   if (p.is_discarded()) throw Failure(where + "not valid JSON");
   if (!p.is_object() || p.empty())
     throw Failure(where + "expected a JSON object: class name -> [[onset, amplitude], ...]");
-  std::vector<PatternEvent> ev;
+  Pattern pattern;
   for (auto it = p.begin(); it != p.end(); ++it) {
+    pattern.classes.push_back(it.key());
     if (!it.value().is_array())
       throw Failure(where + "'" + it.key() + "' must map to a list of [onset, amplitude] pairs");
     for (auto &pair : it.value()) {
@@ -407,10 +408,10 @@ std::vector<PatternEvent> parse_pattern(const std::string &text, const std::stri
       // An onset just below 1 must not round to 1 as the library's float.
       if (!(on >= 0 && on < 1 && float(on) < 1)) throw Failure(where + "'" + it.key() + "': onset " + pair[0].dump() + " not in [0, 1)");
       if (!(amp >= 0 && amp <= 1)) throw Failure(where + "'" + it.key() + "': amplitude " + pair[1].dump() + " not in [0, 1]");
-      ev.push_back({it.key(), float(on), float(amp)});
+      pattern.events.push_back({it.key(), float(on), float(amp)});
     }
   }
-  return ev;
+  return pattern;
 }
 
 }  // namespace ngs_cli

@@ -76,11 +76,18 @@ struct PatternEvent {
   float onset = 0, amplitude = 0;
 };
 
+// A drum pattern: every class name it mentions (also those with no events), in order,
+// and its events.
+struct Pattern {
+  std::vector<std::string> classes;
+  std::vector<PatternEvent> events;
+};
+
 // Reads a drum pattern, a JSON object: class name -> [[onset, amplitude], ...]. Throws
 // Failure naming the problem (not JSON, wrong structure, values out of range).
-std::vector<PatternEvent> read_pattern(const std::string &path);
+Pattern read_pattern(const std::string &path);
 // The same on the text of a file; `path` names it in the messages.
-std::vector<PatternEvent> parse_pattern(const std::string &text, const std::string &path);
+Pattern parse_pattern(const std::string &text, const std::string &path);
 
 // "out.wav", 3 -> "out_3.wav".
 std::string indexed_path(const std::string &path, int index);

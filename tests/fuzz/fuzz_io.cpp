@@ -29,7 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } catch (const ngs_cli::Failure &) {
   }
   try {
-    for (const ngs_cli::PatternEvent &e : ngs_cli::parse_pattern(bytes, "fuzz.json"))
+    const ngs_cli::Pattern p = ngs_cli::parse_pattern(bytes, "fuzz.json");
+    require(!p.classes.empty());
+    for (const ngs_cli::PatternEvent &e : p.events)
       require(e.onset >= 0 && e.onset < 1 && e.amplitude >= 0 && e.amplitude <= 1);
   } catch (const ngs_cli::Failure &) {
   }
