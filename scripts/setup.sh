@@ -10,6 +10,8 @@ packages=(
   python3-torch python3-numpy python3-yaml python3-pytest python3-scipy
   python3-hypothesis
   libopenblas0-pthread
+  clang
+  libclang-rt-14-dev
 )
 
 missing=()

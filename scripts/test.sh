@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# The test command (README "Tests"): installs what is missing, builds, generates the
-# golden fixtures and runs every test:
-#   1. Release build (build/): every C++ test through ctest: CPU ops and stages, engine
-#      and C API against the goldens, CUDA kernels through the emulation build, CLI,
-#      installed library;
-#   2. AddressSanitizer + UBSan build (build-asan/): the same C++ unit, golden and
+# The test command (README "Tests"): installs what is missing, builds and runs every test:
+#   1. GCC Release build (build/, Ninja, CUDA when nvcc is found): every C++ test through
+#      ctest (the golden fixtures are a ctest fixture): CPU ops and stages, engine and C
+#      API against the goldens, CUDA kernels through the emulation build, CLI, installed
+#      library;
+#   2. clang Release build (build-clang/, the default generator, CUDA off): the same ctest;
+#      then the default generator with GCC and CUDA as detected (build-make/): configure
+#      and generate only;
+#   3. AddressSanitizer + UBSan build (build-asan/): the C++ unit, golden and
 #      emulated-kernel tests;
-#   3. ThreadSanitizer build (build-tsan/): the thread-safety tests;
-#   4. Python (pytest): converter, reference oracle, random stream, bindings, bundled model.
+#   4. ThreadSanitizer build (build-tsan/): the thread-safety tests;
+#   5. fuzzing (build-fuzz/, clang + libFuzzer): each fuzzer for NGS_FUZZ_SECONDS (30) s;
+#   6. Python (pytest): converter, reference oracle, random stream, bindings, bundled model.
 # Idempotent: a second run rebuilds only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,22 +26,31 @@ sanitized_build() {  # DIR SANITIZERS
     -DNGS_FIXTURES_DIR="$FIXTURES" >/dev/null
 }
 
-step "1/4 Release build and tests (build/)"
+step "1/6 GCC Release build and tests (build/, Ninja)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"
-$PY -m weights_converter.make_fixtures --out "$FIXTURES"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
-step "2/4 AddressSanitizer + UBSan (build-asan/)"
+step "2/6 clang Release build and tests (build-clang/, default generator); GCC configure (build-make/)"
+CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DNGS_CUDA=OFF \
+  -DNGS_BUILD_BENCH=OFF >/dev/null
+cmake --build build-clang -j"$JOBS"
+ctest --test-dir build-clang --output-on-failure -j"$JOBS"
+cmake -S . -B build-make >/dev/null
+
+step "3/6 AddressSanitizer + UBSan (build-asan/)"
 sanitized_build build-asan address,undefined
 cmake --build build-asan -j"$JOBS"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE 'install|threads'
 
-step "3/4 ThreadSanitizer (build-tsan/)"
+step "4/6 ThreadSanitizer (build-tsan/)"
 sanitized_build build-tsan thread
 cmake --build build-tsan -j"$JOBS" --target test_pipeline_threads test_cpu_threads
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
 
-step "4/4 Python tests"
+step "5/6 fuzzing (build-fuzz/, docs/FUZZING.md)"
+./scripts/fuzz.sh "${NGS_FUZZ_SECONDS:-30}"
+
+step "6/6 Python tests"
 $PY -m pytest -q -p no:cacheprovider tests/python

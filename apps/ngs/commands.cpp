@@ -394,44 +394,17 @@ void run_loop(const GlobalOptions &g, const LoopOptions &o) {
   if (o.bars < 1 || o.bars > kMaxBars) throw Failure("--bars must be in [1, " + std::to_string(kMaxBars) + "]");
   const std::vector<std::string> inputs = {o.model, o.pattern};
   check_not_input(o.out, inputs);
+  const Pattern pattern = read_pattern(o.pattern);
   const std::string where = "pattern '" + o.pattern + "': ";
-  std::ifstream f(o.pattern, std::ios::binary);
-  if (!f) throw Failure("cannot read pattern '" + o.pattern + "'");
-  // A pattern is a few hundred bytes; a bounded read, then a depth check before parsing.
-  constexpr size_t kMaxPatternBytes = 1 << 20;
-  std::string text(kMaxPatternBytes + 1, '\0');
-  f.read(&text[0], std::streamsize(text.size()));
-  text.resize(size_t(f.gcount()));
-  if (f.bad()) throw Failure("cannot read pattern '" + o.pattern + "'");
-  if (text.size() > kMaxPatternBytes) throw Failure(where + "larger than 1 MiB");
-  bool too_deep = false;
-  json p = parse_json(text, &too_deep);
-  if (too_deep)
-    throw Failure(where + "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  if (p.is_discarded()) throw Failure(where + "not valid JSON");
-  if (!p.is_object() || p.empty())
-    throw Failure(where + "expected a JSON object: class name -> [[onset, amplitude], ...]");
   Engine e(o.model, g);
   if (!e.info.has_latent_model || e.info.n_classes == 0)
     throw Failure("model '" + o.model + "' has no classes: loops need a conditional latent model");
+  for (const std::string &name : pattern.classes)
+    if (ngs_model_find_class(e.model, name.c_str()) < 0)
+      throw Failure(where + "unknown class '" + truncated(name) + "' (classes: " + e.class_list() + ")");
   std::vector<ngs_loop_event> ev;
-  for (auto it = p.begin(); it != p.end(); ++it) {
-    const std::string name = "'" + truncated(it.key()) + "'";
-    int c = ngs_model_find_class(e.model, it.key().c_str());
-    if (c < 0)
-      throw Failure(where + "unknown class " + name + " (classes: " + e.class_list() + ")");
-    if (!it.value().is_array())
-      throw Failure(where + name + " must map to a list of [onset, amplitude] pairs");
-    for (auto &pair : it.value()) {
-      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number())
-        throw Failure(where + name + ": each event must be [onset, amplitude], got " + json_brief(pair));
-      double on = pair[0].get<double>(), amp = pair[1].get<double>();
-      if (!(on >= 0 && on < 1)) throw Failure(where + name + ": onset " + json_brief(pair[0]) + " not in [0, 1)");
-      if (!(amp >= 0 && amp <= 1)) throw Failure(where + name + ": amplitude " + json_brief(pair[1]) + " not in [0, 1]");
-      if (ev.size() >= size_t(1) << 20) throw Failure(where + "more than 1048576 events");
-      ev.push_back({c, float(on), float(amp)});
-    }
-  }
+  for (const PatternEvent &pe : pattern.events)
+    ev.push_back({ngs_model_find_class(e.model, pe.cls.c_str()), pe.onset, pe.amplitude});
   const size_t len = size_t(std::llround(o.bars * 4.0 * 60.0 / o.bpm * e.info.sample_rate));
   e.reserve_loop(len);  // the library's default context holds 10 s
   std::vector<float> audio(len);

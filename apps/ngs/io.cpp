@@ -16,7 +16,10 @@
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "args.h"
 #include "common.h"
 
 namespace ngs_cli {
@@ -364,26 +367,34 @@ std::string header_field(const std::string &h, const std::string &key) {
 NpyArray read_npy(const std::string &path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Failure("cannot read '" + path + "': " + std::strerror(errno));
+  std::ostringstream bytes;
+  bytes << f.rdbuf();
+  return parse_npy(bytes.str(), path);
+}
+
+NpyArray parse_npy(const std::string &bytes, const std::string &path) {
   const std::string where = "'" + path + "' is not a valid .npy file: ";
-  unsigned char magic[8];
-  if (!f.read(reinterpret_cast<char *>(magic), 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0)
-    throw Failure(where + "bad magic");
-  const int major = magic[6];
+  const auto *b = reinterpret_cast<const unsigned char *>(bytes.data());
+  const size_t size = bytes.size();
+  if (size < 8 || std::memcmp(b, "\x93NUMPY", 6) != 0) throw Failure(where + "bad magic");
+  const int major = b[6];
+  size_t pos = 8;
   uint32_t hlen = 0;
   if (major == 1) {
-    unsigned char b[2];
-    if (!f.read(reinterpret_cast<char *>(b), 2)) throw Failure(where + "truncated header");
-    hlen = uint32_t(b[0]) | uint32_t(b[1]) << 8;
+    if (size < pos + 2) throw Failure(where + "truncated header");
+    hlen = uint32_t(b[pos]) | uint32_t(b[pos + 1]) << 8;
+    pos += 2;
   } else if (major == 2 || major == 3) {
-    unsigned char b[4];
-    if (!f.read(reinterpret_cast<char *>(b), 4)) throw Failure(where + "truncated header");
-    hlen = le32(b);
+    if (size < pos + 4) throw Failure(where + "truncated header");
+    hlen = le32(b + pos);
+    pos += 4;
   } else {
     throw Failure(where + "unsupported format version " + std::to_string(major));
   }
   if (hlen > (1u << 20)) throw Failure(where + "header too long");
-  std::string h(hlen, '\0');
-  if (!f.read(&h[0], hlen)) throw Failure(where + "truncated header");
+  if (size - pos < hlen) throw Failure(where + "truncated header");
+  const std::string h = bytes.substr(pos, hlen);
+  pos += hlen;
 
   std::string descr = header_field(h, "descr");
   std::string fortran = header_field(h, "fortran_order");
@@ -426,26 +437,20 @@ NpyArray read_npy(const std::string &path) {
     if (d != 0 && count > (size_t(1) << 40) / d) throw Failure(where + "shape too large");
     count *= d;
   }
-  // Check the claimed size against the file before allocating anything for it.
-  const std::streamoff data_at = f.tellg();
-  f.seekg(0, std::ios::end);
-  const std::streamoff file_end = f.tellg();
-  f.seekg(data_at);
-  if (data_at < 0 || file_end < data_at || uint64_t(file_end - data_at) < uint64_t(count) * itemsize)
+  // The data must be there before anything of its size is allocated.
+  if (size - pos < count * itemsize)
     throw Failure("'" + path + "' is truncated: shape " + shape.substr(0, 60) + " needs " +
-                  std::to_string(uint64_t(count) * itemsize) + " data bytes, the file holds " +
-                  std::to_string(file_end > data_at ? uint64_t(file_end - data_at) : 0));
-  std::vector<char> raw(count * itemsize);
-  if (!f.read(raw.data(), std::streamsize(raw.size())))
-    throw Failure("'" + path + "' is truncated: shape " + shape + " needs " +
-                  std::to_string(raw.size()) + " data bytes");
+                  std::to_string(count * itemsize) + " data bytes, the file holds " +
+                  std::to_string(size - pos));
   a.data.resize(count);
-  if (itemsize == 4) {
-    std::memcpy(a.data.data(), raw.data(), raw.size());
+  if (count == 0) {
+    // (memcpy of nothing from/to a null pointer is still undefined)
+  } else if (itemsize == 4) {
+    std::memcpy(a.data.data(), b + pos, count * 4);
   } else {
     for (size_t i = 0; i < count; ++i) {
       double d;
-      std::memcpy(&d, raw.data() + i * 8, 8);
+      std::memcpy(&d, b + pos + i * 8, 8);
       a.data[i] = float(d);
     }
   }
@@ -487,6 +492,52 @@ void write_npy(const OutputFile &out, const float *data, const std::vector<size_
   write_all(out, head, 10);
   write_all(out, dict.data(), dict.size());
   write_all(out, data, count * sizeof(float));
+}
+
+// ---- drum patterns -----------------------------------------------------------------
+
+Pattern read_pattern(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Failure("cannot read pattern '" + path + "'");
+  // A pattern is a few hundred bytes: a bounded read.
+  constexpr size_t kMaxPatternBytes = 1 << 20;
+  std::string text(kMaxPatternBytes + 1, '\0');
+  f.read(&text[0], std::streamsize(text.size()));
+  text.resize(size_t(f.gcount()));
+  if (f.bad()) throw Failure("cannot read pattern '" + path + "'");
+  if (text.size() > kMaxPatternBytes) throw Failure("pattern '" + path + "': larger than 1 MiB");
+  return parse_pattern(text, path);
+}
+
+Pattern parse_pattern(const std::string &text, const std::string &path) {
+  const std::string where = "pattern '" + path + "': ";
+  bool too_deep = false;
+  const nlohmann::json p = parse_json(text, &too_deep);  // depth checked before parsing
+  if (too_deep)
+    throw Failure(where + "nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  if (p.is_discarded()) throw Failure(where + "not valid JSON");
+  if (!p.is_object() || p.empty())
+    throw Failure(where + "expected a JSON object: class name -> [[onset, amplitude], ...]");
+  Pattern pattern;
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    const std::string name = "'" + truncated(it.key()) + "'";
+    pattern.classes.push_back(it.key());
+    if (!it.value().is_array())
+      throw Failure(where + name + " must map to a list of [onset, amplitude] pairs");
+    for (auto &pair : it.value()) {
+      if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number() || !pair[1].is_number())
+        throw Failure(where + name + ": each event must be [onset, amplitude], got " + json_brief(pair));
+      const double on = pair[0].get<double>(), amp = pair[1].get<double>();
+      // An onset just below 1 must not round to 1 as the library's float.
+      if (!(on >= 0 && on < 1 && float(on) < 1))
+        throw Failure(where + name + ": onset " + json_brief(pair[0]) + " not in [0, 1)");
+      if (!(amp >= 0 && amp <= 1))
+        throw Failure(where + name + ": amplitude " + json_brief(pair[1]) + " not in [0, 1]");
+      if (pattern.events.size() >= size_t(1) << 20) throw Failure(where + "more than 1048576 events");
+      pattern.events.push_back({it.key(), float(on), float(amp)});
+    }
+  }
+  return pattern;
 }
 
 }  // namespace ngs_cli

@@ -83,8 +83,30 @@ struct NpyArray {
 // Reads a .npy file (format 1.0-3.0) holding little-endian float32 or float64 (converted)
 // in C order. Throws Failure naming the problem otherwise.
 NpyArray read_npy(const std::string &path);
+// The same on the bytes of a file; `path` names it in the messages.
+NpyArray parse_npy(const std::string &bytes, const std::string &path);
 // Writes a float32 array in .npy format 1.0 to out (its temporary file).
 void write_npy(const OutputFile &out, const float *data, const std::vector<size_t> &shape);
+
+// One event of a drum pattern: a class name (not yet looked up in a model), an onset in
+// [0, 1) of the loop and an amplitude in [0, 1].
+struct PatternEvent {
+  std::string cls;
+  float onset = 0, amplitude = 0;
+};
+
+// A drum pattern: every class name it mentions (also those with no events), in order,
+// and its events.
+struct Pattern {
+  std::vector<std::string> classes;
+  std::vector<PatternEvent> events;
+};
+
+// Reads a drum pattern, a JSON object: class name -> [[onset, amplitude], ...]. Throws
+// Failure naming the problem (not JSON, wrong structure, values out of range).
+Pattern read_pattern(const std::string &path);
+// The same on the text of a file; `path` names it in the messages.
+Pattern parse_pattern(const std::string &text, const std::string &path);
 
 // "out.wav", 3 -> "out_3.wav".
 std::string indexed_path(const std::string &path, int index);

@@ -1,6 +1,7 @@
 // AVX-512 (16 lanes) and AVX2 (8 lanes) builds of the four-step complex FFT.
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "cpu/fft_internal.h"
 

@@ -8,7 +8,10 @@
   fixtures (fp32 relative L2 <= 1e-5, fp16 <= 1e-2) on the three fixture configurations;
 * bad input (None, wrong dtype, shape, NaN/Inf, out-of-range classes, seeds, capacity,
   closed handles, garbage model files) raises ValueError or NgsError with the library's
-  message, never a crash; the library search (NGS_LIBRARY, <repo>/build/engine) works.
+  message, never a crash; the library search (NGS_LIBRARY, <repo>/build/engine) works;
+* calls in flight: close() from another thread waits, close() or a call from the progress
+  callback is refused, a second thread on a busy Context gets ContextBusyError (child
+  interpreters); seeds span the whole uint64 range and equal the C API's output.
 
 The library: NGS_LIBRARY, else <repo>/build/... (scripts/test.sh builds it there). If it is
 not built, every test here FAILS saying so, unless NGS_SKIP_BINDINGS=1. NGS_TEST_BACKEND
@@ -912,3 +915,189 @@ def test_docs_example_runs(lstm, capsys):
         assert np.all(np.isfinite(ns[k])) and np.max(np.abs(ns[k])) > 0, k
     assert "INVALID_ARGUMENT" in capsys.readouterr().out
     assert ns["model"].closed
+
+
+# ---- calls in flight: close() and a second thread (issue 9 item 8) ----------------------
+# Each scenario runs in a child interpreter: on bindings without the per-call guard it
+# frees a context under a running call, which may crash the interpreter.
+
+_IN_FLIGHT_PRELUDE = r'''
+import sys, threading
+import numpy as np
+import ngs
+ngs.load_library(sys.argv[1])
+model = ngs.Model(sys.argv[2], backend=sys.argv[3])
+ctx = model.context()
+info = model.info
+seed = int(np.random.SeedSequence().entropy % (1 << 64))
+print("seed", seed)
+r = np.random.default_rng(seed)
+x = r.uniform(-0.5, 0.5, 6 * info.sample_length).astype(np.float32)  # several segments
+z = r.normal(size=(info.n_grains, info.z_dim)).astype(np.float32)
+ref = ctx.resynthesize(x, seed=5, segment_grains=info.n_grains // 2)
+ref_decode = ctx.decode(z, seed=5)
+def resynth(progress):
+    out = np.full(x.shape, np.nan, np.float32)  # poisoned
+    return ctx.resynthesize(x, seed=5, segment_grains=info.n_grains // 2, out=out,
+                            progress=progress)
+'''
+
+
+def _in_flight(lstm, body):
+    code = _IN_FLIGHT_PRELUDE + body + "\nprint('ok')\n"
+    r = subprocess.run([sys.executable, "-c", code, ngs.library_path(), str(lstm.file), BACKEND],
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=str(BINDINGS)))
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), (
+        "child exited with %d\nstdout:\n%s\nstderr:\n%s" % (r.returncode, r.stdout, r.stderr))
+
+
+@pytest.mark.parametrize("what", ["context", "model"])
+def test_close_from_another_thread_waits_for_the_call(lstm, what):
+    _in_flight(lstm, r'''
+what = %r
+closer, errors = None, []
+def close():
+    try:
+        (ctx if what == "context" else model).close()
+    except BaseException as e:
+        errors.append(e)
+def progress(f):
+    global closer
+    if closer is None:
+        closer = threading.Thread(target=close)
+        closer.start()
+        # close() cannot finish while this call runs: still blocked after a second
+        closer.join(1.0)
+        assert closer.is_alive(), "close() returned during a call in flight"
+        assert not ctx.closed and not model.closed
+out = resynth(progress)
+closer.join()
+assert not errors, errors
+np.testing.assert_array_equal(out, ref)
+assert ctx.closed and (model.closed or what == "context")
+try:
+    ctx.decode(z)
+    raise AssertionError("a closed context ran a call")
+except ValueError as e:
+    assert "closed" in str(e)
+''' % what)
+
+
+def test_close_from_the_progress_callback_is_refused(lstm):
+    _in_flight(lstm, r'''
+seen = []
+def close_ctx(f):
+    if not seen:
+        seen.append(f)
+        ctx.close()
+try:
+    resynth(close_ctx)
+    raise AssertionError("Context.close() in the progress callback did not raise")
+except RuntimeError as e:
+    assert "close" in str(e) and "callback" in str(e), e
+assert not ctx.closed
+np.testing.assert_array_equal(resynth(None), ref)   # the context is intact
+def close_model(f):
+    model.close()
+try:
+    resynth(close_model)
+    raise AssertionError("Model.close() in the progress callback did not raise")
+except RuntimeError as e:
+    assert "Model.close" in str(e), e
+assert not model.closed and not ctx.closed
+# another call on the same context from its own callback is refused as well
+def reenter(f):
+    ctx.decode(z)
+try:
+    resynth(reenter)
+    raise AssertionError("a call from the progress callback did not raise")
+except RuntimeError as e:
+    assert "inside another call" in str(e), e
+np.testing.assert_array_equal(ctx.decode(z, seed=5), ref_decode)
+model.close()
+assert ctx.closed and model.closed
+''')
+
+
+def test_context_used_from_two_threads_raises(lstm):
+    _in_flight(lstm, r'''
+results = {}
+def other():
+    for name, call in (("decode", lambda: ctx.decode(z, seed=5)),
+                       ("sample", lambda: ctx.sample(0, seed=5)),
+                       ("encode", lambda: ctx.encode(ref_decode))):
+        try:
+            call()
+            results[name] = "ran"
+        except ngs.ContextBusyError as e:
+            results[name] = str(e)
+done = []
+def progress(f):
+    if not done:
+        done.append(f)
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()   # the other thread's calls are refused at once, not queued
+out = resynth(progress)
+assert set(results) == {"decode", "sample", "encode"}, results
+for name, msg in results.items():
+    assert "another thread" in msg and name in msg, (name, msg)
+np.testing.assert_array_equal(out, ref)
+# once the call is over the context serves any thread, with the right numbers
+got = []
+t = threading.Thread(target=lambda: got.append(ctx.decode(z, seed=5)))
+t.start(); t.join()
+np.testing.assert_array_equal(got[0], ref_decode)
+# model-level processes are not tied to a context: allowed during a context's call
+def model_call(f):
+    model.embedding_sample(1.0, 3)
+    ctx.path("line", 5)
+np.testing.assert_array_equal(resynth(model_call), ref)
+''')
+
+
+# ---- seeds: the full uint64 range (issue 16) ---------------------------------------------
+
+def test_seeds_cover_uint64_and_match_the_c_api(lstm):
+    """Seeds up to 2^64 - 1 are accepted and give what the C API gives for that seed (a raw
+    ctypes call with the same uint64, and the Philox reference for the embedding); 2^64 and
+    -1 are refused."""
+    from weights_converter import rng as RNG
+    lib, ctx, info = ngs.load_library(), lstm.ctx, lstm.model.info
+    z = lstm.g["decode.z"]
+    n = z.shape[0]
+    length = (n + 3) * info.hop_size
+    outs = {}
+    for seed in ((1 << 63) - 1, 1 << 63, (1 << 64) - 1):
+        a = ctx.decode(z, seed=seed)
+        raw = np.full(length, np.nan, np.float32)
+        p = lib.ngs_decode_default_params()
+        p.seed = seed
+        zc = np.ascontiguousarray(z, np.float32)
+        assert lib.ngs_decode(ctx._handle, zc.ctypes.data, n, p, raw.ctypes.data, length) == 0
+        assert p.seed == seed  # the C struct holds all 64 bits
+        np.testing.assert_array_equal(a, raw)
+        e = lstm.model.embedding_sample(0.7, seed=seed, sequence=2)
+        ref = np.asarray(RNG.embedding_sample(seed, 2, info.e_dim, 0.7), np.float64)
+        assert rel(e, ref) <= TOL_F32
+        s = ctx.sample(lstm.cls, 1.0, seed=seed)
+        raws = np.full(info.sample_length, np.nan, np.float32)
+        sp = lib.ngs_sample_default_params()
+        sp.class_index, sp.temperature, sp.seed, sp.count = lstm.cls, 1.0, seed, 1
+        assert lib.ngs_sample(ctx._handle, sp, raws.ctypes.data, info.sample_length) == 0
+        np.testing.assert_array_equal(s, raws)
+        outs[seed] = (a, e)
+    # the top bit matters: 2^63 - 1, 2^63 and 2^64 - 1 are three different streams
+    seeds = sorted(outs)
+    for i in range(3):
+        for j in range(i):
+            assert rel(outs[seeds[i]][0], outs[seeds[j]][0]) > 1e-2
+            assert rel(outs[seeds[i]][1], outs[seeds[j]][1]) > 1e-2
+    for bad in (1 << 64, -1):
+        with pytest.raises(ValueError, match="seed"):
+            ctx.decode(z, seed=bad)
+        with pytest.raises(ValueError, match="seed"):
+            ctx.sample(lstm.cls, seed=bad)
+        with pytest.raises(ValueError, match="seed"):
+            lstm.model.embedding_sample(seed=bad)

@@ -20,12 +20,16 @@ variable NGS_LIBRARY; the build folder of this source tree (<repo>/build/engine/
 explicitly; it must be called before the first use.
 
 Thread safety follows the C API: a Model may be shared by threads; use one Context per
-thread. The C calls release the GIL.
+thread. The C calls release the GIL. A Context called from a second thread while a call
+is running raises ContextBusyError (nothing is computed); close() waits for the calls in
+flight on other threads and refuses (RuntimeError) to run inside one of its own handle's
+calls, e.g. from a progress callback.
 """
 import ctypes
 import ctypes.util
 import dataclasses
 import enum
+import functools
 import glob
 import math
 import os
@@ -38,7 +42,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, 
 import numpy as np
 
 __all__ = [
-    "NgsError", "LibraryNotFoundError", "Status", "Backend", "PathKind", "CLASS_NONE",
+    "NgsError", "LibraryNotFoundError", "ContextBusyError", "Status", "Backend", "PathKind", "CLASS_NONE",
     "ModelInfo", "Model", "Context", "LoopEvent", "Encoded", "LatentEncoded",
     "load_library", "library_path", "version", "model_format_version", "backend_probe",
     "backend_available", "PATH_KINDS",
@@ -104,6 +108,11 @@ class NgsError(RuntimeError):
 
 class LibraryNotFoundError(OSError):
     """The shared library libngs could not be found or loaded."""
+
+
+class ContextBusyError(RuntimeError):
+    """A Context was called while another thread is in a call on it (use one Context per
+    thread); the call was not made."""
 
 
 # ---- C structs (field order and types exactly as in ngs.h; C enums are int) ------------
@@ -450,6 +459,52 @@ def _ptr(a):
     return None if a is None else a.ctypes.data
 
 
+# ---- calls in flight -------------------------------------------------------------------
+
+_get_ident = threading.get_ident
+
+def _model_call(f):
+    """A Model method that calls the library: the model cannot be freed meanwhile."""
+    @functools.wraps(f)
+    def call(self, *args, **kwargs):
+        me = _get_ident()
+        self._enter(me)
+        try:
+            return f(self, *args, **kwargs)
+        finally:
+            self._leave(me)
+    return call
+
+
+def _context_call(f):
+    """A Context method that uses the context's scratch memory: one at a time. A call
+    while another thread is in one raises ContextBusyError; a call from inside one on
+    the same thread (its progress callback) raises RuntimeError; close() waits."""
+    @functools.wraps(f)
+    def call(self, *args, **kwargs):
+        me = _get_ident()
+        if not self._busy.acquire(blocking=False):
+            if self._owner == me:
+                raise RuntimeError("ngs: Context.%s called from inside another call on the "
+                                   "same Context (e.g. its progress callback)" % f.__name__)
+            raise ContextBusyError("ngs: Context.%s: the Context is in a call on another "
+                                   "thread; use one Context per thread" % f.__name__)
+        self._owner = me
+        try:
+            if self._handle is None:
+                raise ValueError("ngs: the context is closed")
+            model = self.model
+            model._enter(me)
+            try:
+                return f(self, *args, **kwargs)
+            finally:
+                model._leave(me)
+        finally:
+            self._owner = None
+            self._busy.release()
+    return call
+
+
 # ---- model ----------------------------------------------------------------------------
 
 class _Closable:
@@ -564,12 +619,37 @@ class Model(_Closable):
     # lifetime: the C model is freed after its last context (ngs.h). close() closes the
     # live contexts first; contexts that are being finalized by the garbage collector
     # (their weak references already cleared) free the model when the last one goes.
+    # Every call that uses the handle (its own and its contexts') is counted in _users
+    # (thread id -> nesting depth) for its duration: close() waits until none is left.
     def _lifetime_init(self):
         self._handle = None
         self._contexts = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)  # notified when _users empties
+        self._users = {}       # thread id -> calls in flight on that thread
+        self._closing = False  # set by close(): no new calls
         self._live = 0         # contexts created and not yet freed
         self._pending = None   # handle to free once _live reaches 0
+
+    def _enter(self, me):
+        """Holds the model open for a call on thread `me` (until _leave(me)); returns the
+        handle. A call nested in one already running on this thread is let through
+        while closing."""
+        with self._lock:
+            if self._handle is None or (self._closing and me not in self._users):
+                raise ValueError("ngs: the model is closed")
+            self._users[me] = self._users.get(me, 0) + 1
+            return self._handle
+
+    def _leave(self, me):
+        with self._lock:
+            n = self._users[me] - 1
+            if n:
+                self._users[me] = n
+            else:
+                del self._users[me]
+                if not self._users:
+                    self._idle.notify_all()
 
     def _context_created(self):
         with self._lock:
@@ -594,10 +674,24 @@ class Model(_Closable):
         return self._handle
 
     def close(self):
-        """Frees the model, after closing its live contexts. Idempotent. No other thread
-        may be using the model or its contexts."""
+        """Frees the model, after closing its live contexts. Idempotent. Waits for the
+        calls in flight on other threads (on the model and its contexts); new calls
+        raise ValueError("... closed") from now on. Raises RuntimeError, closing nothing,
+        when called from inside a call on this model or one of its contexts (e.g. a
+        progress callback)."""
         if getattr(self, "_handle", None) is None:
             return
+        me = threading.get_ident()
+        with self._lock:
+            if me in self._users:
+                raise RuntimeError("ngs: Model.close() called from inside a call on the model "
+                                   "or one of its contexts (e.g. a progress callback); close "
+                                   "it after the call returns")
+            self._closing = True
+            while self._users:  # calls in flight on other threads
+                self._idle.wait()
+            if self._handle is None:  # closed meanwhile by another thread
+                return
         for ctx in list(self._contexts):
             ctx.close()
         with self._lock:
@@ -627,6 +721,7 @@ class Model(_Closable):
         self._h()
         return self._classes
 
+    @_model_call
     def class_index(self, cls):
         """Index of a class given by name (case-insensitive) or index; None gives
         CLASS_NONE (-1). Raises ValueError for an unknown name. An index is passed on
@@ -643,6 +738,7 @@ class Model(_Closable):
             return i
         return _c_int(cls, "class")
 
+    @_model_call
     def metadata(self, key):
         """Raw metadata string of the model file (e.g. "ngs.config"), or None if absent."""
         h = self._h()
@@ -654,10 +750,12 @@ class Model(_Closable):
         v = _lib.ngs_model_metadata(h, b)
         return None if v is None else v.decode("utf-8", "replace")
 
+    @_model_call
     def audio_length(self, n_grains):
         """Samples of a decode of n_grains grains: (n_grains + 3) * hop (0 if n < 1)."""
         return int(_lib.ngs_model_audio_length(self._h(), _c_int(n_grains, "n_grains")))
 
+    @_model_call
     def grains_for_duration(self, seconds):
         """Grains of a free synthesis of `seconds` (0 if shorter than one grain)."""
         s = _float(seconds, "seconds")
@@ -669,6 +767,7 @@ class Model(_Closable):
                        max_loop_length=max_loop_length)
 
     # model-level processes (no context needed)
+    @_model_call
     def embedding_sample(self, temperature=1.0, seed=0, sequence=0, out=None):
         """e [e_dim] = temperature * standard normals (domain 3, docs/RANDOM.md)."""
         h = self._h()
@@ -678,6 +777,7 @@ class Model(_Closable):
                                          _ptr(e)), "ngs_embedding_sample")
         return e
 
+    @_model_call
     def path(self, kind, n_grains=None, seconds=None, temperature=1.0, seed=0, sequence=0,
              turns=1.0, points=4, legs=4, gamma=2.0, out=None):
         """A latent path (docs/PATHS.md) of n_grains grains, or of the grains of `seconds`:
@@ -699,6 +799,7 @@ class Model(_Closable):
         _check(_lib.ngs_path_generate(h, p, n, _ptr(z)), "ngs_path_generate")
         return z
 
+    @_model_call
     def preprocess(self, audio, normalize=False):
         """docs/MODEL_SPEC.md §6 pre-processing (mean removal, 50 Hz high-pass, peak normalisation
         to 0.9 if the peak is >= 1 or `normalize`) of mono audio at the model's rate;
@@ -765,35 +866,50 @@ class Context(_Closable):
 
     def __init__(self, model, max_grains=0, n_threads=1, max_loop_length=0):
         self._handle = None
+        self._busy = threading.Lock()  # held by a call in flight (_context_call)
+        self._owner = None             # thread id of that call
         if not isinstance(model, Model):
             raise ValueError("ngs: Context needs an ngs.Model, got %s" % type(model).__name__)
-        mh = model._h()
-        p = _L().ngs_context_default_params()
-        p.max_grains = _c_int(max_grains, "max_grains", 0)
-        p.n_threads = _c_int(n_threads, "n_threads")
-        p.max_loop_length = _int(max_loop_length, "max_loop_length", 0, (1 << 63) - 1)
-        h = c_void_p()
-        _check(_lib.ngs_context_init(mh, p, ctypes.byref(h)), "ngs_context_init")
-        self._handle = h.value
-        self.model = model  # keeps the model alive while the context lives
-        info = model._info
-        # The effective limits (ngs.h: 0 means 8 x n_grains and 10 s at the model's rate).
-        self.max_grains = p.max_grains or 8 * info.n_grains
-        self.max_loop_length = p.max_loop_length or 10 * info.sample_rate
-        self.n_threads = p.n_threads
-        model._context_created()
-        model._contexts.add(self)
+        me = _get_ident()
+        mh = model._enter(me)
+        try:
+            p = _L().ngs_context_default_params()
+            p.max_grains = _c_int(max_grains, "max_grains", 0)
+            p.n_threads = _c_int(n_threads, "n_threads")
+            p.max_loop_length = _int(max_loop_length, "max_loop_length", 0, (1 << 63) - 1)
+            h = c_void_p()
+            _check(_lib.ngs_context_init(mh, p, ctypes.byref(h)), "ngs_context_init")
+            self._handle = h.value
+            self.model = model  # keeps the model alive while the context lives
+            info = model._info
+            # The effective limits (ngs.h: 0 means 8 x n_grains and 10 s at the model's
+            # rate).
+            self.max_grains = p.max_grains or 8 * info.n_grains
+            self.max_loop_length = p.max_loop_length or 10 * info.sample_rate
+            self.n_threads = p.n_threads
+            model._context_created()
+            model._contexts.add(self)
+        finally:
+            model._leave(me)
 
     @property
     def closed(self):
         return self._handle is None
 
     def close(self):
-        """Frees the context. Idempotent. No other thread may be using it."""
+        """Frees the context. Idempotent. Waits for a call in flight on another thread;
+        raises RuntimeError, closing nothing, when called from inside one of its own
+        calls (e.g. its progress callback)."""
         if getattr(self, "_handle", None) is None:
             return
-        h, self._handle = self._handle, None
-        _lib.ngs_context_free(h)
+        if self._owner == threading.get_ident():
+            raise RuntimeError("ngs: Context.close() called from inside one of its own calls "
+                               "(e.g. its progress callback); close it after the call returns")
+        with self._busy:  # waits for a call in flight on another thread
+            if self._handle is None:  # closed meanwhile by another thread
+                return
+            h, self._handle = self._handle, None
+            _lib.ngs_context_free(h)
         self.model._context_freed()
 
     def __repr__(self):
@@ -811,6 +927,7 @@ class Context(_Closable):
         return self.model.info
 
     # grain VAE
+    @_context_call
     def decode(self, z, seed=0, sequence=0, out=None):
         """Decodes z [n_grains, z_dim] into (n_grains + 3) * hop samples."""
         h = self._h()
@@ -827,6 +944,7 @@ class Context(_Closable):
         _check(_lib.ngs_decode(h, _ptr(zz), n, p, _ptr(a), length), "ngs_decode")
         return a
 
+    @_context_call
     def encode(self, audio, seed=0, sequence=0):
         """Encodes audio of (n + 3) * hop samples into Encoded(mu, logvar, z), each
         float32 [n, z_dim]; z = mu + eps * exp(0.5 logvar) with eps of (seed, sequence)."""
@@ -859,6 +977,7 @@ class Context(_Closable):
         self._h()
         return self.model.embedding_sample(temperature, seed, sequence, out)
 
+    @_context_call
     def latent_decode(self, e, cls=None, n_grains=None, out=None):
         """Decodes an embedding e [e_dim] into z [n_grains, z_dim] (n_grains defaults to
         the model's training length). cls: class name, index, or None (unconditional)."""
@@ -871,6 +990,7 @@ class Context(_Closable):
         _check(_lib.ngs_latent_decode(h, _ptr(ee), ci, n, _ptr(z)), "ngs_latent_decode")
         return z
 
+    @_context_call
     def latent_encode(self, z):
         """Encodes z [n_grains, z_dim] into LatentEncoded(mu, logvar), each [e_dim]."""
         h = self._h()
@@ -892,6 +1012,7 @@ class Context(_Closable):
         p.count = count
         return p
 
+    @_context_call
     def sample(self, cls=None, temperature=1.0, seed=0, count=None, out=None):
         """One-shots of info.sample_length samples. count=None: one, float32 [sample_length];
         count=k: float32 [k, sample_length], one-shot i with noise/embedding sequence i."""
@@ -904,6 +1025,7 @@ class Context(_Closable):
         _check(_lib.ngs_sample(h, p, _ptr(a), k * sl), "ngs_sample")
         return a
 
+    @_context_call
     def sample_interpolation(self, steps, cls=None, temperature=1.0, seed=0, out=None):
         """`steps` one-shots (>= 2) along the line between the embeddings of sequences 0
         and 1 of `seed`: float32 [steps, sample_length]."""
@@ -930,14 +1052,16 @@ class Context(_Closable):
         self._h()
         return self.model.preprocess(audio, normalize)
 
+    @_context_call
     def resynthesize(self, audio, seed=0, segment_grains=0, crossfade=0, out=None,
                      progress=None):
         """Encodes (mu) and decodes mono audio of any length in segments of segment_grains
         grains (0 = the model's n_grains) joined with a crossfade of `crossfade` samples
         (0 = one hop); float32, as long as the input. progress: None or a callable
         progress(fraction) called after each segment with the fraction done, in (0, 1],
-        the last call with 1; it must not use this Context. An exception it raises is
-        re-raised once the call has finished (the remaining segments still run)."""
+        the last call with 1; it must not use or close this Context or close its Model
+        (that raises RuntimeError). An exception it raises is re-raised once the call has
+        finished (the remaining segments still run)."""
         h = self._h()
         a = _array(audio, "audio", 1)
         if progress is not None and not callable(progress):
@@ -965,6 +1089,7 @@ class Context(_Closable):
         return o
 
     # drum machine
+    @_context_call
     def render_loop(self, events, loop_length, temperature=1.0, seed=0, out=None):
         """A loop of loop_length samples. events: LoopEvent, (cls, onset, amplitude)
         tuples or dicts {"class"/"cls"/"class_index", "onset", "amplitude"}; event i is a
