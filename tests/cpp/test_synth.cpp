@@ -226,6 +226,42 @@ TEST_P(SynthTest, ReleaseEndsFreeVoiceLikeDecode) {
   ngs_synth_free(s);
 }
 
+// SET_LATENT with a glide of G grains: the grains computed at hop points at or after
+// the event move linearly to the new target over G grains (docs/SYNTH.md).
+TEST_P(SynthTest, SetLatentGlidesLikeDecodeOfTheRamp) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s), hop = info_.hop_size, zd = info_.z_dim;
+  const int n = 12;
+  for (float glide : {1.0f, 3.0f}) {
+    const std::vector<float> z1 = random_z(21), z2 = random_z(22);
+    const int64_t f0 = 45, out0 = f0 + lat, t = f0 + 3 * hop + 7;
+    const int G = std::max(1, static_cast<int>(std::lround(glide)));
+    std::vector<float> zs(static_cast<size_t>(n) * zd);
+    int k = 0;
+    for (int j = 0; j < n; ++j) {
+      const int64_t need = out0 + std::max<int64_t>(0, static_cast<int64_t>(j) * hop - la_);
+      const int64_t W = need / hop * hop;  // the hop point that computes grain j
+      float *zj = zs.data() + static_cast<size_t>(j) * zd;
+      if (W < t) {
+        std::copy(z1.begin(), z1.end(), zj);
+        continue;
+      }
+      ++k;
+      const float w = static_cast<float>(k) / static_cast<float>(G);
+      for (int i = 0; i < zd; ++i) zj[i] = k >= G ? z2[i] : z1[i] + (z2[i] - z1[i]) * w;
+    }
+    ASSERT_GT(k, G);  // the change and the whole glide happen inside the n grains
+    Timed sl{t, ngs_synth_default_event(NGS_SYNTH_EVENT_SET_LATENT), z2};
+    sl.ev.voice = 6;
+    sl.ev.glide = glide;
+    ngs_synth_reset(s);
+    const int64_t frames = out0 + ngs_model_audio_length(model_, n) + hop;
+    const std::vector<float> out = render(s, {free_voice(f0, 6, z1, n, 13, 1), sl}, frames, 7);
+    expect_placed(out, offline_decode(zs, n, 13, 1), out0);
+  }
+  ngs_synth_free(s);
+}
+
 TEST_P(SynthTest, PathVoiceEqualsDecodeOfPath) {
   ngs_synth *s = make();
   const int lat = ngs_synth_latency(s);
