@@ -146,7 +146,9 @@ class SynthTest : public ::testing::TestWithParam<std::string> {
   void expect_placed(const std::vector<float> &out, const std::vector<float> &ref, int64_t at,
                      double tol = kTol) {
     ASSERT_LE(at + static_cast<int64_t>(ref.size()), static_cast<int64_t>(out.size()));
-    EXPECT_LE(ngs::test::rel_l2(out.data() + at, ref.data(), ref.size()), tol);
+    const double e = ngs::test::rel_l2(out.data() + at, ref.data(), ref.size());
+    EXPECT_LE(e, tol);
+    if (std::getenv("NGS_TEST_VERBOSE")) std::printf("  rel L2 %.3g\n", e);
     for (int64_t t = 0; t < static_cast<int64_t>(out.size()); ++t)
       if (t < at || t >= at + static_cast<int64_t>(ref.size())) {
         ASSERT_EQ(out[t], 0.0f) << "frame " << t;
@@ -639,6 +641,33 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate;
     ngs_synth_free(s);
   }
+}
+
+// A model without the sequence VAE: free and resynth voices play, one-shots are dropped.
+TEST_P(SynthTest, WaveformOnlyModelDropsOneShots) {
+  const std::string path = ngs::test::fixture_path(GetParam(), "model_waveform_only.safetensors");
+  if (!ngs::test::file_exists(path)) GTEST_SKIP() << "fixture missing: " << path;
+  ngs_model_params mp = ngs_model_default_params();
+  mp.backend = NGS_BACKEND_CPU;
+  ngs_model *wm = nullptr;
+  ASSERT_EQ(ngs_model_init_from_file(path.c_str(), mp, &wm), NGS_STATUS_OK) << ngs_last_error();
+  ngs_synth *s = nullptr;
+  ASSERT_EQ(ngs_synth_init(wm, ngs_synth_default_params(), &s), NGS_STATUS_OK) << ngs_last_error();
+  const int lat = ngs_synth_latency(s), n = 4;
+  const std::vector<float> z1 = random_z(17);
+  std::vector<float> zs;
+  for (int g = 0; g < n; ++g) zs.insert(zs.end(), z1.begin(), z1.end());
+  const int64_t frames = 9 + lat + ngs_model_audio_length(model_, n) + 50;
+  Timed os = one_shot(3, 1, 2);
+  os.ev.class_index = NGS_CLASS_NONE;
+  const std::vector<float> out = render(s, {os, free_voice(9, 2, z1, n, 6, 0)}, frames, 64);
+  expect_placed(out, offline_decode(zs, n, 6, 0), 9 + lat);
+  ngs_synth_stats st{};
+  ngs_synth_get_stats(s, &st);
+  EXPECT_EQ(st.events_dropped, 1u);
+  EXPECT_EQ(ngs_synth_post(s, &os.ev), NGS_STATUS_INVALID_ARGUMENT);
+  ngs_synth_free(s);
+  ngs_model_free(wm);
 }
 
 TEST_P(SynthTest, InitRejectsBadParams) {
