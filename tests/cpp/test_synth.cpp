@@ -12,6 +12,8 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
+#include <atomic>
 #include <vector>
 
 #include "engine.h"
@@ -514,6 +516,45 @@ TEST_P(SynthTest, PostedEventsApplyAtTheNextBlock) {
   EXPECT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size()));
   ngs_synth_free(a);
   ngs_synth_free(b);
+}
+
+// Posts from another thread while the audio thread processes: every accepted event is
+// applied, every refused one counted as an overflow, nothing blocks or is lost.
+TEST_P(SynthTest, ConcurrentPostsAreAllAppliedOrCounted) {
+  ngs_synth_params p = ngs_synth_default_params();
+  p.queue_size = 16;
+  p.max_voices = 64;
+  ngs_synth *s = make(p);
+  const int total = 2000;
+  std::atomic<int> accepted{0}, refused{0};
+  std::atomic<bool> done{false};
+  // Voice 1 plays throughout (started before the producer), so every SET_GAIN finds it.
+  std::vector<float> buf(64);
+  Timed start = free_voice(0, 1, random_z(1), 0, 1);
+  start.ev.z = start.z.data();
+  ASSERT_EQ(ngs_synth_process(s, &start.ev, 1, nullptr, buf.data(), 64), NGS_STATUS_OK);
+  std::thread producer([&] {
+    for (int i = 0; i < total; ++i) {
+      Timed t = simple(0, NGS_SYNTH_EVENT_SET_GAIN, 1);
+      t.ev.gain = 0.5f + 0.5f * (i & 1);
+      const ngs_status r = ngs_synth_post(s, &t.ev);
+      (r == NGS_STATUS_OK ? accepted : refused).fetch_add(1);
+      if ((i & 63) == 0) std::this_thread::yield();
+    }
+    done = true;
+  });
+  while (!done) ASSERT_EQ(ngs_synth_process(s, nullptr, 0, nullptr, buf.data(), 64), NGS_STATUS_OK);
+  producer.join();
+  // Drain the queue, then reach the next hop point (where pending events apply).
+  for (int i = 0; i < 2 * info_.hop_size / 64 + 2; ++i)
+    ngs_synth_process(s, nullptr, 0, nullptr, buf.data(), 64);
+  ngs_synth_stats st{};
+  ngs_synth_get_stats(s, &st);
+  EXPECT_EQ(accepted + refused, total);
+  EXPECT_EQ(st.events_applied, static_cast<uint64_t>(accepted) + 1);  // + the START
+  EXPECT_EQ(st.queue_overflows, static_cast<uint64_t>(refused));
+  EXPECT_EQ(st.events_dropped, 0u);
+  ngs_synth_free(s);
 }
 
 // max_voices 2: a third voice steals the oldest ONE-SHOT (not the older free voice); a
