@@ -680,6 +680,51 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     }
     // Events are placed on the nearest model-rate sample: within half a model sample.
     EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate;
+
+    // Resynthesis at this rate: the input through the input converter, encoded and
+    // decoded offline, through the output converter.
+    ngs_synth_reset(s);
+    const int ng5 = 5;
+    const size_t seg = ngs_model_audio_length(model_, ng5);
+    const int64_t h0 = 77;
+    const int64_t rframes =
+        h0 + ngs_synth_input_latency(s) + static_cast<int64_t>(seg / r) + 2000;
+    const std::vector<float> in = random_audio(static_cast<size_t>(rframes), 3);
+    Timed rs{h0, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    rs.ev.voice = 2;
+    rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+    rs.ev.seed = 4;
+    rs.ev.path_grains = ng5;
+    const std::vector<float> rout = render(s, {rs}, rframes, 512, &in);
+    std::vector<float> min(static_cast<size_t>(rframes * r) + 4096, 0.0f);
+    SRC_DATA di{};
+    di.data_in = in.data();
+    di.input_frames = static_cast<long>(in.size());
+    di.data_out = min.data();
+    di.output_frames = static_cast<long>(min.size());
+    di.src_ratio = r;
+    ASSERT_EQ(src_simple(&di, p.resampler, 1), 0);
+    const int64_t m0 = (2 * h0 * info_.sample_rate + rate) / (2 * rate);  // without D
+    ASSERT_GE(di.output_frames_gen, m0 + static_cast<int64_t>(seg));
+    std::vector<float> mu(static_cast<size_t>(ng5) * info_.z_dim);
+    int ng = 0;
+    ASSERT_EQ(ngs_encode(ctx_, min.data() + m0, seg, ngs_encode_default_params(), mu.data(),
+                         nullptr, nullptr, ng5, &ng),
+              NGS_STATUS_OK);
+    const std::vector<float> dec = offline_decode(mu, ng5, 4, 0);
+    const int64_t E = m0 + s->D + s->lat_in;  // engine time of the first output sample
+    std::vector<float> rstream(static_cast<size_t>(E + rframes * r) + dec.size() + 8192, 0.0f);
+    std::copy(dec.begin(), dec.end(), rstream.begin() + E);
+    std::vector<float> rref(static_cast<size_t>(rstream.size() / r) + 4096, 0.0f);
+    SRC_DATA dr{};
+    dr.data_in = rstream.data();
+    dr.input_frames = static_cast<long>(rstream.size());
+    dr.data_out = rref.data();
+    dr.output_frames = static_cast<long>(rref.size());
+    dr.src_ratio = 1.0 / r;
+    ASSERT_EQ(src_simple(&dr, p.resampler, 1), 0);
+    EXPECT_LE(ngs::test::rel_l2(rout.data(), rref.data(), static_cast<size_t>(rframes)), kTol)
+        << "resynth, rate " << rate;
     ngs_synth_free(s);
   }
 }
