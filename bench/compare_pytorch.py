@@ -9,7 +9,7 @@ each thread count (1, then all cores), it times the end-to-end cases of `ngs ben
 both sides, alternating the two sides --rounds times per case so that a busy machine
 slows both alike, and prints the speed-up ratios (PyTorch median time / ngs median time).
 
-PyTorch side: weights_converter/reference.py (the authors' modules, state_dict
+PyTorch side: weights_converter/reference/model.py (the authors' modules, state_dict
 compatible), eval mode, torch.no_grad, float32, the authors' decode (irfft of the
 magnitudes, filter window, fftshift, rfft of noise and impulse response, irfft, nn.Fold
 overlap-add, post-processing conv), with the uniform noise drawn by torch.rand inside the
@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 import make_models  # noqa: E402
-from weights_converter import paths as P  # noqa: E402
+from weights_converter.reference import paths as P  # noqa: E402
 from weights_converter import reference as R  # noqa: E402
 
 CASES = ["decode", "sample", "encode", "resynth_10s", "path_10s"]

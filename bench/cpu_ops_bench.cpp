@@ -152,16 +152,16 @@ void BM_DecodeDrumStages(benchmark::State &st) {
   auto session = backend->create_session(41, 1);
   auto z = rnd(41 * 128);
   std::vector<float> S(41 * 1025), y(41 * 2048), audio(44 * 512);
-  session->spectrum(z.data(), 41, S.data());
-  session->grains(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
+  session->decoder_mlp(z.data(), 41, S.data());
+  session->noise_filter(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
   const int stage = static_cast<int>(st.range(0));
   for (auto _ : st) {
-    if (stage == 1) session->spectrum(z.data(), 41, S.data());
-    if (stage == 2) session->grains(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
+    if (stage == 1) session->decoder_mlp(z.data(), 41, S.data());
+    if (stage == 2) session->noise_filter(S.data(), 41, 0, 41, NoiseKey{7, 0}, y.data());
     if (stage == 3) session->overlap_add(y.data(), 41, audio.data(), false);
     benchmark::ClobberMemory();
   }
-  st.SetLabel(stage == 1 ? "spectrum" : stage == 2 ? "grains" : "overlap_add+fir");
+  st.SetLabel(stage == 1 ? "decoder_mlp" : stage == 2 ? "noise_filter" : "overlap_add");
 }
 BENCHMARK(BM_DecodeDrumStages)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond);
 
@@ -200,26 +200,26 @@ void BM_FmaPeak(benchmark::State &st) {
 }
 BENCHMARK(BM_FmaPeak);
 
-void BM_SynthNoise(benchmark::State &st) {
+void BM_NoiseFilterNoise(benchmark::State &st) {
   std::vector<float> u(2048);
   for (auto _ : st) {
-    synth_noise(42, 0, 7, 2048, u.data());
+    noise_filter_noise(42, 0, 7, 2048, u.data());
     benchmark::DoNotOptimize(u.data());
   }
   st.SetLabel("one grain, 2048 samples");
 }
-BENCHMARK(BM_SynthNoise);
+BENCHMARK(BM_NoiseFilterNoise);
 
-void BM_SynthSpectrumTail(benchmark::State &st) {
+void BM_DecoderMlpSpectrum(benchmark::State &st) {
   auto x = rnd(41 * 1025, 4.0f);
   std::vector<float> S(x.size()), scratch(1025);
   for (auto _ : st) {
-    synth_spectrum_from_logits(x.data(), 41, 1025, S.data(), scratch.data());
+    decoder_mlp_spectrum(x.data(), 41, 1025, S.data(), scratch.data());
     benchmark::DoNotOptimize(S.data());
   }
   st.SetLabel("41 x 1025 mod_sigmoid + window identity");
 }
-BENCHMARK(BM_SynthSpectrumTail);
+BENCHMARK(BM_DecoderMlpSpectrum);
 // Drum-size sequence VAE decode: e_dim 256, h 512, one RNN layer, 2 linears, 7 classes.
 void BM_LatentDecodeDrum(benchmark::State &st) {
   std::vector<std::vector<float>> store;

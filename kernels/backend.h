@@ -1,8 +1,20 @@
-// The decoder backend interface: the grain decoder path (docs/MODEL_FORMAT.md "Decode
-// stages") behind one dispatch, implemented by the CPU backend (kernels/cpu) and the
-// CUDA backend (kernels/). Model code hands host arrays in and gets host arrays back; a
-// device backend copies, runs on its own stream and synchronises before returning, so no
-// model code touches device memory. The sequence VAE and the encoder run on the CPU.
+// The backend interface: the whole model (docs/MODEL_SPEC.md §4 grain VAE, §5 sequence
+// VAE) behind one dispatch, implemented by the CPU backend (kernels/cpu) and the CUDA
+// backend (kernels/cuda). The engine holds one Backend per model and one Session per
+// context. Model code hands host arrays in and gets host arrays back; a device backend
+// copies, runs on its own stream and synchronises before returning, so no model code
+// touches device memory. Within one call (e.g. sample: latent_decode then decode) a device
+// backend keeps the intermediate data on the device.
+//
+// Stage names (one name per stage everywhere: these methods, the CPU functions, the CUDA
+// files, the tests, the doc headings; table in docs/ENGINE.md "Stages"):
+//   encoder        audio -> mu, logvar                        docs/MODEL_SPEC.md §4.1
+//   latent_decode  embedding (+ class) -> z series            docs/MODEL_SPEC.md §5.2
+//   latent_encode  z series -> embedding mu, logvar           docs/MODEL_SPEC.md §5.1
+//   rnn_step       one recurrent step of B voices (streaming)  docs/MODEL_SPEC.md §5.2
+//   decoder_mlp    z -> spectrum S (decoder stage 1)          docs/MODEL_SPEC.md §4.2
+//   noise_filter   S -> windowed grains (decoder stage 2)     docs/MODEL_SPEC.md §4.2
+//   overlap_add    grains -> audio, incl. FIR + softsign (3)  docs/MODEL_SPEC.md §4.2
 #pragma once
 
 #include <cstdint>
@@ -28,38 +40,66 @@ struct GrainSpec {
   bool first = false, last = false;
 };
 
-// Per-context state of a backend: the workspace for up to max_grains grains, planned once.
-// None of these calls allocates. Not thread-safe: one session per context.
-class DecoderSession {
+// Per-context state of a backend: the workspace for up to max_grains grains (and the
+// sequence VAE's model length), planned once, and the context's one thread pool (CPU
+// work of every stage shares it). None of these calls allocates. Not thread-safe: one
+// session per context. Every call throws ngs::Error on failure (kCapacity beyond the
+// planned size).
+class Session {
  public:
-  virtual ~DecoderSession() = default;
+  virtual ~Session() = default;
+
+  // ---- Grain encoder (docs/MODEL_SPEC.md §4.1) --------------------------------------
+  // audio [(n + 3) * hop] -> mu, logvar [n][z_dim] (logvar after Hardtanh).
+  virtual void encoder(const float *audio, int n, float *mu, float *logvar) = 0;
+
+  // ---- Sequence VAE (docs/MODEL_SPEC.md §5); only when the backend has latent weights -
+  // e [e_dim], class_index (-1 for an unconditional model) -> z [n][z_dim].
+  virtual void latent_decode(const float *e, int class_index, int n, float *z) = 0;
+  // z [n][z_dim] -> e_mu, e_logvar [e_dim] (either may be null).
+  virtual void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) = 0;
+  // ---- rnn_step (reserved for the streaming work, branch `synth`; not declared here):
+  // advance B voices' sequence-VAE state (per layer h, and c for LSTM) by one step and
+  // write each voice's next z [B][z_dim]. Declared and implemented by that work.
+
+  // ---- Grain decoder (docs/MODEL_SPEC.md §4.2) --------------------------------------
   // Whole decode: z [n][z_dim] -> audio [(n + 3) * hop]. Grain i has absolute index i of n.
   virtual void decode(const float *z, int n, NoiseKey key, float *audio) = 0;
-  // Stage 1: z [n][z_dim] -> S [n][F].
-  virtual void spectrum(const float *z, int n, float *S) = 0;
-  // Stage 2: S [n][F] of grains g0 .. g0+n-1 of a series of n_total -> windowed grains
-  // [n][l_grain].
-  virtual void grains(const float *S, int n, int g0, int n_total, NoiseKey key, float *y) = 0;
-  // Stage 3: grains [n][l_grain] of a whole series -> audio [(n + 3) * hop]. When
-  // ola_only, stops after the divisor (before the FIR and softsign).
+  // Stage 1, decoder_mlp: z [n][z_dim] -> S [n][F].
+  virtual void decoder_mlp(const float *z, int n, float *S) = 0;
+  // Stage 2, noise_filter: S [n][F] of grains g0 .. g0+n-1 of a series of n_total ->
+  // windowed grains [n][l_grain].
+  virtual void noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,
+                            float *y) = 0;
+  // Stage 3, overlap_add: grains [n][l_grain] of a whole series -> audio [(n + 3) * hop].
+  // When ola_only, stops after the divisor (before the FIR and softsign).
   virtual void overlap_add(const float *y, int n, float *audio, bool ola_only = false) = 0;
   // Stages 1 and 2 for B independent grains (one per voice of the synth): z [B][z_dim]
   // -> windowed grains y [B][l_grain], grain b with spec[b]'s noise and window. Stage 1 is
   // one matrix product over the B rows. Row b equals the row of the same grain in a whole
   // decode. Backends that do not stream throw kUnsupported (the synth uses the CPU).
+  // The per-voice overlap-add state is the synth's (kernels/cpu/cpu.h OlaStream).
   virtual void decode_grains(const float *z, int B, const GrainSpec *spec, float *y);
+
+  // ---- Composite request (one call, so a device backend keeps z on the device) --------
+  // latent_decode(e, class_index, n) then decode(z, n, key): audio [(n + 3) * hop].
+  virtual void sample(const float *e, int class_index, int n, NoiseKey key, float *audio) = 0;
 };
 
-inline void DecoderSession::decode_grains(const float *, int, const GrainSpec *, float *) {
-  throw Error(kUnsupported, "this decoder backend does not decode batches of independent grains");
+inline void Session::decode_grains(const float *, int, const GrainSpec *, float *) {
+  throw Error(kUnsupported, "this backend does not decode batches of independent grains");
 }
 
-class DecoderBackend {
+class Backend {
  public:
-  virtual ~DecoderBackend() = default;
+  virtual ~Backend() = default;
   virtual const char *name() const = 0;
+  // Whether latent_decode / latent_encode / sample are available (latent weights given).
+  virtual bool has_latent() const = 0;
+  // A session for requests of up to max_grains grains (the sequence VAE's calls also up to
+  // the model's n_grains), with n_threads CPU threads (the caller is one of them).
   // Throws ngs::Error on failure (the C API turns it into a status).
-  virtual std::unique_ptr<DecoderSession> create_session(int max_grains, int n_threads) = 0;
+  virtual std::unique_ptr<Session> create_session(int max_grains, int n_threads) = 0;
 };
 
 }  // namespace ngs

@@ -5,7 +5,7 @@ Every kit under /usr/share/hydrogen/data/drumkits/*/ has a drumkit.xml naming it
 instruments and their sample files (one per velocity layer). Instruments are mapped to
 drum classes by name (then by file name); instruments of no class (hand percussion,
 effects, unnamed slots) and rolls are skipped; a file used by several instruments is kept
-once. Each sample is prepared as MODEL_SPEC 6 describes:
+once. Each sample is prepared as docs/MODEL_SPEC.md §6 describes:
 
   mono mix -> resample to sr (scipy.signal.resample_poly, polyphase Kaiser FIR)
   -> leading silence trimmed (first sample above 1 % of the peak, 2 ms kept before it)

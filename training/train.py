@@ -3,7 +3,7 @@
 
 The models are `weights_converter.reference.WaveformVAE` / `LatentVAE` (the authors'
 module structure and state_dict keys), trained here with batched, differentiable
-forward passes written from MODEL_SPEC 4 (the reference's own functions are inference
+forward passes written from docs/MODEL_SPEC.md §4 (the reference's own functions are inference
 only: no batch axis, no grad, noise as an input).
 
     python3 training/prepare_data.py                    # training/data/drums16k.npz
@@ -423,7 +423,7 @@ def stage2(args):
 
 def export(args):
     """Writes authors'-format Lightning checkpoints (weights and hyper-parameters, no
-    optimiser state) and their hparams yaml files with helper A's writer
+    optimiser state) and their hparams yaml files with the converter's checkpoint writer
     (weights_converter.lightning): <out>/drums_{waveform,latent}.ckpt and
     <out>/drums_{waveform,latent}_hparams.yaml."""
     from weights_converter import lightning

@@ -2,8 +2,9 @@
 
 Modules:
     rng          docs/RANDOM.md random stream (numpy Philox4x32-10)
-    paths        docs/PATHS.md latent paths
-    reference    PyTorch reference of the authors' waveform and latent VAEs (the oracle)
+    reference    the PyTorch oracle package: reference.model (the authors' waveform and
+                 latent VAEs), reference.processes (resynthesis, loops, interpolation),
+                 reference.paths (docs/PATHS.md latent paths)
     lightning    authors'-format Lightning checkpoint writer / restricted reader
     safetensors  minimal safetensors reader/writer (numpy + json)
     convert      the converter (python3 -m weights_converter --help)

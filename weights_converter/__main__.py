@@ -4,7 +4,8 @@ import sys
 import time
 
 from . import __version__
-from .convert import ConversionError, check, convert, format_check, load_sources
+from .convert import (ConversionError, check, check_output_path, convert, format_check,
+                      load_sources)
 
 EPILOG = """\
 examples:
@@ -17,7 +18,7 @@ examples:
   python3 -m weights_converter --hierarchical-ckpt h.ckpt --waveform-hparams w.yaml \\
       --latent-hparams l.yaml -o m.safetensors
 
-Checkpoints are read with a restricted unpickler (no pytorch_lightning needed, no
+Checkpoints are read with a restricted pickle reader (no pytorch_lightning needed, no
 pickled code executed). All problems (missing keys, wrong shapes/dtypes, bad
 hyper-parameters, non-standard fixed windows) are reported at once; exit status 1.
 BatchNorm is folded into the preceding Linear/Conv, the post-processing conv becomes
@@ -55,6 +56,8 @@ def main(argv=None):
         ap.error("--waveform-ckpt needs --waveform-hparams")
     t0 = time.perf_counter()
     try:
+        check_output_path(a.out, [p for p in (a.waveform_ckpt, a.waveform_hparams, a.latent_ckpt,
+                                              a.latent_hparams, a.hierarchical_ckpt) if p])
         src = load_sources(a.waveform_ckpt, a.waveform_hparams, a.latent_ckpt,
                            a.latent_hparams, a.hierarchical_ckpt)
         tensors, meta, src = convert(a.out, dtype=a.dtype, src=src)
@@ -64,6 +67,10 @@ def main(argv=None):
     except OSError as e:
         print("error: %s" % e, file=sys.stderr)
         return 1
+    except Exception as e:  # noqa: BLE001  one clear line, never a traceback
+        print("error: unexpected failure (%s: %s); nothing was written; please report it"
+              % (type(e).__name__, e), file=sys.stderr)
+        return 1
     t1 = time.perf_counter()
     nbytes = sum(v.nbytes for v in tensors.values())
     print("wrote %s: %d tensors, %.1f MB of %s weights, in %.2f s"
@@ -71,8 +78,12 @@ def main(argv=None):
     if a.check:
         import json
         from . import safetensors
-        back, meta2 = safetensors.load(a.out)
-        rows = check(src, back, json.loads(meta2["ngs.config"]))
+        try:
+            back, meta2 = safetensors.load(a.out)
+            rows = check(src, back, json.loads(meta2["ngs.config"]))
+        except Exception as e:  # noqa: BLE001
+            print("error: --check failed (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
+            return 1
         print(format_check(rows))
         print("check took %.2f s" % (time.perf_counter() - t1))
     return 0

@@ -30,6 +30,16 @@ BN_EPS = 1e-5
 W_KEYS = ("z_dim", "h_dim", "kernel_size", "channels", "n_convs", "stride", "n_linears",
           "n_grains", "hop_size", "normalize_ola", "pp_chans", "pp_ker", "l_grain", "sr")
 W_DEFAULTS = {"l_grain": 2048, "sr": 16000}
+# Sane ranges, checked before any arithmetic on the values (a checkpoint's hparams are
+# untrusted: stride 10^6 with n_convs 10^9 must not compute stride**n_convs).
+W_RANGES = {"z_dim": (1, 4096), "h_dim": (1, 16384), "kernel_size": (1, 1023),
+            "channels": (1, 4096), "n_convs": (1, 16), "stride": (1, 64), "n_linears": (1, 64),
+            "n_grains": (1, 1 << 20), "hop_size": (1, 1 << 18), "pp_chans": (1, 4096),
+            "pp_ker": (1, 8191), "l_grain": (1, 1 << 20), "sr": (1000, 768000)}
+L_RANGES = {"e_dim": (1, 4096), "z_dim": (1, 4096), "h_dim": (1, 16384), "n_linears": (1, 64),
+            "n_RNN": (1, 64), "n_grains": (1, 1 << 20)}
+MAX_CLASSES = 4096
+MAX_CLASS_NAME = 256
 L_KEYS = ("e_dim", "z_dim", "h_dim", "n_linears", "rnn_type", "n_RNN", "n_grains", "classes",
           "conditional")
 
@@ -50,6 +60,19 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _show(v, n=80):
+    """A short repr of an untrusted value (never the 5,000-digit int or the 2 GB list)."""
+    if _is_int(v) and abs(v) >= 10 ** 30:
+        return "an integer of about %d bits" % v.bit_length()
+    if isinstance(v, (list, tuple, dict, set)) and len(v) > 20:
+        return "a %s of %d items" % (type(v).__name__, len(v))
+    try:
+        r = repr(v)
+    except Exception:  # noqa: BLE001  an untrusted value whose repr fails or recurses
+        r = "<%s>" % type(v).__name__
+    return r if len(r) <= n else r[:n] + "..."
+
+
 def check_waveform_hparams(hp):
     """Completes defaults and returns (hp, problems)."""
     hp = dict(hp)
@@ -64,9 +87,10 @@ def check_waveform_hparams(hp):
     for k in W_KEYS:
         if k == "normalize_ola":
             if not isinstance(hp[k], bool):
-                probs.append("waveform hparams: normalize_ola must be true/false, found %r" % hp[k])
-        elif not _is_int(hp[k]) or hp[k] < 1:
-            probs.append("waveform hparams: '%s' must be a positive integer, found %r" % (k, hp[k]))
+                probs.append("waveform hparams: normalize_ola must be true/false, found %s" % _show(hp[k]))
+        elif not _is_int(hp[k]) or not W_RANGES[k][0] <= hp[k] <= W_RANGES[k][1]:
+            probs.append("waveform hparams: '%s' must be an integer in [%d, %d], found %s"
+                         % ((k,) + W_RANGES[k] + (_show(hp[k]),)))
     if probs:
         return hp, probs
     L = hp["l_grain"]
@@ -101,23 +125,26 @@ def check_latent_hparams(hp, w_hp=None):
             probs.append("latent hparams: '%s' is missing" % k)
     if probs:
         return hp, probs
-    for k in ("e_dim", "z_dim", "h_dim", "n_linears", "n_RNN", "n_grains"):
-        if not _is_int(hp[k]) or hp[k] < 1:
-            probs.append("latent hparams: '%s' must be a positive integer, found %r" % (k, hp[k]))
-    if hp["rnn_type"] not in ("GRU", "LSTM"):
-        probs.append("latent hparams: rnn_type must be GRU or LSTM, found %r" % (hp["rnn_type"],))
+    for k, (lo, hi) in L_RANGES.items():
+        if not _is_int(hp[k]) or not lo <= hp[k] <= hi:
+            probs.append("latent hparams: '%s' must be an integer in [%d, %d], found %s"
+                         % (k, lo, hi, _show(hp[k])))
+    if not (type(hp["rnn_type"]) is str and hp["rnn_type"] in ("GRU", "LSTM")):
+        probs.append("latent hparams: rnn_type must be GRU or LSTM, found %s" % _show(hp["rnn_type"]))
     if not isinstance(hp["conditional"], bool):
-        probs.append("latent hparams: conditional must be true/false, found %r" % (hp["conditional"],))
+        probs.append("latent hparams: conditional must be true/false, found %s" % _show(hp["conditional"]))
     cl = hp["classes"]
-    if not isinstance(cl, (list, tuple)) or not all(isinstance(c, str) for c in cl):
-        probs.append("latent hparams: classes must be a list of names, found %r" % (cl,))
+    if (not isinstance(cl, (list, tuple)) or len(cl) > MAX_CLASSES
+            or not all(type(c) is str and 0 < len(c) <= MAX_CLASS_NAME for c in cl)):
+        probs.append("latent hparams: classes must be a list of at most %d names of 1 to %d "
+                     "characters, found %s" % (MAX_CLASSES, MAX_CLASS_NAME, _show(cl)))
     else:
         hp["classes"] = list(cl)
     if w_hp is not None:
         for k in ("z_dim", "n_grains"):
             if _is_int(hp[k]) and hp[k] != w_hp.get(k):
-                probs.append("latent hparams: %s = %r differs from the waveform model's %r"
-                             % (k, hp[k], w_hp.get(k)))
+                probs.append("latent hparams: %s = %s differs from the waveform model's %s"
+                             % (k, _show(hp[k]), _show(w_hp.get(k))))
     return hp, probs
 
 
@@ -260,15 +287,17 @@ def check_fixed_tensors(sd, hp):
     """filter_window, ola_windows, ola_divisor must match their definitions."""
     probs = []
     L, N = hp["l_grain"], hp["n_grains"]
-    want = {"filter_window": R.filter_window(L), "ola_windows": R.ola_windows(N, L)}
+    # built only for a stored tensor of the right shape, so their size is bounded by the file
+    want = {"filter_window": ((L,), lambda: R.filter_window(L)),
+            "ola_windows": ((N, L), lambda: R.ola_windows(N, L))}
     if hp["normalize_ola"]:
-        want["ola_divisor"] = R.ola_divisor(N, L)
-    for k, ref in want.items():
+        want["ola_divisor"] = (((N + 3) * L // 4,), lambda: R.ola_divisor(N, L))
+    for k, (shape, make) in want.items():
         v = sd.get(k)
-        if isinstance(v, np.ndarray) and v.shape == ref.shape:
-            err = float(np.max(np.abs(v.astype(np.float64) - ref)))
+        if isinstance(v, np.ndarray) and v.shape == shape and v.dtype.type in FLOAT_DTYPES:
+            err = float(np.max(np.abs(v.astype(np.float64) - make())))
             if not err <= 1e-5:
-                probs.append("waveform: '%s' differs from its definition (MODEL_SPEC 4) by up to "
+                probs.append("waveform: '%s' differs from its definition (docs/MODEL_SPEC.md §4.3) by up to "
                              "%.3g; the engine rebuilds it, so the model would not match" % (k, err))
     sk = sd.get("slice_kernel")
     if isinstance(sk, np.ndarray) and sk.shape == (L, 1, L):
@@ -406,7 +435,24 @@ def build_config(w_hp, l_hp, w_raw=None, l_raw=None):
 
 
 def _jsonable(d):
-    return json.loads(json.dumps(dict(d), default=str))
+    """The source hyper-parameters as JSON values: keys become strings, numpy values plain
+    numbers, non-finite floats and anything else strings (the input is bounded in depth
+    and size by the readers)."""
+    def conv(v):
+        if isinstance(v, np.generic):
+            v = v.item()
+        if v is None or isinstance(v, (bool, str)) or _is_int(v):
+            return v
+        if isinstance(v, float):
+            return v if math.isfinite(v) else str(v)
+        if isinstance(v, dict):
+            return {k if isinstance(k, str) else str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, np.ndarray) and v.size <= 64:
+            return conv(v.tolist())
+        return str(v)
+    return conv(dict(d))
 
 
 # ------------------------------------------------------------------ loading sources
@@ -419,22 +465,114 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def _read_yaml(path, what):
+YAML_LIMITS = dict(bytes=1 << 20, depth=64, nodes=100_000, aliases=1000, int_digits=30)
+
+
+class _YamlLimit(Exception):
+    pass
+
+
+def _yaml_loader_class():
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        """SafeLoader with bounds: nesting depth, aliases, expanded node count (a
+        'billion laughs' is refused before anything is constructed), no recursive
+        aliases, integers of at most YAML_LIMITS['int_digits'] digits."""
 
+        def __init__(self, stream):
+            super().__init__(stream)
+            self._depth, self._aliases, self._open = 0, 0, []
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                ev = self.peek_event()
+                self._aliases += 1
+                if self._aliases > YAML_LIMITS["aliases"]:
+                    raise _YamlLimit("more than %d aliases" % YAML_LIMITS["aliases"])
+                if ev.anchor in self._open:
+                    raise _YamlLimit("a recursive alias (*%s inside &%s)" % (ev.anchor, ev.anchor))
+                return super().compose_node(parent, index)
+            self._depth += 1
+            if self._depth > YAML_LIMITS["depth"]:
+                raise _YamlLimit("nesting deeper than %d" % YAML_LIMITS["depth"])
+            anchor = getattr(self.peek_event(), "anchor", None)
+            self._open.append(anchor)
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._open.pop()
+                self._depth -= 1
+
+        def construct_yaml_int(self, node):
+            digits = sum(c.isalnum() for c in str(node.value).lower().lstrip("+-")
+                         .replace("0x", "", 1).replace("0o", "", 1).replace("0b", "", 1))
+            if digits > YAML_LIMITS["int_digits"]:
+                raise _YamlLimit("an integer of %d digits" % digits)
+            return super().construct_yaml_int(node)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", Loader.construct_yaml_int)
     # yaml.dump of a tuple writes !!python/tuple; read it as a list, run nothing
     Loader.add_constructor("tag:yaml.org,2002:python/tuple",
                            lambda loader, node: loader.construct_sequence(node))
+    return Loader
+
+
+def _yaml_expanded_size(root):
+    """Nodes of the composed document with every alias expanded (iterative, memoised)."""
+    import yaml
+    size, stack = {}, [(root, False)]
+    while stack:
+        node, ready = stack.pop()
+        if id(node) in size:
+            continue
+        if isinstance(node, yaml.ScalarNode):
+            size[id(node)] = 1
+            continue
+        kids = ([x for kv in node.value for x in kv] if isinstance(node, yaml.MappingNode)
+                else list(node.value))
+        if ready:
+            size[id(node)] = 1 + sum(size[id(k)] for k in kids)
+            if size[id(node)] > YAML_LIMITS["nodes"]:
+                return size[id(node)]
+        else:
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if id(k) not in size)
+    return size[id(root)]
+
+
+def _read_yaml(path, what):
+    import yaml
     try:
-        with open(path) as f:
-            d = yaml.load(f, Loader=Loader)
+        with open(path, "rb") as f:
+            raw = f.read(YAML_LIMITS["bytes"] + 1)
     except OSError as e:
-        raise ConversionError(["%s: cannot read %s: %s" % (what, path, e)]) from None
+        raise ConversionError(["%s: cannot read %s: %s" % (what, path, e.strerror or e)]) from None
+    if len(raw) > YAML_LIMITS["bytes"]:
+        raise ConversionError(["%s: %s is larger than %d bytes, not an hparams file"
+                               % (what, path, YAML_LIMITS["bytes"])])
+    try:
+        loader = _yaml_loader_class()(raw.decode("utf-8"))
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                n = _yaml_expanded_size(node)
+                if n > YAML_LIMITS["nodes"]:
+                    raise _YamlLimit("more than %d values once its aliases are expanded"
+                                     % YAML_LIMITS["nodes"])
+            d = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except _YamlLimit as e:
+        raise ConversionError(["%s: %s refused: %s" % (what, path, e)]) from None
+    except UnicodeDecodeError:
+        raise ConversionError(["%s: %s is not UTF-8 text" % (what, path)]) from None
     except yaml.YAMLError as e:
-        raise ConversionError(["%s: %s is not valid YAML: %s" % (what, path, e)]) from None
+        msg = " ".join(str(e).split())
+        raise ConversionError(["%s: %s is not valid YAML: %s" % (what, path, msg[:300])]) from None
+    except (RecursionError, ValueError, TypeError, OverflowError) as e:
+        raise ConversionError(["%s: %s is not a usable hparams file (%s)"
+                               % (what, path, type(e).__name__)]) from None
     if not isinstance(d, dict):
         raise ConversionError(["%s: %s does not hold a mapping of hyper-parameters" % (what, path)])
     return d
@@ -448,22 +586,56 @@ def _read_ckpt(path, what):
     sd = ck.get("state_dict")
     if not isinstance(sd, dict):
         raise ConversionError(["%s: %s has no state_dict" % (what, path)])
+    bad = [k for k in sd if type(k) is not str]
+    if bad:
+        raise ConversionError(["%s: %s has a state_dict key that is not a string: %s"
+                               % (what, path, _show(bad[0]))])
     return ck, dict(sd)
 
 
-def _merge_hparams(ck, yaml_hp):
-    hp = dict(ck.get("hyper_parameters") or {})
+def _merge_hparams(ck, yaml_hp, what, path):
+    hp = ck.get("hyper_parameters")
+    if hp is None:
+        hp = {}
+    if not isinstance(hp, dict):
+        raise ConversionError(["%s: %s: hyper_parameters is a %s, not a mapping"
+                               % (what, path, type(hp).__name__)])
+    hp = dict(hp)
     hp.update(yaml_hp or {})
     return hp
 
 
+class _Problems:
+    """Collects the ConversionErrors of several inputs, so all are reported at once."""
+
+    def __init__(self):
+        self.problems = []
+
+    def run(self, fn, *args):
+        try:
+            return fn(*args)
+        except ConversionError as e:
+            self.problems += e.problems
+            return None
+
+    def raise_if_any(self):
+        if self.problems:
+            raise ConversionError(self.problems)
+
+
 def load_sources(w_ckpt=None, w_yaml=None, l_ckpt=None, l_yaml=None, h_ckpt=None):
+    """Reads every input; the problems of all of them are reported together."""
     files = collections.OrderedDict()
+    P = _Problems()
     if h_ckpt is not None:
         if w_yaml is None or l_yaml is None:
             raise ConversionError(["a hierarchical checkpoint needs both sub-model yaml files "
                                    "(--waveform-hparams and --latent-hparams)"])
-        ck, sd = _read_ckpt(h_ckpt, "hierarchical")
+        r = P.run(_read_ckpt, h_ckpt, "hierarchical")
+        w_hp = P.run(_read_yaml, w_yaml, "waveform")
+        l_hp = P.run(_read_yaml, l_yaml, "latent")
+        P.raise_if_any()
+        ck, sd = r
         files[h_ckpt] = "hierarchical_checkpoint"
         w_sd = {k[len("w_model."):]: v for k, v in sd.items() if k.startswith("w_model.")}
         l_sd = {k[len("l_model."):]: v for k, v in sd.items() if k.startswith("l_model.")}
@@ -471,24 +643,29 @@ def load_sources(w_ckpt=None, w_yaml=None, l_ckpt=None, l_yaml=None, h_ckpt=None
         if other:
             raise ConversionError(["hierarchical: unexpected key '%s' (neither w_model. nor "
                                    "l_model.)" % k for k in other])
-        w_hp, l_hp = _read_yaml(w_yaml, "waveform"), _read_yaml(l_yaml, "latent")
         files[w_yaml], files[l_yaml] = "waveform_hparams", "latent_hparams"
         return Sources(w_sd, w_hp, l_sd, l_hp, files)
     if w_ckpt is None:
         raise ConversionError(["no waveform checkpoint given"])
-    ck, w_sd = _read_ckpt(w_ckpt, "waveform")
+    wr = P.run(_read_ckpt, w_ckpt, "waveform")
+    wy = P.run(_read_yaml, w_yaml, "waveform") if w_yaml else None
+    lr = ly = None
+    if l_ckpt is not None:
+        lr = P.run(_read_ckpt, l_ckpt, "latent")
+        ly = P.run(_read_yaml, l_yaml, "latent") if l_yaml else None
+    w_hp = P.run(_merge_hparams, wr[0], wy, "waveform", w_ckpt) if wr else None
+    l_hp = P.run(_merge_hparams, lr[0], ly, "latent", l_ckpt) if lr else None
+    P.raise_if_any()
     files[w_ckpt] = "waveform_checkpoint"
-    w_hp = _merge_hparams(ck, _read_yaml(w_yaml, "waveform") if w_yaml else None)
     if w_yaml:
         files[w_yaml] = "waveform_hparams"
-    l_sd = l_hp = None
+    l_sd = None
     if l_ckpt is not None:
-        ck, l_sd = _read_ckpt(l_ckpt, "latent")
+        l_sd = lr[1]
         files[l_ckpt] = "latent_checkpoint"
-        l_hp = _merge_hparams(ck, _read_yaml(l_yaml, "latent") if l_yaml else None)
         if l_yaml:
             files[l_yaml] = "latent_hparams"
-    return Sources(w_sd, w_hp, l_sd, l_hp, files)
+    return Sources(wr[1], w_hp, l_sd, l_hp, files)
 
 
 def prepare(src):
@@ -512,10 +689,33 @@ def prepare(src):
     return w_hp, l_hp, folded
 
 
+def check_output_path(out, inputs):
+    """Refuses an output path that is one of the inputs (same resolved path, or the same
+    file through another name: a hard or symbolic link), or a folder."""
+    out = os.fspath(out)
+    probs = []
+    for p in inputs:
+        p = os.fspath(p)
+        same = os.path.realpath(p) == os.path.realpath(out)
+        if not same:
+            try:
+                same = os.path.samefile(p, out)
+            except OSError:
+                pass
+        if same:
+            probs.append("the output %s is the input %s: refusing to overwrite an input" % (out, p))
+    if not probs and os.path.isdir(out):
+        probs.append("the output %s is a folder" % out)
+    if probs:
+        raise ConversionError(probs)
+
+
 def convert(out, w_ckpt=None, w_yaml=None, l_ckpt=None, l_yaml=None, h_ckpt=None,
             dtype="fp32", src=None):
     if dtype not in ("fp32", "fp16"):
         raise ConversionError(["--dtype must be fp32 or fp16, found %r" % dtype])
+    check_output_path(out, [p for p in (w_ckpt, w_yaml, l_ckpt, l_yaml, h_ckpt) if p is not None]
+                      + (list(src.files) if src is not None else []))
     if src is None:
         src = load_sources(w_ckpt, w_yaml, l_ckpt, l_yaml, h_ckpt)
     w_hp, l_hp, folded = prepare(src)

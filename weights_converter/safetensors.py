@@ -9,7 +9,9 @@ N bytes of JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__meta
 element size first, then by name, so every F32 tensor starts 4-byte aligned.
 """
 import json
+import os
 import struct
+import tempfile
 
 import numpy as np
 
@@ -35,11 +37,54 @@ def save(path, tensors, metadata=None):
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     hb = json.dumps(header, separators=(",", ":")).encode("utf-8")
     hb += b" " * (-(len(hb) + 8) % 8)
-    with open(path, "wb") as f:
+
+    def write(f):
         f.write(struct.pack("<Q", len(hb)))
         f.write(hb)
         for k in order:
             f.write(arrays[k].astype(arrays[k].dtype.newbyteorder("<"), copy=False).tobytes())
+
+    atomic_write(path, write)
+
+
+def _umask():
+    m = os.umask(0o022)
+    os.umask(m)
+    return m
+
+
+def atomic_write(path, write):
+    """Calls write(file) on a new temporary file in path's folder (created exclusively,
+    never following a link), fsyncs it and renames it over `path`; on any failure the
+    temporary is removed and `path` is untouched (an existing file stays as it was)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".",
+                                   suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, "cannot create a file in %s: %s" % (folder, e.strerror), path) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 def load(path):

@@ -72,7 +72,7 @@ void say_wrote(const std::string &path, size_t n, int sr) {
   std::fprintf(stderr, "ngs: wrote %s (%.2f s at %d Hz)\n", path.c_str(), double(n) / sr, sr);
 }
 
-// Reads, mixes to mono, resamples to the model's rate and pre-processes (MODEL_SPEC 6).
+// Reads, mixes to mono, resamples to the model's rate and pre-processes (docs/MODEL_SPEC.md §6).
 std::vector<float> load_input(Engine &e, const std::string &path, bool normalize,
                               bool preprocess = true) {
   Audio a = read_audio(path);

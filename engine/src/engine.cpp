@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "ngs/ngs.h"
 #include "common/philox.h"
+#include "cpu/cpu.h"
 #include "cuda/cuda_backend.h"
 
 namespace ngs {
@@ -14,18 +15,17 @@ namespace ngs {
 std::unique_ptr<ngs_model> model_create(std::unique_ptr<ModelFile> file, ngs_model_params p) {
   auto m = std::make_unique<ngs_model>();
   m->file = std::move(file);
+  const LatentWeights *latent = m->file->has_latent ? &m->file->latent : nullptr;
   ngs_backend b = p.backend;
   if (b == NGS_BACKEND_AUTO) b = cuda_unavailable_reason(p.cuda_device).empty() ? NGS_BACKEND_CUDA : NGS_BACKEND_CPU;
   if (b == NGS_BACKEND_CUDA) {
     const std::string why = cuda_unavailable_reason(p.cuda_device);
     if (!why.empty()) throw Error(NGS_STATUS_UNSUPPORTED, why);
-    m->decoder = make_cuda_backend(m->file->waveform, p.cuda_device);
+    m->compute = make_cuda_backend(m->file->waveform, latent, p.cuda_device);
   } else {
-    m->decoder = cpu::make_cpu_backend(m->file->waveform);
+    m->compute = cpu::make_cpu_backend(m->file->waveform, latent);
   }
   m->backend = b;
-  m->encoder = std::make_unique<cpu::WaveformEncoder>(m->file->waveform);
-  if (m->file->has_latent) m->latent = std::make_unique<cpu::LatentModel>(m->file->latent);
   return m;
 }
 
@@ -37,14 +37,11 @@ std::unique_ptr<ngs_context> context_create(const ngs_model &m, ngs_context_para
   c->max_loop_length =
       p.max_loop_length == 0 ? static_cast<size_t>(10) * static_cast<size_t>(m.wc().sr) : p.max_loop_length;
   const size_t zn = static_cast<size_t>(c->max_grains) * m.z_dim();
-  c->session = m.decoder->create_session(c->max_grains, c->n_threads);
-  if (c->n_threads > 1) c->pool = std::make_unique<cpu::ThreadPool>(c->n_threads);
-  c->enc_scratch.assign(m.encoder->scratch_floats(c->max_grains, c->n_threads), 0.0f);
+  c->session = m.compute->create_session(c->max_grains, c->n_threads);
   c->mu.assign(zn, 0.0f);
   c->logvar.assign(zn, 0.0f);
   c->z.assign(zn, 0.0f);
   if (m.has_latent()) {
-    c->lat_scratch.assign(m.latent->scratch_floats(std::max(c->max_grains, m.n_grains())), 0.0f);
     const size_t ed = static_cast<size_t>(m.lc().e_dim);
     c->e0.assign(ed, 0.0f);
     c->e1.assign(ed, 0.0f);
@@ -66,7 +63,7 @@ void encode(ngs_context &c, const float *audio, int n, uint64_t seed, uint32_t s
   const int zd = m.z_dim();
   float *mu_w = mu != nullptr ? mu : c.mu.data();
   float *lv_w = logvar != nullptr ? logvar : c.logvar.data();
-  m.encoder->encode(audio, n, mu_w, lv_w, c.enc_scratch.data(), c.pool.get());
+  c.session->encoder(audio, n, mu_w, lv_w);
   if (z == nullptr) return;
   for (int g = 0; g < n; ++g) {
     float *zg = z + static_cast<size_t>(g) * zd;
@@ -85,19 +82,17 @@ void embedding_sample(const ngs_model &m, float temperature, uint64_t seed, uint
 }
 
 void latent_decode(ngs_context &c, const float *e, int class_index, int n, float *z) {
-  c.model->latent->decode(e, c.model->lc().n_conds > 0 ? class_index : -1, n, z,
-                          c.lat_scratch.data(), c.pool.get());
+  c.session->latent_decode(e, c.model->lc().n_conds > 0 ? class_index : -1, n, z);
 }
 
 void latent_encode(ngs_context &c, const float *z, int n, float *e_mu, float *e_logvar) {
-  c.model->latent->encode(z, n, e_mu, e_logvar, c.lat_scratch.data(), c.pool.get());
+  c.session->latent_encode(z, n, e_mu, e_logvar);
 }
 
 void render_one_shot(ngs_context &c, const float *e, int class_index, uint64_t seed,
                      uint32_t sequence, float *audio) {
-  const int n = c.model->n_grains();
-  latent_decode(c, e, class_index, n, c.z.data());
-  decode(c, c.z.data(), n, NoiseKey{seed, sequence}, audio);
+  c.session->sample(e, c.model->lc().n_conds > 0 ? class_index : -1, c.model->n_grains(),
+                    NoiseKey{seed, sequence}, audio);
 }
 
 void sample(ngs_context &c, const ngs_sample_params &p, float *audio) {

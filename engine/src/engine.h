@@ -10,8 +10,6 @@
 #include <vector>
 
 #include "backend.h"
-#include "cpu/cpu.h"
-#include "cpu/thread_pool.h"
 #include "model_file.h"
 #include "ngs/ngs.h"
 
@@ -19,13 +17,12 @@
 struct ngs_model {
   std::unique_ptr<ngs::ModelFile> file;
   ngs_backend backend = NGS_BACKEND_CPU;
-  std::unique_ptr<ngs::DecoderBackend> decoder;
-  std::unique_ptr<ngs::cpu::WaveformEncoder> encoder;
-  std::unique_ptr<ngs::cpu::LatentModel> latent;  // null without a latent model
+  // The whole model (encoder, sequence VAE, decoder) on the chosen backend (backend.h).
+  std::unique_ptr<ngs::Backend> compute;
 
   const ngs::WaveformConfig &wc() const { return file->waveform.cfg; }
   const ngs::LatentConfig &lc() const { return file->latent.cfg; }
-  bool has_latent() const { return latent != nullptr; }
+  bool has_latent() const { return compute->has_latent(); }
   int z_dim() const { return wc().z_dim; }
   int hop() const { return wc().hop; }
   int n_grains() const { return wc().n_grains; }
@@ -39,12 +36,9 @@ struct ngs_context {
   int max_grains = 0;
   int n_threads = 1;
   size_t max_loop_length = 0;
-  std::unique_ptr<ngs::DecoderSession> session;
-  // Workers for the CPU encoder and sequence VAE (n_threads - 1 + the caller); null with
-  // one thread. The decoder session has its own.
-  std::unique_ptr<ngs::cpu::ThreadPool> pool;
-  std::vector<float> enc_scratch;  // WaveformEncoder::scratch_floats(max_grains, n_threads)
-  std::vector<float> lat_scratch;  // LatentModel::scratch_floats(max_grains)
+  // Every stage's workspace and the context's one thread pool (n_threads - 1 workers + the
+  // caller).
+  std::unique_ptr<ngs::Session> session;
   std::vector<float> mu, logvar, z;  // [max_grains][z_dim]
   std::vector<float> e0, e1, e;      // [e_dim]
   std::vector<float> seg_in, seg_out;  // [(max_grains + 3) * hop]

@@ -320,7 +320,7 @@ void compute_grains(ngs_synth &s, const int *slots, int n) {
     s.batch_slot[B++] = slots[i];
   }
   if (B > n2)
-    s.model->encoder->encode_grains(s.enc_src.data(), s.first.data(), s.last.data(), B - n2,
+    s.encoder->encode_grains(s.enc_src.data(), s.first.data(), s.last.data(), B - n2,
                                     s.zb.data() + static_cast<size_t>(n2) * zd, s.enc_scratch.data());
   for (int b = 0; b < B; ++b) {
     Voice &v = s.voices[s.batch_slot[b]];
@@ -736,6 +736,7 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.backend = cpu::make_cpu_backend(m.file->waveform);
   s.session = s.backend->create_session(s.n_slots, 1);
+  s.encoder = std::make_unique<cpu::WaveformEncoder>(m.file->waveform);
   if (m.has_latent()) s.latent = std::make_unique<cpu::LatentStream>(m.file->latent);
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
   s.fir_bias = m.file->waveform.pp_bias;
@@ -767,7 +768,7 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.first.assign(B, 0);
   s.last.assign(B, 0);
   s.enc_in.assign(B * s.l, 0.0f);
-  s.enc_scratch.assign(m.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
+  s.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
   if (s.latent) s.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
   s.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
 

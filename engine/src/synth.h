@@ -140,8 +140,12 @@ struct ngs_synth {
   int latency = 0, input_latency = 0;  // host frames
   int fade_default = 0;                 // model samples
   // kernels
-  std::unique_ptr<ngs::DecoderBackend> backend;
-  std::unique_ptr<ngs::DecoderSession> session;
+  // The synth's own CPU backend, encoder and streaming sequence VAE (the model's backend
+  // may be CUDA; the synth always computes on the CPU). Their packed weights are the
+  // synth's: a few MB per synth.
+  std::unique_ptr<ngs::Backend> backend;
+  std::unique_ptr<ngs::Session> session;
+  std::unique_ptr<ngs::cpu::WaveformEncoder> encoder;
   std::unique_ptr<ngs::cpu::LatentStream> latent;
   ngs::cpu::OlaStreamShape shape;
   std::vector<float> fir;

@@ -1,7 +1,8 @@
-// The CPU decoder backend (backend.h): the decoder MLP as batched GEMMs over grains, the
-// synthesis stages of synth.cpp, and a session workspace planned once for max_grains.
-// The grain noise uses the absolute grain index, so any split of a request gives the
-// same numbers.
+// The CPU backend (backend.h): the encoder and the sequence VAE (encoder.cpp, latent.cpp,
+// run through HostStages), the decoder MLP as batched GEMMs over grains, the decoder
+// stages noise_filter and overlap_add (ops.h), and a session workspace planned once for
+// max_grains with one thread pool for every stage. The grain noise uses the absolute
+// grain index, so any split of a request gives the same numbers.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -26,19 +27,26 @@ struct Prepared {
     for (const Linear &l : w.dec_lin) lin.push_back(gemm_pack(l));
     out = gemm_pack(w.dec_out);
     hann.resize(cfg.l_grain);
-    synth_ola_window(1, 3, cfg.l_grain, hann.data());
+    noise_filter_window(1, 3, cfg.l_grain, hann.data());
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
   }
 };
 
-// Workspace planned once for max_grains; with n_threads > 1 a persistent pool splits the
-// grains (stages 1 and 2) and the output samples (stage 3). Every grain is computed the
-// same way whatever the split, so the result does not depend on n_threads.
-class CpuSession final : public DecoderSession {
+// Workspace planned once for max_grains; with n_threads > 1 one persistent pool splits
+// the grains (decoder stages 1 and 2, the encoder's conv stages), the output samples
+// (stage 3) and the sequence VAE's recurrent units. Every grain is computed the same way
+// whatever the split, so the result does not depend on n_threads.
+class CpuSession final : public Session {
  public:
-  CpuSession(const Prepared &p, int max_grains, int n_threads)
-      : p_(p), max_(max_grains), parts_(std::max(1, n_threads)), per_(parts_) {
+  CpuSession(const Prepared &p, const WaveformEncoder &enc, const LatentModel *latent,
+             int max_grains, int n_threads)
+      : p_(p),
+        max_(max_grains),
+        parts_(std::max(1, n_threads)),
+        per_(parts_),
+        pool_(parts_ > 1 ? std::make_unique<ThreadPool>(parts_) : nullptr),
+        host_(enc, latent, max_grains, std::max(max_grains, p.cfg.n_grains), pool_.get()) {
     const WaveformConfig &c = p.cfg;
     const size_t n = static_cast<size_t>(max_grains);
     const int F = c.filter_size(), l = c.l_grain;
@@ -54,26 +62,45 @@ class CpuSession final : public DecoderSession {
       t.fft.resize(2 * (static_cast<size_t>(l) + 2));
       t.row.resize(F);
     }
-    if (parts_ > 1) pool_ = std::make_unique<ThreadPool>(parts_);
+    z_.resize(static_cast<size_t>(std::max(max_grains, c.n_grains)) * c.z_dim);
+  }
+
+  void encoder(const float *audio, int n, float *mu, float *logvar) override {
+    host_.encoder(audio, n, mu, logvar);
+  }
+
+  void latent_decode(const float *e, int class_index, int n, float *z) override {
+    host_.latent_decode(e, class_index, n, z);
+  }
+
+  void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override {
+    host_.latent_encode(z, n, e_mu, e_logvar);
   }
 
   void decode(const float *z, int n, NoiseKey key, float *audio) override {
     check(n);
-    spectrum(z, n, S_.data());
-    grains(S_.data(), n, 0, n, key, y_.data());
+    decoder_mlp(z, n, S_.data());
+    noise_filter(S_.data(), n, 0, n, key, y_.data());
     overlap_add(y_.data(), n, audio, false);
   }
 
-  void spectrum(const float *z, int n, float *S) override {
+  void sample(const float *e, int class_index, int n, NoiseKey key, float *audio) override {
+    check(n);
+    host_.latent_decode(e, class_index, n, z_.data());
+    decode(z_.data(), n, key, audio);
+  }
+
+  void decoder_mlp(const float *z, int n, float *S) override {
     check(n);
     Job j;
     j.s = this;
     j.in = z;
     j.out = S;
-    parallel(&CpuSession::spectrum_part, &j, n, 8);
+    parallel(&CpuSession::decoder_mlp_part, &j, n, 8);
   }
 
-  void grains(const float *S, int n, int g0, int n_total, NoiseKey key, float *y) override {
+  void noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,
+                    float *y) override {
     check(n);
     Job j;
     j.s = this;
@@ -82,12 +109,12 @@ class CpuSession final : public DecoderSession {
     j.g0 = g0;
     j.n_total = n_total;
     j.key = key;
-    parallel(&CpuSession::grains_part, &j, n, 2);
+    parallel(&CpuSession::noise_filter_part, &j, n, 2);
   }
 
   void decode_grains(const float *z, int n, const GrainSpec *spec, float *y) override {
     check(n);
-    spectrum(z, n, S_.data());
+    decoder_mlp(z, n, S_.data());
     Job j;
     j.s = this;
     j.in = S_.data();
@@ -104,11 +131,11 @@ class CpuSession final : public DecoderSession {
     j.in = y;
     j.n = n;
     j.out = ola_only ? audio : ola_.data();
-    parallel(&CpuSession::ola_part, &j, n + 3, 4);
+    parallel(&CpuSession::overlap_add_part, &j, n + 3, 4);
     if (ola_only) return;
     j.in = ola_.data();
     j.out = audio;
-    parallel(&CpuSession::fir_part, &j, (n + 3) * c.hop, 2048);
+    parallel(&CpuSession::fir_softsign_part, &j, (n + 3) * c.hop, 2048);
   }
 
  private:
@@ -130,7 +157,7 @@ class CpuSession final : public DecoderSession {
   }
 
   // Rows [b, e) of z -> S.
-  static void spectrum_part(void *ctx, int part, int b, int e) {
+  static void decoder_mlp_part(void *ctx, int part, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     CpuSession &s = *j.s;
     const WaveformConfig &c = s.p_.cfg;
@@ -147,23 +174,24 @@ class CpuSession final : public DecoderSession {
     }
     float *S = j.out + static_cast<size_t>(b) * F;
     gemm(s.p_.out, x, width, m, S, F, Act::kNone);
-    synth_spectrum_from_logits(S, m, F, S, s.per_[part].row.data());
+    decoder_mlp_spectrum(S, m, F, S, s.per_[part].row.data());
   }
 
-  static void grains_part(void *ctx, int part, int b, int e) {
+  static void noise_filter_part(void *ctx, int part, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     CpuSession &s = *j.s;
     const WaveformConfig &c = s.p_.cfg;
     const int F = c.filter_size(), l = c.l_grain;
     PerThread &t = s.per_[part];
     for (int i = b; i < e; ++i) {
-      synth_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
-      synth_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(),
-                  j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l, t.fft.data());
+      noise_filter_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
+      noise_filter_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(),
+                         s.p_.hann.data(), j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l,
+                         t.fft.data());
     }
   }
 
-  // Grains [b, e) of a batch of independent grains: synth_grain's window is chosen by
+  // Grains [b, e) of a batch of independent grains: noise_filter_grain's window is chosen by
   // (g, n_total), so an equivalent pair (0 or 1, 1 or 2 or 3) selects the edge halves.
   static void grains_spec_part(void *ctx, int part, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
@@ -174,22 +202,22 @@ class CpuSession final : public DecoderSession {
     for (int i = b; i < e; ++i) {
       const GrainSpec &sp = j.spec[i];
       const int gw = sp.first ? 0 : 1, nw = sp.last ? gw + 1 : gw + 2;
-      synth_noise(sp.key.seed, sp.key.sequence, sp.g, l, t.noise.data());
-      synth_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(), gw,
+      noise_filter_noise(sp.key.seed, sp.key.sequence, sp.g, l, t.noise.data());
+      noise_filter_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(), gw,
                   nw, j.out + static_cast<size_t>(i) * l, t.fft.data());
     }
   }
 
-  static void ola_part(void *ctx, int, int b, int e) {
+  static void overlap_add_part(void *ctx, int, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     const WaveformConfig &c = j.s->p_.cfg;
-    synth_overlap_add_blocks(j.in, j.n, c.l_grain, c.hop, c.normalize_ola, j.out, b, e);
+    overlap_add_blocks(j.in, j.n, c.l_grain, c.hop, c.normalize_ola, j.out, b, e);
   }
 
-  static void fir_part(void *ctx, int, int b, int e) {
+  static void fir_softsign_part(void *ctx, int, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     const Prepared &p = j.s->p_;
-    synth_fir_softsign_range(j.in, (j.n + 3) * p.cfg.hop, p.fir.data(),
+    overlap_add_fir_softsign_range(j.in, (j.n + 3) * p.cfg.hop, p.fir.data(),
                              static_cast<int>(p.fir.size()), p.fir_bias, j.out, b, e);
   }
 
@@ -203,30 +231,71 @@ class CpuSession final : public DecoderSession {
   const Prepared &p_;
   int max_, parts_, width_ = 0;
   std::vector<PerThread> per_;
-  std::vector<float> mlp_a_, mlp_b_, S_, y_, ola_;
-  std::unique_ptr<ThreadPool> pool_;
+  std::vector<float> mlp_a_, mlp_b_, S_, y_, ola_, z_;
+  std::unique_ptr<ThreadPool> pool_;  // the session's one pool (null with one thread)
+  HostStages host_;                   // encoder and sequence VAE, on pool_
 };
 
-class CpuBackend final : public DecoderBackend {
+class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(const WaveformWeights &w) : p_(w) {}
+  CpuBackend(const WaveformWeights &w, const LatentWeights *latent)
+      : p_(w),
+        encoder_(w),
+        latent_(latent ? std::make_unique<LatentModel>(*latent) : nullptr) {}
   const char *name() const override { return "cpu"; }
-  std::unique_ptr<DecoderSession> create_session(int max_grains, int n_threads) override {
+  bool has_latent() const override { return latent_ != nullptr; }
+  std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
     if (max_grains < 1)
       throw Error(kInvalidArgument, "cpu backend: max_grains must be >= 1");
     if (n_threads < 1 || n_threads > 256)
       throw Error(kInvalidArgument, "cpu backend: n_threads must be in 1..256");
-    return std::make_unique<CpuSession>(p_, max_grains, n_threads);
+    return std::make_unique<CpuSession>(p_, encoder_, latent_.get(), max_grains, n_threads);
   }
 
  private:
   Prepared p_;
+  WaveformEncoder encoder_;
+  std::unique_ptr<LatentModel> latent_;
 };
 
 }  // namespace
 
-std::unique_ptr<DecoderBackend> make_cpu_backend(const WaveformWeights &w) {
-  return std::make_unique<CpuBackend>(w);
+HostStages::HostStages(const WaveformEncoder &encoder, const LatentModel *latent,
+                       int max_grains, int latent_grains, ThreadPool *pool)
+    : enc_(encoder),
+      latent_(latent),
+      max_grains_(max_grains),
+      latent_grains_(latent_grains),
+      pool_(pool),
+      enc_scratch_(encoder.scratch_floats(max_grains, pool ? pool->size() : 1), 0.0f),
+      lat_scratch_(latent ? latent->scratch_floats(latent_grains) : 0, 0.0f) {}
+
+void HostStages::check(int n, int max, const char *what) const {
+  if (n < 1 || n > max)
+    throw Error(kCapacity, std::string(what) + ": " + std::to_string(n) +
+                               " grains requested, session planned for 1.." +
+                               std::to_string(max));
+}
+
+void HostStages::encoder(const float *audio, int n, float *mu, float *logvar) {
+  check(n, max_grains_, "encoder");
+  enc_.encode(audio, n, mu, logvar, enc_scratch_.data(), pool_);
+}
+
+void HostStages::latent_decode(const float *e, int class_index, int n, float *z) {
+  if (!latent_) throw Error(kInvalidArgument, "latent_decode: the model has no sequence VAE");
+  check(n, latent_grains_, "latent_decode");
+  latent_->decode(e, class_index, n, z, lat_scratch_.data(), pool_);
+}
+
+void HostStages::latent_encode(const float *z, int n, float *e_mu, float *e_logvar) {
+  if (!latent_) throw Error(kInvalidArgument, "latent_encode: the model has no sequence VAE");
+  check(n, latent_grains_, "latent_encode");
+  latent_->encode(z, n, e_mu, e_logvar, lat_scratch_.data(), pool_);
+}
+
+std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w, const LatentWeights *latent) {
+  return std::make_unique<CpuBackend>(w, latent);
 }
 
 }  // namespace ngs::cpu

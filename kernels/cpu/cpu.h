@@ -1,10 +1,12 @@
-// The CPU backend: prepared (packed) weights and the forward passes of the grain VAE and
-// the sequence VAE on the CPU. Built once per model; const methods are thread-safe, all
-// scratch memory comes from the caller (the context), so no call allocates.
+// The CPU backend (backend.h): prepared (packed) weights and the forward passes of the
+// grain VAE and the sequence VAE on the CPU. Built once per model; const methods are
+// thread-safe, all scratch memory comes from the caller (the session), so no call
+// allocates.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 #include "backend.h"
 #include "weights.h"
@@ -13,7 +15,7 @@ namespace ngs::cpu {
 
 class ThreadPool;  // thread_pool.h
 
-// Grain VAE encoder (MODEL_SPEC 4, encoder 1-5).
+// Grain VAE encoder (docs/MODEL_SPEC.md §4.1).
 class WaveformEncoder {
  public:
   explicit WaveformEncoder(const WaveformWeights &w);
@@ -43,7 +45,7 @@ class WaveformEncoder {
   std::unique_ptr<Impl> impl_;
 };
 
-// Sequence VAE (MODEL_SPEC 5).
+// Sequence VAE (docs/MODEL_SPEC.md §5).
 class LatentModel {
  public:
   explicit LatentModel(const LatentWeights &w);
@@ -66,7 +68,7 @@ class LatentModel {
 };
 
 // Streaming sequence-VAE decoder (the real-time synth, kernels/cpu/stream.cpp): the decoder
-// RNN of MODEL_SPEC 5 advanced ONE step at a time for a batch of independent voices. A
+// RNN of docs/MODEL_SPEC.md §5 advanced ONE step at a time for a batch of independent voices. A
 // voice's state (state_floats()) holds the first layer's constant input projection and
 // every layer's h (and c for an LSTM). At each step the recurrent matrices are read once
 // for the whole batch (one GEMM over the voices per layer). Matches LatentModel::decode
@@ -93,7 +95,7 @@ class LatentStream {
 // Streaming overlap-add of one voice (stream.cpp): grains arrive one at a time (grain g at
 // sample g * hop), and the voice's output (OLA, divisor, FIR, softsign: stage 3 of
 // docs/MODEL_FORMAT.md) is produced as soon as the samples it depends on are final. The
-// result equals synth_overlap_add + synth_fir_softsign of the same grains bit for bit.
+// result equals overlap_add + overlap_add_fir_softsign of the same grains bit for bit.
 // All memory is the caller's: a window of buffer_floats() floats per voice.
 struct OlaStreamShape {
   int l_grain = 0, hop = 0, taps = 0;
@@ -122,7 +124,31 @@ void ola_stream_end(OlaStream &st, const OlaStreamShape &s);
 void ola_stream_output(OlaStream &st, const OlaStreamShape &s, const float *fir, float bias,
                        long long t0, long long t1, float *out);
 
-// The CPU implementation of the decoder path (backend.h).
-std::unique_ptr<DecoderBackend> make_cpu_backend(const WaveformWeights &w);
+// The encoder and the sequence VAE stages of one session on the CPU: scratch planned once
+// for max_grains grains (the sequence VAE also for the model's n_grains) and the session's
+// one thread pool (null: one thread). The CPU session runs them through this; so does the
+// CUDA session, which has no encoder or sequence-VAE kernels yet and delegates to the CPU.
+class HostStages {
+ public:
+  // latent may be null (no sequence VAE). pool: n_threads of the session, or null.
+  HostStages(const WaveformEncoder &encoder, const LatentModel *latent, int max_grains,
+             int latent_grains, ThreadPool *pool);
+  void encoder(const float *audio, int n, float *mu, float *logvar);
+  void latent_decode(const float *e, int class_index, int n, float *z);
+  void latent_encode(const float *z, int n, float *e_mu, float *e_logvar);
+
+ private:
+  void check(int n, int max, const char *what) const;
+  const WaveformEncoder &enc_;
+  const LatentModel *latent_;
+  int max_grains_, latent_grains_;
+  ThreadPool *pool_;
+  std::vector<float> enc_scratch_, lat_scratch_;
+};
+
+// The CPU backend (backend.h): the grain VAE and, when latent is not null, the sequence
+// VAE. The weights must outlive the backend.
+std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w,
+                                          const LatentWeights *latent = nullptr);
 
 }  // namespace ngs::cpu

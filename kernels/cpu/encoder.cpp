@@ -1,4 +1,4 @@
-// Grain VAE encoder on the CPU (MODEL_SPEC 4, encoder 1-5). Activations are time-major
+// Grain VAE encoder on the CPU (docs/MODEL_SPEC.md §4.1). Activations are time-major
 // [L][C] so that every conv is im2col rows of contiguous copies + one GEMM; the flatten
 // (channel-major in the model) is absorbed by permuting the columns of enc.lin.0 at
 // prepare time.
@@ -80,7 +80,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
   m.mu = gemm_pack(w.mu);
   m.logvar = gemm_pack(w.logvar);
   m.hann.resize(w.cfg.l_grain);
-  synth_ola_window(1, 3, w.cfg.l_grain, m.hann.data());  // plain Hann
+  noise_filter_window(1, 3, w.cfg.l_grain, m.hann.data());  // plain Hann
 }
 
 WaveformEncoder::~WaveformEncoder() = default;

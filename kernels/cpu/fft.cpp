@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "cpu/dispatch.h"
 #include "cpu/fft_internal.h"
 #include "cpu/ops.h"
 
@@ -111,13 +112,10 @@ void RealFft::complex_fft(float *re, float *im) const {
 // Complex FFT of (zr, zi) (destroyed); returns where the result is: (zr, zi) itself for
 // the scalar path, (xr, xi) for the four-step path.
 // The ISA of the FFT: the vector path needs its four-step plan (n/2 >= 256).
-static Isa fft_isa(bool has_four_step) { return has_four_step ? isa_active() : Isa::kPortable; }
-
 void RealFft::forward(const float *in, float *out, float *scratch) const {
   const int m = half_;
-  const Isa visa = fft_isa(four_step_ != nullptr);
-  if (visa == Isa::kAvx512) return rfft_forward_avx512(*four_step_, in, out, scratch);
-  if (visa == Isa::kAvx2) return rfft_forward_avx2(*four_step_, in, out, scratch);
+  const KernelTable &kt = kernels();
+  if (four_step_ && kt.rfft_forward) return kt.rfft_forward(*four_step_, in, out, scratch);
   // z = x[even] + i x[odd], held in out (2m + 2 floats); the transform goes to scratch.
   // Scalar path: z in scratch, transformed in place.
   float *ar = scratch, *ai = scratch + m;
@@ -149,9 +147,8 @@ void RealFft::forward(const float *in, float *out, float *scratch) const {
 
 void RealFft::inverse(const float *in, float *out, float *scratch) const {
   const int m = half_;
-  const Isa visa = fft_isa(four_step_ != nullptr);
-  if (visa == Isa::kAvx512) return rfft_inverse_avx512(*four_step_, in, out, scratch);
-  if (visa == Isa::kAvx2) return rfft_inverse_avx2(*four_step_, in, out, scratch);
+  const KernelTable &kt = kernels();
+  if (four_step_ && kt.rfft_inverse) return kt.rfft_inverse(*four_step_, in, out, scratch);
   // conj Z, Z[k] = E + i O, E = (X[k] + conj X[m-k]) / 2, O = (X[k] - conj X[m-k]) W^-k / 2,
   // Z[m-k] = conj E + i conj O. Held in out (2m floats) for the four-step path.
   float *zr = scratch, *zi = zr + m;
@@ -182,9 +179,8 @@ void RealFft::inverse(const float *in, float *out, float *scratch) const {
 }
 
 void RealFft::filter(const float *u, const float *S, float *y, float *scratch) const {
-  const Isa visa = fft_isa(four_step_ != nullptr);
-  if (visa == Isa::kAvx512) return rfft_filter_avx512(*four_step_, u, S, y, scratch);
-  if (visa == Isa::kAvx2) return rfft_filter_avx2(*four_step_, u, S, y, scratch);
+  const KernelTable &kt = kernels();
+  if (four_step_ && kt.rfft_filter) return kt.rfft_filter(*four_step_, u, S, y, scratch);
   float *spec = scratch, *fs = scratch + n_ + 2;
   forward(u, spec, fs);
   for (int k = 0; k <= half_; ++k) {

@@ -8,21 +8,21 @@ namespace ngs::cpu {
 
 #if defined(__x86_64__)
 
-#define NGS_FFT_NS fft_avx512
-#define NGS_FFT_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
-#define NGS_FFT_W 16
+#define NGS_SIMD_NS fft_avx512
+#define NGS_SIMD_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+#define NGS_SIMD_W 16
 #include "cpu/fft_simd.inc"
-#undef NGS_FFT_NS
-#undef NGS_FFT_TARGET
-#undef NGS_FFT_W
+#undef NGS_SIMD_NS
+#undef NGS_SIMD_TARGET
+#undef NGS_SIMD_W
 
-#define NGS_FFT_NS fft_avx2
-#define NGS_FFT_TARGET __attribute__((target("avx2,fma")))
-#define NGS_FFT_W 8
+#define NGS_SIMD_NS fft_avx2
+#define NGS_SIMD_TARGET __attribute__((target("avx2,fma")))
+#define NGS_SIMD_W 8
 #include "cpu/fft_simd.inc"
-#undef NGS_FFT_NS
-#undef NGS_FFT_TARGET
-#undef NGS_FFT_W
+#undef NGS_SIMD_NS
+#undef NGS_SIMD_TARGET
+#undef NGS_SIMD_W
 
 #define NGS_FFT_ENTRY(isa)                                                                  \
   void rfft_forward_##isa(const FourStepPlan &p, const float *in, float *out, float *s) {   \

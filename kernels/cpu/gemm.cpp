@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "cpu/dispatch.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
 
@@ -32,11 +33,9 @@ PackedGemm gemm_pack(const float *w, int n, int k, const float *bias, int ldw,
 
 PackedGemm gemm_pack(const Linear &lin) { return gemm_pack(lin.w, lin.out, lin.in, lin.b); }
 
-namespace {
-
 // Portable microkernel: up to 4 rows x up to 32 columns (two panels), one panel at a time;
 // the four rows share each load of the panel row (the compiler vectorises the j loops).
-void kernel_portable(const GemmTile &t) {
+void gemm_kernel_portable(const GemmTile &t) {
   const int npan = t.ncols > kGemmNr ? 2 : 1;
   for (int pp = 0; pp < npan; ++pp) {
     const float *b = t.b + static_cast<size_t>(pp) * t.panel_stride;
@@ -68,6 +67,8 @@ void kernel_portable(const GemmTile &t) {
   }
 }
 
+namespace {
+
 constexpr int kKc = 256;
 
 }  // namespace
@@ -75,15 +76,9 @@ constexpr int kKc = 256;
 void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy,
               Act act, bool accumulate) {
   if (m <= 0 || w.n <= 0) return;
-  GemmKernel kernel = kernel_portable;
-  int mr = 4;
-  if (isa == Isa::kAvx512) {
-    kernel = gemm_kernel_avx512;
-    mr = kGemmMrAvx512;
-  } else if (isa == Isa::kAvx2) {
-    kernel = gemm_kernel_avx2;
-    mr = kGemmMrAvx2;
-  }
+  const KernelTable &table = kernels_for(isa);
+  const GemmKernel kernel = table.gemm_kernel;
+  const int mr = table.gemm_mr;
   const int K = w.k, N = w.n;
   if (K == 0) {  // degenerate: Y = act(b (+Y))
     for (int i = 0; i < m; ++i)
@@ -125,18 +120,18 @@ void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, floa
 
 void gemv_isa(Isa isa, const PackedGemm &w, const float *x, float *y, Act act) {
   const bool lr = act == Act::kLrelu;
-  if (w.k > 0 && isa == Isa::kAvx512) return gemv_avx512(w.panels.data(), w.bias.data(), w.n, w.k, x, y, lr);
-  if (w.k > 0 && isa == Isa::kAvx2) return gemv_avx2(w.panels.data(), w.bias.data(), w.n, w.k, x, y, lr);
+  const KernelTable &table = kernels_for(isa);
+  if (w.k > 0 && table.gemv) return table.gemv(w.panels.data(), w.bias.data(), w.n, w.k, x, y, lr);
   gemm_isa(Isa::kPortable, w, x, w.k, 1, y, w.n, act, false);
 }
 
 void gemv(const PackedGemm &w, const float *x, float *y, Act act) {
-  gemv_isa(isa_active(), w, x, y, act);
+  gemv_isa(kernels().isa, w, x, y, act);
 }
 
 void gemm(const PackedGemm &w, const float *x, int ldx, int m, float *y, int ldy, Act act,
           bool accumulate) {
-  gemm_isa(isa_active(), w, x, ldx, m, y, ldy, act, accumulate);
+  gemm_isa(kernels().isa, w, x, ldx, m, y, ldy, act, accumulate);
 }
 
 }  // namespace ngs::cpu

@@ -1,4 +1,4 @@
-// Sequence VAE on the CPU (MODEL_SPEC 5). Every per-step linear runs as one GEMM over
+// Sequence VAE on the CPU (docs/MODEL_SPEC.md §5). Every per-step linear runs as one GEMM over
 // all steps; each RNN layer projects its whole input sequence with one GEMM before the
 // recurrence, and the decoder RNN's first layer (same input at every step) projects once.
 #include <algorithm>

@@ -1,5 +1,5 @@
 // CPU ops of the ngs engine (fp32): GEMM with weights packed once, conv1d, LayerNorm,
-// GRU/LSTM, real FFT, and the decoder synthesis stages as plain free functions over raw
+// GRU/LSTM, real FFT, and the decoder stages as plain free functions over raw
 // arrays (the CUDA backend compares its kernels to exactly these). None of the processing
 // functions allocates: buffers and scratch come from the caller; packing and FFT planning
 // happen once, at prepare time.
@@ -17,7 +17,8 @@ namespace ngs::cpu {
 
 // ---------------------------------------------------------------------------------------
 // Instruction set selection. Chosen once (first use) from the CPU, overridable with the
-// environment variable NGS_CPU_ISA=portable|avx2|avx512 (never above what the CPU has).
+// environment variable NGS_CPU_ISA=portable|avx2|avx512 (never above what the CPU has);
+// it selects the dispatch table of dispatch.h that every op reads.
 
 enum class Isa { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
 
@@ -151,42 +152,44 @@ class RealFft {
 };
 
 // ---------------------------------------------------------------------------------------
-// Decoder synthesis stages (docs/MODEL_FORMAT.md "Decode stages").
+// Decoder stages (docs/MODEL_SPEC.md §4.2), one file each: decoder_mlp (decoder_mlp.cpp;
+// the MLP's GEMMs run in the session, backend.cpp), noise_filter (noise_filter.cpp),
+// overlap_add (overlap_add.cpp).
 
-// Stage 1 tail, per row: x [n][F] (decoder MLP output, stride ldx) -> S [n][F]:
+// Stage 1 (decoder_mlp) tail, per row: x [n][F] (decoder MLP output, stride ldx) -> S [n][F]:
 // H = 2 sigmoid(x)^ln(10) + 1e-7, S[k] = (-1)^k (0.5 H[k] + 0.25 H[k-1] + 0.25 H[k+1]).
 // x and S may alias only if identical; scratch [F].
-void synth_spectrum_from_logits(const float *x, int n, int F, float *S, float *scratch);
+void decoder_mlp_spectrum(const float *x, int n, int F, float *S, float *scratch);
 
 // OLA window value row of grain g of n_total (periodic Hann, first half 1 for g == 0,
 // second half 1 for g == n_total - 1): writes [l_grain].
-void synth_ola_window(int g, int n_total, int l_grain, float *w);
+void noise_filter_window(int g, int n_total, int l_grain, float *w);
 
 // Uniform noise of grain g (docs/RANDOM.md domain 1): [l_grain].
-void synth_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u);
+void noise_filter_noise(uint64_t seed, uint32_t sequence, int g, int l_grain, float *u);
 
-// Stage 2 for one grain: y = ola_window(g, n_total) * irfft(rfft(u) * S). u [l], S [F],
-// y [l]; hann [l] the periodic Hann window; scratch: 2 * (l + 2) floats.
-void synth_grain(const RealFft &fft, const float *S, const float *u, const float *hann, int g,
-                 int n_total, float *y, float *scratch);
+// Stage 2 (noise_filter) for one grain: y = ola_window(g, n_total) * irfft(rfft(u) * S).
+// u [l], S [F], y [l]; hann [l] the periodic Hann window; scratch: 2 * (l + 2) floats.
+void noise_filter_grain(const RealFft &fft, const float *S, const float *u, const float *hann,
+                        int g, int n_total, float *y, float *scratch);
 
 // Number of grains overlapping each sample of the series: div [(n + 3) * hop] (l = 4 hop).
-void synth_ola_divisor(int n, int hop, int l_grain, float *div);
+void overlap_add_divisor(int n, int hop, int l_grain, float *div);
 
-// Stage 3: grains y [n][l] overlap-added at hop into a [(n + 3) * hop] (a is overwritten);
-// divided by the overlap count when normalize.
-void synth_overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a);
+// Stage 3 (overlap_add): grains y [n][l] overlap-added at hop into a [(n + 3) * hop] (a is
+// overwritten); divided by the overlap count when normalize.
+void overlap_add(const float *y, int n, int l_grain, int hop, bool normalize, float *a);
 // The same for hop-sized output blocks [b0, b1) only (b < n + 3): for splitting across
 // threads.
-void synth_overlap_add_blocks(const float *y, int n, int l_grain, int hop, bool normalize,
-                              float *a, int b0, int b1);
+void overlap_add_blocks(const float *y, int n, int l_grain, int hop, bool normalize, float *a,
+                        int b0, int b1);
 
 // FIR (zero padding, centred: out[t] = bias + sum_k fir[k] a[t + k - taps/2]) then
 // softsign. out must not alias a.
-void synth_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
-                        float *out);
+void overlap_add_fir_softsign(const float *a, int len, const float *fir, int taps, float bias,
+                              float *out);
 // Outputs [t0, t1) only.
-void synth_fir_softsign_range(const float *a, int len, const float *fir, int taps, float bias,
-                              float *out, int t0, int t1);
+void overlap_add_fir_softsign_range(const float *a, int len, const float *fir, int taps,
+                                    float bias, float *out, int t0, int t1);
 
 }  // namespace ngs::cpu

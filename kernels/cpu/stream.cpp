@@ -7,7 +7,8 @@
 
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
-#include "cpu/synth_internal.h"
+#include "cpu/decoder_internal.h"
+#include "cpu/dispatch.h"
 
 namespace ngs::cpu {
 
@@ -97,40 +98,18 @@ void LatentStream::start(const float *e, int class_index, float *state, float *s
 
 namespace {
 
-inline float sigmoidf(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
-// The cells of ops.cpp rnn_steps, over the same blocks of 16 units (so the SIMD and
-// scalar parts cover the same units as in LatentModel::decode).
+// The cells of rnn.cpp's recurrences (the dispatch table's), over the same blocks of 16
+// units, so the SIMD and scalar parts cover the same units as in LatentModel::decode.
 void cell_blocks(bool gru, const float *gi, const float *gh, int H, float *c, const float *h_prev,
                  float *h) {
-  const Isa isa = isa_active();
+  const KernelTable &kt = kernels();
   for (int j0 = 0; j0 < H; j0 += kRnnBlock) {
     const int n = std::min(kRnnBlock, H - j0);
-    if (isa != Isa::kPortable) {
-      const bool a512 = isa == Isa::kAvx512;
-      if (gru)
-        (a512 ? gru_cell_avx512 : gru_cell_avx2)(gi + j0, H, gh + j0, H, n, h_prev + j0, h + j0);
-      else
-        (a512 ? lstm_cell_avx512 : lstm_cell_avx2)(gi + j0, H, gh + j0, H, n, c + j0, h + j0);
-      continue;
-    }
-    for (int j = j0; j < j0 + n; ++j) {
-      const float *a = gi + j;
-      const float *g = gh + j;
-      if (gru) {
-        const float rg = sigmoidf(a[0] + g[0]);
-        const float zg = sigmoidf(a[H] + g[H]);
-        const float ngt = std::tanh(a[2 * H] + rg * g[2 * H]);
-        h[j] = (1.0f - zg) * ngt + zg * h_prev[j];
-      } else {
-        const float ig = sigmoidf(a[0] + g[0]);
-        const float fg = sigmoidf(a[H] + g[H]);
-        const float gg = std::tanh(a[2 * H] + g[2 * H]);
-        const float og = sigmoidf(a[3 * H] + g[3 * H]);
-        c[j] = fg * c[j] + ig * gg;
-        h[j] = og * std::tanh(c[j]);
-      }
-    }
+    if (gru)
+      kt.gru_cell(gi + j0, H, gh + j0, H, n, h_prev + j0, h + j0);
+    else
+      kt.lstm_cell(gi + j0, H, gh + j0, H, n, c + j0, h + j0);
   }
 }
 
@@ -207,7 +186,7 @@ void ola_shift(OlaStream &st, const OlaStreamShape &s, long long from) {
 }
 
 // Divides block b (samples [b hop, (b + 1) hop)) by its grain count (as
-// synth_overlap_add_blocks): grains max(0, b - per + 1) .. min(b, n - 1).
+// overlap_add_blocks): grains max(0, b - per + 1) .. min(b, n - 1).
 void ola_finish_block(OlaStream &st, const OlaStreamShape &s, int b, int n_known) {
   const int per = s.l_grain / s.hop;
   const int g0 = std::max(0, b - per + 1), g1 = n_known < 0 ? b : std::min(b, n_known - 1);
@@ -261,9 +240,9 @@ void ola_stream_output(OlaStream &st, const OlaStreamShape &s, const float *fir,
   const long long keep = std::max<long long>(0, t0 - lb);
   if (keep > st.base) ola_shift(st, s, keep);
   const long long len = st.length >= 0 ? st.length - st.base : s.buffer_floats();
-  // synth_fir_softsign_range writes out[t] for t in [t0, t1) relative to buf; out points at
+  // overlap_add_fir_softsign_range writes out[t] for t in [t0, t1) relative to buf; out points at
   // the sample t0, so shift it back.
-  synth_fir_softsign_range(st.buf, static_cast<int>(len), fir, s.taps, bias,
+  overlap_add_fir_softsign_range(st.buf, static_cast<int>(len), fir, s.taps, bias,
                            out - (t0 - st.base), static_cast<int>(t0 - st.base),
                            static_cast<int>(t1 - st.base));
 }

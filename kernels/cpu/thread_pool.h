@@ -1,6 +1,8 @@
-// A small persistent thread pool owned by a decoder session: n_threads - 1 workers plus
-// the calling thread run one static split of [0, n_items). run() blocks until every part
-// is done; it never allocates. Not reentrant: one run() at a time (one session per context).
+// A small persistent thread pool, one per context, owned by its session (backend.h): every
+// CPU stage of the context (encoder, sequence VAE, decoder stages; the CUDA session's CPU
+// stages) runs on it. n_threads - 1 workers plus the calling thread run one static split
+// of [0, n_items). run() blocks until every part is done; it never allocates. Not
+// reentrant: one run() at a time (one session per context).
 #pragma once
 
 #include <atomic>

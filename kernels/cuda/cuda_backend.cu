@@ -1,13 +1,20 @@
-// The CUDA decoder backend: device weights and tables (uploaded once), sessions with a
-// workspace planned for max_grains, a stream, and a CUDA Graph of the whole decode re-used
-// while the request size stays the same. Every CUDA call and every launch is checked.
+// The CUDA backend (backend.h): device weights and tables of the grain decoder (uploaded
+// once), sessions with a workspace planned for max_grains, a stream, and a CUDA Graph of
+// the whole decode re-used while the request size stays the same. Every CUDA call and
+// every launch is checked. There are no encoder or sequence-VAE kernels yet: those stages
+// are delegated to the CPU implementation (cpu::HostStages on the session's CPU thread
+// pool); sample() runs the sequence VAE on the CPU straight into the pinned input of the
+// decode graph.
 #include "cuda_backend.cuh"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common.cuh"
+#include "cpu/cpu.h"
+#include "cpu/thread_pool.h"
 #include "cuda_backend.h"
 #include "decoder_mlp.cuh"
 #include "noise_filter.cuh"
@@ -110,21 +117,30 @@ void check_device(int device) {
 
 class CudaBackend;
 
-class CudaSession : public DecoderSession {
+class CudaSession : public Session {
  public:
-  CudaSession(const CudaBackend &b, int max_grains);
+  CudaSession(const CudaBackend &b, int max_grains, int n_threads);
+  // Delegated to the CPU (no CUDA kernels for these stages yet).
+  void encoder(const float *audio, int n, float *mu, float *logvar) override;
+  void latent_decode(const float *e, int class_index, int n, float *z) override;
+  void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override;
   void decode(const float *z, int n, NoiseKey key, float *audio) override;
-  void spectrum(const float *z, int n, float *S) override;
-  void grains(const float *S, int n, int g0, int n_total, NoiseKey key, float *y) override;
+  void decoder_mlp(const float *z, int n, float *S) override;
+  void noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,
+                    float *y) override;
   void overlap_add(const float *y, int n, float *audio, bool ola_only) override;
-
+  void sample(const float *e, int class_index, int n, NoiseKey key, float *audio) override;
 
  private:
   void check_n(int n, const char *what) const;
   void enqueue_decode(int n);
+  // The decode of the n latents already in h_z_.
+  void run_decode(int n, NoiseKey key, float *audio);
 
   const CudaBackend &b_;
   int max_grains_;
+  std::unique_ptr<cpu::ThreadPool> pool_;  // the context's one pool (CPU stages)
+  cpu::HostStages host_;
   Stream stream_;
   DeviceBuffer<float> z_, S_, y_, audio_;
   DeviceBuffer<NoiseParams> params_;
@@ -134,10 +150,15 @@ class CudaSession : public DecoderSession {
   int graph_n_ = 0;
 };
 
-class CudaBackend : public DecoderBackend {
+class CudaBackend : public Backend {
  public:
-  CudaBackend(const WaveformWeights &w, int device, const BackendOptions &opt)
-      : cfg_(w.cfg), device_(device), opt_(opt) {
+  CudaBackend(const WaveformWeights &w, const LatentWeights *latent, int device,
+              const BackendOptions &opt)
+      : cfg_(w.cfg),
+        device_(device),
+        opt_(opt),
+        encoder_(w),
+        latent_(latent ? std::make_unique<cpu::LatentModel>(*latent) : nullptr) {
     check_device(device);
     const WaveformConfig &c = w.cfg;
     const int n_layers = static_cast<int>(w.dec_lin.size()) + 1;
@@ -210,11 +231,15 @@ class CudaBackend : public DecoderBackend {
 #endif
   }
 
-  std::unique_ptr<DecoderSession> create_session(int max_grains, int) override {
+  bool has_latent() const override { return latent_ != nullptr; }
+
+  std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
     if (max_grains <= 0)
       throw Error(kInvalidArgument, "CUDA backend: max_grains must be positive");
+    if (n_threads < 1 || n_threads > 256)
+      throw Error(kInvalidArgument, "CUDA backend: n_threads must be in 1..256");
     NGS_CUDA_CHECK(cudaSetDevice(device_));
-    return std::make_unique<CudaSession>(*this, max_grains);
+    return std::make_unique<CudaSession>(*this, max_grains, n_threads);
   }
 
   struct Layer {
@@ -228,17 +253,22 @@ class CudaBackend : public DecoderBackend {
   MlpDevice mlp_;
   DeviceBuffer<float> twiddles_, hann_, fir_;
   OlaParams ola_;
+  cpu::WaveformEncoder encoder_;           // CPU delegation (encoder)
+  std::unique_ptr<cpu::LatentModel> latent_;  // CPU delegation (sequence VAE), or null
 };
 
-CudaSession::CudaSession(const CudaBackend &b, int max_grains)
+CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
     : b_(b),
       max_grains_(max_grains),
+      pool_(n_threads > 1 ? std::make_unique<cpu::ThreadPool>(n_threads) : nullptr),
+      host_(b.encoder_, b.latent_.get(), max_grains, std::max(max_grains, b.cfg_.n_grains),
+            pool_.get()),
       z_(static_cast<size_t>(max_grains) * b.cfg_.z_dim),
       S_(static_cast<size_t>(max_grains) * b.cfg_.filter_size()),
       y_(static_cast<size_t>(max_grains) * b.cfg_.l_grain),
       audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
       params_(1),
-      h_z_(static_cast<size_t>(max_grains) * b.cfg_.z_dim),
+      h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
       h_params_(1) {}
 
@@ -270,12 +300,35 @@ void CudaSession::enqueue_decode(int n) {
                                  cudaMemcpyDeviceToHost, s));
 }
 
+void CudaSession::encoder(const float *audio, int n, float *mu, float *logvar) {
+  host_.encoder(audio, n, mu, logvar);
+}
+
+void CudaSession::latent_decode(const float *e, int class_index, int n, float *z) {
+  host_.latent_decode(e, class_index, n, z);
+}
+
+void CudaSession::latent_encode(const float *z, int n, float *e_mu, float *e_logvar) {
+  host_.latent_encode(z, n, e_mu, e_logvar);
+}
+
 void CudaSession::decode(const float *z, int n, NoiseKey key, float *audio) {
   check_n(n, "decode");
   if (!z || !audio) throw Error(kInvalidArgument, "CUDA backend: decode: null array");
+  std::memcpy(h_z_.get(), z, sizeof(float) * n * b_.cfg_.z_dim);
+  run_decode(n, key, audio);
+}
+
+void CudaSession::sample(const float *e, int class_index, int n, NoiseKey key, float *audio) {
+  check_n(n, "sample");
+  if (!e || !audio) throw Error(kInvalidArgument, "CUDA backend: sample: null array");
+  host_.latent_decode(e, class_index, n, h_z_.get());
+  run_decode(n, key, audio);
+}
+
+void CudaSession::run_decode(int n, NoiseKey key, float *audio) {
   const WaveformConfig &c = b_.cfg_;
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
-  std::memcpy(h_z_.get(), z, sizeof(float) * n * c.z_dim);
   *h_params_.get() = NoiseParams{key.seed, key.sequence, 0, n};
   const cudaStream_t s = stream_.get();
   if (!b_.opt_.use_graphs) {
@@ -305,9 +358,9 @@ void CudaSession::decode(const float *z, int n, NoiseKey key, float *audio) {
   std::memcpy(audio, h_audio_.get(), sizeof(float) * (n + 3) * c.hop);
 }
 
-void CudaSession::spectrum(const float *z, int n, float *S) {
-  check_n(n, "spectrum");
-  if (!z || !S) throw Error(kInvalidArgument, "CUDA backend: spectrum: null array");
+void CudaSession::decoder_mlp(const float *z, int n, float *S) {
+  check_n(n, "decoder_mlp");
+  if (!z || !S) throw Error(kInvalidArgument, "CUDA backend: decoder_mlp: null array");
   const WaveformConfig &c = b_.cfg_;
   const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
@@ -319,11 +372,12 @@ void CudaSession::spectrum(const float *z, int n, float *S) {
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
-void CudaSession::grains(const float *S, int n, int g0, int n_total, NoiseKey key, float *y) {
-  check_n(n, "grains");
-  if (!S || !y) throw Error(kInvalidArgument, "CUDA backend: grains: null array");
+void CudaSession::noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,
+                               float *y) {
+  check_n(n, "noise_filter");
+  if (!S || !y) throw Error(kInvalidArgument, "CUDA backend: noise_filter: null array");
   if (g0 < 0 || g0 + n > n_total)
-    throw Error(kInvalidArgument, "CUDA backend: grains: grains " +
+    throw Error(kInvalidArgument, "CUDA backend: noise_filter: grains " +
                                                  std::to_string(g0) + " .. " +
                                                  std::to_string(g0 + n - 1) + " are not in a "
                                                  "series of " + std::to_string(n_total));
@@ -362,9 +416,10 @@ void CudaSession::overlap_add(const float *y, int n, float *audio, bool ola_only
 
 }  // namespace
 
-std::unique_ptr<DecoderBackend> make_backend(const WaveformWeights &w, int device,
-                                             const BackendOptions &options) {
-  return std::make_unique<CudaBackend>(w, device, options);
+std::unique_ptr<Backend> make_backend(const WaveformWeights &w, int device,
+                                      const BackendOptions &options,
+                                      const LatentWeights *latent) {
+  return std::make_unique<CudaBackend>(w, latent, device, options);
 }
 
 }  // namespace ngs::cuda
@@ -400,8 +455,9 @@ std::string cuda_unavailable_reason(int device) {
 #endif
 }
 
-std::unique_ptr<DecoderBackend> make_cuda_backend(const WaveformWeights &weights, int device) {
-  return cuda::make_backend(weights, device, cuda::BackendOptions{});
+std::unique_ptr<Backend> make_cuda_backend(const WaveformWeights &weights,
+                                           const LatentWeights *latent, int device) {
+  return cuda::make_backend(weights, device, cuda::BackendOptions{}, latent);
 }
 
 }  // namespace ngs

@@ -6,7 +6,8 @@ namespace ngs {
 
 std::string cuda_unavailable_reason(int) { return "CUDA: ngs was built without CUDA"; }
 
-std::unique_ptr<DecoderBackend> make_cuda_backend(const WaveformWeights &, int device) {
+std::unique_ptr<Backend> make_cuda_backend(const WaveformWeights &, const LatentWeights *,
+                                           int device) {
   throw Error(kUnsupported, cuda_unavailable_reason(device));
 }
 

@@ -1,4 +1,4 @@
-# Engine tests (helper C): safetensors reader, model loader, C API, pipelines.
+# Engine tests: safetensors reader, model loader, C API, pipelines.
 ngs_add_gtest(test_api_loader
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_api_loader.cpp
   LIBS ngs_core ngs_cuda_impl)

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/philox.h"
+#include "cpu/dispatch.h"
 #include "cpu/ops.h"
 #include "test_isa.h"
 
@@ -76,6 +77,34 @@ TEST(CpuIsa, DetectsAndSets) {
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx512f")) EXPECT_EQ(isa_best_supported(), Isa::kAvx512);
 #endif
+}
+
+// The dispatch table (dispatch.h): isa_set switches the one active table; each ISA's table
+// carries its own kind; the vector tables fill every entry, the portable one the kernels
+// that have a portable function (the others are the ops' own loops).
+TEST(CpuDispatch, TableFollowsIsaSet) {
+  IsaGuard g;
+  for (Isa i : supported_isas()) {
+    SCOPED_TRACE(isa_name(i));
+    ASSERT_TRUE(isa_set(i));
+    const KernelTable &t = kernels();
+    EXPECT_EQ(&t, &kernels_for(i));
+    EXPECT_EQ(t.isa, i);
+    EXPECT_NE(t.gemm_kernel, nullptr);
+    EXPECT_GT(t.gemm_mr, 0);
+    EXPECT_NE(t.rnn_block_gemv, nullptr);
+    EXPECT_NE(t.lstm_cell, nullptr);
+    EXPECT_NE(t.gru_cell, nullptr);
+    const bool vec = i != Isa::kPortable;
+    EXPECT_EQ(t.gemv != nullptr, vec);
+    EXPECT_EQ(t.lrelu_copy != nullptr, vec);
+    EXPECT_EQ(t.rfft_forward != nullptr && t.rfft_inverse != nullptr && t.rfft_filter != nullptr,
+              vec);
+    EXPECT_EQ(t.decoder_mlp_spectrum != nullptr, vec);
+    EXPECT_EQ(t.noise_filter_noise != nullptr, vec);
+    EXPECT_EQ(t.overlap_add_fir_softsign != nullptr, vec);
+  }
+  for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) EXPECT_EQ(kernels_for(i).isa, i);
 }
 
 TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
@@ -353,7 +382,7 @@ TEST(CpuPhilox, Random123TestVectors) {
   }
 }
 
-TEST(CpuSynth, NoiseIsTheDomainOneStream) {
+TEST(CpuNoiseFilter, NoiseIsTheDomainOneStream) {
   IsaGuard guard;
   for (Isa isa : supported_isas())
   for (int l : {16, 64, 100, 2048}) {
@@ -361,7 +390,7 @@ TEST(CpuSynth, NoiseIsTheDomainOneStream) {
   SCOPED_TRACE(isa_name(isa));
   std::vector<float> u(l, kNan);
   const uint64_t seed = 0x123456789abcull + static_cast<uint64_t>(rng()() % 1000) * 0x100000001ull;
-  synth_noise(seed, 7, 5, l, u.data());
+  noise_filter_noise(seed, 7, 5, l, u.data());
   for (int j = 0; j < l / 4; ++j) {
     Philox4 p = philox4x32_10(j, 5, 7, 1, seed);
     for (int i = 0; i < 4; ++i) {
@@ -399,8 +428,8 @@ std::vector<double> idft_r(const std::vector<std::complex<double>> &X, int n) {
 
 }  // namespace
 
-// S must equal rfft(fftshift(irfft(H) * filter_window)) (MODEL_SPEC 4, decoder 3).
-TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
+// S must equal rfft(fftshift(irfft(H) * filter_window)) (docs/MODEL_SPEC.md §4.2).
+TEST(CpuDecoderMlp, SpectrumIdentityMatchesFilterDesign) {
   IsaGuard guard;
   for (Isa isa : supported_isas())
   for (int l : {16, 64, 256, 2048}) {
@@ -413,7 +442,7 @@ TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
     x[F + 3] = -30.0f;
     x[F + 4] = 30.0f;
     std::vector<float> S(x.size(), kNan), scratch(F, kNan);
-    synth_spectrum_from_logits(x.data(), rows, F, S.data(), scratch.data());
+    decoder_mlp_spectrum(x.data(), rows, F, S.data(), scratch.data());
     const double pi = 3.14159265358979323846;
     for (int r = 0; r < rows; ++r) {
       std::vector<std::complex<double>> H(F);
@@ -437,7 +466,7 @@ TEST(CpuSynth, SpectrumIdentityMatchesFilterDesign) {
   }
 }
 
-TEST(CpuSynth, GrainMatchesReference) {
+TEST(CpuNoiseFilter, GrainMatchesReference) {
   IsaGuard guard;
   for (Isa isa : supported_isas())
   for (int l : {256, 1024}) {
@@ -446,16 +475,16 @@ TEST(CpuSynth, GrainMatchesReference) {
   const int F = l / 2 + 1;
   RealFft fft(l);
   std::vector<float> hann(l);
-  synth_ola_window(1, 3, l, hann.data());
+  noise_filter_window(1, 3, l, hann.data());
   const double pi = 3.14159265358979323846;
   for (int t = 0; t < l; ++t) ASSERT_NEAR(hann[t], 0.5 - 0.5 * std::cos(2 * pi * t / l), 1e-7);
   for (int g : {0, 1, 4}) {
     const int n_total = 5;
     auto S = rand_vec(F);
     std::vector<float> u(l);
-    synth_noise(99, 3, g, l, u.data());
+    noise_filter_noise(99, 3, g, l, u.data());
     std::vector<float> y(l, kNan), scratch(2 * (l + 2), kNan);
-    synth_grain(fft, S.data(), u.data(), hann.data(), g, n_total, y.data(), scratch.data());
+    noise_filter_grain(fft, S.data(), u.data(), hann.data(), g, n_total, y.data(), scratch.data());
     std::vector<double> ud(u.begin(), u.end());
     auto U = dft_r(ud);
     for (int k = 0; k < F; ++k) U[k] *= S[k];
@@ -470,7 +499,7 @@ TEST(CpuSynth, GrainMatchesReference) {
   }
 }
 
-TEST(CpuSynth, OverlapAddDivisorAndFir) {
+TEST(CpuOverlapAdd, DivisorAndFir) {
   IsaGuard guard;
   for (Isa isa : supported_isas())
   for (int l : {32, 256}) {
@@ -481,10 +510,10 @@ TEST(CpuSynth, OverlapAddDivisorAndFir) {
     const int len = (n + 3) * hop;
     auto y = rand_vec(static_cast<size_t>(n) * l);
     std::vector<float> div(len, kNan);
-    synth_ola_divisor(n, hop, l, div.data());
+    overlap_add_divisor(n, hop, l, div.data());
     for (bool norm : {false, true}) {
       std::vector<float> a(len, kNan);
-      synth_overlap_add(y.data(), n, l, hop, norm, a.data());
+      overlap_add(y.data(), n, l, hop, norm, a.data());
       std::vector<double> want(len, 0.0), cnt(len, 0.0);
       for (int g = 0; g < n; ++g)
         for (int i = 0; i < l; ++i) {
@@ -503,7 +532,7 @@ TEST(CpuSynth, OverlapAddDivisorAndFir) {
       auto fir = rand_vec(taps);
       const float bias = 0.3f;
       std::vector<float> out(len, kNan);
-      synth_fir_softsign(a.data(), len, fir.data(), taps, bias, out.data());
+      overlap_add_fir_softsign(a.data(), len, fir.data(), taps, bias, out.data());
       std::vector<double> want(len);
       for (int t = 0; t < len; ++t) {
         double v = bias;
@@ -519,23 +548,23 @@ TEST(CpuSynth, OverlapAddDivisorAndFir) {
   }
 }
 
-TEST(CpuSynth, BlockAndRangeVariantsMatchWholeCalls) {
+TEST(CpuOverlapAdd, BlockAndRangeVariantsMatchWholeCalls) {
   IsaGuard guard;
   for (Isa isa : supported_isas()) {
     isa_set(isa);
     const int l = 64, hop = 16, n = 7, len = (n + 3) * hop;
     auto y = rand_vec(static_cast<size_t>(n) * l);
     std::vector<float> whole(len, kNan), parts(len, kNan);
-    synth_overlap_add(y.data(), n, l, hop, true, whole.data());
-    synth_overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 0, 3);
-    synth_overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 3, 4);
-    synth_overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 4, n + 3);
+    overlap_add(y.data(), n, l, hop, true, whole.data());
+    overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 0, 3);
+    overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 3, 4);
+    overlap_add_blocks(y.data(), n, l, hop, true, parts.data(), 4, n + 3);
     EXPECT_EQ(parts, whole);
     auto fir = rand_vec(17);
     std::vector<float> f1(len, kNan), f2(len, kNan);
-    synth_fir_softsign(whole.data(), len, fir.data(), 17, -0.1f, f1.data());
+    overlap_add_fir_softsign(whole.data(), len, fir.data(), 17, -0.1f, f1.data());
     for (int t0 = 0; t0 < len; t0 += 37)
-      synth_fir_softsign_range(whole.data(), len, fir.data(), 17, -0.1f, f2.data(), t0,
+      overlap_add_fir_softsign_range(whole.data(), len, fir.data(), 17, -0.1f, f2.data(), t0,
                                std::min(len, t0 + 37));
     EXPECT_EQ(f1, f2) << isa_name(isa);
   }

@@ -69,7 +69,7 @@ TEST(CpuStages, DecodeStagesMatchGolden) {
     const size_t len = static_cast<size_t>(n + 3) * c.hop;
     // Noise (bit exact, independent of the ISA).
     std::vector<float> noise = poisoned(static_cast<size_t>(n) * l);
-    for (int i = 0; i < n; ++i) synth_noise(f.seed, 0, i, l, noise.data() + static_cast<size_t>(i) * l);
+    for (int i = 0; i < n; ++i) noise_filter_noise(f.seed, 0, i, l, noise.data() + static_cast<size_t>(i) * l);
     EXPECT_EQ(noise, g.at("decode.noise")) << f.name;
     for (Isa isa : supported_isas()) {
       isa_set(isa);
@@ -77,10 +77,10 @@ TEST(CpuStages, DecodeStagesMatchGolden) {
       auto backend = make_cpu_backend(f.model->waveform);
       auto s = backend->create_session(n, 1);
       std::vector<float> S = poisoned(static_cast<size_t>(n) * F);
-      s->spectrum(g.at("decode.z").data(), n, S.data());
+      s->decoder_mlp(g.at("decode.z").data(), n, S.data());
       EXPECT_LE(rel_l2(S, g.at("decode.spectrum")), kTolF32) << "spectrum";
       std::vector<float> y = poisoned(static_cast<size_t>(n) * l);
-      s->grains(g.at("decode.spectrum").data(), n, 0, n, NoiseKey{f.seed, 0}, y.data());
+      s->noise_filter(g.at("decode.spectrum").data(), n, 0, n, NoiseKey{f.seed, 0}, y.data());
       EXPECT_LE(rel_l2(y, g.at("decode.grains")), kTolF32) << "grains";
       std::vector<float> a = poisoned(len);
       s->overlap_add(g.at("decode.grains").data(), n, a.data(), true);
@@ -95,8 +95,8 @@ TEST(CpuStages, DecodeStagesMatchGolden) {
       if (n >= 2) {
         const int h = n / 2;
         std::vector<float> y2 = poisoned(static_cast<size_t>(n) * l);
-        s->grains(g.at("decode.spectrum").data(), h, 0, n, NoiseKey{f.seed, 0}, y2.data());
-        s->grains(g.at("decode.spectrum").data() + static_cast<size_t>(h) * F, n - h, h, n,
+        s->noise_filter(g.at("decode.spectrum").data(), h, 0, n, NoiseKey{f.seed, 0}, y2.data());
+        s->noise_filter(g.at("decode.spectrum").data() + static_cast<size_t>(h) * F, n - h, h, n,
                   NoiseKey{f.seed, 0}, y2.data() + static_cast<size_t>(h) * l);
         EXPECT_EQ(y2, y) << "chunked grains";
       }

@@ -4,7 +4,9 @@
 // decode on the CUDA backend), same seed, relative L2 <= 1e-5.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -22,8 +24,8 @@ using ngs::test::rel_l2;
 namespace {
 
 struct Pair {
-  std::unique_ptr<DecoderBackend> cpu, gpu;
-  std::unique_ptr<DecoderSession> cs, gs;
+  std::unique_ptr<Backend> cpu, gpu;
+  std::unique_ptr<Session> cs, gs;
   Pair(const WaveformWeights &w, int max_grains, cuda::BackendOptions opt = {}) {
     cpu = cpu::make_cpu_backend(w);
     gpu = cuda::make_backend(w, 0, opt);
@@ -56,14 +58,14 @@ TEST(CudaBackend, StagesMatchCpuBackend) {
     SCOPED_TRACE("n " + std::to_string(n));
     const std::vector<float> z = test::random_normal(static_cast<size_t>(n) * c.z_dim, seed + n);
     std::vector<float> S = poisoned(static_cast<size_t>(n) * F), S_ref = S;
-    p.gs->spectrum(z.data(), n, S.data());
-    p.cs->spectrum(z.data(), n, S_ref.data());
+    p.gs->decoder_mlp(z.data(), n, S.data());
+    p.cs->decoder_mlp(z.data(), n, S_ref.data());
     EXPECT_LE(rel_l2(S, S_ref), kTolF32);
     // grains of a chunk in the middle of a longer series
     const NoiseKey key{seed * 0x9E3779B97F4A7C15ull, 2u};
     std::vector<float> y = poisoned(static_cast<size_t>(n) * l), y_ref = y;
-    p.gs->grains(S_ref.data(), n, 3, n + 5, key, y.data());
-    p.cs->grains(S_ref.data(), n, 3, n + 5, key, y_ref.data());
+    p.gs->noise_filter(S_ref.data(), n, 3, n + 5, key, y.data());
+    p.cs->noise_filter(S_ref.data(), n, 3, n + 5, key, y_ref.data());
     EXPECT_LE(rel_l2(y, y_ref), kTolF32);
     for (bool ola_only : {false, true}) {
       const size_t len = static_cast<size_t>(n + 3) * c.hop;
@@ -106,7 +108,7 @@ TEST(CudaBackend, RejectsBadRequests) {
     EXPECT_NE(std::string(e.what()).find("holds 4"), std::string::npos) << e.what();
   }
   EXPECT_THROW(p.gs->decode(nullptr, 2, NoiseKey{}, a.data()), Error);
-  EXPECT_THROW(p.gs->grains(z.data(), 2, 3, 4, NoiseKey{}, a.data()), Error);
+  EXPECT_THROW(p.gs->noise_filter(z.data(), 2, 3, 4, NoiseKey{}, a.data()), Error);
   // Weights the kernels cannot run.
   test::RandomDecoder bad(8, 16, 1, 64, 4, 2u);  // even FIR length
   try {
@@ -143,7 +145,7 @@ TEST(CudaBackend, FixturePipelinesMatchCpuAndGolden) {
     EXPECT_LE(rel_l2(a, b), kTolF32) << "decode vs CPU backend";
     EXPECT_LE(rel_l2(a, g.at("decode.audio")), kTolF32) << "decode vs golden";
     std::vector<float> S = poisoned(static_cast<size_t>(n) * c.filter_size());
-    p.gs->spectrum(g.at("decode.z").data(), n, S.data());
+    p.gs->decoder_mlp(g.at("decode.z").data(), n, S.data());
     EXPECT_LE(rel_l2(S, g.at("decode.spectrum")), kTolF32) << "spectrum vs golden";
     if (!model->has_latent || !g.has("sample.e")) continue;
     // sample: the sequence VAE on the CPU, the grains on the CUDA backend.
@@ -161,4 +163,71 @@ TEST(CudaBackend, FixturePipelinesMatchCpuAndGolden) {
     EXPECT_LE(rel_l2(sa, sb), kTolF32) << "sample vs CPU backend";
     EXPECT_LE(rel_l2(sa, g.at("sample.audio")), kTolF32) << "sample vs golden";
   }
+}
+
+// The whole model through one interface (backend.h): encoder, sequence VAE and sample on
+// the CPU and CUDA backends (the CUDA one delegates the encoder and the sequence VAE to the
+// CPU code, so those agree bit for bit), against the goldens; 2 threads.
+TEST(CudaBackend, WholeModelSessionMatchesCpuAndGolden) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const std::vector<std::string> configs = test::fixture_configs();
+  if (configs.empty())
+    GTEST_SKIP() << "skipped: no golden fixtures under " << test::fixtures_dir()
+                 << " (python3 -m weights_converter.make_fixtures --out <build>/fixtures)";
+  int with_latent = 0;
+  for (const std::string &name : configs) {
+    SCOPED_TRACE(name);
+    const auto model = load_model_file(test::fixture_path(name, "model.safetensors"));
+    const test::Golden g = test::load_golden(test::fixture_path(name, "golden.safetensors"));
+    const uint64_t seed = std::stoull(g.meta("golden.seed"));
+    const WaveformConfig &c = model->waveform.cfg;
+    const LatentWeights *lw = model->has_latent ? &model->latent : nullptr;
+    auto cpu_b = cpu::make_cpu_backend(model->waveform, lw);
+    auto gpu_b = cuda::make_backend(model->waveform, 0, {}, lw);
+    EXPECT_EQ(cpu_b->has_latent(), model->has_latent);
+    EXPECT_EQ(gpu_b->has_latent(), model->has_latent);
+    const int n = g.dim("encode.mu", 0), zd = c.z_dim;
+    const int max_grains = std::max(n, c.n_grains);
+    auto cs = cpu_b->create_session(max_grains, 2);
+    auto gs = gpu_b->create_session(max_grains, 2);
+    std::vector<float> mu = poisoned(static_cast<size_t>(n) * zd), lv = mu, mu2 = mu, lv2 = mu;
+    cs->encoder(g.at("encode.audio").data(), n, mu.data(), lv.data());
+    gs->encoder(g.at("encode.audio").data(), n, mu2.data(), lv2.data());
+    EXPECT_LE(rel_l2(mu, g.at("encode.mu")), kTolF32) << "mu";
+    EXPECT_LE(rel_l2(lv, g.at("encode.logvar")), kTolF32) << "logvar";
+    EXPECT_EQ(mu, mu2);
+    EXPECT_EQ(lv, lv2);
+    std::vector<float> e(8);
+    if (!model->has_latent) {
+      std::vector<float> z(static_cast<size_t>(c.n_grains) * zd);
+      EXPECT_THROW(cs->latent_decode(e.data(), -1, c.n_grains, z.data()), Error);
+      EXPECT_THROW(gs->latent_decode(e.data(), -1, c.n_grains, z.data()), Error);
+      continue;
+    }
+    ++with_latent;
+    const int cls = std::stoi(g.meta("golden.class_index"));
+    const int nl = g.dim("latent.z", 0), ed = g.dim("latent.e", 0);
+    std::vector<float> z = poisoned(static_cast<size_t>(nl) * zd), z2 = z;
+    cs->latent_decode(g.at("latent.e").data(), cls, nl, z.data());
+    gs->latent_decode(g.at("latent.e").data(), cls, nl, z2.data());
+    EXPECT_LE(rel_l2(z, g.at("latent.z")), kTolF32) << "latent.z";
+    EXPECT_EQ(z, z2);
+    std::vector<float> em = poisoned(ed), el = poisoned(ed), em2 = em, el2 = el;
+    cs->latent_encode(g.at("latent.z").data(), nl, em.data(), el.data());
+    gs->latent_encode(g.at("latent.z").data(), nl, em2.data(), el2.data());
+    EXPECT_LE(rel_l2(em, g.at("latent.e_mu")), kTolF32) << "e_mu";
+    EXPECT_LE(rel_l2(el, g.at("latent.e_logvar")), kTolF32) << "e_logvar";
+    EXPECT_EQ(em, em2);
+    EXPECT_EQ(el, el2);
+    if (!g.has("sample.e")) continue;
+    const int n_s = model->latent.cfg.n_grains;
+    const size_t len_s = static_cast<size_t>(n_s + 3) * c.hop;
+    std::vector<float> sa = poisoned(len_s), sb = poisoned(len_s);
+    gs->sample(g.at("sample.e").data(), cls, n_s, NoiseKey{seed, 0}, sa.data());
+    cs->sample(g.at("sample.e").data(), cls, n_s, NoiseKey{seed, 0}, sb.data());
+    EXPECT_LE(rel_l2(sa, sb), kTolF32) << "sample vs CPU backend";
+    EXPECT_LE(rel_l2(sa, g.at("sample.audio")), kTolF32) << "sample vs golden";
+    EXPECT_LE(rel_l2(sb, g.at("sample.audio")), kTolF32) << "CPU sample vs golden";
+  }
+  EXPECT_GT(with_latent, 0) << "no fixture config has a latent model";
 }

@@ -19,7 +19,7 @@ using ngs::test::rel_l2;
 
 namespace {
 
-// CPU stage 1: the packed GEMMs (LReLU) of ops.h, then synth_spectrum_from_logits.
+// CPU stage 1: the packed GEMMs (LReLU) of ops.h, then decoder_mlp_spectrum.
 std::vector<float> cpu_spectrum(const WaveformWeights &w, const std::vector<float> &z, int n) {
   std::vector<float> x(z), y;
   for (const Linear &l : w.dec_lin) {
@@ -33,7 +33,7 @@ std::vector<float> cpu_spectrum(const WaveformWeights &w, const std::vector<floa
   y.assign(static_cast<size_t>(n) * F, 0.0f);
   cpu::gemm(g, x.data(), w.dec_out.in, n, y.data(), F, cpu::Act::kNone);
   std::vector<float> S(static_cast<size_t>(n) * F), scratch(F);
-  cpu::synth_spectrum_from_logits(y.data(), n, F, S.data(), scratch.data());
+  cpu::decoder_mlp_spectrum(y.data(), n, F, S.data(), scratch.data());
   return S;
 }
 
@@ -147,8 +147,8 @@ TEST(CudaKernels, NoiseFilterMatchesCpu) {
     cpu::RealFft fft(c.l);
     std::vector<float> ref(static_cast<size_t>(c.n) * c.l), u(c.l), scratch(2 * (c.l + 2));
     for (int i = 0; i < c.n; ++i) {
-      cpu::synth_noise(p.seed, p.sequence, c.g0 + i, c.l, u.data());
-      cpu::synth_grain(fft, S.data() + static_cast<size_t>(i) * F, u.data(), hann.data(),
+      cpu::noise_filter_noise(p.seed, p.sequence, c.g0 + i, c.l, u.data());
+      cpu::noise_filter_grain(fft, S.data() + static_cast<size_t>(i) * F, u.data(), hann.data(),
                        c.g0 + i, c.n_total, ref.data() + static_cast<size_t>(i) * c.l,
                        scratch.data());
     }
@@ -186,8 +186,8 @@ TEST(CudaKernels, OverlapAddMatchesCpu) {
     cuda::overlap_add_launch(p, dy.get(), da.get(), nullptr);
     const std::vector<float> a = da.host();
     std::vector<float> ola(len), ref(len);
-    cpu::synth_overlap_add(y.data(), c.n, c.l, hop, c.normalize, ola.data());
-    cpu::synth_fir_softsign(ola.data(), len, fir.data(), c.taps, p.bias, ref.data());
+    cpu::overlap_add(y.data(), c.n, c.l, hop, c.normalize, ola.data());
+    cpu::overlap_add_fir_softsign(ola.data(), len, fir.data(), c.taps, p.bias, ref.data());
     EXPECT_LE(rel_l2(a, c.ola_only ? ola : ref), kTolF32);
   }
 }

@@ -85,7 +85,7 @@ TEST_P(Lengths, EncodeGrainsDependOnTheirOwnSamples) {
   EXPECT_EQ(got, n_short);
   EXPECT_EQ(ngs::test::count_nonfinite(mu_long), 0u);
   // Grains 0 .. n_short-2 see the same samples and the same window in both calls (the last
-  // grain of a series has its own window, MODEL_SPEC 4).
+  // grain of a series has its own window, docs/MODEL_SPEC.md §4.3).
   const size_t same = static_cast<size_t>(n_short - 1) * zd;
   const std::vector<float> a(mu_long.begin(), mu_long.begin() + static_cast<std::ptrdiff_t>(same));
   const std::vector<float> b(mu_short.begin(), mu_short.begin() + static_cast<std::ptrdiff_t>(same));

@@ -10,9 +10,10 @@ from torch import nn
 from weights_converter import convert as CV
 from weights_converter import folded as FO
 from weights_converter import make_fixtures as MF
-from weights_converter import paths as PA
+from weights_converter.reference import paths as PA
 from weights_converter import reference as R
 from weights_converter import rng
+from weights_converter.reference import processes as PR
 
 
 def rel(a, b):
@@ -257,7 +258,7 @@ def test_resynthesis_semantics(models):
     r = np.random.default_rng(6)
     for n, G, X in ((5 * hop + 3, 4, 0), (3000, 5, 100), (100, 0, 0)):
         x = r.uniform(-0.5, 0.5, n).astype(np.float32)
-        got = MF.resynthesize(w64, x, 17, G, X)
+        got = PR.resynthesize(w64, x, 17, G, X)
         want = _resynth_sample_loop(w64, x, 17, G or w.hparams["n_grains"], X or hop)
         assert got.shape == (n,) and not np.isnan(want).any()
         assert rel(got, want) < 1e-12
@@ -269,16 +270,16 @@ def test_loop_and_interpolation_semantics(models):
     events = [dict(class_index=2, onset=0.0, amplitude=1.0), dict(class_index=2, onset=0.5, amplitude=0.5),
               dict(class_index=4, onset=0.95, amplitude=0.8)]
     L = 2 * tar_l + 11
-    loop = MF.render_loop(w, l, events, L, 5, 0.8)
+    loop = PR.render_loop(w, l, events, L, 5, 0.8)
     assert loop.shape == (L,) and np.max(np.abs(loop)) <= 0.95 + 1e-12
     # the first event alone, before any limiting, is its normalised one-shot
     one = R.sample_one_shot(w, l, 5, 2, 0.8, 0)["audio"].double().numpy()
     one = (one - one.mean()) / np.max(np.abs(one - one.mean()))
-    solo = MF.render_loop(w, l, events[:1], L, 5, 0.8)
+    solo = PR.render_loop(w, l, events[:1], L, 5, 0.8)
     np.testing.assert_allclose(solo[:tar_l], one * 0.95, atol=1e-6)
     assert np.all(solo[tar_l:] == 0)
     steps = 3
-    inter = MF.sample_interpolation(w, l, 9, 1, 0.7, steps)
+    inter = PR.sample_interpolation(w, l, 9, 1, 0.7, steps)
     assert inter.shape == (steps * tar_l,)
     first = R.sample_one_shot(w, l, 9, 1, 0.7, 0)["audio"].double().numpy()
     last_e = rng.embedding_sample(9, 1, l.hparams["e_dim"], 0.7)

@@ -700,7 +700,7 @@ class Model(_Closable):
         return z
 
     def preprocess(self, audio, normalize=False):
-        """MODEL_SPEC 6 pre-processing (mean removal, 50 Hz high-pass, peak normalisation
+        """docs/MODEL_SPEC.md §6 pre-processing (mean removal, 50 Hz high-pass, peak normalisation
         to 0.9 if the peak is >= 1 or `normalize`) of mono audio at the model's rate;
         returns a new float32 array (the input is not changed)."""
         h = self._h()

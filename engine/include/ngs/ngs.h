@@ -160,7 +160,7 @@ NGS_API const char *ngs_model_metadata(const ngs_model *model, const char *key);
 
 /* Samples produced by decoding n_grains grains: (n_grains + 3) * hop_size (0 if n < 1). */
 NGS_API size_t ngs_model_audio_length(const ngs_model *model, int n_grains);
-/* Grains of a free synthesis of `seconds` (MODEL_SPEC 2): tar_l = floor(seconds * sr /
+/* Grains of a free synthesis of `seconds` (docs/MODEL_SPEC.md §2): tar_l = floor(seconds * sr /
    l_grain) * l_grain, n = 4 * tar_l / l_grain - 3; 0 if shorter than one grain. */
 NGS_API int ngs_model_grains_for_duration(const ngs_model *model, double seconds);
 
@@ -170,7 +170,7 @@ typedef struct ngs_context_params {
     int max_grains; /* longest series one call may decode/encode; 0 = 8 x the model's n_grains */
     int n_threads;  /* CPU threads used by one call; default 1 */
     size_t max_loop_length; /* longest ngs_render_loop in samples; 0 = 10 s at the model's
-                               rate (added in 0.1.0) */
+                               rate */
 } ngs_context_params;
 
 NGS_API ngs_context_params ngs_context_default_params(void);
@@ -286,13 +286,13 @@ typedef struct ngs_resynth_params {
     ngs_progress_callback progress; /* called after each segment with the fraction done
                                        (0, 1], the last call with exactly 1; NULL = none
                                        (default); runs on the calling thread, must not
-                                       call back into the same context (added in 0.1.0) */
+                                       call back into the same context */
     void *progress_user_data;       /* passed to progress; default NULL */
 } ngs_resynth_params;
 
 NGS_API ngs_resynth_params ngs_resynth_default_params(void);
 
-/* Applies MODEL_SPEC 6 pre-processing in place to mono audio at the model's rate:
+/* Applies docs/MODEL_SPEC.md §6 pre-processing in place to mono audio at the model's rate:
    subtract the mean, 50 Hz high-pass biquad (Q 0.707), and normalise the peak to 0.9 if
    it is >= 1 or if normalize is non-zero. */
 NGS_API ngs_status ngs_preprocess(const ngs_model *model, float *audio, size_t n_samples,
@@ -322,7 +322,7 @@ NGS_API ngs_loop_params ngs_loop_default_params(void);
 /* Renders a loop of loop_length samples: each event is a fresh one-shot of its class with
    its mean removed, peak-normalised and scaled by its amplitude, added at
    floor(onset * loop_length) and cut at the loop's end; each class track and then the mix
-   is scaled to a peak of 0.95 only if it exceeds 0.95 (MODEL_SPEC 1). */
+   is scaled to a peak of 0.95 only if it exceeds 0.95 (docs/MODEL_SPEC.md §1). */
 NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *events,
                                    int n_events, ngs_loop_params params, float *audio,
                                    size_t loop_length);

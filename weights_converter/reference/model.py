@@ -1,4 +1,4 @@
-"""PyTorch reference (the oracle) of the authors' two models, MODEL_SPEC 4 and 5.
+"""PyTorch reference (the oracle) of the authors' two models, docs/MODEL_SPEC.md §4 and §5.
 
 Module structure and state_dict keys are the authors' (`codes/models.py` of
 adrienchaton/neural_granular_synthesis): an authors' `state_dict` loads with
@@ -28,7 +28,7 @@ Latent VAE (`l` a LatentVAE):
     latent_encode(l, z, eps=None)       -> dict mu, logvar, e ([e_dim])
     latent_decode(l, e, class_index=None, n_grains=None) -> z [n, z_dim]
 Helpers: hann_periodic, ola_window(g, N, L), ola_windows(N, L), ola_divisor(N, L),
-    filter_window(L), mod_sigmoid, sample_one_shot, preprocess (MODEL_SPEC 6 without
+    filter_window(L), mod_sigmoid, sample_one_shot, preprocess (docs/MODEL_SPEC.md §6 without
     resampling), waveform_hparams_defaults.
 """
 import math
@@ -393,7 +393,7 @@ def latent_decode(l, e, class_index=None, n_grains=None):
 def sample_one_shot(w, l, seed, class_index=None, temperature=1.0, sequence=0, n_grains=None):
     """ngs_sample for one sound: e = T * normals(domain 3, sequence), z = latent_decode,
     audio = decode with the noise of `sequence`. Returns dict e, z, audio."""
-    from . import rng
+    from .. import rng
     e = rng.embedding_sample(seed, sequence, l.hparams["e_dim"], temperature)
     z = latent_decode(l, e, class_index, n_grains)
     noise = rng.grain_noise(seed, sequence, 0, z.shape[0], w.hparams["l_grain"])
@@ -411,7 +411,7 @@ def biquad_highpass_coeffs(sr, cutoff=50.0, Q=0.707):
 
 
 def preprocess(audio, sr, normalize=False):
-    """MODEL_SPEC 6 without resampling/cropping (ngs_preprocess), float64 numpy:
+    """docs/MODEL_SPEC.md §6 without resampling/cropping (ngs_preprocess), float64 numpy:
     subtract the mean, 50 Hz RBJ high-pass biquad (Q 0.707, direct form I, no clamping),
     peak-normalise to 0.9 if the peak >= 1 or normalize."""
     x = np.asarray(audio, dtype=np.float64)

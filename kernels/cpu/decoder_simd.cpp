@@ -1,5 +1,6 @@
-// AVX-512 (16 lanes) and AVX2 (8 lanes) builds of the synthesis loops (synth_simd.inc)
-// and of the Philox noise (8 or 4 counter blocks per vector, bit exact with philox.h).
+// AVX-512 (16 lanes) and AVX2 (8 lanes) builds of the decoder stages' loops
+// (decoder_simd.inc) and of noise_filter's Philox noise (8 or 4 counter blocks per vector,
+// bit exact with philox.h).
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -9,57 +10,41 @@
 #include <cstring>
 
 #include "common/philox.h"
-#include "cpu/synth_internal.h"
+#include "cpu/decoder_internal.h"
 
 namespace ngs::cpu {
 
 #if defined(__x86_64__)
 
-#define NGS_SYN_NS syn_avx512
-#define NGS_SYN_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
-#define NGS_SYN_W 16
-#include "cpu/synth_simd.inc"
-#undef NGS_SYN_NS
-#undef NGS_SYN_TARGET
-#undef NGS_SYN_W
+#define NGS_SIMD_NS dec_avx512
+#define NGS_SIMD_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma")))
+#define NGS_SIMD_W 16
+#include "cpu/decoder_simd.inc"
+#undef NGS_SIMD_NS
+#undef NGS_SIMD_TARGET
+#undef NGS_SIMD_W
 
-#define NGS_SYN_NS syn_avx2
-#define NGS_SYN_TARGET __attribute__((target("avx2,fma")))
-#define NGS_SYN_W 8
-#include "cpu/synth_simd.inc"
-#undef NGS_SYN_NS
-#undef NGS_SYN_TARGET
-#undef NGS_SYN_W
+#define NGS_SIMD_NS dec_avx2
+#define NGS_SIMD_TARGET __attribute__((target("avx2,fma")))
+#define NGS_SIMD_W 8
+#include "cpu/decoder_simd.inc"
+#undef NGS_SIMD_NS
+#undef NGS_SIMD_TARGET
+#undef NGS_SIMD_W
 
-void spectrum_rows_avx512(const float *x, int n, int F, float *S, float *H) {
-  syn_avx512::spectrum_rows(x, n, F, S, H);
+void decoder_mlp_spectrum_avx512(const float *x, int n, int F, float *S, float *H) {
+  dec_avx512::decoder_mlp_spectrum(x, n, F, S, H);
 }
-void spectrum_rows_avx2(const float *x, int n, int F, float *S, float *H) {
-  syn_avx2::spectrum_rows(x, n, F, S, H);
+void decoder_mlp_spectrum_avx2(const float *x, int n, int F, float *S, float *H) {
+  dec_avx2::decoder_mlp_spectrum(x, n, F, S, H);
 }
-void fir_softsign_avx512(const float *a, int len, const float *fir, int taps, float bias,
-                         float *out, int t0, int t1) {
-  syn_avx512::fir_softsign(a, len, fir, taps, bias, out, t0, t1);
+void overlap_add_fir_softsign_avx512(const float *a, int len, const float *fir, int taps,
+                                     float bias, float *out, int t0, int t1) {
+  dec_avx512::overlap_add_fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
-void fir_softsign_avx2(const float *a, int len, const float *fir, int taps, float bias,
-                       float *out, int t0, int t1) {
-  syn_avx2::fir_softsign(a, len, fir, taps, bias, out, t0, t1);
-}
-
-void lstm_cell_avx512(const float *gi, int ldi, const float *gh, int ldh, int n, float *c,
-                      float *h) {
-  syn_avx512::lstm_cell(gi, ldi, gh, ldh, n, c, h);
-}
-void lstm_cell_avx2(const float *gi, int ldi, const float *gh, int ldh, int n, float *c, float *h) {
-  syn_avx2::lstm_cell(gi, ldi, gh, ldh, n, c, h);
-}
-void gru_cell_avx512(const float *gi, int ldi, const float *gh, int ldh, int n, const float *hp,
-                     float *h) {
-  syn_avx512::gru_cell(gi, ldi, gh, ldh, n, hp, h);
-}
-void gru_cell_avx2(const float *gi, int ldi, const float *gh, int ldh, int n, const float *hp,
-                   float *h) {
-  syn_avx2::gru_cell(gi, ldi, gh, ldh, n, hp, h);
+void overlap_add_fir_softsign_avx2(const float *a, int len, const float *fir, int taps,
+                                   float bias, float *out, int t0, int t1) {
+  dec_avx2::overlap_add_fir_softsign(a, len, fir, taps, bias, out, t0, t1);
 }
 
 namespace {
@@ -79,7 +64,7 @@ struct Keys {
 }  // namespace
 
 // Blocks j0 .. j0 + 8 * count - 1 of (g, sequence, domain 1): 32 samples per step.
-__attribute__((target("avx512f,avx512vl,avx512dq,fma"))) int noise_avx512(
+__attribute__((target("avx512f,avx512vl,avx512dq,fma"))) int noise_filter_noise_avx512(
     uint64_t seed, uint32_t sequence, uint32_t g, int l_grain, float *u) {
   const Keys keys(seed);
   const __m512i mask = _mm512_set1_epi64(0xffffffffll);
@@ -115,7 +100,7 @@ __attribute__((target("avx512f,avx512vl,avx512dq,fma"))) int noise_avx512(
   return j;
 }
 
-__attribute__((target("avx2,fma"))) int noise_avx2(uint64_t seed, uint32_t sequence, uint32_t g,
+__attribute__((target("avx2,fma"))) int noise_filter_noise_avx2(uint64_t seed, uint32_t sequence, uint32_t g,
                                                    int l_grain, float *u) {
   const Keys keys(seed);
   const __m256i mask = _mm256_set1_epi64x(0xffffffffll);
@@ -152,16 +137,12 @@ __attribute__((target("avx2,fma"))) int noise_avx2(uint64_t seed, uint32_t seque
 
 #else
 
-void spectrum_rows_avx512(const float *, int, int, float *, float *) {}
-void spectrum_rows_avx2(const float *, int, int, float *, float *) {}
-void fir_softsign_avx512(const float *, int, const float *, int, float, float *, int, int) {}
-void fir_softsign_avx2(const float *, int, const float *, int, float, float *, int, int) {}
-int noise_avx512(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
-void lstm_cell_avx512(const float *, int, const float *, int, int, float *, float *) {}
-void lstm_cell_avx2(const float *, int, const float *, int, int, float *, float *) {}
-void gru_cell_avx512(const float *, int, const float *, int, int, const float *, float *) {}
-void gru_cell_avx2(const float *, int, const float *, int, int, const float *, float *) {}
-int noise_avx2(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
+void decoder_mlp_spectrum_avx512(const float *, int, int, float *, float *) {}
+void decoder_mlp_spectrum_avx2(const float *, int, int, float *, float *) {}
+void overlap_add_fir_softsign_avx512(const float *, int, const float *, int, float, float *, int, int) {}
+void overlap_add_fir_softsign_avx2(const float *, int, const float *, int, float, float *, int, int) {}
+int noise_filter_noise_avx512(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
+int noise_filter_noise_avx2(uint64_t, uint32_t, uint32_t, int, float *) { return 0; }
 
 #endif
 

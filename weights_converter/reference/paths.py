@@ -8,7 +8,7 @@
 """
 import numpy as np
 
-from . import rng
+from .. import rng
 
 KINDS = ("line", "circle", "spiral", "random", "back_and_forth")
 f32 = np.float32
