@@ -171,14 +171,11 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
   const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
   for (int v = 0; v < B; ++v)
     for (int k = 0; k < nc; ++k) a[static_cast<size_t>(v) * W + H + k] = k == class_index[v] ? 1.0f : 0.0f;
-  int width = H + nc;
   for (const Impl::LnLin &l : m.dec_z) {
     gemm(l.lin, a, W, B, b, W, Act::kNone);
     layernorm_rows(b, B, l.lin.n, W, l.g, l.b, Act::kLrelu);
-    width = l.lin.n;
     std::swap(a, b);
   }
-  (void)width;
   gemm(m.dec_z_out, a, W, B, z, ldz, Act::kNone);
 }
 
