@@ -431,7 +431,8 @@ TEST_P(SynthTest, SpreadModeIsOneHopLater) {
                            one_shot(2 * hop + 7, 3, 4), simple(5 * hop, NGS_SYNTH_EVENT_STOP, 2)};
   const int64_t frames = 8 * hop + info_.sample_length;
   const std::vector<float> oa = render(a, ev, frames, 64), ob = render(b, ev, frames + hop, 17);
-  EXPECT_LE(ngs::test::rel_l2(ob.data() + hop, oa.data(), oa.size()), 1e-6);
+  // Bit for bit: a voice's grain does not depend on which batch computes it.
+  EXPECT_EQ(0, std::memcmp(ob.data() + hop, oa.data(), sizeof(float) * oa.size()));
   for (int t = 0; t < hop; ++t) ASSERT_EQ(ob[t], 0.0f);
   ngs_synth_free(a);
   ngs_synth_free(b);
