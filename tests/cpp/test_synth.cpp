@@ -382,6 +382,40 @@ TEST_P(SynthTest, BlockSizesGiveIdenticalOutput) {
   }
 }
 
+// n_threads > 1 splits each hop's voices into one batch per thread: the same output bit
+// for bit as one thread (a voice's numbers do not depend on its batch).
+TEST_P(SynthTest, ThreadCountDoesNotChangeOutput) {
+  const int hop = info_.hop_size;
+  std::vector<Timed> ev;
+  for (int i = 0; i < 12; ++i) ev.push_back(one_shot(5 + i * hop / 3, 1 + i, 100 + i));
+  for (int i = 0; i < 4; ++i) ev.push_back(free_voice(7 + i * hop / 2, 20 + i, random_z(i), 0, i));
+  for (int i = 0; i < 2; ++i) {
+    Timed rs{11 + i * hop, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    rs.ev.voice = 30 + i;
+    rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+    ev.push_back(rs);
+  }
+  std::stable_sort(ev.begin(), ev.end(), [](const Timed &a, const Timed &b) { return a.frame < b.frame; });
+  const int64_t frames = 6 * hop + info_.sample_length;
+  const std::vector<float> in = random_audio(static_cast<size_t>(frames) + 4096, 4);
+  for (int spread : {0, 1}) {
+    std::vector<float> ref;
+    for (int threads : {1, 3, 2}) {
+      ngs_synth_params p = ngs_synth_default_params();
+      p.max_voices = 24;
+      p.n_threads = threads;
+      p.spread = spread;
+      ngs_synth *s = make(p);
+      const std::vector<float> out = render(s, ev, frames, threads == 2 ? 7 : 64, &in);
+      if (ref.empty()) ref = out;
+      else
+        EXPECT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size()))
+            << threads << " threads, spread " << spread;
+      ngs_synth_free(s);
+    }
+  }
+}
+
 TEST_P(SynthTest, EventAtEveryOffsetLandsAtThatFrame) {
   ngs_synth *s = make();
   const int lat = ngs_synth_latency(s);
@@ -804,6 +838,34 @@ TEST_P(SynthTest, InitRejectsBadParams) {
   EXPECT_EQ(ngs_synth_init(model_, p, &s), NGS_STATUS_INVALID_ARGUMENT);
   EXPECT_EQ(ngs_synth_init(nullptr, ngs_synth_default_params(), &s), NGS_STATUS_INVALID_ARGUMENT);
   EXPECT_NE(std::string(ngs_last_error()), "");
+}
+
+// The synth's worker pool: every item of every job runs exactly once, whoever claims it;
+// workers do take items (the caller is slowed down so they get the chance).
+TEST(SynthPool, EveryItemRunsExactlyOnce) {
+  ngs::synth::RtPool pool(4);
+  struct Ctx {
+    std::atomic<int> count[64];
+    std::atomic<int> by_workers{0};
+  } c;
+  long total = 0;
+  for (int job = 0; job < 3000; ++job) {
+    const int n = 1 + job % 64;
+    for (int i = 0; i < n; ++i) c.count[i].store(0);
+    pool.run(
+        [](void *ctx, int item, int part) {
+          Ctx &k = *static_cast<Ctx *>(ctx);
+          k.count[item].fetch_add(1);
+          if (part > 0) k.by_workers.fetch_add(1);
+          else for (volatile int w = 0; w < 2000; w = w + 1) {
+          }
+        },
+        &c, n);
+    for (int i = 0; i < n; ++i) ASSERT_EQ(c.count[i].load(), 1) << "job " << job << " item " << i;
+    total += n;
+  }
+  EXPECT_GT(c.by_workers.load(), 0);
+  EXPECT_LT(c.by_workers.load(), total);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, SynthTest, ::testing::Values("gru16k", "lstm22k", "noola"),
