@@ -197,7 +197,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     v.class_index = s.model->lc().n_conds > 0 ? ev.class_index : -1;
     v.n_total = s.model->n_grains();
     embedding_sample(*s.model, ev.temperature, v.key.seed, v.key.sequence, s.e.data());
-    s.latent->start(s.e.data(), v.class_index, v.state, s.lat_scratch.data());
+    s.latent->start(s.e.data(), v.class_index, v.state, s.lat_start_scratch.data());
   } else if (kind == NGS_SYNTH_VOICE_FREE) {
     if (ev.use_path) {
       v.use_path = true;
@@ -287,54 +287,54 @@ void free_voice_z(ngs_synth &s, Voice &v, float *z) {
 
 // One grain for each voice in slots[0 .. n): one batched RNN step for the one-shots, the
 // free voices' latents, one batched encode for the resynth voices, one batched decode.
-void compute_grains(ngs_synth &s, const int *slots, int n) {
+void compute_grains(ngs_synth &s, Batch &q, const int *slots, int n) {
   const int zd = s.zd;
   int B = 0;
   // One-shots first, so that the RNN step writes rows 0 .. n1.
   for (int i = 0; i < n; ++i) {
     Voice &v = s.voices[slots[i]];
     if (v.kind != NGS_SYNTH_VOICE_ONE_SHOT) continue;
-    s.states[B] = v.state;
-    s.classes[B] = v.class_index;
-    s.batch_slot[B++] = slots[i];
+    q.states[B] = v.state;
+    q.classes[B] = v.class_index;
+    q.batch_slot[B++] = slots[i];
   }
   const int n1 = B;
-  if (n1 > 0) s.latent->step(s.states.data(), s.classes.data(), n1, s.zb.data(), zd, s.lat_scratch.data());
+  if (n1 > 0) s.latent->step(q.states.data(), q.classes.data(), n1, q.zb.data(), zd, q.lat_scratch.data());
   for (int i = 0; i < n; ++i) {
     Voice &v = s.voices[slots[i]];
     if (v.kind != NGS_SYNTH_VOICE_FREE) continue;
-    free_voice_z(s, v, s.zb.data() + static_cast<size_t>(B) * zd);
-    s.batch_slot[B++] = slots[i];
+    free_voice_z(s, v, q.zb.data() + static_cast<size_t>(B) * zd);
+    q.batch_slot[B++] = slots[i];
   }
   const int n2 = B;
   for (int i = 0; i < n; ++i) {
     Voice &v = s.voices[slots[i]];
     if (v.kind != NGS_SYNTH_VOICE_RESYNTH) continue;
     const int r = B - n2;
-    float *dst = s.enc_in.data() + static_cast<size_t>(r) * s.l;
+    float *dst = q.enc_in.data() + static_cast<size_t>(r) * s.l;
     const int64_t t0 = v.in0 + static_cast<int64_t>(v.next_grain) * s.hop;
     for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
-    s.enc_src[r] = dst;
-    s.first[r] = v.next_grain == 0;
-    s.last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
-    s.batch_slot[B++] = slots[i];
+    q.enc_src[r] = dst;
+    q.first[r] = v.next_grain == 0;
+    q.last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
+    q.batch_slot[B++] = slots[i];
   }
   if (B > n2)
-    s.encoder->encode_grains(s.enc_src.data(), s.first.data(), s.last.data(), B - n2,
-                                    s.zb.data() + static_cast<size_t>(n2) * zd, s.enc_scratch.data());
+    s.encoder->encode_grains(q.enc_src.data(), q.first.data(), q.last.data(), B - n2,
+                                    q.zb.data() + static_cast<size_t>(n2) * zd, q.enc_scratch.data());
   for (int b = 0; b < B; ++b) {
-    Voice &v = s.voices[s.batch_slot[b]];
-    GrainSpec &g = s.spec[b];
+    Voice &v = s.voices[q.batch_slot[b]];
+    GrainSpec &g = q.spec[b];
     g.key = v.key;
     g.g = v.next_grain;
     g.first = v.next_grain == 0;
     g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
   }
-  s.session->decode_grains(s.zb.data(), B, s.spec.data(), s.yb.data());
+  q.session->decode_grains(q.zb.data(), B, q.spec.data(), q.yb.data());
   for (int b = 0; b < B; ++b) {
-    Voice &v = s.voices[s.batch_slot[b]];
-    const bool last = s.spec[b].last;
-    cpu::ola_stream_add(v.ola, s.shape, s.yb.data() + static_cast<size_t>(b) * s.l, last);
+    Voice &v = s.voices[q.batch_slot[b]];
+    const bool last = q.spec[b].last;
+    cpu::ola_stream_add(v.ola, s.shape, q.yb.data() + static_cast<size_t>(b) * s.l, last);
     ++v.next_grain;
     if (last) {
       v.n_total = v.next_grain;
@@ -361,18 +361,38 @@ void begin_work(ngs_synth &s, int64_t W) {
     if (needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
 }
 
-// Slice k of the work's voices: their grains for the interval, in rounds of one grain
-// per voice (one round unless the FIR looks ahead more than a hop).
-void slice_work(ngs_synth &s, int k) {
-  const int b = s.work_n * k / s.slices, e = s.work_n * (k + 1) / s.slices;
-  int *round = s.work.data() + s.n_slots;  // second half of work: this round's voices
+// Voices work[b, e): their grains for the interval, in rounds of one grain per voice (one
+// round unless the FIR looks ahead more than a hop), batched in q.
+void group_work(ngs_synth &s, Batch &q, int b, int e) {
   for (;;) {
     int n = 0;
     for (int i = b; i < e; ++i)
-      if (needs_grain(s, s.voices[s.work[i]], s.work_time)) round[n++] = s.work[i];
+      if (needs_grain(s, s.voices[s.work[i]], s.work_time)) q.round[n++] = s.work[i];
     if (n == 0) break;
-    compute_grains(s, round, n);
+    compute_grains(s, q, q.round.data(), n);
   }
+}
+
+// Group g of the slice being split across the threads, on thread `part`.
+void group_item(void *ctx, int g, int part) {
+  ngs_synth &s = *static_cast<ngs_synth *>(ctx);
+  const int n = s.group_e - s.group_b;
+  group_work(s, s.batches[part], s.group_b + n * g / s.groups, s.group_b + n * (g + 1) / s.groups);
+}
+
+// Slice k of the work's voices. With workers, the slice is cut into one contiguous group
+// per thread (each batched on its own); a voice's numbers do not depend on its batch, so
+// the output is the same for any thread count.
+void slice_work(ngs_synth &s, int k) {
+  const int b = s.work_n * k / s.slices, e = s.work_n * (k + 1) / s.slices;
+  if (!s.pool || e - b < 2) {
+    group_work(s, s.batches[0], b, e);
+    return;
+  }
+  s.group_b = b;
+  s.group_e = e;
+  s.groups = std::min(e - b, s.pool->size());
+  s.pool->run(group_item, &s, s.groups);
 }
 
 void mix_range(ngs_synth &s, float *mix, int64_t W, int64_t a, int64_t b) {
@@ -735,7 +755,6 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.backend = cpu::make_cpu_backend(m.file->waveform);
-  s.session = s.backend->create_session(s.n_slots, 1);
   s.encoder = std::make_unique<cpu::WaveformEncoder>(m.file->waveform);
   if (m.has_latent()) s.latent = std::make_unique<cpu::LatentStream>(m.file->latent);
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
@@ -756,21 +775,29 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
     v.ola.reset(v.z_target + s.zd, s.shape);
     v.out = v.ola.buf + s.shape.buffer_floats();
   }
+  // Batch buffers: one set per thread, each for every slot (a thread may get them all).
   const size_t B = static_cast<size_t>(s.n_slots);
-  s.work.assign(2 * B, 0);
-  s.zb.assign(B * s.zd, 0.0f);
-  s.yb.assign(B * s.l, 0.0f);
-  s.spec.resize(B);
-  s.states.assign(B, nullptr);
-  s.classes.assign(B, -1);
-  s.batch_slot.assign(B, 0);
-  s.enc_src.assign(B, nullptr);
-  s.first.assign(B, 0);
-  s.last.assign(B, 0);
-  s.enc_in.assign(B * s.l, 0.0f);
-  s.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
-  if (s.latent) s.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
+  s.work.assign(B, 0);
+  s.batches.resize(static_cast<size_t>(p.n_threads));
+  for (Batch &q : s.batches) {
+    q.session = s.backend->create_session(s.n_slots, 1);
+    q.zb.assign(B * s.zd, 0.0f);
+    q.yb.assign(B * s.l, 0.0f);
+    q.spec.resize(B);
+    q.states.assign(B, nullptr);
+    q.classes.assign(B, -1);
+    q.batch_slot.assign(B, 0);
+    q.round.assign(B, 0);
+    q.enc_src.assign(B, nullptr);
+    q.first.assign(B, 0);
+    q.last.assign(B, 0);
+    q.enc_in.assign(B * s.l, 0.0f);
+    q.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
+    if (s.latent) q.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
+  }
+  if (s.latent) s.lat_start_scratch.assign(s.latent->scratch_floats(1), 0.0f);
   s.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
+  if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.
   s.queue.init(p.queue_size, s.zd);

@@ -13,6 +13,7 @@
 #include "cpu/cpu.h"
 #include "engine.h"
 #include "ngs/ngs.h"
+#include "synth_pool.h"
 
 typedef struct SRC_STATE_tag SRC_STATE;
 
@@ -117,6 +118,17 @@ class PostQueue {
   alignas(64) size_t head_ = 0;
 };
 
+// One thread's batch buffers and decoder session (the caller's is batches[0]).
+struct Batch {
+  std::unique_ptr<Session> session;
+  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in;
+  std::vector<GrainSpec> spec;
+  std::vector<float *> states;
+  std::vector<int> classes, batch_slot, round;
+  std::vector<const float *> enc_src;
+  std::vector<unsigned char> first, last;
+};
+
 struct Stats {
   std::atomic<uint64_t> blocks{0}, frames{0}, applied{0}, dropped{0}, overflows{0}, stolen{0},
       grains{0}, ticks_total{0}, ticks_max{0};
@@ -140,11 +152,10 @@ struct ngs_synth {
   int latency = 0, input_latency = 0;  // host frames
   int fade_default = 0;                 // model samples
   // kernels
-  // The synth's own CPU backend, encoder and streaming sequence VAE (the model's backend
-  // may be CUDA; the synth always computes on the CPU). Their packed weights are the
-  // synth's: a few MB per synth.
+  // The synth's own CPU backend (sessions: one per batch thread), encoder and streaming
+  // sequence VAE (the model's backend may be CUDA; the synth always computes on the CPU).
+  // Their packed weights are the synth's: a few MB per synth.
   std::unique_ptr<ngs::Backend> backend;
-  std::unique_ptr<ngs::Session> session;
   std::unique_ptr<ngs::cpu::WaveformEncoder> encoder;
   std::unique_ptr<ngs::cpu::LatentStream> latent;
   ngs::cpu::OlaStreamShape shape;
@@ -159,12 +170,9 @@ struct ngs_synth {
   std::vector<int> work;  // slots needing grains in the current work
   int work_n = 0;
   int64_t work_time = 0;  // the interval start W being computed
-  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in, e;
-  std::vector<ngs::GrainSpec> spec;
-  std::vector<float *> states;
-  std::vector<int> classes, batch_slot;
-  std::vector<const float *> enc_src;
-  std::vector<unsigned char> first, last;
+  std::vector<ngs::synth::Batch> batches;  // one per thread
+  std::vector<float> lat_start_scratch, e;  // voice starts (audio thread)
+  int group_b = 0, group_e = 0, groups = 0;  // the slice being split across threads
   // events
   ngs::synth::PostQueue queue;
   std::vector<ngs::synth::Pending> pending;  // ring
@@ -191,6 +199,8 @@ struct ngs_synth {
   ngs::synth::Stats stats;
   uint64_t tsc0 = 0;
   double clock0 = 0.0;
+  // Workers (n_threads > 1); declared last so that they stop before anything is freed.
+  std::unique_ptr<ngs::synth::RtPool> pool;
 
   ~ngs_synth();
 };

@@ -127,7 +127,9 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
   float *gh = gi + static_cast<size_t>(B) * m.gmax;     // [B][gmax]
   for (size_t k = 0; k < m.rnn.size(); ++k) {
     const Impl::Layer &L = m.rnn[k];
-    // Recurrent products of all voices: one GEMM, the matrix read once.
+    // Recurrent products of all voices: one GEMM, the matrix read once. Always a GEMM,
+    // even for one voice: a GEMM row does not depend on the other rows, so a voice's
+    // numbers do not depend on the batch it is in (spread slices, thread groups).
     for (int v = 0; v < B; ++v)
       std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
     gemm(L.hh, b, W, B, gh, m.gmax, Act::kNone);
@@ -145,14 +147,11 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
   const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
   for (int v = 0; v < B; ++v)
     for (int k = 0; k < nc; ++k) a[static_cast<size_t>(v) * W + H + k] = k == class_index[v] ? 1.0f : 0.0f;
-  int width = H + nc;
   for (const Impl::LnLin &l : m.dec_z) {
     gemm(l.lin, a, W, B, b, W, Act::kNone);
     layernorm_rows(b, B, l.lin.n, W, l.g, l.b, Act::kLrelu);
-    width = l.lin.n;
     std::swap(a, b);
   }
-  (void)width;
   gemm(m.dec_z_out, a, W, B, z, ldz, Act::kNone);
 }
 

@@ -418,9 +418,10 @@ typedef struct ngs_synth_params {
     int max_block;      /* largest n_frames of one process call, default 4096 */
     int max_voices;     /* voices playing at once, default 16; a START beyond it steals
                            a voice (oldest one-shot first, then the oldest voice) */
-    int n_threads;      /* CPU threads for the per-hop work, default 1 (1..256 accepted;
-                           this version runs the per-hop work on the calling thread,
-                           docs/SYNTH.md) */
+    int n_threads;      /* CPU threads for the per-hop work, default 1: n_threads - 1
+                           workers started at init share each hop's voices with the
+                           audio thread, which never waits for an idle one (same output
+                           for any count; docs/SYNTH.md) */
     uint64_t seed;      /* key of NGS_SYNTH_SEED_AUTO voices, default 0 */
     int queue_size;     /* slots of the ngs_synth_post queue, default 256 */
     int fade_frames;    /* default stop fade in host frames; -1 (default) = 5 ms */
