@@ -34,8 +34,20 @@ def sh(cmd, cwd, log, env=None):
                                env=env)
 
 
+TSAN_TARGETS = "test_pipeline_threads test_cpu_threads"  # scripts/test.sh's TSan step
+
+
 def expand(cmd):
-    return cmd.format(ctest="ctest --test-dir build --output-on-failure", py=PY)
+    return cmd.format(ctest="ctest --test-dir build --output-on-failure",
+                      ctest_tsan="TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan "
+                                 "--output-on-failure", py=PY)
+
+
+def build_cmds(jobs, tsan):
+    cmds = ["nice cmake --build build -j%s" % jobs]
+    if tsan:
+        cmds.append("nice cmake --build build-tsan -j%s --target %s" % (jobs, TSAN_TARGETS))
+    return cmds
 
 
 def cpu_flags():
@@ -108,6 +120,13 @@ def main(argv=None):
         "nice cmake --build build -j%s" % jobs,
         "%s -m weights_converter.make_fixtures --out build/fixtures" % PY,
     ]
+    tsan = any("{ctest_tsan}" in c for m in chosen for c in m["checks"])
+    if tsan:
+        steps += [
+            "cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "
+            "-DNGS_SANITIZE=thread -DNGS_CUDA=OFF -DNGS_BUILD_BENCH=OFF -DNGS_BUILD_APPS=OFF "
+            "-DNGS_FIXTURES_DIR=%s/build/fixtures %s" % (scratch, launcher),
+            "nice cmake --build build-tsan -j%s --target %s" % (jobs, TSAN_TARGETS)]
     for s in steps:
         if sh(s, scratch, setup_log, env) != 0:
             print("mutation_check: setup failed: %s (see %s)" % (s, setup_log))
@@ -134,7 +153,7 @@ def main(argv=None):
         try:
             with open(path, "w") as f:
                 f.write(orig.replace(m["old"], m["new"]))
-            if sh("nice cmake --build build -j%s" % jobs, scratch, log, env) != 0:
+            if any(sh(c, scratch, log, env) != 0 for c in build_cmds(jobs, tsan)):
                 rows.append((m, "ERROR (mutant does not build)", "", time.time() - t0))
                 continue
             caught_by = [c for c in m["checks"] + (full if a.full else [])
@@ -149,7 +168,8 @@ def main(argv=None):
             with open(path, "w") as f:
                 f.write(orig)
         print("  %-38s %-9s %5.0f s  %s" % (m["name"], rows[-1][1], rows[-1][3], rows[-1][2]), flush=True)
-    sh("nice cmake --build build -j%s" % jobs, scratch, setup_log, env)  # back to the clean build
+    for c in build_cmds(jobs, tsan):  # back to the clean build
+        sh(c, scratch, setup_log, env)
     print("\nmutation_check: %d mutations, %.0f s in all%s" % (len(rows), time.time() - t_start,
                                                              " (--full)" if a.full else ""))
     print("%-38s %-28s %-34s %s" % ("mutation", "result", "owner", "file"))

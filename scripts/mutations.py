@@ -4,7 +4,8 @@ Each entry: name; file (relative to the repository root); old -> new, an exact t
 replacement that must occur exactly once in the file (the driver refuses a mutation that
 no longer applies, so this list cannot silently rot); checks, the test subset that must
 fail (shell commands run from the scratch copy's root after rebuilding; {ctest} is
-`ctest --test-dir build --output-on-failure`, {py} the Python); why: what the bug is and
+`ctest --test-dir build --output-on-failure`, {ctest_tsan} the same in the scratch copy's
+ThreadSanitizer build, made only when a selected mutation uses it; {py} the Python); why: what the bug is and
 which test is meant to catch it; owner: "tests" where the catching test is on this
 branch, otherwise the branch whose test catches it (expected after merge); needs: a CPU
 flag without which the mutated code never runs here (the mutation is then skipped);
@@ -63,7 +64,7 @@ MUTATIONS = [
          file="kernels/cpu/backend.cpp",
          old="""synth_spectrum_from_logits(S, m, F, S, s.per_[part].row.data());""",
          new="""synth_spectrum_from_logits(S, m, F, S, s.per_[0].row.data());""",
-         checks=["{ctest} -L threads"],
+         checks=["{ctest} -L threads", "{ctest_tsan} -L threads"],
          why="every part of the threaded decoder uses part 0's scratch row (a race): "
              "CpuThreadedStages.DecoderSessionsSplitAndMatchOneThread and the Threads.* "
              "tests (sizes that split the spectrum stage; under TSan in scripts/test.sh)",
@@ -127,13 +128,13 @@ MUTATIONS = [
          why="mod_sigmoid's floor 1e-4 instead of 1e-7 on the SIMD paths",
          contrast=["build/tests/test_pipeline_golden --gtest_filter='*fp16*'"],
          owner="tests"),
-    dict(name="fp16-semantic-preprocess-q",
+    dict(name="fp16-semantic-resynth-fade",
          file="engine/src/pipelines.cpp",
-         old="""std::sin(w0) / (2.0 * 0.707)""",
-         new="""std::sin(w0) / (2.0 * 0.7)""",
+         old="""const float w = (static_cast<float>(i) + 0.5f) / static_cast<float>(X);""",
+         new="""const float w = static_cast<float>(i) / static_cast<float>(X);""",
          checks=["build/tests/test_pipeline_golden --gtest_filter='*fp32*'"],
-         why="pre-processing high-pass Q 0.7 instead of 0.707",
          contrast=["build/tests/test_pipeline_golden --gtest_filter='*fp16*'"],
+         why="resynthesis crossfade gains i / X instead of (i + 0.5) / X (1e-3 rel L2)",
          owner="tests"),
     # ---------------------------------------------------------- the oracle
     dict(name="oracle-mod-sigmoid-floor",

@@ -208,6 +208,21 @@ TEST(CpuThreadedStages, DecoderSessionsSplitAndMatchOneThread) {
         EXPECT_EQ(0, std::memcmp(got.data(), want.data(), len * sizeof(float)))
             << threads << " threads, call " << rep;
       }
+      // The spectrum stage alone on many rows, repeated, so that the parts' row loops
+      // overlap in time even on a loaded machine (a shared scratch row then corrupts
+      // rows here, and is a race for ThreadSanitizer in any case).
+      const int ns = 64 * threads;
+      const int F = c.filter_size();
+      const auto zs = ngs::test::random_normal(static_cast<size_t>(ns) * c.z_dim, seed + 1);
+      auto big1 = backend->create_session(ns, 1), bigt = backend->create_session(ns, threads);
+      std::vector<float> S1 = ngs::test::poisoned(static_cast<size_t>(ns) * F);
+      big1->spectrum(zs.data(), ns, S1.data());
+      for (int rep = 0; rep < 16; ++rep) {
+        std::vector<float> St = ngs::test::poisoned(S1.size());
+        bigt->spectrum(zs.data(), ns, St.data());
+        ASSERT_EQ(0, std::memcmp(St.data(), S1.data(), S1.size() * sizeof(float)))
+            << "spectrum, " << threads << " threads, call " << rep;
+      }
       // The golden-size OLA stage alone, threaded, against the golden.
       const ngs::test::Golden &g = f.golden;
       const int gn = g.dim("decode.z", 0);
