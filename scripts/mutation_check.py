@@ -73,7 +73,14 @@ def copy_tree(dst):
             continue
         d = os.path.join(dst, rel)
         os.makedirs(os.path.dirname(d), exist_ok=True)
-        shutil.copy2(src, d)
+        # A reused scratch copy keeps files whose bytes are unchanged (an incremental
+        # build); changed files are written with the current time, so that the build sees
+        # them even when the source's own time is older than the scratch build's outputs.
+        if os.path.isfile(d):
+            with open(src, "rb") as a, open(d, "rb") as b:
+                if a.read() == b.read():
+                    continue
+        shutil.copy(src, d)
 
 
 def main(argv=None):
