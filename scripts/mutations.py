@@ -136,6 +136,14 @@ MUTATIONS = [
          contrast=["build/tests/test_pipeline_golden --gtest_filter='*fp16*'"],
          why="resynthesis crossfade gains i / X instead of (i + 0.5) / X (1e-3 rel L2)",
          owner="tests"),
+    dict(name="loader-accepts-non-finite-weights",
+         file="engine/src/model_file.cpp",
+         old="""      if (!std::isfinite(p[i]))""",
+         new="""      if (!std::isfinite(p[i]) && false)""",
+         checks=["build/tests/test_api_loader --gtest_filter='Loader.FuzzedBytesAnywhere'"],
+         why="the loader no longer refuses Inf/NaN weights: the whole-file fuzz test (its "
+             "Inf/NaN weight mutations; Loader.NonFiniteWeightsRefused catches it too)",
+         owner="tests"),
     # ---------------------------------------------------------- the oracle
     dict(name="oracle-mod-sigmoid-floor",
          file="weights_converter/reference.py",

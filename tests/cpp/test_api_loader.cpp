@@ -228,8 +228,8 @@ bool check_mutated(const std::vector<uint8_t> &b, const std::string &what) {
 
 // Mutations across the whole file, each region on its own: the 8-byte header length, the
 // JSON header (metadata, config, tensor table) and the tensor data; random bytes, single
-// bit flips and truncations, on an fp32 and an fp16 file. Fresh random positions per run
-// (the seed is printed on failure).
+// bit flips, truncations and (data) a weight made Inf/NaN, on an fp32 and an fp16 file.
+// Fresh random positions per run (the seed is printed on failure).
 TEST_F(Loader, FuzzedBytesAnywhere) {
   const uint32_t seed = std::random_device{}();
   SCOPED_TRACE("random seed " + std::to_string(seed));
@@ -241,6 +241,7 @@ TEST_F(Loader, FuzzedBytesAnywhere) {
     for (int i = 7; i >= 0; --i) hlen = (hlen << 8) | orig[static_cast<size_t>(i)];
     ASSERT_LT(8 + hlen, orig.size());
     const size_t lo[3] = {0, 8, 8 + hlen}, hi[3] = {8, 8 + hlen, orig.size()};
+    const size_t esize = std::string(file.second).find("fp16") != std::string::npos ? 2 : 4;
     const char *names[3] = {"length", "header", "data"};
     for (int region = 0; region < 3; ++region) {
       const int trials = region == 0 ? 40 : 150;
@@ -248,7 +249,7 @@ TEST_F(Loader, FuzzedBytesAnywhere) {
       for (int t = 0; t < trials; ++t) {
         std::vector<uint8_t> b = orig;
         const size_t span = hi[region] - lo[region];
-        const int kind = static_cast<int>(rng() % 3);
+        const int kind = static_cast<int>(rng() % (region == 2 ? 4 : 3));
         std::string what = std::string(file.first) + "/" + file.second + " " + names[region];
         if (kind == 0) {  // 1-4 random bytes
           const int k = 1 + static_cast<int>(rng() % 4);
@@ -258,12 +259,19 @@ TEST_F(Loader, FuzzedBytesAnywhere) {
           const size_t at = lo[region] + rng() % span;
           b[at] ^= static_cast<uint8_t>(1u << (rng() % 8));
           what += " bit at " + std::to_string(at);
-        } else {  // cut inside the region
+        } else if (kind == 2) {  // cut inside the region
           const size_t at = lo[region] + rng() % span;
           b.resize(at);
           what += " truncated at " + std::to_string(at);
+        } else {  // one weight's exponent all ones: Inf or NaN, which must be refused
+          const size_t at = lo[region] + (rng() % (span / esize)) * esize;
+          if (esize == 4) b[at + 3] |= 0x7F, b[at + 2] |= 0x80;
+          else b[at + 1] |= 0x7C;
+          what += " non-finite weight at " + std::to_string(at);
         }
-        loaded += check_mutated(b, what) ? 1 : 0;
+        const bool ok = check_mutated(b, what);
+        if (kind == 3) EXPECT_FALSE(ok) << what << ": a non-finite weight was accepted";
+        loaded += ok ? 1 : 0;
         if (HasFatalFailure()) return;
       }
       // Flips in the tensor data mostly keep a valid (finite) model: those must decode.
