@@ -27,14 +27,17 @@ MUTATIONS = [
          owner="tests"),
     dict(name="converter-allowlist-torch-submodules",
          file="weights_converter/lightning.py",
-         old="""        try:
-            return ALLOWED_GLOBALS[(module, name)]""",
-         new="""        if module.startswith("torch."):
-            return getattr(__import__("importlib").import_module(module), name)
-        try:
-            return ALLOWED_GLOBALS[(module, name)]""",
+         old="""            return ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise CheckpointError(""",
+         new="""            return ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            if module.startswith("torch."):  # the injected bug
+                return getattr(__import__("importlib").import_module(module), name)
+            raise CheckpointError(""",
          checks=["{py} -m pytest -q -p no:cacheprovider tests/python/test_converter.py"],
-         why="the unpickler resolves any torch.<submodule> global (code execution)",
+         why="the unpickler resolves any torch.<submodule> global outside the allow-list "
+             "(code execution); normal checkpoints still load",
          owner="converter (expected after merge)"),
     dict(name="converter-shape-numel-only",
          file="weights_converter/convert.py",
