@@ -56,6 +56,17 @@ CONFIGS = {
         latent=dict(e_dim=24, z_dim=16, h_dim=48, n_linears=3, rnn_type="GRU", n_RNN=3,
                     n_grains=13, classes=["a", "b", "c"], conditional=True, learning_rate=1e-4),
         class_index=1, resynth=dict(segment_grains=13, crossfade=128), hierarchical=False),
+    # No width a multiple of 4, 8 or 16 (z 6, e 10, h 37, LSTM 150 = 9 blocks of 16 + 6,
+    # 6 channels, 21 grains), so each SIMD tail of every stage (paths, GEMM, convs, RNN
+    # blocks, LayerNorm) runs against the goldens; the LSTM is wide enough (10 unit
+    # blocks) that 2 threads split its recurrence.
+    "odd": dict(
+        waveform=dict(z_dim=6, h_dim=37, kernel_size=5, channels=6, n_convs=2, stride=4,
+                      n_linears=3, n_grains=21, hop_size=128, normalize_ola=True, pp_chans=3,
+                      pp_ker=31, l_grain=512, sr=16000, learning_rate=1e-4),
+        latent=dict(e_dim=10, z_dim=6, h_dim=150, n_linears=2, rnn_type="LSTM", n_RNN=2,
+                    n_grains=21, classes=["x", "y", "z"], conditional=True, learning_rate=1e-4),
+        class_index=2, resynth=dict(segment_grains=5, crossfade=100), hierarchical=False),
 }
 
 PATH_PARAMS = dict(seed=SEED, sequence=2, temperature=0.8, turns=1.5, points=5, legs=3, gamma=2.0)

@@ -19,15 +19,16 @@ if(NGS_CUDA_ENABLED)
 endif()
 
 # The emulation rejects what it does not emulate: each case of test_cuda_unsupported.cpp
-# must fail to compile (case 0, the supported subset, must compile).
+# must fail to compile with the diagnostic its "expect-error:" line names, located in its
+# own block (expect_compile_error.sh); case 0, the supported subset, must compile.
+set(ngs_emu_src ${CMAKE_CURRENT_LIST_DIR}/test_cuda_unsupported.cpp)
 set(ngs_emu_syntax ${CMAKE_CXX_COMPILER} -fsyntax-only -std=c++17 -DNGS_CUDA_EMULATION
-    -I${PROJECT_SOURCE_DIR}/kernels -I${PROJECT_SOURCE_DIR}/kernels/cuda
-    ${CMAKE_CURRENT_LIST_DIR}/test_cuda_unsupported.cpp)
+    -I${PROJECT_SOURCE_DIR}/kernels -I${PROJECT_SOURCE_DIR}/kernels/cuda ${ngs_emu_src})
 add_test(NAME CudaEmuSubset.SupportedCompiles COMMAND ${ngs_emu_syntax} -DNGS_EMU_CASE=0)
 foreach(case 1 2 3 4 5 6)
   add_test(NAME CudaEmuSubset.UnsupportedDoesNotCompile${case}
-           COMMAND ${ngs_emu_syntax} -DNGS_EMU_CASE=${case})
-  set_tests_properties(CudaEmuSubset.UnsupportedDoesNotCompile${case} PROPERTIES
-    WILL_FAIL TRUE LABELS cuda)
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/expect_compile_error.sh ${ngs_emu_src} ${case}
+                   ${ngs_emu_syntax} -DNGS_EMU_CASE=${case})
+  set_tests_properties(CudaEmuSubset.UnsupportedDoesNotCompile${case} PROPERTIES LABELS cuda)
 endforeach()
 set_tests_properties(CudaEmuSubset.SupportedCompiles PROPERTIES LABELS cuda)

@@ -107,55 +107,72 @@ TEST(CpuDispatch, TableFollowsIsaSet) {
   for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512}) EXPECT_EQ(kernels_for(i).isa, i);
 }
 
+namespace {
+
+// One GEMM call on one ISA path against the double-precision reference; variant 0: bias,
+// 1: no bias, 2: bias + accumulate + LeakyReLU, 3: bias + LeakyReLU. Rows are ldx / ldy
+// apart with padding columns that must stay untouched.
+void check_gemm(Isa isa, int m, int n, int k, int variant) {
+  const bool has_bias = variant != 1, acc = variant == 2;
+  const Act act = variant == 3 || variant == 2 ? Act::kLrelu : Act::kNone;
+  const int ldx = k + 3, ldy = n + 5;
+  auto x = rand_vec(static_cast<size_t>(m) * ldx);
+  auto w = rand_vec(static_cast<size_t>(n) * k);
+  auto b = rand_vec(n);
+  auto y0 = rand_vec(static_cast<size_t>(m) * ldy);
+  PackedGemm p = gemm_pack(w.data(), n, k, has_bias ? b.data() : nullptr);
+  std::vector<float> y = y0;
+  if (!acc)
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) y[static_cast<size_t>(i) * ldy + j] = kNan;
+  gemm_isa(isa, p, x.data(), ldx, m, y.data(), ldy, act, acc);
+  std::vector<double> want, scale;
+  std::vector<float> got;
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double v = has_bias ? b[j] : 0.0, sc = std::fabs(v);
+      if (acc) {
+        v += y0[static_cast<size_t>(i) * ldy + j];
+        sc += std::fabs(y0[static_cast<size_t>(i) * ldy + j]);
+      }
+      for (int q = 0; q < k; ++q) {
+        const double t = static_cast<double>(x[static_cast<size_t>(i) * ldx + q]) * w[static_cast<size_t>(j) * k + q];
+        v += t;
+        sc += std::fabs(t);
+      }
+      want.push_back(act == Act::kLrelu ? lrelu_d(v) : v);
+      scale.push_back(sc);
+      got.push_back(y[static_cast<size_t>(i) * ldy + j]);
+    }
+  EXPECT_LT(max_scaled_err(got, want, scale), 1e-6)
+      << isa_name(isa) << " m=" << m << " n=" << n << " k=" << k << " v=" << variant;
+  for (int i = 0; i < m; ++i)
+    for (int j = n; j < ldy; ++j)
+      ASSERT_EQ(y[static_cast<size_t>(i) * ldy + j], y0[static_cast<size_t>(i) * ldy + j])
+          << isa_name(isa) << " m=" << m << " n=" << n << ": padding column written";
+}
+
+}  // namespace
+
 TEST(CpuGemm, MatchesReferenceOnEveryIsa) {
-  IsaGuard guard;
   struct Shape { int m, n, k; };
   const Shape shapes[] = {{1, 1, 1},   {3, 5, 7},     {41, 512, 128}, {41, 1025, 512},
                           {13, 33, 17}, {7, 16, 300}, {29, 47, 513},  {12, 32, 256},
                           {100, 130, 1}};
-  for (Isa isa : supported_isas()) {
-    for (const Shape &s : shapes) {
-      for (int variant = 0; variant < 4; ++variant) {
-        const bool has_bias = variant != 1, acc = variant == 2;
-        const Act act = variant == 3 || variant == 2 ? Act::kLrelu : Act::kNone;
-        const int ldx = s.k + 3, ldy = s.n + 5;
-        auto x = rand_vec(static_cast<size_t>(s.m) * ldx);
-        auto w = rand_vec(static_cast<size_t>(s.n) * s.k);
-        auto b = rand_vec(s.n);
-        auto y0 = rand_vec(static_cast<size_t>(s.m) * ldy);
-        PackedGemm p = gemm_pack(w.data(), s.n, s.k, has_bias ? b.data() : nullptr);
-        std::vector<float> y = y0;
-        if (!acc)
-          for (int i = 0; i < s.m; ++i)
-            for (int j = 0; j < s.n; ++j) y[static_cast<size_t>(i) * ldy + j] = kNan;
-        gemm_isa(isa, p, x.data(), ldx, s.m, y.data(), ldy, act, acc);
-        std::vector<double> want, scale;
-        std::vector<float> got;
-        for (int i = 0; i < s.m; ++i)
-          for (int j = 0; j < s.n; ++j) {
-            double v = has_bias ? b[j] : 0.0, sc = std::fabs(v);
-            if (acc) {
-              v += y0[static_cast<size_t>(i) * ldy + j];
-              sc += std::fabs(y0[static_cast<size_t>(i) * ldy + j]);
-            }
-            for (int k = 0; k < s.k; ++k) {
-              const double t = static_cast<double>(x[static_cast<size_t>(i) * ldx + k]) * w[static_cast<size_t>(j) * s.k + k];
-              v += t;
-              sc += std::fabs(t);
-            }
-            want.push_back(act == Act::kLrelu ? lrelu_d(v) : v);
-            scale.push_back(sc);
-            got.push_back(y[static_cast<size_t>(i) * ldy + j]);
-          }
-        EXPECT_LT(max_scaled_err(got, want, scale), 1e-6)
-            << isa_name(isa) << " m=" << s.m << " n=" << s.n << " k=" << s.k << " v=" << variant;
-        // Padding columns between rows untouched.
-        for (int i = 0; i < s.m; ++i)
-          for (int j = s.n; j < ldy; ++j)
-            ASSERT_EQ(y[static_cast<size_t>(i) * ldy + j], y0[static_cast<size_t>(i) * ldy + j]);
-      }
-    }
-  }
+  for (Isa isa : supported_isas())
+    for (const Shape &s : shapes)
+      for (int variant = 0; variant < 4; ++variant) check_gemm(isa, s.m, s.n, s.k, variant);
+}
+
+// Every row count from 1 to twice the largest microkernel height (portable 4, AVX2 6,
+// AVX-512 12 rows), so each ISA runs every partial row tile (1 .. MR-1 rows) after full
+// ones, with column counts below, at and above one 16-column panel and a partial second.
+TEST(CpuGemm, EveryRowTailOnEveryIsa) {
+  for (Isa isa : supported_isas())
+    for (int m = 1; m <= 24; ++m)
+      for (int n : {5, 16, 33})
+        for (int k : {3, 70})
+          for (int variant = 0; variant < 4; ++variant) check_gemm(isa, m, n, k, variant);
 }
 
 TEST(CpuGemv, MatchesReferenceOnEveryIsa) {
@@ -258,6 +275,47 @@ TEST(CpuLayerNorm, MatchesReference) {
       }
       EXPECT_LT(rel_l2(got, want, got.size()), 2e-6) << "n=" << n;
     }
+  }
+}
+
+// Rows whose variance is far below eps (1e-5, PyTorch's default): there eps dominates the
+// normalisation, so a wrong eps changes the output by tens of percent, not by 1e-6. Values
+// centred near 0 keep the float mean and differences accurate to ~1e-7 relative.
+TEST(CpuLayerNorm, LowVarianceRowsUseEps) {
+  for (int n : {1, 7, 16, 37, 128, 513}) {
+    const int rows = 4, ld = n + 1;
+    const float spread[rows] = {1e-4f, 1e-3f, 3e-3f, 0.0f};  // var ~ spread^2 / 3; last: constant
+    std::vector<float> x(static_cast<size_t>(rows) * ld, 7.0f);  // padding: must stay 7
+    for (int r = 0; r < rows; ++r) {
+      auto v = rand_vec(n, -1.0f, 1.0f);
+      const float offset = 0.25f * spread[r];
+      for (int i = 0; i < n; ++i) x[static_cast<size_t>(r) * ld + i] = offset + spread[r] * v[i];
+    }
+    auto g = rand_vec(n, 0.5f, 1.5f), b = rand_vec(n, -0.1f, 0.1f);
+    std::vector<float> y = x;
+    layernorm_rows(y.data(), rows, n, ld, g.data(), b.data(), Act::kNone);
+    for (int r = 0; r < rows; ++r) {
+      const float *v = x.data() + static_cast<size_t>(r) * ld;
+      double mean = 0, var = 0;
+      for (int i = 0; i < n; ++i) mean += v[i];
+      mean /= n;
+      for (int i = 0; i < n; ++i) var += (v[i] - mean) * (v[i] - mean);
+      var /= n;
+      ASSERT_LT(var, 1e-5) << "the row must be dominated by eps";
+      std::vector<double> want, got, centred;
+      for (int i = 0; i < n; ++i) {
+        want.push_back((v[i] - mean) / std::sqrt(var + 1e-5) * g[i]);
+        got.push_back(static_cast<double>(y[static_cast<size_t>(r) * ld + i]) - b[i]);
+      }
+      if (spread[r] == 0.0f) {  // constant row: exactly beta
+        for (int i = 0; i < n; ++i) EXPECT_EQ(y[static_cast<size_t>(r) * ld + i], b[i]) << "n=" << n;
+      } else if (n > 1) {
+        // The normalised part alone (beta removed), relative to its own size: an eps off
+        // by 10 % moves it by >= 1 % at these variances.
+        EXPECT_LT(rel_l2(got, want, got.size()), 1e-4) << "n=" << n << " spread " << spread[r];
+      }
+    }
+    EXPECT_EQ(y[static_cast<size_t>(rows - 1) * ld + n], x[static_cast<size_t>(rows - 1) * ld + n]);
   }
 }
 

@@ -13,7 +13,6 @@
 #include "cpu/cpu.h"
 #include "cpu/ops.h"
 #include "test_isa.h"
-#include "cpu/thread_pool.h"
 #include "model_file.h"
 #include "test_util.h"
 
@@ -148,76 +147,8 @@ TEST(CpuStages, LatentModelMatchesGolden) {
   if (!fixtures().empty()) EXPECT_GT(with_latent, 0) << "no fixture config has a latent model";
 }
 
-TEST(CpuStages, ThreadedSessionsMatchSingleThread) {
-  for (const Fixture &f : fixtures()) {
-    SCOPED_TRACE(f.name);
-    const WaveformConfig &c = f.model->waveform.cfg;
-    const test::Golden &g = f.golden;
-    const int n = g.dim("decode.z", 0);
-    const size_t len = static_cast<size_t>(n + 3) * c.hop;
-    auto backend = make_cpu_backend(f.model->waveform);
-    auto s1 = backend->create_session(n, 1);
-    std::vector<float> want = poisoned(len);
-    s1->decode(g.at("decode.z").data(), n, NoiseKey{f.seed, 3}, want.data());
-    for (int threads : {2, 3, 5}) {
-      auto s = backend->create_session(n + 7, threads);
-      for (int rep = 0; rep < 3; ++rep) {  // the pool is reused across calls
-        std::vector<float> got = poisoned(len);
-        s->decode(g.at("decode.z").data(), n, NoiseKey{f.seed, 3}, got.data());
-        EXPECT_EQ(got, want) << threads << " threads";
-      }
-      std::vector<float> a = poisoned(len);
-      s->overlap_add(g.at("decode.grains").data(), n, a.data(), true);
-      EXPECT_LE(rel_l2(a, g.at("decode.ola")), kTolF32);
-    }
-  }
-}
-
-// The encoder (grains split across the pool) and the sequence VAE (recurrences split by
-// unit blocks) with 2, 3 and 5 threads: bitwise equal to one thread, on every ISA path.
-TEST(CpuStages, ThreadedEncoderAndLatentMatchSingleThread) {
-  IsaGuard guard;
-  std::vector<std::unique_ptr<ThreadPool>> pools;
-  for (int t : {2, 3, 5}) pools.push_back(std::make_unique<ThreadPool>(t));
-  for (const Fixture &f : fixtures()) {
-    const test::Golden &g = f.golden;
-    for (Isa isa : supported_isas()) {
-      isa_set(isa);
-      SCOPED_TRACE(f.name + " " + isa_name(isa));
-      const int n = g.dim("encode.mu", 0), zd = g.dim("encode.mu", 1);
-      WaveformEncoder enc(f.model->waveform);
-      std::vector<float> scratch = poisoned(enc.scratch_floats(n));
-      std::vector<float> mu = poisoned(static_cast<size_t>(n) * zd), lv = mu;
-      enc.encode(g.at("encode.audio").data(), n, mu.data(), lv.data(), scratch.data());
-      for (auto &pool : pools) {
-        std::vector<float> s2 = poisoned(enc.scratch_floats(n, pool->size()));
-        std::vector<float> mu2 = poisoned(mu.size()), lv2 = poisoned(lv.size());
-        for (int rep = 0; rep < 2; ++rep) {
-          enc.encode(g.at("encode.audio").data(), n, mu2.data(), lv2.data(), s2.data(), pool.get());
-          EXPECT_EQ(mu2, mu) << pool->size() << " threads";
-          EXPECT_EQ(lv2, lv) << pool->size() << " threads";
-        }
-      }
-      if (!f.model->has_latent) continue;
-      const int nl = g.dim("latent.z", 0), ed = g.dim("latent.e", 0);
-      const int cls = std::stoi(g.meta("golden.class_index"));
-      LatentModel lm(f.model->latent);
-      std::vector<float> ls = poisoned(lm.scratch_floats(nl));
-      std::vector<float> z = poisoned(static_cast<size_t>(nl) * g.dim("latent.z", 1));
-      std::vector<float> em = poisoned(ed), el = poisoned(ed);
-      lm.decode(g.at("latent.e").data(), cls, nl, z.data(), ls.data());
-      lm.encode(g.at("latent.z").data(), nl, em.data(), el.data(), ls.data());
-      for (auto &pool : pools) {
-        std::vector<float> z2 = poisoned(z.size()), em2 = poisoned(ed), el2 = poisoned(ed);
-        lm.decode(g.at("latent.e").data(), cls, nl, z2.data(), ls.data(), pool.get());
-        lm.encode(g.at("latent.z").data(), nl, em2.data(), el2.data(), ls.data(), pool.get());
-        EXPECT_EQ(z2, z) << pool->size() << " threads";
-        EXPECT_EQ(em2, em) << pool->size() << " threads";
-        EXPECT_EQ(el2, el) << pool->size() << " threads";
-      }
-    }
-  }
-}
+// The threaded sessions, encoder and sequence VAE are tested in test_cpu_threads.cpp (ctest
+// label "threads", also run under ThreadSanitizer).
 
 TEST(CpuStages, SessionRejectsTooManyGrains) {
   for (const Fixture &f : fixtures()) {

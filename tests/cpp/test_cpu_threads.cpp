@@ -1,6 +1,8 @@
 // The CPU backend's thread pool: every item handled exactly once, by contiguous parts,
-// across repeated runs; the spinning barrier; threaded recurrences bitwise equal to one
-// thread.
+// across repeated runs; the spinning barrier; threaded recurrences, decoder sessions,
+// encoder and sequence VAE bitwise equal to one thread, at sizes that really split the
+// work (ctest label "threads": scripts/test.sh also runs this program under
+// ThreadSanitizer, which reports any two parts touching the same scratch).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,9 +13,12 @@
 #include <random>
 #include <vector>
 
+#include "cpu/cpu.h"
 #include "cpu/ops.h"
-#include "test_isa.h"
 #include "cpu/thread_pool.h"
+#include "model_file.h"
+#include "test_isa.h"
+#include "test_util.h"
 
 using ngs::cpu::ThreadPool;
 
@@ -131,4 +136,155 @@ TEST(CpuRnnThreads, BitwiseEqualToOneThread) {
         }
   }
   isa_set(saved);
+}
+
+namespace {
+
+struct Fixture {
+  std::string name;
+  std::unique_ptr<ngs::ModelFile> model;
+  ngs::test::Golden golden;
+  uint64_t seed = 0;
+};
+
+const std::vector<Fixture> &fixtures() {
+  static const std::vector<Fixture> all = [] {
+    std::vector<Fixture> out;
+    for (const std::string &c : ngs::test::fixture_configs()) {
+      Fixture f;
+      f.name = c;
+      f.model = ngs::load_model_file(ngs::test::fixture_path(c, "model.safetensors"));
+      f.golden = ngs::test::load_golden(ngs::test::fixture_path(c, "golden.safetensors"));
+      f.seed = std::stoull(f.golden.meta("golden.seed"));
+      out.push_back(std::move(f));
+    }
+    return out;
+  }();
+  return all;
+}
+
+// The decoder session's smallest parts (kernels/cpu/backend.cpp): 8 grains of spectrum, 2
+// grains, 4 OLA blocks, 2048 output samples of FIR.
+constexpr int kSpectrumMin = 8, kFirMin = 2048;
+
+}  // namespace
+
+TEST(CpuThreadedStages, FixturesPresent) {
+  ASSERT_FALSE(fixtures().empty())
+      << "no golden fixtures under " << ngs::test::fixtures_dir()
+      << " (python3 -m weights_converter.make_fixtures --out <build>/fixtures)";
+}
+
+// A decode long enough that every stage is split into as many parts as threads (checked
+// with the pool's own arithmetic): bitwise equal to one thread, on each fixture config, with
+// the pool reused across calls; a part writing another part's rows or sharing its scratch
+// changes the result here and is a race under ThreadSanitizer.
+TEST(CpuThreadedStages, DecoderSessionsSplitAndMatchOneThread) {
+  using namespace ngs;
+  using namespace ngs::cpu;
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("random seed " + std::to_string(seed));
+  for (const Fixture &f : fixtures()) {
+    SCOPED_TRACE(f.name);
+    const WaveformConfig &c = f.model->waveform.cfg;
+    const int threads_max = 5;
+    int n = kSpectrumMin * threads_max;
+    while ((n + 3) * c.hop < kFirMin * threads_max) ++n;
+    const size_t len = static_cast<size_t>(n + 3) * c.hop;
+    const auto z = ngs::test::random_normal(static_cast<size_t>(n) * c.z_dim, seed);
+    auto backend = make_cpu_backend(f.model->waveform);
+    auto s1 = backend->create_session(n, 1);
+    std::vector<float> want = ngs::test::poisoned(len);
+    s1->decode(z.data(), n, NoiseKey{f.seed, 3}, want.data());
+    ASSERT_EQ(ngs::test::count_nonfinite(want), 0u);
+    for (int threads : {2, 3, threads_max}) {
+      ThreadPool probe(threads);
+      ASSERT_EQ(probe.parts(n, kSpectrumMin), threads);
+      ASSERT_EQ(probe.parts(static_cast<int>(len), kFirMin), threads);
+      auto s = backend->create_session(n + 7, threads);
+      for (int rep = 0; rep < 3; ++rep) {
+        std::vector<float> got = ngs::test::poisoned(len);
+        s->decode(z.data(), n, NoiseKey{f.seed, 3}, got.data());
+        EXPECT_EQ(0, std::memcmp(got.data(), want.data(), len * sizeof(float)))
+            << threads << " threads, call " << rep;
+      }
+      // The spectrum stage alone on many rows, repeated, so that the parts' row loops
+      // overlap in time even on a loaded machine (a shared scratch row then corrupts
+      // rows here, and is a race for ThreadSanitizer in any case).
+      const int ns = 64 * threads;
+      const int F = c.filter_size();
+      const auto zs = ngs::test::random_normal(static_cast<size_t>(ns) * c.z_dim, seed + 1);
+      auto big1 = backend->create_session(ns, 1), bigt = backend->create_session(ns, threads);
+      std::vector<float> S1 = ngs::test::poisoned(static_cast<size_t>(ns) * F);
+      big1->decoder_mlp(zs.data(), ns, S1.data());
+      for (int rep = 0; rep < 16; ++rep) {
+        std::vector<float> St = ngs::test::poisoned(S1.size());
+        bigt->decoder_mlp(zs.data(), ns, St.data());
+        ASSERT_EQ(0, std::memcmp(St.data(), S1.data(), S1.size() * sizeof(float)))
+            << "spectrum, " << threads << " threads, call " << rep;
+      }
+      // The golden-size OLA stage alone, threaded, against the golden.
+      const ngs::test::Golden &g = f.golden;
+      const int gn = g.dim("decode.z", 0);
+      std::vector<float> a = ngs::test::poisoned(static_cast<size_t>(gn + 3) * c.hop);
+      s->overlap_add(g.at("decode.grains").data(), gn, a.data(), true);
+      EXPECT_LE(ngs::test::rel_l2(a, g.at("decode.ola")), ngs::test::kTolF32);
+    }
+  }
+}
+
+// The encoder (grains split across the pool) and the sequence VAE (recurrences split by
+// unit blocks) with 2, 3 and 5 threads: bitwise equal to one thread, on every ISA path.
+// The recurrence splits only where the LSTM/GRU has >= 8 unit blocks (the "odd" config's
+// 150 units); rnn_forward alone is split at larger sizes in CpuRnnThreads above.
+TEST(CpuThreadedStages, EncoderAndLatentMatchOneThread) {
+  using namespace ngs;
+  using namespace ngs::cpu;
+  using ngs::test::poisoned;
+  ngs::test::IsaGuard guard;
+  std::vector<std::unique_ptr<ThreadPool>> pools;
+  for (int t : {2, 3, 5}) pools.push_back(std::make_unique<ThreadPool>(t));
+  int latent_split = 0;
+  for (const Fixture &f : fixtures()) {
+    const ngs::test::Golden &g = f.golden;
+    for (Isa isa : ngs::test::supported_isas()) {
+      isa_set(isa);
+      SCOPED_TRACE(f.name + " " + isa_name(isa));
+      const int n = g.dim("encode.mu", 0), zd = g.dim("encode.mu", 1);
+      WaveformEncoder enc(f.model->waveform);
+      std::vector<float> scratch = poisoned(enc.scratch_floats(n));
+      std::vector<float> mu = poisoned(static_cast<size_t>(n) * zd), lv = mu;
+      enc.encode(g.at("encode.audio").data(), n, mu.data(), lv.data(), scratch.data());
+      for (auto &pool : pools) {
+        ASSERT_EQ(pool->parts(n), pool->size());
+        std::vector<float> s2 = poisoned(enc.scratch_floats(n, pool->size()));
+        std::vector<float> mu2 = poisoned(mu.size()), lv2 = poisoned(lv.size());
+        for (int rep = 0; rep < 2; ++rep) {
+          enc.encode(g.at("encode.audio").data(), n, mu2.data(), lv2.data(), s2.data(), pool.get());
+          EXPECT_EQ(mu2, mu) << pool->size() << " threads";
+          EXPECT_EQ(lv2, lv) << pool->size() << " threads";
+        }
+      }
+      if (!f.model->has_latent) continue;
+      const int nl = g.dim("latent.z", 0), ed = g.dim("latent.e", 0);
+      const int cls = std::stoi(g.meta("golden.class_index"));
+      LatentModel lm(f.model->latent);
+      std::vector<float> ls = poisoned(lm.scratch_floats(nl));
+      std::vector<float> z = poisoned(static_cast<size_t>(nl) * g.dim("latent.z", 1));
+      std::vector<float> em = poisoned(ed), el = poisoned(ed);
+      lm.decode(g.at("latent.e").data(), cls, nl, z.data(), ls.data());
+      lm.encode(g.at("latent.z").data(), nl, em.data(), el.data(), ls.data());
+      const int blocks = (f.model->latent.cfg.h_dim + kRnnBlock - 1) / kRnnBlock;
+      if (pools[0]->parts(blocks, 4) > 1) ++latent_split;
+      for (auto &pool : pools) {
+        std::vector<float> z2 = poisoned(z.size()), em2 = poisoned(ed), el2 = poisoned(ed);
+        lm.decode(g.at("latent.e").data(), cls, nl, z2.data(), ls.data(), pool.get());
+        lm.encode(g.at("latent.z").data(), nl, em2.data(), el2.data(), ls.data(), pool.get());
+        EXPECT_EQ(z2, z) << pool->size() << " threads";
+        EXPECT_EQ(em2, em) << pool->size() << " threads";
+        EXPECT_EQ(el2, el) << pool->size() << " threads";
+      }
+    }
+  }
+  EXPECT_GT(latent_split, 0) << "no fixture config has a recurrence wide enough to be split";
 }

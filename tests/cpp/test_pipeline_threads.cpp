@@ -3,6 +3,7 @@
 // under ThreadSanitizer (ctest label "threads", build with -DNGS_SANITIZE=thread).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <string>
@@ -30,7 +31,9 @@ std::vector<float> run_job(ngs_model *m, ngs_context *c, int job) {
   EXPECT_EQ(ngs_sample(c, sp, s.data(), s.size()), NGS_STATUS_OK) << ngs_last_error();
   append(s);
 
-  const int n = info.n_grains + 3 + job;  // a different length per job
+  // A different length per job, long enough that a 2- or 3-thread context splits every
+  // decoder stage (>= 8 grains of spectrum and >= 2048 FIR samples per part).
+  const int n = std::max(3 * info.n_grains, 40) + job;
   ngs_path_params pp = ngs_path_default_params();
   pp.kind = static_cast<ngs_path_kind>(job % 5);
   pp.seed = seed;
@@ -85,7 +88,7 @@ void run_parallel(const char *config) {
   for (int j = 0; j < kThreads; ++j)
     th.emplace_back([&, j] {
       ngs_context_params cp = ngs_context_default_params();
-      cp.n_threads = j == 0 ? 2 : 1;  // one context with its own worker threads
+      cp.n_threads = j == 0 ? 3 : j == 1 ? 2 : 1;  // two contexts with their own worker threads
       ngs_context *c = nullptr;
       ASSERT_EQ(ngs_context_init(m, cp, &c), NGS_STATUS_OK);
       go.fetch_add(1);
@@ -108,5 +111,7 @@ void run_parallel(const char *config) {
 
 TEST(Threads, ContextsOnOneModelMatchSerialLstm) { run_parallel("lstm22k"); }
 TEST(Threads, ContextsOnOneModelMatchSerialGru) { run_parallel("gru16k"); }
+// No width a multiple of 4/8/16 and a recurrence wide enough to be split by 2 threads.
+TEST(Threads, ContextsOnOneModelMatchSerialOdd) { run_parallel("odd"); }
 
 }  // namespace

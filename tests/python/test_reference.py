@@ -55,6 +55,80 @@ def test_fixed_tensors_match_authors_definitions():
         np.testing.assert_array_equal(div, R.ola_divisor(N, L))
 
 
+def test_mod_sigmoid_closed_form():
+    """MODEL_SPEC: H = 2 sigmoid(x) ** ln(10) + 1e-7, written out with math (no torch, no
+    shared helper), and its fixed points: 2^(1 - ln 10) + 1e-7 at 0, 2 + 1e-7 and 1e-7 at
+    the ends."""
+    xs = [-40.0, -3.0, -0.5, 0.0, 0.7, 2.0, 40.0]
+    got = R.mod_sigmoid(torch.tensor(xs, dtype=torch.float64)).numpy()
+    for x, g in zip(xs, got):
+        want = 2.0 * math.exp(-math.log(10.0) * math.log1p(math.exp(-x))) + 1e-7
+        assert abs(g - want) <= 1e-13 * want, (x, g, want)
+    assert abs(got[3] - (2.0 ** (1.0 - math.log(10.0)) + 1e-7)) < 1e-15
+    assert abs(got[-1] - (2.0 + 1e-7)) < 1e-12
+    assert abs(got[0] - 1e-7) < 1e-20
+
+
+def _closed_form_decode(hp, c, a, beta, noise):
+    """The decoder of MODEL_SPEC for a model whose last decoder Linear is zero with bias c
+    and whose post-processing conv has one tap a (centre, channel 0) and bias beta, in
+    numpy float64 from the definitions: H = mod_sigmoid(c) at every bin, so the spectrum is
+    (-1)^k H and each grain is H * noise circularly shifted by L/2 (times its window);
+    overlap-add at hop L/4 (divided by the overlap count if normalize_ola); softsign."""
+    N, L = noise.shape
+    hop = L // 4
+    h = 2.0 * (1.0 / (1.0 + math.exp(-c))) ** math.log(10.0) + 1e-7
+    t = np.arange(L)
+    grains = np.empty((N, L))
+    for g in range(N):
+        win = 0.5 - 0.5 * np.cos(2.0 * np.pi * t / L)
+        if g == 0:
+            win[:L // 2] = 1.0
+        if g == N - 1:
+            win[L // 2:] = 1.0
+        grains[g] = h * np.roll(noise[g].astype(np.float64), L // 2) * win
+    ola = np.zeros((N + 3) * hop)
+    count = np.zeros((N + 3) * hop)
+    for g in range(N):
+        ola[g * hop: g * hop + L] += grains[g]
+        count[g * hop: g * hop + L] += 1.0
+    if hp["normalize_ola"]:
+        ola = ola / count
+    v = a * ola + beta
+    return h, grains, ola, v / (1.0 + np.abs(v))
+
+
+@pytest.mark.parametrize("name", sorted(MF.CONFIGS))
+def test_decode_matches_closed_form(name):
+    """The fused and the authors' unfused decode against _closed_form_decode: catches a
+    drift of mod_sigmoid, the spectrum, the windows, the overlap-add, the divisor or the
+    post-processing that the fused-versus-plain test cannot see (both share mod_sigmoid)."""
+    w, _ = MF.random_models(MF.CONFIGS[name], seed=5)
+    w = w.double()
+    hp = w.hparams
+    N, L = hp["n_grains"], hp["l_grain"]
+    c, a, beta = 0.3, 0.8, 0.05
+    with torch.no_grad():
+        last = w.decoder_linears[-1]
+        last.weight.zero_()
+        last.bias.fill_(c)
+        pp = w.post_pro[0]
+        pp.weight.zero_()
+        pp.weight[0, 0, hp["pp_ker"] // 2] = a
+        pp.bias.fill_(beta)
+    r = np.random.default_rng(len(name))
+    z = r.normal(0, 1, (N, hp["z_dim"])).astype(np.float32)
+    noise = rng.grain_noise(int(r.integers(1, 2 ** 63)), 0, 0, N, L)
+    h, grains, ola, audio = _closed_form_decode(hp, c, a, beta, noise)
+    dec = R.decode(w, z, noise)
+    np.testing.assert_allclose(dec["H"].numpy(), np.full((N, L // 2 + 1), h), rtol=1e-13)
+    assert rel(dec["grains"], grains) < 1e-12
+    assert rel(dec["ola"], ola) < 1e-12
+    assert rel(dec["audio"], audio) < 1e-12
+    assert rel(R.decode_unfused(w, z, noise), audio) < 1e-6  # its stored windows are float32
+    assert float(np.std(audio)) > 1e-3
+
+
 @pytest.mark.parametrize("name", sorted(MF.CONFIGS))
 def test_fused_decode_equals_plain_decode(models, name):
     w, _ = models[name]
