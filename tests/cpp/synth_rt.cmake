@@ -1,9 +1,30 @@
-# Real-time safety of the streaming synth (docs/SYNTH.md, README "Real time"): the
-# interposition test (allocation, locks, waits and system calls inside
-# ngs_synth_process / ngs_synth_post), linked against the shared library as a host would;
-# not in sanitizer builds, whose runtimes interpose the same functions.
+# Real-time safety of the streaming synth (docs/SYNTH.md, README "Real time"). Both
+# programs link the shared library, as a host does, and carry a ctest timeout: a process
+# call that waited for a posting thread would hang instead of failing.
+function(ngs_add_synth_gtest name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/engine/src
+                                             ${PROJECT_SOURCE_DIR}/tests/cpp)
+  target_compile_definitions(${name} PRIVATE
+    NGS_FIXTURES_DIR="${NGS_FIXTURES_DIR}" NGS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+                       PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+endfunction()
+
+# The interposition test: allocation, locks, waits and system calls inside
+# ngs_synth_process / ngs_synth_post (tests/cpp/rt_interpose.cpp). Not in sanitizer
+# builds, whose runtimes interpose the same functions.
 if(NOT NGS_SANITIZE)
-  ngs_add_gtest(test_synth_rt
+  ngs_add_synth_gtest(test_synth_rt
     SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_synth_rt.cpp ${CMAKE_CURRENT_LIST_DIR}/rt_interpose.cpp
     LIBS ngs ${CMAKE_DL_LIBS})
 endif()
+
+# Posting threads, a statistics reader and the audio thread together; run in every build,
+# and by scripts/test.sh in the ThreadSanitizer one (label threads).
+ngs_add_synth_gtest(test_synth_tsan
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_synth_tsan.cpp
+  LIBS ngs Threads::Threads
+  LABELS threads)
