@@ -4,6 +4,7 @@
 #include <exception>
 #include <thread>
 
+#include "bench_stream.h"
 #include "commands.h"
 #include "io.h"
 
@@ -113,6 +114,7 @@ int main(int argc, char **argv) {
   bench->add_flag("--json", bo.json, "Print JSON");
   bench->add_option("--seconds", bo.seconds, "Measuring time per case")->capture_default_str();
   bench->add_option("--cases", bo.cases, "Comma-separated subset: decode,sample,encode,resynth_10s,path_10s");
+  const StreamBenchOptions &stream = add_stream_bench_options(bench);
 
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
@@ -145,6 +147,7 @@ int main(int argc, char **argv) {
     else if (*encode) run_encode(g, eo);
     else if (*decode) run_decode(g, dop);
     else if (*loop) run_loop(g, lo);
+    else if (*bench && stream.enabled) run_bench_stream(g, bo.model, bo.json, bo.seconds, stream);
     else if (*bench) run_bench(g, bo);
   } catch (const Failure &e) {
     std::fprintf(stderr, "ngs: error: %s\n", e.what());
