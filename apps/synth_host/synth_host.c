@@ -338,9 +338,19 @@ static void *audio_thread(void *arg) {
 
 /* ---- output -------------------------------------------------------------------------- */
 
-static int write_wav(const host *h) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", h->out_path) >= (int)sizeof tmp) {
+/* The output files are opened (as OUT.partial) before rendering, so that a bad path fails
+   at once, and renamed into place only when complete. */
+typedef struct {
+    char wav_tmp[4096], log_tmp[4096];
+    SNDFILE *wav;
+    FILE *log;
+} outputs;
+
+static int open_outputs(const host *h, outputs *o) {
+    memset(o, 0, sizeof *o);
+    if (snprintf(o->wav_tmp, sizeof o->wav_tmp, "%s.partial", h->out_path) >= (int)sizeof o->wav_tmp ||
+        (h->log_path &&
+         snprintf(o->log_tmp, sizeof o->log_tmp, "%s.partial", h->log_path) >= (int)sizeof o->log_tmp)) {
         fail("output path too long");
         return -1;
     }
@@ -349,31 +359,55 @@ static int write_wav(const host *h) {
     si.samplerate = h->host_rate;
     si.channels = 1;
     si.format = SF_FORMAT_WAV | SF_FORMAT_FLOAT;
-    SNDFILE *f = sf_open(tmp, SFM_WRITE, &si);
-    if (!f) {
+    o->wav = sf_open(o->wav_tmp, SFM_WRITE, &si);
+    if (!o->wav) {
         fail("cannot write %s: %s", h->out_path, sf_strerror(NULL));
         return -1;
     }
-    sf_command(f, SFC_SET_CLIPPING, NULL, SF_FALSE);
+    if (h->log_path) {
+        o->log = fopen(o->log_tmp, "w");
+        if (!o->log) {
+            fail("cannot write %s: %s", h->log_path, strerror(errno));
+            sf_close(o->wav);
+            o->wav = NULL;
+            unlink(o->wav_tmp);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Removes whatever is still partial. */
+static void discard_outputs(outputs *o) {
+    if (o->wav) {
+        sf_close(o->wav);
+        unlink(o->wav_tmp);
+    }
+    if (o->log) {
+        fclose(o->log);
+        unlink(o->log_tmp);
+    }
+    o->wav = NULL;
+    o->log = NULL;
+}
+
+static int write_wav(const host *h, outputs *o) {
+    sf_command(o->wav, SFC_SET_CLIPPING, NULL, SF_FALSE);
     const sf_count_t n = (sf_count_t)h->frames_rendered;
-    const sf_count_t w = sf_writef_float(f, h->out, n);
-    const int closed = sf_close(f);
-    if (w != n || closed != 0 || rename(tmp, h->out_path) != 0) {
+    const sf_count_t w = sf_writef_float(o->wav, h->out, n);
+    const int closed = sf_close(o->wav);
+    o->wav = NULL;
+    if (w != n || closed != 0 || rename(o->wav_tmp, h->out_path) != 0) {
         fail("cannot write %s", h->out_path);
-        unlink(tmp);
+        unlink(o->wav_tmp);
         return -1;
     }
     return 0;
 }
 
-static int write_log(host *h) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.partial", h->log_path) >= (int)sizeof tmp) return -1;
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fail("cannot write %s: %s", h->log_path, strerror(errno));
-        return -1;
-    }
+static int write_log(host *h, outputs *o) {
+    FILE *f = o->log;
+    o->log = NULL;
     /* Which block applied each post, back to the voices. */
     for (int k = 0; k < h->n_posts; ++k) {
         voice *v = &h->voices[h->posts[k].voice];
@@ -407,9 +441,9 @@ static int write_log(host *h) {
         }
     }
     const int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, h->log_path) != 0) {
+    if (fclose(f) != 0 || bad || rename(o->log_tmp, h->log_path) != 0) {
         fail("cannot write %s", h->log_path);
-        unlink(tmp);
+        unlink(o->log_tmp);
         return -1;
     }
     return 0;
@@ -455,6 +489,8 @@ int main(int argc, char **argv) {
         {"log", required_argument, 0, 'L'},    {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c, rc = 1;
+    outputs files;
+    memset(&files, 0, sizeof files);
     while ((c = getopt_long(argc, argv, "o:b:r:s:t:h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
@@ -514,6 +550,7 @@ int main(int argc, char **argv) {
         fail("out of memory");
         goto done;
     }
+    if (open_outputs(h, &files) != 0) goto done;
     /* Room for the score plus 30 s of late posts; touched now so that the audio thread
        never takes a page fault on fresh memory. */
     h->capacity = h->end_frame + 30u * (uint64_t)h->host_rate;
@@ -549,9 +586,9 @@ int main(int argc, char **argv) {
              h->applied, h->n_posts);
         goto done;
     }
-    if (write_wav(h) != 0) goto done;
-    if (h->log_path && write_log(h) != 0) {
-        unlink(h->out_path);
+    if (h->log_path && write_log(h, &files) != 0) goto done;
+    if (write_wav(h, &files) != 0) {
+        if (h->log_path) unlink(h->log_path);
         goto done;
     }
     fprintf(stderr,
@@ -564,6 +601,7 @@ int main(int argc, char **argv) {
             st.process_mean_us, (unsigned long long)h->xruns, h->free_run ? " (free run)" : "");
     rc = 0;
 done:
+    discard_outputs(&files);
     for (int i = 0; i < h->n_voices; ++i) free(h->voices[i].z);
     free(h->out);
     ngs_synth_free(h->synth);

@@ -28,3 +28,14 @@ ngs_add_synth_gtest(test_synth_tsan
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_synth_tsan.cpp
   LIBS ngs Threads::Threads
   LABELS threads)
+
+# The plain-C host (apps/synth_host) run end to end: its WAV against the offline renders.
+if(TARGET ngs_synth_host)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(NGS_TEST_SNDFILE REQUIRED IMPORTED_TARGET sndfile)
+  ngs_add_synth_gtest(test_synth_host
+    SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_synth_host.cpp
+    LIBS ngs PkgConfig::NGS_TEST_SNDFILE)
+  target_compile_definitions(test_synth_host PRIVATE NGS_SYNTH_HOST="$<TARGET_FILE:ngs_synth_host>")
+  add_dependencies(test_synth_host ngs_synth_host)
+endif()

@@ -1,0 +1,256 @@
+// The plain-C host (apps/synth_host, ngs-synth-host) drives ngs_synth block by block from
+// its audio thread while its control thread posts a score; its WAV must equal the offline
+// renders of the same voices (ngs_sample one-shots, ngs_decode of the held latent and of
+// the path, same seeds) placed at the frames its log says the synth applied each posted
+// event at, plus the synth's latency: relative L2 <= 1e-5 over the whole file and over
+// each voice's span.
+#include <gtest/gtest.h>
+
+#include <sndfile.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ngs/ngs.h"
+#include "test_util.h"
+
+extern char **environ;
+
+namespace {
+
+struct LoggedVoice {
+  std::string type;
+  uint64_t start = 0, release = 0;
+  int class_index = NGS_CLASS_NONE, kind = 0, grains = 0;
+  uint32_t sequence = 0;
+  float gain = 1;
+  std::vector<float> z;
+};
+
+struct Log {
+  int rate = 0, model_rate = 0, block = 0, latency = 0;
+  uint64_t frames = 0, seed = 0;
+  std::vector<LoggedVoice> voices;
+};
+
+bool read_log(const std::string &path, Log *log, std::string *err) {
+  std::ifstream f(path);
+  std::string line;
+  if (!std::getline(f, line) || line != "ngs-synth-host 1") {
+    *err = "not a host log: " + path;
+    return false;
+  }
+  while (std::getline(f, line)) {
+    std::istringstream ss(line);
+    std::string word;
+    ss >> word;
+    if (word == "rate") {
+      std::string k;
+      int variable = 0;
+      ss >> log->rate >> k >> log->model_rate >> k >> log->block >> k >> variable >> k >> log->latency >> k >>
+          log->frames >> k >> log->seed;
+      continue;
+    }
+    LoggedVoice v;
+    v.type = word;
+    std::string key;
+    while (ss >> key) {
+      if (key == "start") ss >> v.start;
+      else if (key == "release") ss >> v.release;
+      else if (key == "class") ss >> v.class_index;
+      else if (key == "sequence") ss >> v.sequence;
+      else if (key == "gain") ss >> v.gain;
+      else if (key == "kind") ss >> v.kind;
+      else if (key == "grains") ss >> v.grains;
+      else if (key == "z") {
+        float x;
+        while (ss >> x) v.z.push_back(x);
+      } else {
+        *err = "unknown log field " + key;
+        return false;
+      }
+    }
+    log->voices.push_back(v);
+  }
+  return !log->voices.empty();
+}
+
+std::vector<float> read_wav(const std::string &path, int *rate) {
+  SF_INFO si{};
+  SNDFILE *f = sf_open(path.c_str(), SFM_READ, &si);
+  if (f == nullptr) return {};
+  std::vector<float> x(size_t(si.frames) * size_t(si.channels));
+  sf_readf_float(f, x.data(), si.frames);
+  sf_close(f);
+  *rate = si.samplerate;
+  return si.channels == 1 ? x : std::vector<float>{};
+}
+
+int run(const std::vector<std::string> &args) {
+  std::vector<char *> argv;
+  for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Grains of a free voice started at frame `start` and released at frame `release` (host
+// frames = model frames here): docs/SYNTH.md, free voices.
+int free_voice_grains(uint64_t start, uint64_t release, int hop) {
+  // Grain g is due at start + g * hop; the first grain due at or after the release is
+  // the last one.
+  const uint64_t d = release > start ? release - start : 0;
+  return int((d + uint64_t(hop) - 1) / uint64_t(hop)) + 1;
+}
+
+struct Span {
+  std::string what;
+  size_t begin, end;
+};
+
+// The offline render of a host log.
+std::vector<float> offline(ngs_model *m, const ngs_model_info &info, const Log &log, std::vector<Span> *spans) {
+  std::vector<float> ref(size_t(log.frames), 0.0f);
+  ngs_context_params cp = ngs_context_default_params();
+  int most = info.n_grains;
+  for (const LoggedVoice &v : log.voices) most = std::max(most, v.grains + 64);
+  cp.max_grains = std::max(8 * info.n_grains, most);
+  ngs_context *c = nullptr;
+  EXPECT_EQ(ngs_context_init(m, cp, &c), NGS_STATUS_OK) << ngs_last_error();
+  if (c == nullptr) return ref;
+  auto place = [&](const std::vector<float> &audio, uint64_t at, float gain, const std::string &what) {
+    const size_t off = size_t(at) + size_t(log.latency);
+    for (size_t i = 0; i < audio.size() && off + i < ref.size(); ++i) ref[off + i] += gain * audio[i];
+    spans->push_back({what, std::min(off, ref.size()), std::min(off + audio.size(), ref.size())});
+  };
+  for (const LoggedVoice &v : log.voices) {
+    if (v.type == "one_shot") {
+      ngs_sample_params sp = ngs_sample_default_params();
+      sp.class_index = v.class_index;
+      sp.seed = log.seed;
+      sp.count = int(v.sequence) + 1;
+      std::vector<float> all(info.sample_length * size_t(sp.count));
+      EXPECT_EQ(ngs_sample(c, sp, all.data(), all.size()), NGS_STATUS_OK) << ngs_last_error();
+      place(std::vector<float>(all.end() - long(info.sample_length), all.end()), v.start, v.gain,
+            "one-shot class " + std::to_string(v.class_index));
+    } else if (v.type == "free" || v.type == "path") {
+      int n = v.grains;
+      std::vector<float> z;
+      if (v.type == "free") {
+        n = free_voice_grains(v.start, v.release, info.hop_size);
+        EXPECT_EQ(v.z.size(), size_t(info.z_dim));
+        for (int g = 0; g < n; ++g) z.insert(z.end(), v.z.begin(), v.z.end());
+      } else {
+        ngs_path_params pp = ngs_path_default_params();
+        pp.kind = static_cast<ngs_path_kind>(v.kind);
+        pp.seed = log.seed;
+        pp.sequence = v.sequence;
+        z.resize(size_t(n) * size_t(info.z_dim));
+        EXPECT_EQ(ngs_path_generate(m, pp, n, z.data()), NGS_STATUS_OK) << ngs_last_error();
+      }
+      ngs_decode_params dp = ngs_decode_default_params();
+      dp.seed = log.seed;
+      dp.sequence = v.sequence;
+      std::vector<float> audio(ngs_model_audio_length(m, n));
+      EXPECT_EQ(ngs_decode(c, z.data(), n, dp, audio.data(), audio.size()), NGS_STATUS_OK) << ngs_last_error();
+      place(audio, v.start, v.gain, v.type + " voice, " + std::to_string(n) + " grains");
+    }
+  }
+  ngs_context_free(c);
+  return ref;
+}
+
+struct HostCase {
+  std::string model;
+  std::vector<std::string> options;
+};
+
+void check_host(const HostCase &hc) {
+  const std::string model = hc.model.find('/') != std::string::npos
+                                ? std::string(NGS_SOURCE_DIR) + "/" + hc.model
+                                : ngs::test::fixture_path(hc.model, "model.safetensors");
+  char dir_template[] = "/tmp/ngs_synth_host_XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, wav = dir + "/out.wav", logp = dir + "/out.log";
+  std::vector<std::string> args = {NGS_SYNTH_HOST, model, "-o", wav, "--log", logp};
+  args.insert(args.end(), hc.options.begin(), hc.options.end());
+  std::string cmd;
+  for (const auto &a : args) cmd += a + " ";
+  ASSERT_EQ(run(args), 0) << cmd;
+
+  Log log;
+  std::string err;
+  ASSERT_TRUE(read_log(logp, &log, &err)) << err;
+  int rate = 0;
+  const std::vector<float> got = read_wav(wav, &rate);
+  ASSERT_EQ(got.size(), size_t(log.frames)) << cmd;
+  ASSERT_EQ(rate, log.rate);
+  ASSERT_EQ(log.rate, log.model_rate) << "the offline comparison is at the model's rate";
+
+  ngs_model *m = nullptr;
+  ASSERT_EQ(ngs_model_init_from_file(model.c_str(), ngs_model_default_params(), &m), NGS_STATUS_OK);
+  ngs_model_info info;
+  ngs_model_get_info(m, &info);
+  std::vector<Span> spans;
+  const std::vector<float> ref = offline(m, info, log, &spans);
+  ngs_model_free(m);
+
+  EXPECT_EQ(ngs::test::count_nonfinite(got), 0u);
+  EXPECT_LE(ngs::test::rel_l2(got, ref), 1e-5) << cmd;
+  size_t kinds[3] = {0, 0, 0};
+  for (const Span &s : spans) {
+    ASSERT_LT(s.begin, s.end) << s.what << " lies beyond the render";
+    EXPECT_LE(ngs::test::rel_l2(got.data() + s.begin, ref.data() + s.begin, s.end - s.begin), 1e-5)
+        << cmd << ": " << s.what << " at " << s.begin;
+    kinds[s.what.rfind("one-shot", 0) == 0 ? 0 : s.what.rfind("free", 0) == 0 ? 1 : 2]++;
+  }
+  EXPECT_GT(kinds[1], 0u);
+  EXPECT_GT(kinds[2], 0u);
+  if (info.has_latent_model) EXPECT_GE(kinds[0], size_t(std::max(1, info.n_classes)));
+  // Silence outside every voice: nothing extra was played.
+  std::vector<char> covered(got.size(), 0);
+  for (const Span &s : spans) std::fill(covered.begin() + long(s.begin), covered.begin() + long(s.end), 1);
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!covered[i]) ASSERT_EQ(got[i], 0.0f) << "frame " << i << " outside every voice";
+  unlink(wav.c_str());
+  unlink(logp.c_str());
+  rmdir(dir.c_str());
+}
+
+TEST(SynthHost, PacedFixedBlocksEqualsOfflineRenders) {
+  check_host({"lstm22k", {"--block", "64", "--seconds", "1.5", "--seed", "3"}});
+}
+
+TEST(SynthHost, FreeRunningVaryingBlocksEqualsOfflineRenders) {
+  check_host({"gru16k", {"--block", "333", "--variable", "--free-run", "--seconds", "2", "--seed", "4"}});
+}
+
+TEST(SynthHost, BundledDrumModel) {
+  check_host({"models/drums.safetensors", {"--block", "128", "--seconds", "2", "--seed", "5"}});
+}
+
+TEST(SynthHost, BadArgumentsFailCleanly) {
+  char dir_template[] = "/tmp/ngs_synth_host_XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, wav = dir + "/x.wav";
+  const std::string model = ngs::test::fixture_path("gru16k", "model.safetensors");
+  EXPECT_EQ(run({NGS_SYNTH_HOST, model, "-o", wav, "--block", "0"}), 1);
+  EXPECT_EQ(run({NGS_SYNTH_HOST, model, "-o", wav, "--rate", "7"}), 1);
+  EXPECT_EQ(run({NGS_SYNTH_HOST, dir + "/missing.safetensors", "-o", wav}), 1);
+  EXPECT_EQ(run({NGS_SYNTH_HOST, model}), 2);
+  EXPECT_EQ(run({NGS_SYNTH_HOST, model, "-o", dir + "/no/such/dir/x.wav", "--seconds", "0.2"}), 1);
+  EXPECT_FALSE(ngs::test::file_exists(wav)) << "no output file after a failure";
+  rmdir(dir.c_str());
+}
+
+}  // namespace
