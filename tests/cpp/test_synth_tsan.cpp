@@ -61,6 +61,8 @@ struct Synth {
 // What one posting thread did.
 struct PosterLog {
   long ok = 0, capacity = 0, bad_ok = 0;
+  long rejected = 0;  // bad events refused at once by ngs_synth_post (and counted as dropped)
+  long unexpected = 0;
   std::vector<int32_t> ids;
 };
 
@@ -126,10 +128,13 @@ void poster(ngs_synth *s, int z_dim, bool shots, int classes, uint32_t seed, int
     if (st == NGS_STATUS_OK) {
       ++log->ok;
       if (bad) ++log->bad_ok;
-    } else {
-      EXPECT_EQ(st, NGS_STATUS_CAPACITY) << ngs_last_error();
+    } else if (st == NGS_STATUS_CAPACITY) {
       ++log->capacity;
       if (k % 5 == 0) std::this_thread::yield();
+    } else if (st == NGS_STATUS_INVALID_ARGUMENT && bad) {
+      ++log->rejected;
+    } else {
+      ++log->unexpected;
     }
   }
 }
@@ -181,10 +186,13 @@ TEST(SynthThreads, PostersStatsReaderAndAudioThread) {
     ngs_synth_stats st;
     ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
     const long ok = logs[0].ok + logs[1].ok, refused = logs[0].capacity + logs[1].capacity;
-    const long bad = logs[0].bad_ok + logs[1].bad_ok;
-    EXPECT_EQ(long(st.events_applied + st.events_dropped), ok) << config << ": every accepted post is applied or dropped";
+    const long bad = logs[0].bad_ok + logs[1].bad_ok, rejected = logs[0].rejected + logs[1].rejected;
+    EXPECT_EQ(logs[0].unexpected + logs[1].unexpected, 0) << config;
+    EXPECT_GT(bad + rejected, 0) << config;
+    EXPECT_EQ(long(st.events_applied + st.events_dropped), ok + rejected)
+        << config << ": every accepted post is applied or dropped, every refused bad one dropped";
     EXPECT_EQ(long(st.queue_overflows), refused) << config;
-    EXPECT_GE(long(st.events_dropped), bad) << config;
+    EXPECT_GE(long(st.events_dropped), bad + rejected) << config;
     EXPECT_GT(long(st.events_applied), ok / 3) << config;
     EXPECT_EQ(nonfinite, 0u) << config << ": a latent was read after ngs_synth_post returned";
     std::set<int32_t> ids;
@@ -234,7 +242,7 @@ TEST(SynthThreads, ProcessCompletesWhileAPosterIsFrozenInsidePost) {
 #if NGS_TSAN
   GTEST_SKIP() << "ThreadSanitizer defers signals to its own safe points: the freeze would not land inside post";
 #else
-  Synth sy("gru16k", 8);
+  Synth sy("gru16k", 1024);  // rarely full: the freezes land in push, between claiming a slot and publishing it
   ASSERT_NE(sy.synth, nullptr);
   ngs_synth *s = sy.synth;
   struct sigaction sa {};
