@@ -4,14 +4,14 @@
  *   - the audio thread calls ngs_synth_process() once per block (fixed or varying size),
  *     paced like a sound card (one block period per block, absolute deadlines) or as fast
  *     as it can (--free-run); it publishes its frame counter through an atomic after
- *     each block, and records which block applied each posted event (the synth's
- *     events_applied counter);
+ *     each block, and records, from the control thread's two post counters, the
+ *     block(s) whose start may have applied each posted event (see bound_posts);
  *   - the control thread (a UI, OSC or MIDI thread in a real host) posts the events of a
  *     score with ngs_synth_post() when the published frame counter reaches each event's
  *     time: a one-shot of every class, a free voice holding a latent and then released,
  *     a latent path.
  * Afterwards it writes the output as a 32-bit float WAV (libsndfile) and, with --log, a
- * text log of every voice and the frames its events were applied at, from which the
+ * text log of every voice and the frames its events may have been applied at, from which the
  * offline renders (ngs_sample, ngs_decode) can be placed and compared
  * (tests/cpp/test_synth_host.cpp).
  *
@@ -54,7 +54,7 @@ typedef struct {
     ngs_path_kind path_kind;
     int path_grains;
     float *z; /* free voice: z_dim floats */
-    uint64_t start_applied, release_applied; /* frames of the blocks that applied them */
+    int start_post, release_post; /* their indices in the post list */
 } voice;
 
 /* One post of the control thread, in time order. */
@@ -62,6 +62,9 @@ typedef struct {
     uint64_t at;
     int voice;   /* index in the score */
     int release; /* 0 START, 1 RELEASE */
+    uint64_t tail; /* frames the voice may still play after this post applies */
+    uint64_t cand[8]; /* the block starts that may have applied it (bound_posts) */
+    int n_cand;
 } post;
 
 typedef struct {
@@ -86,12 +89,12 @@ typedef struct {
     uint64_t frames_rendered;
     /* shared between the threads */
     _Atomic uint64_t frames_done; /* published by the audio thread after each block */
-    _Atomic int posted;           /* posts accepted by the synth so far */
+    _Atomic int started;          /* posts begun by the control thread so far */
+    _Atomic int posted;           /* posts accepted by the synth (ngs_synth_post returned) */
     _Atomic int poster_done;
     _Atomic int failed;
     /* audio thread's records (read after it ends) */
-    uint64_t applied_frame[MAX_POSTS];
-    int applied;
+    int n_lo, n_hi; /* posts whose lo / hi block is known */
     uint64_t xruns, blocks;
     double worst_block_fraction;
     char error[256];
@@ -172,10 +175,16 @@ static int build_score(host *h) {
     if (p->path_grains < 1) p->path_grains = 1;
 
     /* Posts in time order (insertion sort: a handful of entries). */
+    const uint64_t lat = (uint64_t)ngs_synth_latency(h->synth);
     for (int i = 0; i < h->n_voices; ++i) {
-        h->posts[h->n_posts++] = (post){h->voices[i].start_at, i, 0};
-        if (h->voices[i].type == VOICE_FREE)
-            h->posts[h->n_posts++] = (post){h->voices[i].release_at, i, 1};
+        const voice *v = &h->voices[i];
+        uint64_t tail = lat + to_host(h, 5 * hop);
+        if (v->type == VOICE_ONE_SHOT) tail += to_host(h, h->info.sample_length);
+        if (v->type == VOICE_FREE) tail += v->release_at - v->start_at;
+        if (v->type == VOICE_PATH) tail += to_host(h, ((uint64_t)v->path_grains + 4) * hop);
+        h->posts[h->n_posts++] = (post){v->start_at, i, 0, tail, {0}, 0};
+        if (v->type == VOICE_FREE)
+            h->posts[h->n_posts++] = (post){v->release_at, i, 1, lat + to_host(h, 5 * hop), {0}, 0};
     }
     for (int i = 1; i < h->n_posts; ++i)
         for (int j = i; j > 0 && h->posts[j].at < h->posts[j - 1].at; --j) {
@@ -183,6 +192,11 @@ static int build_score(host *h) {
             h->posts[j] = h->posts[j - 1];
             h->posts[j - 1] = t;
         }
+    for (int k = 0; k < h->n_posts; ++k) {
+        voice *v = &h->voices[h->posts[k].voice];
+        if (h->posts[k].release) v->release_post = k;
+        else v->start_post = k;
+    }
 
     /* Length: every voice has ended (one-shot: sample_length; free voice: generously
        its held grains + 4 hops after the release; path: its grains + 3 hops), plus the
@@ -245,8 +259,10 @@ static void *control_thread(void *arg) {
            event applies at the start of the next block. */
         while (atomic_load_explicit(&h->frames_done, memory_order_acquire) + (uint64_t)h->block <
                    p->at &&
-               !atomic_load(&h->failed))
-            sleep_ms(0.25);
+               !atomic_load(&h->failed)) {
+            if (h->free_run) sched_yield();
+            else sleep_ms(0.25);
+        }
         ngs_synth_event e;
         if (p->release) {
             e = ngs_synth_default_event(NGS_SYNTH_EVENT_RELEASE);
@@ -256,19 +272,50 @@ static void *control_thread(void *arg) {
             e = start_event(h, v);
         }
         ngs_status st;
+        atomic_fetch_add_explicit(&h->started, 1, memory_order_seq_cst);
         while ((st = ngs_synth_post(h->synth, &e)) == NGS_STATUS_CAPACITY) sleep_ms(0.25);
         if (st != NGS_STATUS_OK) {
             snprintf(h->error, sizeof h->error, "ngs_synth_post: %s", ngs_last_error());
             atomic_store(&h->failed, 1);
             break;
         }
-        atomic_fetch_add_explicit(&h->posted, 1, memory_order_release);
+        atomic_fetch_add_explicit(&h->posted, 1, memory_order_seq_cst);
     }
     atomic_store(&h->poster_done, 1);
     return NULL;
 }
 
 /* ---- audio thread -------------------------------------------------------------------- */
+
+/* Which block start applies a posted event depends on when the post lands relative to
+   process calls: a post that has returned before block j begins is applied at the start
+   of block j at the latest; one that begins after block j has ended, after block j. So
+   post i may be applied at block j for j from the first block whose end had seen it
+   begun to the first block whose start had seen it returned: one block when the post
+   fell between two process calls, two when it overlapped one. The audio thread keeps
+   these candidates (a few per post, no allocation). */
+static void add_candidate(post *p, uint64_t frame) {
+    if (p->n_cand < (int)(sizeof p->cand / sizeof p->cand[0])) p->cand[p->n_cand] = frame;
+    ++p->n_cand;
+}
+
+static void bound_posts_before(host *h, uint64_t frame) {
+    const int returned = atomic_load_explicit(&h->posted, memory_order_seq_cst);
+    for (int i = h->n_hi; i < h->n_lo; ++i) add_candidate(&h->posts[i], frame);
+    for (int i = h->n_lo; i < returned; ++i) add_candidate(&h->posts[i], frame);
+    for (int i = h->n_hi; i < returned; ++i) {
+        const post *p = &h->posts[i];
+        if (frame + p->tail > h->end_frame) h->end_frame = frame + p->tail; /* late: play it out */
+    }
+    if (returned > h->n_lo) h->n_lo = returned;
+    h->n_hi = returned;
+}
+
+static void bound_posts_after(host *h, uint64_t frame) {
+    const int begun = atomic_load_explicit(&h->started, memory_order_seq_cst);
+    for (int i = h->n_lo; i < begun; ++i) add_candidate(&h->posts[i], frame);
+    if (begun > h->n_lo) h->n_lo = begun;
+}
 
 static void *audio_thread(void *arg) {
     host *h = arg;
@@ -277,13 +324,13 @@ static void *audio_thread(void *arg) {
     pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 
     const double period = (double)h->block / (double)h->host_rate;
-    uint64_t frame = 0, applied_total = 0, rng = h->seed * 7919u + 1u;
+    uint64_t frame = 0, rng = h->seed * 7919u + 1u;
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     for (;;) {
-        const int all_posted = atomic_load_explicit(&h->poster_done, memory_order_acquire);
-        const int posted = atomic_load_explicit(&h->posted, memory_order_acquire);
-        if (all_posted && h->applied == posted && frame >= h->end_frame) break;
+        if (atomic_load_explicit(&h->poster_done, memory_order_acquire) && h->n_hi == h->n_posts &&
+            frame >= h->end_frame)
+            break;
         int n = h->block;
         if (h->variable_blocks) n = 1 + (int)(splitmix(&rng) % (uint64_t)h->block);
         if (frame + (uint64_t)n > h->capacity) {
@@ -292,6 +339,7 @@ static void *audio_thread(void *arg) {
             atomic_store(&h->failed, 1);
             break;
         }
+        bound_posts_before(h, frame);
         const double t0 = now_s();
         if (ngs_synth_process(h->synth, NULL, 0, NULL, h->out + frame, n) != NGS_STATUS_OK) {
             snprintf(h->error, sizeof h->error, "ngs_synth_process: %s", ngs_last_error());
@@ -300,16 +348,7 @@ static void *audio_thread(void *arg) {
         }
         const double used = (now_s() - t0) / ((double)n / (double)h->host_rate);
         if (used > h->worst_block_fraction) h->worst_block_fraction = used;
-        /* Posted events are applied at the start of the block: count them to this block's
-           first frame (one control thread, so they arrive in posting order). */
-        ngs_synth_stats st;
-        if (ngs_synth_get_stats(h->synth, &st) == NGS_STATUS_OK) {
-            while (applied_total < st.events_applied && h->applied < MAX_POSTS) {
-                h->applied_frame[h->applied++] = frame;
-                ++applied_total;
-            }
-        }
-        /* A late post extends the render so that its voice plays out. */
+        bound_posts_after(h, frame);
         frame += (uint64_t)n;
         ++h->blocks;
         atomic_store_explicit(&h->frames_done, frame, memory_order_release);
@@ -327,9 +366,16 @@ static void *audio_thread(void *arg) {
                 clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &deadline, NULL);
             }
         } else {
-            /* Do not run away from the control thread: it must see every block boundary
-               it waits for, so yield while it has a post due. */
-            sched_yield();
+            /* As fast as possible, but never more than a block past a post the control
+               thread has not begun (it would land arbitrarily late): yield until it has.
+               Only in this mode does the audio thread wait for anything. */
+            for (;;) {
+                const int begun = atomic_load_explicit(&h->started, memory_order_acquire);
+                if (begun >= h->n_posts || atomic_load(&h->failed) ||
+                    h->posts[begun].at + (uint64_t)h->block > frame)
+                    break;
+                sched_yield();
+            }
         }
     }
     h->frames_rendered = frame;
@@ -405,15 +451,20 @@ static int write_wav(const host *h, outputs *o) {
     return 0;
 }
 
+/* "F1,F2,...": the block starts that may have applied post k (bound_posts). */
+static const char *candidates(const host *h, int k, char *buf, size_t size) {
+    const post *p = &h->posts[k];
+    size_t used = 0;
+    buf[0] = 0;
+    for (int c = 0; c < p->n_cand && c < 8 && used + 24 < size; ++c)
+        used += (size_t)snprintf(buf + used, size - used, "%s%llu", used ? "," : "", (unsigned long long)p->cand[c]);
+    return buf;
+}
+
 static int write_log(host *h, outputs *o) {
     FILE *f = o->log;
     o->log = NULL;
-    /* Which block applied each post, back to the voices. */
-    for (int k = 0; k < h->n_posts; ++k) {
-        voice *v = &h->voices[h->posts[k].voice];
-        if (h->posts[k].release) v->release_applied = h->applied_frame[k];
-        else v->start_applied = h->applied_frame[k];
-    }
+    char buf[512];
     fprintf(f, "ngs-synth-host 1\n");
     fprintf(f, "rate %d model_rate %d block %d variable %d latency %d frames %llu seed %llu\n",
             h->host_rate, h->info.sample_rate, h->block, h->variable_blocks,
@@ -423,19 +474,20 @@ static int write_log(host *h, outputs *o) {
         const voice *v = &h->voices[i];
         switch (v->type) {
         case VOICE_ONE_SHOT:
-            fprintf(f, "one_shot start %llu class %d sequence %u gain %.9g\n",
-                    (unsigned long long)v->start_applied, v->class_index, v->sequence,
+            fprintf(f, "one_shot start %s class %d sequence %u gain %.9g\n",
+                    candidates(h, v->start_post, buf, sizeof buf), v->class_index, v->sequence,
                     (double)v->gain);
             break;
         case VOICE_FREE:
-            fprintf(f, "free start %llu release %llu sequence %u gain %.9g z", (unsigned long long)v->start_applied,
-                    (unsigned long long)v->release_applied, v->sequence, (double)v->gain);
+            fprintf(f, "free start %s", candidates(h, v->start_post, buf, sizeof buf));
+            fprintf(f, " release %s sequence %u gain %.9g z", candidates(h, v->release_post, buf, sizeof buf),
+                    v->sequence, (double)v->gain);
             for (int j = 0; j < h->info.z_dim; ++j) fprintf(f, " %.9g", (double)v->z[j]);
             fprintf(f, "\n");
             break;
         case VOICE_PATH:
-            fprintf(f, "path start %llu kind %d grains %d sequence %u gain %.9g\n",
-                    (unsigned long long)v->start_applied, (int)v->path_kind, v->path_grains,
+            fprintf(f, "path start %s kind %d grains %d sequence %u gain %.9g\n",
+                    candidates(h, v->start_post, buf, sizeof buf), (int)v->path_kind, v->path_grains,
                     v->sequence, (double)v->gain);
             break;
         }
@@ -461,7 +513,8 @@ static void usage(FILE *to) {
             "  -s, --seconds S       length of the score, default 2\n"
             "      --seed K          seed of every voice, default 1\n"
             "  -t, --threads N       synth CPU threads, default 1\n"
-            "      --free-run        do not pace the blocks in real time\n"
+            "      --free-run        do not pace the blocks in real time (as fast as possible,\n"
+            "                        but waiting for the control thread's due posts)\n"
             "      --log FILE        text log: voices and the frames their events applied at\n");
 }
 
@@ -581,9 +634,14 @@ int main(int argc, char **argv) {
     }
     ngs_synth_stats st;
     ngs_synth_get_stats(h->synth, &st);
-    if (st.events_dropped != 0 || h->applied != h->n_posts) {
-        fail("%llu events dropped, %d of %d applied", (unsigned long long)st.events_dropped,
-             h->applied, h->n_posts);
+    for (int k = 0; k < h->n_posts; ++k)
+        if (h->posts[k].n_cand < 1 || h->posts[k].n_cand > 8) {
+            fail("post %d: %d candidate blocks", k, h->posts[k].n_cand);
+            goto done;
+        }
+    if (st.events_dropped != 0 || st.events_applied != (uint64_t)h->n_posts) {
+        fail("%llu events dropped, %llu of %d applied", (unsigned long long)st.events_dropped,
+             (unsigned long long)st.events_applied, h->n_posts);
         goto done;
     }
     if (h->log_path && write_log(h, &files) != 0) goto done;
