@@ -166,17 +166,20 @@ TEST(SynthThreads, PostersStatsReaderAndAudioThread) {
       }
     });
     // The audio thread: blocks of varying size until the posters are done, then enough
-    // blocks to drain the queue.
+    // frames for every queued event to take effect (a posted event is popped at the next
+    // block and counted when the synth's clock reaches it: within a hop plus the latency).
     std::vector<float> out(256);
     const auto in = ngs::test::random_uniform(256, 3, -0.5f, 0.5f);
     size_t nonfinite = 0;
-    int drain = 0;
-    for (uint32_t b = 0; drain < 4; ++b) {
-      if (running.load() == 0) ++drain;
+    const long settle = 4L * sy.info.hop_size + ngs_synth_latency(s) + 256;
+    long after = 0;  // frames rendered since the posters finished
+    for (uint32_t b = 0; after < settle; ++b) {
+      const bool done = running.load() == 0;
       const int n = 1 + int((b * 37u) % 256u);
       ngs::test::poison(out.data(), size_t(n));
       ASSERT_EQ(ngs_synth_process(s, nullptr, 0, in.data(), out.data(), n), NGS_STATUS_OK) << ngs_last_error();
       nonfinite += ngs::test::count_nonfinite(out.data(), size_t(n));
+      if (done) after += n;
     }
     for (auto &t : threads) t.join();
     stop_reader.store(true);
@@ -296,7 +299,8 @@ TEST(SynthThreads, ProcessCompletesWhileAPosterIsFrozenInsidePost) {
   stop.store(true);
   poster.join();
   sigaction(SIGUSR1, &old, nullptr);
-  for (int b = 0; b < 4; ++b) ASSERT_EQ(ngs_synth_process(s, nullptr, 0, nullptr, out.data(), 64), NGS_STATUS_OK);
+  const int settle = (4 * sy.info.hop_size + ngs_synth_latency(s)) / 64 + 8;
+  for (int b = 0; b < settle; ++b) ASSERT_EQ(ngs_synth_process(s, nullptr, 0, nullptr, out.data(), 64), NGS_STATUS_OK);
   EXPECT_EQ(blocks, 3L * freezes);
   EXPECT_GT(g_frozen_in_post.load(), freezes / 4) << "the freezes rarely landed inside ngs_synth_post";
   ngs_synth_stats st;
