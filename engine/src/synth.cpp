@@ -202,7 +202,10 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     } else {
       std::memcpy(v.z_cur, ev.z, sizeof(float) * s.zd);
       std::memcpy(v.z_target, ev.z, sizeof(float) * s.zd);
+      if (ev.path_grains > 0) v.n_total = ev.path_grains;
     }
+  } else if (ev.path_grains > 0) {  // resynth
+    v.n_total = ev.path_grains;
   }
   v.ola.reset(v.ola.buf, s.shape);
   v.out_t0 = v.out_t1 = 0;
@@ -309,7 +312,7 @@ void compute_grains(ngs_synth &s, const int *slots, int n) {
     for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
     s.enc_src[r] = dst;
     s.first[r] = v.next_grain == 0;
-    s.last[r] = v.release;
+    s.last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
     s.batch_slot[B++] = slots[i];
   }
   if (B > n2)
@@ -444,7 +447,9 @@ inline const float *tick_output(const ngs_synth &s, int64_t T) {
 // ---- events in -----------------------------------------------------------------------------
 
 int64_t engine_time(const ngs_synth &s, int64_t host_frame) {
-  int64_t M = s.resample ? host_frame * s.sr_model / s.sr_host + s.D : host_frame;
+  // Resampled: the nearest model-rate sample (half up), in exact integer arithmetic.
+  int64_t M = s.resample ? (2 * host_frame * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.D
+                         : host_frame;
   M += s.extra;
   // Never before work that has begun (cannot happen with the offset chosen at init).
   return std::max(M, s.begun + 1);
@@ -544,7 +549,7 @@ int64_t find_offset(ngs_synth &s) {
   std::vector<float> zero(static_cast<size_t>(s.chunk), 0.0f), one(1, 0.0f);
   for (int64_t h = 0; h < frames; ++h) {
     // An event at frame 0 of block h: engine time floor(h r) + D + extra > begun.
-    need = std::max(need, begun + 1 - (h * s.sr_model / s.sr_host + s.extra));
+    need = std::max(need, begun + 1 - ((2 * h * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.extra));
     SRC_DATA d;
     std::memset(&d, 0, sizeof d);
     d.data_in = one.data();
@@ -575,6 +580,43 @@ int64_t find_offset(ngs_synth &s) {
   src_reset(s.src_in);
   src_reset(s.src_out);
   return need + 2;
+}
+
+// Runs every code path once at init (a voice of each kind for a few hops, then reset),
+// so that the first real block meets no first-touch page, lazy initialisation or cold
+// converter state. Stats are zeroed after.
+void prime(ngs_synth &s) {
+  std::vector<float> out(static_cast<size_t>(s.params.max_block)), z(static_cast<size_t>(s.zd), 0.0f);
+  ngs_synth_event ev[3];
+  int n = 0;
+  if (s.latent) {
+    ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
+    ev[n].voice = 1;
+    ev[n].kind = NGS_SYNTH_VOICE_ONE_SHOT;
+    ev[n].class_index = s.model->lc().n_conds > 0 ? 0 : NGS_CLASS_NONE;
+    ++n;
+  }
+  ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
+  ev[n].voice = 2;
+  ev[n].kind = NGS_SYNTH_VOICE_FREE;
+  ev[n].z = z.data();
+  ++n;
+  ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
+  ev[n].voice = 3;
+  ev[n].kind = NGS_SYNTH_VOICE_RESYNTH;
+  ++n;
+  const int64_t engine = s.D + s.extra + s.lat_in + 3 * static_cast<int64_t>(s.hop);
+  const int64_t frames = static_cast<int64_t>(std::ceil(static_cast<double>(engine) / s.r_mh));
+  for (int64_t done = 0; done < frames;) {
+    const int m = static_cast<int>(std::min<int64_t>(s.params.max_block, frames - done));
+    process(s, done == 0 ? ev : nullptr, done == 0 ? n : 0, nullptr, out.data(), m);
+    done += m;
+  }
+  clear_state(s);
+  for (auto *c : {&s.stats.blocks, &s.stats.frames, &s.stats.applied, &s.stats.dropped,
+                  &s.stats.overflows, &s.stats.stolen, &s.stats.grains, &s.stats.ticks_total,
+                  &s.stats.ticks_max})
+    c->store(0, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -651,9 +693,9 @@ bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept {
       }
       if (kind == NGS_SYNTH_VOICE_FREE) {
         if (ev.use_path == 1) return ev.path_grains >= 1 && path_params_valid(ev.path);
-        return ev.use_path == 0 && ev.z != nullptr && finite_all(ev.z, s.zd);
+        return ev.use_path == 0 && ev.path_grains >= 0 && ev.z != nullptr && finite_all(ev.z, s.zd);
       }
-      return kind == NGS_SYNTH_VOICE_RESYNTH;
+      return kind == NGS_SYNTH_VOICE_RESYNTH && ev.path_grains >= 0;
     }
     case NGS_SYNTH_EVENT_SET_LATENT:
       return ev.z != nullptr && finite_all(ev.z, s.zd) && !std::isnan(ev.glide);
@@ -768,6 +810,7 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.tsc0 = cycles();
   s.clock0 = seconds_now();
   clear_state(s);
+  prime(s);
   return sp;
 }
 

@@ -339,7 +339,8 @@ NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *event
    signal. At each hop all voices that need a grain are decoded in one batched call.
 
    Real-time contract: ngs_synth_process(), ngs_synth_post() and ngs_synth_voice_new() never
-   allocate, lock, wait or make system calls; process is wait-free with respect to post.
+   allocate, lock, wait or make system calls; process is wait-free with respect to post
+   (post itself is lock-free).
    One thread at a time may call ngs_synth_process() / ngs_synth_reset(); any number of
    threads may call ngs_synth_post() and ngs_synth_voice_new() concurrently with it.
    The output does not depend on the host's block sizes. The synth always computes on the
@@ -397,7 +398,10 @@ typedef struct ngs_synth_event {
     int use_path;          /* START free voice: 1 = play `path` over path_grains grains
                               instead of a constant z, then release; default 0 */
     ngs_path_params path;  /* START free voice with use_path: as ngs_path_generate */
-    int path_grains;       /* START free voice with use_path: grains of the path, >= 1 */
+    int path_grains;       /* START free voice with use_path: grains of the path, >= 1.
+                              START free voice with a z, resynth voice: > 0 = the voice
+                              ends by itself after that many grains (the last with the
+                              offline last-grain window), 0 (default) = until stopped */
     float glide;           /* SET_LATENT: grains over which z moves linearly to the new
                               target (<= 1: the next grain uses it); default 1 */
     int32_t fade;          /* STOP, STOP_ALL, SET_GAIN, START (fade-in): frames at the host
@@ -445,8 +449,8 @@ NGS_API void ngs_synth_free(ngs_synth *synth);
 NGS_API ngs_status ngs_synth_process(ngs_synth *synth, const ngs_synth_event *events,
                                      int n_events, const float *in, float *out,
                                      int n_frames);
-/* Any thread, wait-free: queues a copy of the event (and of its z) for the start of the
-   next block. NGS_STATUS_CAPACITY when the queue is full (the event is not queued and
+/* Any thread, lock-free (never blocks or waits; a compare-and-swap claims the slot):
+   queues a copy of the event (and of its z) for the start of the next block. NGS_STATUS_CAPACITY when the queue is full (the event is not queued and
    counted as a queue overflow); NGS_STATUS_INVALID_ARGUMENT for NULL arguments. */
 NGS_API ngs_status ngs_synth_post(ngs_synth *synth, const ngs_synth_event *event);
 /* Any thread, wait-free: a fresh voice id (> 0), unique for the synth's life. */
