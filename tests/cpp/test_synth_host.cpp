@@ -117,18 +117,27 @@ int run(const std::vector<std::string> &args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// About how many grains a free voice started at frame `start` and released at frame
-// `release` plays (host frames = model frames here, from the synth's init): the synth
-// decodes on a global hop grid, a voice's first grain due at the first grid point at or
-// after its start and its last at the first grid point at or after the release. The
-// synth's exact rule is its own (tests/cpp/test_synth.cpp); measured on the first
-// implementation it can give one grain more, or skip a count (a release 255 frames after
-// a start 1 frame past a grid point gives 1 grain, 256 frames gives 3), so the check
-// accepts n - 1 .. n + 2 grains of the held latent and checks everything else exactly.
-int free_voice_grains(uint64_t start, uint64_t release, int hop) {
-  const uint64_t h = uint64_t(hop);
-  const uint64_t first = (start + h - 1) / h, last = (std::max(start, release) + h - 1) / h;
-  return int(last - first) + 1;
+// Grains of a free voice started at frame `start` and released at frame `release` (host
+// frames = model frames here, from the synth's init), docs/SYNTH.md "Timing": grain j is
+// computed at the hop point W_j = hop * floor((out0 + max(0, j hop - la)) / hop), out0 =
+// start + latency, la = the post-processing FIR's look-ahead (taps - 1 - taps / 2); the
+// first grain computed at a hop point >= release is the last.
+int free_voice_grains(uint64_t start, uint64_t release, int hop, int latency, int la) {
+  const int64_t out0 = int64_t(start) + latency, h = hop;
+  for (int64_t j = 0;; ++j) {
+    const int64_t w = h * ((out0 + std::max<int64_t>(0, j * h - la)) / h);
+    if (w >= int64_t(release)) return int(j + 1);
+  }
+}
+
+// The FIR look-ahead of a model (its configuration's pp_ker).
+int fir_lookahead(const ngs_model *m) {
+  const char *cfg = ngs_model_metadata(m, "ngs.config");
+  if (cfg == nullptr) return -1;
+  const auto j = nlohmann::json::parse(cfg, nullptr, false);
+  if (j.is_discarded() || !j.contains("waveform") || !j["waveform"].contains("pp_ker")) return -1;
+  const int taps = j["waveform"]["pp_ker"].get<int>();
+  return taps - 1 - taps / 2;
 }
 
 struct Span {
@@ -171,17 +180,12 @@ std::vector<std::vector<Option>> offline_options(ngs_model *m, const ngs_model_i
               "one-shot class " + std::to_string(v.class_index));
     } else if (v.type == "free" || v.type == "path") {
       std::vector<std::pair<uint64_t, int>> placements;  // start, grains
+      const int la = fir_lookahead(m);
+      EXPECT_GE(la, 0);
       for (uint64_t a : v.starts) {
-        if (v.type == "path") {
-          placements.push_back({a, v.grains});
-          continue;
-        }
-        int lo = 1 << 30, hi = 0;
-        for (uint64_t r : v.releases) {
-          lo = std::min(lo, free_voice_grains(a, r, info.hop_size));
-          hi = std::max(hi, free_voice_grains(a, r, info.hop_size));
-        }
-        for (int n = std::max(1, lo - 1); n <= hi + 2; ++n) placements.push_back({a, n});
+        if (v.type == "path") placements.push_back({a, v.grains});
+        else
+          for (uint64_t r : v.releases) placements.push_back({a, free_voice_grains(a, r, info.hop_size, log.latency, la)});
       }
       for (const auto &pr : placements) {
       const int n = pr.second;
