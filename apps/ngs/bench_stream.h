@@ -18,6 +18,7 @@ struct StreamBenchOptions {
   int max_search = 4096;                           // largest voice count tried
   bool no_search = false;
   bool spread = true;                              // also measure the synth's spread mode
+  std::string clock = "wall";                      // real-time criterion: wall or cpu
   uint64_t seed = 1;
 };
 
