@@ -79,7 +79,7 @@ std::vector<int> parse_list(const std::string &text, const char *what, int lo, i
 }
 
 struct StreamCase {
-  int block = 0, voices = 0, spread = 0;
+  int block = 0, voices = 0, spread = 0, latency = 0;
   bool aligned = false;
   size_t blocks = 0;
   double period_us = 0, p50 = 0, p99 = 0, max = 0, mean = 0, active_mean = 0;
@@ -101,7 +101,6 @@ class StreamBench {
   StreamBench &operator=(const StreamBench &) = delete;
 
   const ngs_model_info &info() const { return info_; }
-  int latency = 0;
 
   StreamCase measure(int block, int voices, bool aligned, int spread) {
     ngs_synth_params p = ngs_synth_default_params();
@@ -118,7 +117,7 @@ class StreamBench {
       ngs_synth *s;
       ~Free() { ngs_synth_free(s); }
     } guard{s};
-    latency = ngs_synth_latency(s);
+    const int latency = ngs_synth_latency(s);
 
     const auto to_host = [&](double model_frames) {
       return int64_t(std::ceil(model_frames * double(rate_) / double(info_.sample_rate)));
@@ -148,6 +147,7 @@ class StreamBench {
     c.aligned = aligned;
     c.spread = spread;
     c.period_us = period_s * 1e6;
+    c.latency = latency;
     for (int64_t f = 0; f < total; f += block) {
       events.clear();
       for (int i = 0; i < voices; ++i) {
@@ -212,6 +212,7 @@ json to_json(const StreamCase &c) {
           {"voices", c.voices},
           {"triggers", c.aligned ? "aligned" : "random"},
           {"spread", c.spread},
+          {"latency_frames", c.latency},
           {"blocks_measured", c.blocks},
           {"p50_fraction", c.p50},
           {"p99_fraction", c.p99},
@@ -375,7 +376,12 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
       bar.update(++done);
     }
   }
-  j["latency_frames"] = b.latency;
+  for (int spread = 0; spread < 2; ++spread)
+    for (const json &c : j["cases"])
+      if (c["spread"] == spread) {
+        j["latency_frames"][spread ? "spread" : "default"] = c["latency_frames"];
+        break;
+      }
   j["machine"]["load_average_after"] = load_average();
   json targets = json::object();
   if (one_voice_worst >= 0)
@@ -390,8 +396,9 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("\nlatency %d frames at %d Hz; load average after %s\n", b.latency, o.rate,
-              load_average().c_str());
+  std::printf("\nlatency at %d Hz: %s frames (spread mode: %s); load average after %s\n", o.rate,
+              j["latency_frames"].value("default", json(nullptr)).dump().c_str(),
+              j["latency_frames"].value("spread", json(nullptr)).dump().c_str(), load_average().c_str());
   if (one_voice_worst >= 0)
     std::printf("target: one voice, 64-frame blocks, worst block (%s) %.2f %% of the period (< 5 %%): %s\n",
                 o.clock.c_str(), 100 * one_voice_worst, one_voice_worst < one_voice_worst_target ? "met" : "NOT met");
