@@ -29,7 +29,8 @@ ngs_add_synth_gtest(test_synth_tsan
   LIBS ngs Threads::Threads
   LABELS threads)
 
-# The plain-C host (apps/synth_host) run end to end: its WAV against the offline renders.
+# The plain-C host (apps/synth_host) run end to end: its WAV against the offline renders;
+# and the report of `ngs bench --stream`.
 if(TARGET ngs_synth_host)
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(NGS_TEST_SNDFILE REQUIRED IMPORTED_TARGET sndfile)
@@ -38,4 +39,8 @@ if(TARGET ngs_synth_host)
     LIBS ngs PkgConfig::NGS_TEST_SNDFILE)
   target_compile_definitions(test_synth_host PRIVATE NGS_SYNTH_HOST="$<TARGET_FILE:ngs_synth_host>")
   add_dependencies(test_synth_host ngs_synth_host)
+  if(TARGET ngs_cli)  # `ngs bench --stream`'s report
+    target_compile_definitions(test_synth_host PRIVATE NGS_CLI="$<TARGET_FILE:ngs_cli>")
+    add_dependencies(test_synth_host ngs_cli)
+  endif()
 endif()

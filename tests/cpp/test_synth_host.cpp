@@ -9,6 +9,7 @@
 // picks, per voice, the allowed start that matches (the others are off by a block).
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sndfile.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -106,12 +108,23 @@ std::vector<float> read_wav(const std::string &path, int *rate) {
   return si.channels == 1 ? x : std::vector<float>{};
 }
 
-int run(const std::vector<std::string> &args) {
+// Runs a program; its standard output goes to stdout_path when given, its standard error
+// then to stdout_path + ".err". Returns the exit status (-1 if it did not exit normally).
+int run(const std::vector<std::string> &args, const std::string &stdout_path = "") {
   std::vector<char *> argv;
   for (const std::string &a : args) argv.push_back(const_cast<char *>(a.c_str()));
   argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  const std::string stderr_path = stdout_path + ".err";
+  if (!stdout_path.empty()) {
+    posix_spawn_file_actions_addopen(&fa, 1, stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  }
   pid_t pid = 0;
-  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  const int spawned = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (spawned != 0) return -1;
   int status = 0;
   if (waitpid(pid, &status, 0) != pid) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -272,6 +285,24 @@ std::vector<float> offline(ngs_model *m, const ngs_model_info &info, const Log &
   return mix(opts, pick, got.size());
 }
 
+// A fresh folder under /tmp, removed with its files when the test ends (also on failure).
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char t[] = "/tmp/ngs_synth_host_XXXXXX";
+    if (mkdtemp(t) != nullptr) path = t;
+  }
+  ~TempDir() {
+    if (path.empty()) return;
+    if (DIR *d = opendir(path.c_str())) {
+      while (dirent *e = readdir(d))
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") unlink((path + "/" + e->d_name).c_str());
+      closedir(d);
+    }
+    rmdir(path.c_str());
+  }
+};
+
 struct HostCase {
   std::string model;
   std::vector<std::string> options;
@@ -281,9 +312,9 @@ void check_host(const HostCase &hc) {
   const std::string model = hc.model.find('/') != std::string::npos
                                 ? std::string(NGS_SOURCE_DIR) + "/" + hc.model
                                 : ngs::test::fixture_path(hc.model, "model.safetensors");
-  char dir_template[] = "/tmp/ngs_synth_host_XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string dir = dir_template, wav = dir + "/out.wav", logp = dir + "/out.log";
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path.empty());
+  const std::string dir = tmp.path, wav = dir + "/out.wav", logp = dir + "/out.log";
   std::vector<std::string> args = {NGS_SYNTH_HOST, model, "-o", wav, "--log", logp};
   args.insert(args.end(), hc.options.begin(), hc.options.end());
   std::string cmd;
@@ -327,9 +358,6 @@ void check_host(const HostCase &hc) {
   for (const Span &s : spans) std::fill(covered.begin() + long(s.begin), covered.begin() + long(s.end), 1);
   for (size_t i = 0; i < got.size(); ++i)
     if (!covered[i]) ASSERT_EQ(got[i], 0.0f) << "frame " << i << " outside every voice";
-  unlink(wav.c_str());
-  unlink(logp.c_str());
-  rmdir(dir.c_str());
 }
 
 TEST(SynthHost, PacedFixedBlocksEqualsOfflineRenders) {
@@ -345,9 +373,9 @@ TEST(SynthHost, BundledDrumModel) {
 }
 
 TEST(SynthHost, BadArgumentsFailCleanly) {
-  char dir_template[] = "/tmp/ngs_synth_host_XXXXXX";
-  ASSERT_NE(mkdtemp(dir_template), nullptr);
-  const std::string dir = dir_template, wav = dir + "/x.wav";
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path.empty());
+  const std::string dir = tmp.path, wav = dir + "/x.wav";
   const std::string model = ngs::test::fixture_path("gru16k", "model.safetensors");
   EXPECT_EQ(run({NGS_SYNTH_HOST, model, "-o", wav, "--block", "0"}), 1);
   EXPECT_EQ(run({NGS_SYNTH_HOST, model, "-o", wav, "--rate", "7"}), 1);
@@ -355,7 +383,54 @@ TEST(SynthHost, BadArgumentsFailCleanly) {
   EXPECT_EQ(run({NGS_SYNTH_HOST, model}), 2);
   EXPECT_EQ(run({NGS_SYNTH_HOST, model, "-o", dir + "/no/such/dir/x.wav", "--seconds", "0.2"}), 1);
   EXPECT_FALSE(ngs::test::file_exists(wav)) << "no output file after a failure";
-  rmdir(dir.c_str());
+  EXPECT_FALSE(ngs::test::file_exists(wav + ".partial"));
 }
+
+#ifdef NGS_CLI
+// `ngs bench --stream` (apps/ngs/bench_stream.cpp): the JSON report's structure and
+// consistency on a tiny run (no timing is checked), and its argument errors.
+TEST(SynthBench, StreamJsonReport) {
+  TempDir tmp;
+  ASSERT_FALSE(tmp.path.empty());
+  const std::string dir = tmp.path, out = dir + "/bench.json";
+  const std::string model = ngs::test::fixture_path("lstm22k", "model.safetensors");
+  ASSERT_EQ(run({NGS_CLI, "bench", model, "--stream", "--json", "--blocks", "64,300", "--voices", "1,3", "--rate",
+                 "44100", "--seconds", "0.1", "--search-block", "64", "--max-search", "2"},
+                out),
+            0);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "not JSON: " << out;
+  EXPECT_EQ(j["host_rate"], 44100);
+  EXPECT_EQ(j["model_rate"], 22050);
+  ASSERT_TRUE(j["cases"].is_array());
+  // 2 blocks x (2 voice counts + the searched maxima not already listed) x 3 variants.
+  EXPECT_GE(j["cases"].size(), 12u);
+  for (const auto &c : j["cases"]) {
+    for (const char *k : {"p50_fraction", "p99_fraction", "max_fraction", "cpu_p99_fraction", "mean_fraction"})
+      ASSERT_TRUE(c[k].is_number()) << k;
+    EXPECT_LE(c["p50_fraction"].get<double>(), c["p99_fraction"].get<double>());
+    EXPECT_LE(c["p99_fraction"].get<double>(), c["max_fraction"].get<double>());
+    EXPECT_GT(c["blocks_measured"].get<int>(), 0);
+    EXPECT_EQ(c["events_dropped"], 0);
+    EXPECT_EQ(c["voices_stolen"], 0);
+    EXPECT_GT(c["active_voices_mean"].get<double>(), 0.5 * c["voices"].get<double>());
+    EXPECT_GT(c["latency_frames"].get<int>(), 0);
+  }
+  ASSERT_TRUE(j["realtime_voices"].is_array());
+  EXPECT_EQ(j["realtime_voices"].size(), 2u);  // without and with spread mode
+  EXPECT_TRUE(j["latency_frames"]["spread"].get<int>() > j["latency_frames"]["default"].get<int>());
+
+  const std::string err = dir + "/err.txt";
+  EXPECT_EQ(run({NGS_CLI, "bench", model, "--stream", "--blocks", "0"}, err), 1);
+  EXPECT_EQ(run({NGS_CLI, "bench", model, "--stream", "--voices", "two"}, err), 1);
+  EXPECT_EQ(run({NGS_CLI, "bench", model, "--stream", "--rate", "7"}, err), 2);
+  EXPECT_EQ(run({NGS_CLI, "bench", model, "--stream", "--clock", "sundial"}, err), 2);
+  std::ifstream e(err + ".err");
+  const std::string last((std::istreambuf_iterator<char>(e)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(last.rfind("ngs: error: --clock", 0), 0u) << last;
+  EXPECT_EQ(std::count(last.begin(), last.end(), '\n'), 1) << "one line: " << last;
+}
+#endif
 
 }  // namespace
