@@ -9,8 +9,11 @@ function(ngs_add_synth_gtest name)
                                              ${PROJECT_SOURCE_DIR}/tests/cpp)
   target_compile_definitions(${name} PRIVATE
     NGS_FIXTURES_DIR="${NGS_FIXTURES_DIR}" NGS_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES LABELS "${T_LABELS}" TIMEOUT 300)
+  set(props TIMEOUT 300)
+  if(T_LABELS)
+    list(APPEND props LABELS "${T_LABELS}")
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES ${props})
 endfunction()
 
 # The interposition test: allocation, locks, waits and system calls inside
