@@ -97,7 +97,7 @@ typedef struct {
     int n_lo, n_hi; /* posts whose lo / hi block is known */
     uint64_t xruns, blocks;
     double worst_block_fraction;
-    char error[256];
+    char audio_error[256], control_error[256]; /* one per thread: no shared writes */
 } host;
 
 static void fail(const char *fmt, ...) {
@@ -275,7 +275,7 @@ static void *control_thread(void *arg) {
         atomic_fetch_add_explicit(&h->started, 1, memory_order_seq_cst);
         while ((st = ngs_synth_post(h->synth, &e)) == NGS_STATUS_CAPACITY) sleep_ms(0.25);
         if (st != NGS_STATUS_OK) {
-            snprintf(h->error, sizeof h->error, "ngs_synth_post: %s", ngs_last_error());
+            snprintf(h->control_error, sizeof h->control_error, "ngs_synth_post: %s", ngs_last_error());
             atomic_store(&h->failed, 1);
             break;
         }
@@ -319,9 +319,13 @@ static void bound_posts_after(host *h, uint64_t frame) {
 
 static void *audio_thread(void *arg) {
     host *h = arg;
-    /* Real-time priority when allowed (as JACK would give); harmless when refused. */
-    struct sched_param sp = {.sched_priority = 10};
-    pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+    /* Real-time priority when allowed (as JACK would give); harmless when refused. Not
+       when free-running: that loop yields to the control thread, which a FIFO thread
+       would starve. */
+    if (!h->free_run) {
+        struct sched_param sp = {.sched_priority = 10};
+        pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+    }
 
     const double period = (double)h->block / (double)h->host_rate;
     uint64_t frame = 0, rng = h->seed * 7919u + 1u;
@@ -334,7 +338,7 @@ static void *audio_thread(void *arg) {
         int n = h->block;
         if (h->variable_blocks) n = 1 + (int)(splitmix(&rng) % (uint64_t)h->block);
         if (frame + (uint64_t)n > h->capacity) {
-            snprintf(h->error, sizeof h->error,
+            snprintf(h->audio_error, sizeof h->audio_error,
                      "the control thread fell behind by more than the output buffer");
             atomic_store(&h->failed, 1);
             break;
@@ -342,7 +346,7 @@ static void *audio_thread(void *arg) {
         bound_posts_before(h, frame);
         const double t0 = now_s();
         if (ngs_synth_process(h->synth, NULL, 0, NULL, h->out + frame, n) != NGS_STATUS_OK) {
-            snprintf(h->error, sizeof h->error, "ngs_synth_process: %s", ngs_last_error());
+            snprintf(h->audio_error, sizeof h->audio_error, "ngs_synth_process: %s", ngs_last_error());
             atomic_store(&h->failed, 1);
             break;
         }
@@ -629,7 +633,7 @@ int main(int argc, char **argv) {
     pthread_join(control, NULL);
     pthread_join(audio, NULL);
     if (atomic_load(&h->failed)) {
-        fail("%s", h->error);
+        fail("%s", h->audio_error[0] ? h->audio_error : h->control_error);
         goto done;
     }
     ngs_synth_stats st;
