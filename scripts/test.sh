@@ -46,7 +46,7 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 
 step "4/6 ThreadSanitizer (build-tsan/)"
 sanitized_build build-tsan thread
-cmake --build build-tsan -j"$JOBS" --target test_pipeline_threads test_cpu_threads
+cmake --build build-tsan -j"$JOBS" --target test_pipeline_threads test_cpu_threads test_synth_tsan
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
 
 step "5/6 fuzzing (build-fuzz/, docs/FUZZING.md)"

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "args.h"
+#include "bench_stream.h"
 #include "commands.h"
 #include "io.h"
 
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
   bench->add_flag("--json", bo.json, "Print JSON");
   add_real(bench, "--seconds", bo.seconds, 0.0, 3600.0, "Measuring time per case", true);
   bench->add_option("--cases", bo.cases, "Comma-separated subset: decode,sample,encode,resynth_10s,path_10s");
+  const StreamBenchOptions &stream = add_stream_bench_options(bench);
 
   if (argc == 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
@@ -144,6 +146,7 @@ int main(int argc, char **argv) {
     else if (*encode) run_encode(g, eo);
     else if (*decode) run_decode(g, dop);
     else if (*loop) run_loop(g, lo);
+    else if (*bench && stream.enabled) run_bench_stream(g, bo.model, bo.json, bo.seconds, stream);
     else if (*bench) run_bench(g, bo);
   } catch (const Failure &e) {
     std::fprintf(stderr, "ngs: error: %s\n", e.what());
