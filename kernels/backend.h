@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "common/error.h"
 #include "weights.h"
 
 namespace ngs {
@@ -16,6 +17,15 @@ namespace ngs {
 struct NoiseKey {
   uint64_t seed = 0;
   uint32_t sequence = 0;
+};
+
+// One grain of a batch of independent grains (the real-time synth): its noise stream, its
+// absolute grain index g in that stream (uniforms(1, key.sequence, g)) and its OLA window
+// (first: the first half is 1; last: the second half is 1; both: a single-grain series).
+struct GrainSpec {
+  NoiseKey key;
+  int g = 0;
+  bool first = false, last = false;
 };
 
 // Per-context state of a backend: the workspace for up to max_grains grains, planned once.
@@ -33,7 +43,16 @@ class DecoderSession {
   // Stage 3: grains [n][l_grain] of a whole series -> audio [(n + 3) * hop]. When
   // ola_only, stops after the divisor (before the FIR and softsign).
   virtual void overlap_add(const float *y, int n, float *audio, bool ola_only = false) = 0;
+  // Stages 1 and 2 for B independent grains (one per voice of the synth): z [B][z_dim]
+  // -> windowed grains y [B][l_grain], grain b with spec[b]'s noise and window. Stage 1 is
+  // one matrix product over the B rows. Row b equals the row of the same grain in a whole
+  // decode. Backends that do not stream throw kUnsupported (the synth uses the CPU).
+  virtual void decode_grains(const float *z, int B, const GrainSpec *spec, float *y);
 };
+
+inline void DecoderSession::decode_grains(const float *, int, const GrainSpec *, float *) {
+  throw Error(kUnsupported, "this decoder backend does not decode batches of independent grains");
+}
 
 class DecoderBackend {
  public:

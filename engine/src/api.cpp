@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "cuda/cuda_backend.h"
+#include "api_error.h"
 #include "engine.h"
 #include "ngs/ngs.h"
 
@@ -124,6 +125,9 @@ void check_one_shot_capacity(const ngs_context *ctx) {
 }
 
 }  // namespace
+
+// api_error.h: the same message buffer for synth_api.cpp.
+void ngs::api_set_error(const char *message) { set_error(message); }
 
 extern "C" {
 

@@ -85,6 +85,17 @@ class CpuSession final : public DecoderSession {
     parallel(&CpuSession::grains_part, &j, n, 2);
   }
 
+  void decode_grains(const float *z, int n, const GrainSpec *spec, float *y) override {
+    check(n);
+    spectrum(z, n, S_.data());
+    Job j;
+    j.s = this;
+    j.in = S_.data();
+    j.out = y;
+    j.spec = spec;
+    parallel(&CpuSession::grains_spec_part, &j, n, 2);
+  }
+
   void overlap_add(const float *y, int n, float *audio, bool ola_only) override {
     check(n);
     const WaveformConfig &c = p_.cfg;
@@ -110,6 +121,7 @@ class CpuSession final : public DecoderSession {
     float *out = nullptr;
     int n = 0, g0 = 0, n_total = 0;
     NoiseKey key;
+    const GrainSpec *spec = nullptr;
   };
 
   void parallel(ThreadPool::Fn fn, Job *j, int items, int min_items) {
@@ -148,6 +160,23 @@ class CpuSession final : public DecoderSession {
       synth_noise(j.key.seed, j.key.sequence, j.g0 + i, l, t.noise.data());
       synth_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(),
                   j.g0 + i, j.n_total, j.out + static_cast<size_t>(i) * l, t.fft.data());
+    }
+  }
+
+  // Grains [b, e) of a batch of independent grains: synth_grain's window is chosen by
+  // (g, n_total), so an equivalent pair (0 or 1, 1 or 2 or 3) selects the edge halves.
+  static void grains_spec_part(void *ctx, int part, int b, int e) {
+    const Job &j = *static_cast<Job *>(ctx);
+    CpuSession &s = *j.s;
+    const WaveformConfig &c = s.p_.cfg;
+    const int F = c.filter_size(), l = c.l_grain;
+    PerThread &t = s.per_[part];
+    for (int i = b; i < e; ++i) {
+      const GrainSpec &sp = j.spec[i];
+      const int gw = sp.first ? 0 : 1, nw = sp.last ? gw + 1 : gw + 2;
+      synth_noise(sp.key.seed, sp.key.sequence, sp.g, l, t.noise.data());
+      synth_grain(s.p_.fft, j.in + static_cast<size_t>(i) * F, t.noise.data(), s.p_.hann.data(), gw,
+                  nw, j.out + static_cast<size_t>(i) * l, t.fft.data());
     }
   }
 

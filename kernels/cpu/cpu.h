@@ -29,9 +29,16 @@ class WaveformEncoder {
   // by scratch_floats(n, pool->size())). Bitwise the same result for any thread count.
   void encode(const float *audio, int n, float *mu, float *logvar, float *scratch,
               ThreadPool *pool) const;
+  // B independent grains (the synth's live resynthesis): src[b] points at l_grain
+  // samples; first[b] / last[b] select the edge windows of a series' first / last grain.
+  // mu [B][z_dim]. scratch: scratch_floats(B) floats. Row b equals encode()'s row of the
+  // same grain.
+  void encode_grains(const float *const *src, const unsigned char *first,
+                     const unsigned char *last, int B, float *mu, float *scratch) const;
 
  private:
   void grains(const float *audio, int n, int g0, int g1, float *flat, float *work) const;
+  void grain(const float *src, bool first, bool last, float *flat_row, float *work) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -57,6 +64,63 @@ class LatentModel {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Streaming sequence-VAE decoder (the real-time synth, kernels/cpu/stream.cpp): the decoder
+// RNN of MODEL_SPEC 5 advanced ONE step at a time for a batch of independent voices. A
+// voice's state (state_floats()) holds the first layer's constant input projection and
+// every layer's h (and c for an LSTM). At each step the recurrent matrices are read once
+// for the whole batch (one GEMM over the voices per layer). Matches LatentModel::decode
+// step for step within fp32 rounding (the summation order of the recurrent products
+// differs). No call allocates; const methods are thread-safe.
+class LatentStream {
+ public:
+  explicit LatentStream(const LatentWeights &w);
+  ~LatentStream();
+  size_t state_floats() const;
+  size_t scratch_floats(int max_batch) const;
+  // Starts a voice: e [e_dim], class_index (-1 when n_conds == 0): the embedding MLP and
+  // the first RNN layer's input projection, once; zero recurrent state.
+  void start(const float *e, int class_index, float *state, float *scratch) const;
+  // One step of B voices: states[b] (updated), class_index[b] -> z row b of z [B][ldz].
+  void step(float *const *states, const int *class_index, int B, float *z, int ldz,
+            float *scratch) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Streaming overlap-add of one voice (stream.cpp): grains arrive one at a time (grain g at
+// sample g * hop), and the voice's output (OLA, divisor, FIR, softsign: stage 3 of
+// docs/MODEL_FORMAT.md) is produced as soon as the samples it depends on are final. The
+// result equals synth_overlap_add + synth_fir_softsign of the same grains bit for bit.
+// All memory is the caller's: a window of buffer_floats() floats per voice.
+struct OlaStreamShape {
+  int l_grain = 0, hop = 0, taps = 0;
+  bool normalize = true;
+  int lookback() const { return taps / 2; }              // FIR samples before t
+  int lookahead() const { return taps - 1 - taps / 2; }  // FIR samples after t
+  int buffer_floats() const { return l_grain + 2 * hop + taps + 16; }
+};
+
+struct OlaStream {
+  float *buf = nullptr;  // buffer_floats(): local samples [base, base + cap)
+  long long base = 0;    // local index of buf[0]
+  int grains = 0;        // grains added
+  long long final_end = 0;  // local samples [0, final_end) are final (divided)
+  long long length = -1;    // total output length once the last grain is known, else -1
+  void reset(float *buffer, const OlaStreamShape &s);
+};
+
+// Adds grain g == st.grains (y [l_grain], windowed); last: no grain follows it.
+void ola_stream_add(OlaStream &st, const OlaStreamShape &s, const float *y, bool last);
+// Ends a voice whose last grain was already added (or that has no grain: length 0).
+void ola_stream_end(OlaStream &st, const OlaStreamShape &s);
+// Output samples [t0, t1) (local indices) of FIR + softsign; needs t1 + lookahead <=
+// final_end unless the length is known (and t1 <= length). Frees the window before t0 -
+// lookback.
+void ola_stream_output(OlaStream &st, const OlaStreamShape &s, const float *fir, float bias,
+                       long long t0, long long t1, float *out);
 
 // The CPU implementation of the decoder path (backend.h).
 std::unique_ptr<DecoderBackend> make_cpu_backend(const WaveformWeights &w);

@@ -109,6 +109,16 @@ struct EncodeJob {
 // Grains [g0, g1): conv stages into their rows of flat; work: one part's buffers.
 void WaveformEncoder::grains(const float *audio, int n, int g0, int g1, float *flat,
                              float *work) const {
+  const WaveformConfig &cfg = impl_->cfg;
+  for (int g = g0; g < g1; ++g)
+    grain(audio + static_cast<size_t>(g) * cfg.hop, g == 0, g == n - 1,
+          flat + static_cast<size_t>(g) * cfg.flatten_size(), work);
+}
+
+// One grain of l_grain samples at src (edge windows: first keeps the first half, last the
+// second half unwindowed) -> its flattened conv features.
+void WaveformEncoder::grain(const float *src, bool first, bool last, float *flat_row,
+                            float *work) const {
   const Impl &m = *impl_;
   const WaveformConfig &cfg = m.cfg;
   const int C = cfg.channels, l = cfg.l_grain, half = l / 2;
@@ -116,35 +126,49 @@ void WaveformEncoder::grains(const float *audio, int n, int g0, int g1, float *f
   float *xa = grain + l;           // current activation [L][C]
   float *st = xa + m.act_floats;   // stacked [L][2C]
   float *col = st + m.act_floats;  // im2col
-  for (int g = g0; g < g1; ++g) {
-    const float *src = audio + static_cast<size_t>(g) * cfg.hop;
-    for (int i = 0; i < l; ++i) {
-      const bool keep = (g == 0 && i < half) || (g == n - 1 && i >= half);
-      grain[i] = keep ? src[i] : src[i] * m.hann[i];
-    }
-    const float *x = grain;
-    int cin = 1, L = l;
-    for (const Impl::Stage &s : m.stages) {
-      // x -> st[:, C:2C]; each residual unit: st[:, 0:C] = LReLU(dil(LReLU(x))), then
-      // xa = [pw | sc] st + bias, copied back into st[:, C:2C] for the next unit.
-      const int lo = conv_out_length(s.down, L);
-      conv1d(s.down, x, cin, L, st + C, 2 * C, Act::kLrelu, false, col);
-      L = lo;
-      cin = C;
-      for (int j = 0; j < 3; ++j) {
-        const Impl::Res &r = s.res[j];
-        if (j > 0)
-          for (int t = 0; t < L; ++t)
-            std::memcpy(st + static_cast<size_t>(t) * 2 * C + C, xa + static_cast<size_t>(t) * C,
-                        sizeof(float) * C);
-        conv1d(r.dil, st + C, 2 * C, L, st, 2 * C, Act::kLrelu, true, col);
-        gemm(r.mix, st, 2 * C, L, xa, C, Act::kNone);
-      }
-      x = xa;
-    }
-    std::memcpy(flat + static_cast<size_t>(g) * cfg.flatten_size(), xa,
-                sizeof(float) * cfg.flatten_size());
+  for (int i = 0; i < l; ++i) {
+    const bool keep = (first && i < half) || (last && i >= half);
+    grain[i] = keep ? src[i] : src[i] * m.hann[i];
   }
+  const float *x = grain;
+  int cin = 1, L = l;
+  for (const Impl::Stage &s : m.stages) {
+    // x -> st[:, C:2C]; each residual unit: st[:, 0:C] = LReLU(dil(LReLU(x))), then
+    // xa = [pw | sc] st + bias, copied back into st[:, C:2C] for the next unit.
+    const int lo = conv_out_length(s.down, L);
+    conv1d(s.down, x, cin, L, st + C, 2 * C, Act::kLrelu, false, col);
+    L = lo;
+    cin = C;
+    for (int j = 0; j < 3; ++j) {
+      const Impl::Res &r = s.res[j];
+      if (j > 0)
+        for (int t = 0; t < L; ++t)
+          std::memcpy(st + static_cast<size_t>(t) * 2 * C + C, xa + static_cast<size_t>(t) * C,
+                      sizeof(float) * C);
+      conv1d(r.dil, st + C, 2 * C, L, st, 2 * C, Act::kLrelu, true, col);
+      gemm(r.mix, st, 2 * C, L, xa, C, Act::kNone);
+    }
+    x = xa;
+  }
+  std::memcpy(flat_row, xa, sizeof(float) * cfg.flatten_size());
+}
+
+void WaveformEncoder::encode_grains(const float *const *src, const unsigned char *first,
+                                    const unsigned char *last, int B, float *mu,
+                                    float *scratch) const {
+  const Impl &m = *impl_;
+  const WaveformConfig &cfg = m.cfg;
+  if (B <= 0) return;
+  const size_t per = static_cast<size_t>(cfg.l_grain) + 2 * m.act_floats + m.col_floats;
+  float *flat = scratch + per;
+  float *h1 = flat + static_cast<size_t>(B) * cfg.flatten_size();
+  float *h2 = h1 + static_cast<size_t>(B) * cfg.h_dim;
+  for (int b = 0; b < B; ++b)
+    grain(src[b], first[b] != 0, last[b] != 0, flat + static_cast<size_t>(b) * cfg.flatten_size(),
+          scratch);
+  gemm(m.lin0, flat, cfg.flatten_size(), B, h1, cfg.h_dim, Act::kLrelu);
+  gemm(m.lin1, h1, cfg.h_dim, B, h2, cfg.z_dim, Act::kLrelu);
+  gemm(m.mu, h2, cfg.z_dim, B, mu, cfg.z_dim, Act::kNone);
 }
 
 void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar,

@@ -13,7 +13,7 @@ if [ -n "$bad" ]; then
 fi
 missing=0
 for f in $(grep -oE 'NGS_API [^;(]*\(' "$header" | grep -oE 'ngs_[a-z0-9_]+\($' | tr -d '(' | sort -u); do
-  if ! echo "$syms" | grep -qx "$f"; then
+  if ! grep -qx "$f" <<< "$syms"; then
     echo "not exported: $f" >&2
     missing=1
   fi

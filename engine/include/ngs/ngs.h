@@ -327,6 +327,162 @@ NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *event
                                    int n_events, ngs_loop_params params, float *audio,
                                    size_t loop_length);
 
+/* ---- real-time synth (docs/SYNTH.md) ------------------------------------------------ */
+
+/* A streaming synthesiser for a host's audio callback, shaped like a CLAP plug-in:
+   ngs_synth_init() (any thread, not real-time) allocates everything for the host's rate,
+   block size and voice count; ngs_synth_process() runs on the audio thread and renders one
+   block, applying the block's events at their exact frames; ngs_synth_post() hands events
+   to the audio thread from any other thread. Three kinds of voice: one-shots of the
+   sequence VAE (the RNN advances one step per hop, so a trigger costs microseconds), free
+   synthesis from a latent target or a latent path, and live resynthesis of the input
+   signal. At each hop all voices that need a grain are decoded in one batched call.
+
+   Real-time contract: ngs_synth_process(), ngs_synth_post() and ngs_synth_voice_new() never
+   allocate, lock, wait or make system calls; process is wait-free with respect to post
+   (post itself is lock-free).
+   One thread at a time may call ngs_synth_process() / ngs_synth_reset(); any number of
+   threads may call ngs_synth_post() and ngs_synth_voice_new() concurrently with it.
+   The output does not depend on the host's block sizes. The synth always computes on the
+   CPU, whatever the model's backend. The model must outlive the synth. */
+
+typedef struct ngs_synth ngs_synth;
+
+typedef enum ngs_synth_voice_kind {
+    NGS_SYNTH_VOICE_ONE_SHOT = 0, /* a one-shot of a class (needs the sequence VAE); ends
+                                     by itself after the model's n_grains grains */
+    NGS_SYNTH_VOICE_FREE = 1,     /* one grain per hop from a latent target (event z) or a
+                                     latent path (event path); runs until stopped */
+    NGS_SYNTH_VOICE_RESYNTH = 2,  /* encodes the input signal grain by grain and decodes it
+                                     (style transfer); runs until stopped */
+} ngs_synth_voice_kind;
+
+typedef enum ngs_synth_event_type {
+    NGS_SYNTH_EVENT_START = 0,      /* start voice `voice` of `kind` (an id already playing
+                                       is stopped first, with the default fade) */
+    NGS_SYNTH_EVENT_STOP = 1,       /* fade voice `voice` out over `fade` frames, then end it */
+    NGS_SYNTH_EVENT_RELEASE = 2,    /* free / resynth voice: the next grain is its last and
+                                       gets the offline last-grain window, then the tail
+                                       plays out (the stream then equals the offline decode
+                                       of the same grains); a one-shot: same as STOP */
+    NGS_SYNTH_EVENT_SET_LATENT = 3, /* free voice: new latent target `z`, reached after
+                                       `glide` grains (linear in z) */
+    NGS_SYNTH_EVENT_SET_GAIN = 4,   /* new gain, reached linearly over `fade` frames */
+    NGS_SYNTH_EVENT_STOP_ALL = 5,   /* STOP every voice (`voice` ignored) */
+} ngs_synth_event_type;
+
+/* Seed value that asks the synth to pick the voice's random streams: key = the synth's
+   params.seed, sequence = the number of such starts since init / reset. */
+#define NGS_SYNTH_SEED_AUTO UINT64_MAX
+
+/* One event. Fields not used by its type are ignored. Start from
+   ngs_synth_default_event(type). */
+typedef struct ngs_synth_event {
+    ngs_synth_event_type type;
+    uint32_t frame;        /* ngs_synth_process: offset in the block, [0, n_frames); the
+                              event applies at exactly that frame. ngs_synth_post: ignored
+                              (the event applies at the start of the next block) */
+    int32_t voice;         /* voice id > 0, chosen by the caller or by ngs_synth_voice_new */
+    ngs_synth_voice_kind kind; /* START */
+    int class_index;       /* START one-shot: class, or NGS_CLASS_NONE (unconditional) */
+    float temperature;     /* START one-shot: embedding temperature, default 1 */
+    uint64_t seed;         /* START: key of the voice's random streams (embedding and grain
+                              noise), default NGS_SYNTH_SEED_AUTO */
+    uint32_t sequence;     /* START with an explicit seed: stream sequence (a one-shot
+                              equals one-shot `sequence` of ngs_sample with that seed;
+                              free / resynth voices draw grain noise uniforms(1, sequence,
+                              g)); default 0 */
+    float gain;            /* START, SET_GAIN: linear gain, finite and >= 0; default 1 */
+    const float *z;        /* START free voice (unless use_path), SET_LATENT: z_dim floats,
+                              finite; copied (post copies them into the queue) */
+    int use_path;          /* START free voice: 1 = play `path` over path_grains grains
+                              instead of a constant z, then release; default 0 */
+    ngs_path_params path;  /* START free voice with use_path: as ngs_path_generate */
+    int path_grains;       /* START free voice with use_path: grains of the path, >= 1.
+                              START free voice with a z, resynth voice: > 0 = the voice
+                              ends by itself after that many grains (the last with the
+                              offline last-grain window), 0 (default) = until stopped */
+    float glide;           /* SET_LATENT: grains over which z moves linearly to the new
+                              target (<= 1: the next grain uses it); default 1 */
+    int32_t fade;          /* STOP, STOP_ALL, SET_GAIN, START (fade-in): frames at the host
+                              rate, >= 0; -1 = the synth's default (params.fade_frames
+                              for STOP / STOP_ALL, 0 for START and SET_GAIN); default -1 */
+} ngs_synth_event;
+
+NGS_API ngs_synth_event ngs_synth_default_event(ngs_synth_event_type type);
+
+typedef struct ngs_synth_params {
+    int sample_rate;    /* host rate in Hz, 8000..192000; 0 (default) = the model's rate.
+                           Another rate than the model's is converted inside the synth
+                           (libsamplerate); its delay is part of ngs_synth_latency() */
+    int max_block;      /* largest n_frames of one process call, default 4096 */
+    int max_voices;     /* voices playing at once, default 16; a START beyond it steals
+                           a voice (oldest one-shot first, then the oldest voice) */
+    int n_threads;      /* CPU threads for the per-hop work, default 1 */
+    uint64_t seed;      /* key of NGS_SYNTH_SEED_AUTO voices, default 0 */
+    int queue_size;     /* slots of the ngs_synth_post queue, default 256 */
+    int fade_frames;    /* default stop fade in host frames; -1 (default) = 5 ms */
+    int spread;         /* 1 = spread each hop's grain work over the next hop in
+                           slices, at the cost of one hop of latency (for host blocks
+                           much smaller than a hop); default 0 */
+    int resampler;      /* libsamplerate converter (SRC_SINC_BEST_QUALITY = 0 ..
+                           SRC_LINEAR = 4), default 1 (SRC_SINC_MEDIUM_QUALITY) */
+} ngs_synth_params;
+
+NGS_API ngs_synth_params ngs_synth_default_params(void);
+
+/* Allocates a synth for the model: voices, queues, per-hop work buffers, resamplers.
+   Not real-time. NGS_STATUS_INVALID_ARGUMENT for out-of-range params; *out = NULL on
+   failure. */
+NGS_API ngs_status ngs_synth_init(const ngs_model *model, ngs_synth_params params,
+                                  ngs_synth **out);
+/* Frees a synth; NULL is ignored. No other call on it may be running. */
+NGS_API void ngs_synth_free(ngs_synth *synth);
+
+/* Audio thread. Renders n_frames (1..max_block) mono frames at the host rate into out
+   (overwritten), applying the events first posted and then `events` (sorted by frame;
+   n_events may be 0 and events NULL). in: n_frames input frames for resynthesis voices,
+   or NULL for silence. Bad events (unknown type, kind, class or voice id, NaN latent,
+   frame outside the block, out of order) are dropped and counted in ngs_synth_stats; they
+   never fail the block. NGS_STATUS_INVALID_ARGUMENT only for a NULL synth / out or
+   n_frames outside 1..max_block (out is then zeroed when it can be). */
+NGS_API ngs_status ngs_synth_process(ngs_synth *synth, const ngs_synth_event *events,
+                                     int n_events, const float *in, float *out,
+                                     int n_frames);
+/* Any thread, lock-free (never blocks or waits; a compare-and-swap claims the slot):
+   queues a copy of the event (and of its z) for the start of the next block. NGS_STATUS_CAPACITY when the queue is full (the event is not queued and
+   counted as a queue overflow); NGS_STATUS_INVALID_ARGUMENT for NULL arguments. */
+NGS_API ngs_status ngs_synth_post(ngs_synth *synth, const ngs_synth_event *event);
+/* Any thread, wait-free: a fresh voice id (> 0), unique for the synth's life. */
+NGS_API int32_t ngs_synth_voice_new(ngs_synth *synth);
+
+/* Frames (host rate) from an event's frame to the first output frame of the voice it
+   starts (one-shot and free voices); constant for the synth's life. */
+NGS_API int ngs_synth_latency(const ngs_synth *synth);
+/* Frames (host rate) from an input frame to its resynthesis in the output (a resynth
+   voice started at frame t resynthesises the input from frame t on). */
+NGS_API int ngs_synth_input_latency(const ngs_synth *synth);
+
+/* Audio thread (or while process is not running): ends every voice at once, clears the
+   queue, the resamplers and the clock, as right after init. Stats are kept. */
+NGS_API ngs_status ngs_synth_reset(ngs_synth *synth);
+
+typedef struct ngs_synth_stats {
+    uint64_t blocks;           /* process calls */
+    uint64_t frames;           /* frames rendered */
+    uint64_t events_applied;
+    uint64_t events_dropped;   /* bad events */
+    uint64_t queue_overflows;  /* posts refused because the queue was full */
+    uint64_t voices_stolen;
+    uint64_t grains;           /* grains decoded */
+    int active_voices;
+    double process_max_us;     /* longest process call */
+    double process_mean_us;
+} ngs_synth_stats;
+
+/* Any thread: counters since init (approximate while process runs). */
+NGS_API ngs_status ngs_synth_get_stats(const ngs_synth *synth, ngs_synth_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,899 @@
+// The real-time synth (docs/SYNTH.md has the design and the exact timing rules).
+//
+// Engine time counts samples at the model's rate. The work is organised on a global grid
+// of hops: the work for the interval [W, W + hop) starts with the events of engine time
+// <= W, decodes every grain that a voice's output in that interval needs (all voices in
+// one batch: one RNN step for the one-shots, one matrix product for the decoder), and
+// mixes the voices' outputs for the interval, applying gain and fade changes at their
+// exact samples. Everything an event does is heard lat_ev = hop - 1 samples after it, so
+// every event of an interval's work is known when that work starts; the output depends
+// on the events and the input only, never on the host's block sizes. With
+// params.spread the work for [W, W + hop) is done in slices during the previous hop
+// (events and input are delayed by one more hop).
+//
+// With a host rate other than the model's, the engine runs at the model's rate between
+// two libsamplerate converters: events and input are mapped to engine time with a fixed
+// offset D, found at init by simulating the worst case (one-frame host blocks), so that
+// no event or input sample is ever needed before it has arrived.
+#include "synth.h"
+
+#include <samplerate.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#include <xmmintrin.h>
+#define NGS_SYNTH_X86 1
+#endif
+
+#include "common/error.h"
+#include "cpu/ops.h"
+
+ngs_synth::~ngs_synth() {
+  if (src_out) src_delete(src_out);
+  if (src_in) src_delete(src_in);
+}
+
+namespace ngs::synth {
+
+namespace {
+
+// ---- clock and floating-point environment ----------------------------------------------
+
+inline uint64_t cycles() {
+#ifdef NGS_SYNTH_X86
+  return __rdtsc();  // no system call; converted to time in get_stats
+#else
+  return static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+#endif
+}
+
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// FTZ and DAZ for the duration of a process call (MXCSR bits 15 and 6), restored after.
+struct DenormalScope {
+#ifdef NGS_SYNTH_X86
+  unsigned csr;
+  DenormalScope() : csr(_mm_getcsr()) { _mm_setcsr(csr | 0x8040u); }
+  ~DenormalScope() { _mm_setcsr(csr); }
+#endif
+};
+
+int enum_int(const void *p) {
+  int v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+bool finite_all(const float *x, int n) {
+  for (int i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
+size_t pow2_at_least(size_t n) {
+  size_t p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// ---- voices ------------------------------------------------------------------------------
+
+// Engine time at which voice v's output first needs grain j (the FIR reads la samples
+// ahead, so grain j is needed la samples before its start; grain 0 at the voice's start).
+inline int64_t need_time(const ngs_synth &s, const Voice &v, int j) {
+  return v.out0 + std::max<int64_t>(0, static_cast<int64_t>(j) * s.hop - s.la);
+}
+
+inline bool needs_grain(const ngs_synth &s, const Voice &v, int64_t W) {
+  if (!v.active) return false;
+  if (v.n_total >= 0 && v.next_grain >= v.n_total) return false;
+  const int64_t t = need_time(s, v, v.next_grain);
+  return t < W + s.hop && t < v.end;
+}
+
+int find_voice(const ngs_synth &s, int32_t id) {
+  for (int i = 0; i < s.n_slots; ++i)
+    if (s.voices[i].active && s.voices[i].id == id) return i;
+  return -1;
+}
+
+int64_t host_to_model_frames(const ngs_synth &s, int32_t frames) {
+  if (!s.resample) return frames;
+  return static_cast<int64_t>(std::llround(static_cast<double>(frames) * s.r_mh));
+}
+
+bool add_command(ngs_synth &s, int64_t time, int slot, int type, float value, int64_t frames) {
+  if (s.n_commands >= static_cast<int>(s.commands.size())) {
+    s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  Command &c = s.commands[s.n_commands++];
+  c.time = time;
+  c.slot = slot;
+  c.type = type;
+  c.value = value;
+  c.frames = frames;
+  return true;
+}
+
+void schedule_stop(ngs_synth &s, int slot, int64_t at, int64_t frames) {
+  s.voices[slot].stopping = true;
+  add_command(s, at, slot, NGS_SYNTH_EVENT_STOP, 0.0f, frames);
+}
+
+void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
+  const int64_t e = M + s.lat_ev;
+  // A voice id that is playing: that voice fades out (default fade) and is detached.
+  const int old = find_voice(s, ev.voice);
+  if (old >= 0) {
+    if (!s.voices[old].stopping) schedule_stop(s, old, e, s.fade_default);
+    s.voices[old].id = 0;
+  }
+  // Stealing (max_voices voices not stopping): the oldest one-shot, else the oldest voice.
+  int playing = 0, victim = -1;
+  bool victim_one_shot = false;
+  for (int i = 0; i < s.n_slots; ++i) {
+    const Voice &v = s.voices[i];
+    if (!v.active || v.stopping) continue;
+    ++playing;
+    const bool os = v.kind == NGS_SYNTH_VOICE_ONE_SHOT;
+    if (victim < 0 || (os && !victim_one_shot) ||
+        (os == victim_one_shot && v.age < s.voices[victim].age)) {
+      victim = i;
+      victim_one_shot = os;
+    }
+  }
+  if (playing >= s.max_voices && victim >= 0) {
+    schedule_stop(s, victim, e, s.fade_default);
+    s.stats.stolen.fetch_add(1, std::memory_order_relaxed);
+  }
+  int slot = -1;
+  for (int i = 0; i < s.n_slots && slot < 0; ++i)
+    if (!s.voices[i].active) slot = i;
+  if (slot < 0) {  // every slot busy fading: cut the oldest fading voice
+    for (int i = 0; i < s.n_slots; ++i)
+      if (slot < 0 || s.voices[i].age < s.voices[slot].age) slot = i;
+    s.voices[slot].active = false;
+    // Its commands in this interval now refer to the new voice: neutralise them.
+    for (int c = 0; c < s.n_commands; ++c)
+      if (s.commands[c].slot == slot) s.commands[c].slot = -1;
+  }
+  Voice &v = s.voices[slot];
+  const int kind = enum_int(&ev.kind);
+  v.active = true;
+  v.id = ev.voice;
+  v.kind = static_cast<ngs_synth_voice_kind>(kind);
+  v.age = ++s.age_counter;
+  v.stopping = false;
+  v.in0 = M;
+  v.out0 = kind == NGS_SYNTH_VOICE_RESYNTH ? M + s.lat_in : e;
+  v.end = INT64_MAX;
+  if (ev.seed == NGS_SYNTH_SEED_AUTO) {
+    v.key.seed = s.params.seed;
+    v.key.sequence = s.auto_sequence++;
+  } else {
+    v.key.seed = ev.seed;
+    v.key.sequence = ev.sequence;
+  }
+  v.next_grain = 0;
+  v.n_total = -1;
+  v.release = false;
+  v.use_path = false;
+  v.glide_total = v.glide_done = 0;
+  v.class_index = -1;
+  if (kind == NGS_SYNTH_VOICE_ONE_SHOT) {
+    v.class_index = s.model->lc().n_conds > 0 ? ev.class_index : -1;
+    v.n_total = s.model->n_grains();
+    embedding_sample(*s.model, ev.temperature, v.key.seed, v.key.sequence, s.e.data());
+    s.latent->start(s.e.data(), v.class_index, v.state, s.lat_scratch.data());
+  } else if (kind == NGS_SYNTH_VOICE_FREE) {
+    if (ev.use_path) {
+      v.use_path = true;
+      v.path.start(ev.path, ev.path_grains, s.zd);
+      v.n_total = ev.path_grains;
+    } else {
+      std::memcpy(v.z_cur, ev.z, sizeof(float) * s.zd);
+      std::memcpy(v.z_target, ev.z, sizeof(float) * s.zd);
+      if (ev.path_grains > 0) v.n_total = ev.path_grains;
+    }
+  } else if (ev.path_grains > 0) {  // resynth
+    v.n_total = ev.path_grains;
+  }
+  v.ola.reset(v.ola.buf, s.shape);
+  v.out_t0 = v.out_t1 = 0;
+  v.fade = Ramp{};
+  v.gain = Ramp{};
+  const int64_t fin = ev.fade > 0 ? host_to_model_frames(s, ev.fade) : 0;
+  v.gain.value = fin > 0 ? 0.0f : ev.gain;
+  v.gain.set(ev.gain, fin);  // runs from the voice's first output sample
+}
+
+void apply_event(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
+  const int type = enum_int(&ev.type);
+  const int64_t e = M + s.lat_ev;
+  const int64_t fade = ev.fade < 0 ? -1 : host_to_model_frames(s, ev.fade);
+  const int64_t stop_fade = fade < 0 ? s.fade_default : fade;
+  bool ok = true;
+  if (type == NGS_SYNTH_EVENT_START) {
+    start_voice(s, ev, M);
+  } else if (type == NGS_SYNTH_EVENT_STOP_ALL) {
+    for (int i = 0; i < s.n_slots; ++i)
+      if (s.voices[i].active && !s.voices[i].stopping) schedule_stop(s, i, e, stop_fade);
+  } else {
+    const int slot = find_voice(s, ev.voice);
+    if (slot < 0) {
+      ok = false;
+    } else {
+      Voice &v = s.voices[slot];
+      switch (type) {
+        case NGS_SYNTH_EVENT_STOP: schedule_stop(s, slot, e, stop_fade); break;
+        case NGS_SYNTH_EVENT_RELEASE:
+          if (v.kind == NGS_SYNTH_VOICE_ONE_SHOT) schedule_stop(s, slot, e, stop_fade);
+          else if (v.n_total < 0) v.release = true;
+          break;
+        case NGS_SYNTH_EVENT_SET_LATENT:
+          if (v.kind != NGS_SYNTH_VOICE_FREE || v.use_path) {
+            ok = false;
+            break;
+          }
+          std::memcpy(v.z_from, v.z_cur, sizeof(float) * s.zd);
+          std::memcpy(v.z_target, ev.z, sizeof(float) * s.zd);
+          v.glide_total = std::max(1, static_cast<int>(std::lround(std::min(ev.glide, 1e6f))));
+          v.glide_done = 0;
+          break;
+        case NGS_SYNTH_EVENT_SET_GAIN:
+          add_command(s, e, slot, NGS_SYNTH_EVENT_SET_GAIN, ev.gain, fade < 0 ? 0 : fade);
+          break;
+        default: ok = false;
+      }
+    }
+  }
+  if (ok) s.stats.applied.fetch_add(1, std::memory_order_relaxed);
+  else s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+}
+
+// ---- the per-hop work ----------------------------------------------------------------------
+
+// The z of free voice v's next grain (path point, glide towards the target, or the target).
+void free_voice_z(ngs_synth &s, Voice &v, float *z) {
+  const int zd = s.zd;
+  if (v.use_path) {
+    v.path.point(v.next_grain, z);
+    return;
+  }
+  if (v.glide_done < v.glide_total) {
+    ++v.glide_done;
+    if (v.glide_done >= v.glide_total) {
+      std::memcpy(v.z_cur, v.z_target, sizeof(float) * zd);
+    } else {
+      const float w = static_cast<float>(v.glide_done) / static_cast<float>(v.glide_total);
+      for (int i = 0; i < zd; ++i) v.z_cur[i] = v.z_from[i] + (v.z_target[i] - v.z_from[i]) * w;
+    }
+  }
+  std::memcpy(z, v.z_cur, sizeof(float) * zd);
+}
+
+// One grain for each voice in slots[0 .. n): one batched RNN step for the one-shots, the
+// free voices' latents, one batched encode for the resynth voices, one batched decode.
+void compute_grains(ngs_synth &s, const int *slots, int n) {
+  const int zd = s.zd;
+  int B = 0;
+  // One-shots first, so that the RNN step writes rows 0 .. n1.
+  for (int i = 0; i < n; ++i) {
+    Voice &v = s.voices[slots[i]];
+    if (v.kind != NGS_SYNTH_VOICE_ONE_SHOT) continue;
+    s.states[B] = v.state;
+    s.classes[B] = v.class_index;
+    s.batch_slot[B++] = slots[i];
+  }
+  const int n1 = B;
+  if (n1 > 0) s.latent->step(s.states.data(), s.classes.data(), n1, s.zb.data(), zd, s.lat_scratch.data());
+  for (int i = 0; i < n; ++i) {
+    Voice &v = s.voices[slots[i]];
+    if (v.kind != NGS_SYNTH_VOICE_FREE) continue;
+    free_voice_z(s, v, s.zb.data() + static_cast<size_t>(B) * zd);
+    s.batch_slot[B++] = slots[i];
+  }
+  const int n2 = B;
+  for (int i = 0; i < n; ++i) {
+    Voice &v = s.voices[slots[i]];
+    if (v.kind != NGS_SYNTH_VOICE_RESYNTH) continue;
+    const int r = B - n2;
+    float *dst = s.enc_in.data() + static_cast<size_t>(r) * s.l;
+    const int64_t t0 = v.in0 + static_cast<int64_t>(v.next_grain) * s.hop;
+    for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
+    s.enc_src[r] = dst;
+    s.first[r] = v.next_grain == 0;
+    s.last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
+    s.batch_slot[B++] = slots[i];
+  }
+  if (B > n2)
+    s.model->encoder->encode_grains(s.enc_src.data(), s.first.data(), s.last.data(), B - n2,
+                                    s.zb.data() + static_cast<size_t>(n2) * zd, s.enc_scratch.data());
+  for (int b = 0; b < B; ++b) {
+    Voice &v = s.voices[s.batch_slot[b]];
+    GrainSpec &g = s.spec[b];
+    g.key = v.key;
+    g.g = v.next_grain;
+    g.first = v.next_grain == 0;
+    g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
+  }
+  s.session->decode_grains(s.zb.data(), B, s.spec.data(), s.yb.data());
+  for (int b = 0; b < B; ++b) {
+    Voice &v = s.voices[s.batch_slot[b]];
+    const bool last = s.spec[b].last;
+    cpu::ola_stream_add(v.ola, s.shape, s.yb.data() + static_cast<size_t>(b) * s.l, last);
+    ++v.next_grain;
+    if (last) {
+      v.n_total = v.next_grain;
+      v.release = false;
+    }
+  }
+  s.stats.grains.fetch_add(static_cast<uint64_t>(B), std::memory_order_relaxed);
+}
+
+// Work for [W, W + hop) begins: its events, then the list of voices that need grains.
+void begin_work(ngs_synth &s, int64_t W) {
+  s.begun = W;
+  s.work_time = W;
+  s.n_commands = 0;
+  const size_t cap = s.pending.size();
+  while (s.pend_count > 0 && s.pending[s.pend_head].time <= W) {
+    const Pending &p = s.pending[s.pend_head];
+    apply_event(s, p.ev, p.time);
+    s.pend_head = (s.pend_head + 1) % cap;
+    --s.pend_count;
+  }
+  s.work_n = 0;
+  for (int i = 0; i < s.n_slots; ++i)
+    if (needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+}
+
+// Slice k of the work's voices: their grains for the interval, in rounds of one grain
+// per voice (one round unless the FIR looks ahead more than a hop).
+void slice_work(ngs_synth &s, int k) {
+  const int b = s.work_n * k / s.slices, e = s.work_n * (k + 1) / s.slices;
+  int *round = s.work.data() + s.n_slots;  // second half of work: this round's voices
+  for (;;) {
+    int n = 0;
+    for (int i = b; i < e; ++i)
+      if (needs_grain(s, s.voices[s.work[i]], s.work_time)) round[n++] = s.work[i];
+    if (n == 0) break;
+    compute_grains(s, round, n);
+  }
+}
+
+void mix_range(ngs_synth &s, float *mix, int64_t W, int64_t a, int64_t b) {
+  for (int i = 0; i < s.n_slots; ++i) {
+    Voice &v = s.voices[i];
+    if (!v.active) continue;
+    for (int64_t t = std::max(a, v.out0); t < b; ++t) {
+      const float g = v.gain.next() * v.fade.next();
+      if (t >= v.out_t0 && t < v.out_t1) mix[t - W] += v.out[t - v.out_t0] * g;
+    }
+  }
+}
+
+// The voices' output for [W, W + hop), mixed with the interval's commands at their samples.
+void finish_work(ngs_synth &s, int64_t W) {
+  float *mix = s.mix[(W / s.hop) & 1].data();
+  std::fill(mix, mix + s.hop, 0.0f);
+  const int64_t W1 = W + s.hop;
+  for (int i = 0; i < s.n_slots; ++i) {
+    Voice &v = s.voices[i];
+    v.out_t0 = v.out_t1 = W;
+    if (!v.active) continue;
+    int64_t t0 = std::max(W, v.out0), t1 = std::min(W1, v.end);
+    if (v.ola.length >= 0) t1 = std::min<int64_t>(t1, v.out0 + v.ola.length);
+    if (t1 <= t0) continue;
+    cpu::ola_stream_output(v.ola, s.shape, s.fir.data(), s.fir_bias, t0 - v.out0, t1 - v.out0, v.out);
+    v.out_t0 = t0;
+    v.out_t1 = t1;
+  }
+  int64_t cursor = W;
+  for (int c = 0; c < s.n_commands; ++c) {
+    const Command &cmd = s.commands[c];
+    const int64_t at = std::min(std::max(cmd.time, cursor), W1);
+    mix_range(s, mix, W, cursor, at);
+    cursor = at;
+    if (cmd.slot < 0) continue;
+    Voice &v = s.voices[cmd.slot];
+    if (!v.active) continue;
+    if (cmd.type == NGS_SYNTH_EVENT_STOP) {
+      v.fade.set(0.0f, cmd.frames);
+      v.end = std::min(v.end, std::max(cmd.time, v.out0) + cmd.frames);
+    } else {
+      v.gain.set(cmd.value, cmd.frames);
+    }
+  }
+  mix_range(s, mix, W, cursor, W1);
+  s.n_commands = 0;
+  int active = 0;
+  for (int i = 0; i < s.n_slots; ++i) {
+    Voice &v = s.voices[i];
+    if (!v.active) continue;
+    const bool done = v.end <= W1 || (v.ola.length >= 0 && v.out0 + static_cast<int64_t>(v.ola.length) <= W1);
+    if (done) v.active = false;
+    else ++active;
+  }
+  s.stats.active.store(active, std::memory_order_relaxed);
+}
+
+// One tick: `chunk` engine samples starting at s.tick.
+void do_tick(ngs_synth &s) {
+  const int64_t T = s.tick;
+  const int64_t P = T - T % s.hop;
+  const int k = static_cast<int>((T - P) / s.chunk);
+  const int64_t W = P + s.extra;
+  if (k == 0) begin_work(s, W);
+  slice_work(s, k);
+  if (k == s.slices - 1) finish_work(s, W);
+  s.tick = T + s.chunk;
+}
+
+inline const float *tick_output(const ngs_synth &s, int64_t T) {
+  const int64_t P = T - T % s.hop;
+  return s.mix[(P / s.hop) & 1].data() + (T - P);
+}
+
+// ---- events in -----------------------------------------------------------------------------
+
+int64_t engine_time(const ngs_synth &s, int64_t host_frame) {
+  // Resampled: the nearest model-rate sample (half up), in exact integer arithmetic.
+  int64_t M = s.resample ? (2 * host_frame * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.D
+                         : host_frame;
+  M += s.extra;
+  // Never before work that has begun (cannot happen with the offset chosen at init).
+  return std::max(M, s.begun + 1);
+}
+
+void push_pending(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
+  const size_t cap = s.pending.size();
+  if (s.pend_count >= cap) {
+    s.stats.overflows.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  const size_t i = (s.pend_head + s.pend_count) % cap;
+  Pending &p = s.pending[i];
+  p.ev = ev;
+  p.time = M;
+  if (ev.z != nullptr) {
+    float *dst = s.pending_z.data() + i * s.zd;
+    std::memcpy(dst, ev.z, sizeof(float) * s.zd);
+    p.ev.z = dst;
+  }
+  ++s.pend_count;
+}
+
+// ---- input and output -----------------------------------------------------------------------
+
+void write_input(ngs_synth &s, const float *x, int n) {
+  for (int i = 0; i < n; ++i) s.in_ring[static_cast<size_t>(s.in_written + i) & s.in_mask] = x ? x[i] : 0.0f;
+  s.in_written += n;
+}
+
+// Resampled output: feeds chunk engine samples to the output converter, into the FIFO.
+void resample_out(ngs_synth &s, const float *x, int n) {
+  long used_total = 0;
+  while (used_total < n) {
+    SRC_DATA d;
+    std::memset(&d, 0, sizeof d);
+    d.data_in = x + used_total;
+    d.input_frames = n - used_total;
+    d.data_out = s.src_buf.data();
+    d.output_frames = static_cast<long>(s.src_buf.size());
+    d.src_ratio = 1.0 / s.r_mh;
+    d.end_of_input = 0;
+    if (src_process(s.src_out, &d) != 0) break;
+    for (long i = 0; i < d.output_frames_gen; ++i) s.fifo[(s.fifo_write++) & s.fifo_mask] = s.src_buf[i];
+    used_total += d.input_frames_used;
+    if (d.input_frames_used == 0 && d.output_frames_gen == 0) break;
+  }
+}
+
+void resample_in(ngs_synth &s, const float *x, int n) {
+  static const float zeros[256] = {};
+  int done = 0;
+  while (done < n) {
+    const int m = x ? n - done : std::min(n - done, 256);
+    SRC_DATA d;
+    std::memset(&d, 0, sizeof d);
+    d.data_in = x ? x + done : zeros;
+    d.input_frames = m;
+    d.data_out = s.src_buf.data();
+    d.output_frames = static_cast<long>(s.src_buf.size());
+    d.src_ratio = s.r_mh;
+    if (src_process(s.src_in, &d) != 0) break;
+    write_input(s, s.src_buf.data(), static_cast<int>(d.output_frames_gen));
+    done += static_cast<int>(d.input_frames_used);
+    if (d.input_frames_used == 0 && d.output_frames_gen == 0) break;
+  }
+}
+
+void clear_state(ngs_synth &s) {
+  for (Voice &v : s.voices) v.active = false;
+  ngs_synth_event ev;
+  while (s.queue.pop(ev, s.drain_z.data())) {
+  }
+  s.pend_head = s.pend_count = 0;
+  s.n_commands = 0;
+  s.work_n = 0;
+  s.host_pos = 0;
+  s.tick = 0;
+  s.begun = s.extra - s.hop;  // in spread mode the first work is for [hop, 2 hop)
+  for (auto &m : s.mix) std::fill(m.begin(), m.end(), 0.0f);
+  std::fill(s.in_ring.begin(), s.in_ring.end(), 0.0f);
+  s.in_written = (s.resample ? s.D : 0) + s.extra;
+  s.fifo_read = s.fifo_write = 0;
+  if (s.src_out) src_reset(s.src_out);
+  if (s.src_in) src_reset(s.src_in);
+  s.auto_sequence = 0;
+  s.stats.active.store(0, std::memory_order_relaxed);
+}
+
+// The engine offset D for resampled hosts: simulates one-frame blocks (the case where
+// events and input arrive latest relative to the engine's work) and takes the largest
+// lead the engine ever has over the host's events and input, plus a margin.
+int64_t find_offset(ngs_synth &s) {
+  const int64_t frames = std::max<int64_t>(s.sr_host / 2, 64 * static_cast<int64_t>(s.hop));
+  int64_t need = 0;
+  int64_t produced_in = 0, produced_out = 0, T = 0, begun = -1;
+  std::vector<float> zero(static_cast<size_t>(s.chunk), 0.0f), one(1, 0.0f);
+  for (int64_t h = 0; h < frames; ++h) {
+    // An event at frame 0 of block h: engine time floor(h r) + D + extra > begun.
+    need = std::max(need, begun + 1 - ((2 * h * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.extra));
+    SRC_DATA d;
+    std::memset(&d, 0, sizeof d);
+    d.data_in = one.data();
+    d.input_frames = 1;
+    d.data_out = s.src_buf.data();
+    d.output_frames = static_cast<long>(s.src_buf.size());
+    d.src_ratio = s.r_mh;
+    src_process(s.src_in, &d);
+    produced_in += d.output_frames_gen;
+    while (produced_out < h + 1) {
+      if (T % s.hop == 0) {
+        begun = T + s.extra;
+        // Input indices < begun must be written: D + extra + produced_in >= begun.
+        need = std::max(need, T - produced_in);
+      }
+      SRC_DATA o;
+      std::memset(&o, 0, sizeof o);
+      o.data_in = zero.data();
+      o.input_frames = s.chunk;
+      o.data_out = s.src_buf.data();
+      o.output_frames = static_cast<long>(s.src_buf.size());
+      o.src_ratio = 1.0 / s.r_mh;
+      src_process(s.src_out, &o);
+      produced_out += o.output_frames_gen;
+      T += s.chunk;
+    }
+  }
+  src_reset(s.src_in);
+  src_reset(s.src_out);
+  return need + 2;
+}
+
+// Runs every code path once at init (a voice of each kind for a few hops, then reset),
+// so that the first real block meets no first-touch page, lazy initialisation or cold
+// converter state. Stats are zeroed after.
+void prime(ngs_synth &s) {
+  std::vector<float> out(static_cast<size_t>(s.params.max_block)), z(static_cast<size_t>(s.zd), 0.0f);
+  ngs_synth_event ev[3];
+  int n = 0;
+  if (s.latent) {
+    ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
+    ev[n].voice = 1;
+    ev[n].kind = NGS_SYNTH_VOICE_ONE_SHOT;
+    ev[n].class_index = s.model->lc().n_conds > 0 ? 0 : NGS_CLASS_NONE;
+    ++n;
+  }
+  ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
+  ev[n].voice = 2;
+  ev[n].kind = NGS_SYNTH_VOICE_FREE;
+  ev[n].z = z.data();
+  ++n;
+  ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
+  ev[n].voice = 3;
+  ev[n].kind = NGS_SYNTH_VOICE_RESYNTH;
+  ++n;
+  const int64_t engine = s.D + s.extra + s.lat_in + 3 * static_cast<int64_t>(s.hop);
+  const int64_t frames = static_cast<int64_t>(std::ceil(static_cast<double>(engine) / s.r_mh));
+  for (int64_t done = 0; done < frames;) {
+    const int m = static_cast<int>(std::min<int64_t>(s.params.max_block, frames - done));
+    process(s, done == 0 ? ev : nullptr, done == 0 ? n : 0, nullptr, out.data(), m);
+    done += m;
+  }
+  clear_state(s);
+  for (auto *c : {&s.stats.blocks, &s.stats.frames, &s.stats.applied, &s.stats.dropped,
+                  &s.stats.overflows, &s.stats.stolen, &s.stats.grains, &s.stats.ticks_total,
+                  &s.stats.ticks_max})
+    c->store(0, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+// ---- PostQueue ---------------------------------------------------------------------------------
+
+void PostQueue::init(int capacity, int z_dim) {
+  const size_t cap = pow2_at_least(static_cast<size_t>(std::max(capacity, 2)));
+  cells_.reset(new Cell[cap]);
+  for (size_t i = 0; i < cap; ++i) cells_[i].seq.store(i, std::memory_order_relaxed);
+  z_.assign(cap * static_cast<size_t>(z_dim), 0.0f);
+  mask_ = cap - 1;
+  zd_ = z_dim;
+  tail_.store(0, std::memory_order_relaxed);
+  head_ = 0;
+}
+
+bool PostQueue::push(const ngs_synth_event &ev) {
+  size_t pos = tail_.load(std::memory_order_relaxed);
+  Cell *c;
+  for (;;) {
+    c = &cells_[pos & mask_];
+    const size_t seq = c->seq.load(std::memory_order_acquire);
+    const intptr_t diff = static_cast<intptr_t>(seq) - static_cast<intptr_t>(pos);
+    if (diff == 0) {
+      if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) break;
+    } else if (diff < 0) {
+      return false;  // full
+    } else {
+      pos = tail_.load(std::memory_order_relaxed);
+    }
+  }
+  c->ev = ev;
+  if (ev.z != nullptr) {
+    float *dst = z_.data() + (pos & mask_) * static_cast<size_t>(zd_);
+    std::memcpy(dst, ev.z, sizeof(float) * zd_);
+    c->ev.z = dst;
+  }
+  c->seq.store(pos + 1, std::memory_order_release);
+  return true;
+}
+
+bool PostQueue::pop(ngs_synth_event &ev, float *z) {
+  Cell *c = &cells_[head_ & mask_];
+  const size_t seq = c->seq.load(std::memory_order_acquire);
+  if (seq != head_ + 1) return false;  // empty, or the producer is still writing it
+  ev = c->ev;
+  if (ev.z != nullptr) {
+    std::memcpy(z, ev.z, sizeof(float) * zd_);
+    ev.z = z;
+  }
+  c->seq.store(head_ + mask_ + 1, std::memory_order_release);
+  ++head_;
+  return true;
+}
+
+// ---- public ------------------------------------------------------------------------------------
+
+bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept {
+  const int type = enum_int(&ev.type);
+  if (type < NGS_SYNTH_EVENT_START || type > NGS_SYNTH_EVENT_STOP_ALL) return false;
+  if (type != NGS_SYNTH_EVENT_STOP_ALL && ev.voice <= 0) return false;
+  if (ev.fade < -1) return false;
+  switch (type) {
+    case NGS_SYNTH_EVENT_START: {
+      if (!std::isfinite(ev.gain) || ev.gain < 0.0f) return false;
+      const int kind = enum_int(&ev.kind);
+      if (kind == NGS_SYNTH_VOICE_ONE_SHOT) {
+        if (!s.latent) return false;
+        const int nc = s.model->lc().n_conds;
+        if (nc == 0 ? ev.class_index != NGS_CLASS_NONE : (ev.class_index < 0 || ev.class_index >= nc))
+          return false;
+        return std::isfinite(ev.temperature) && ev.temperature >= 0.0f;
+      }
+      if (kind == NGS_SYNTH_VOICE_FREE) {
+        if (ev.use_path == 1) return ev.path_grains >= 1 && path_params_valid(ev.path);
+        return ev.use_path == 0 && ev.path_grains >= 0 && ev.z != nullptr && finite_all(ev.z, s.zd);
+      }
+      return kind == NGS_SYNTH_VOICE_RESYNTH && ev.path_grains >= 0;
+    }
+    case NGS_SYNTH_EVENT_SET_LATENT:
+      return ev.z != nullptr && finite_all(ev.z, s.zd) && !std::isnan(ev.glide);
+    case NGS_SYNTH_EVENT_SET_GAIN: return std::isfinite(ev.gain) && ev.gain >= 0.0f;
+    default: return true;
+  }
+}
+
+std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p) {
+  auto sp = std::make_unique<ngs_synth>();
+  ngs_synth &s = *sp;
+  const WaveformConfig &c = m.wc();
+  s.model = &m;
+  s.params = p;
+  s.sr_model = c.sr;
+  s.sr_host = p.sample_rate == 0 ? c.sr : p.sample_rate;
+  s.resample = s.sr_host != s.sr_model;
+  s.r_mh = static_cast<double>(s.sr_model) / s.sr_host;
+  s.hop = c.hop;
+  s.l = c.l_grain;
+  s.zd = c.z_dim;
+  s.F = c.filter_size();
+  s.shape.l_grain = c.l_grain;
+  s.shape.hop = c.hop;
+  s.shape.taps = c.pp_ker;
+  s.shape.normalize = c.normalize_ola;
+  s.la = s.shape.lookahead();
+  s.max_voices = p.max_voices;
+  s.n_slots = 2 * p.max_voices;  // room for voices fading out after a stop or a steal
+  s.extra = p.spread ? s.hop : 0;
+  s.slices = p.spread && s.hop % 4 == 0 ? 4 : 1;
+  s.chunk = s.hop / s.slices;
+  s.lat_ev = s.hop - 1;
+  s.lat_in = s.l + s.hop - 1 + s.la;
+  s.backend = cpu::make_cpu_backend(m.file->waveform);
+  s.session = s.backend->create_session(s.n_slots, 1);
+  if (m.has_latent()) s.latent = std::make_unique<cpu::LatentStream>(m.file->latent);
+  s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
+  s.fir_bias = m.file->waveform.pp_bias;
+
+  // Voices: every buffer carved out of one allocation.
+  const size_t state = s.latent ? s.latent->state_floats() : 0;
+  const size_t per = state + 3 * static_cast<size_t>(s.zd) + s.shape.buffer_floats() + s.hop;
+  s.voice_mem.assign(per * s.n_slots, 0.0f);
+  s.voices.resize(s.n_slots);
+  for (int i = 0; i < s.n_slots; ++i) {
+    float *b = s.voice_mem.data() + per * i;
+    Voice &v = s.voices[i];
+    v.state = b;
+    v.z_cur = b + state;
+    v.z_from = v.z_cur + s.zd;
+    v.z_target = v.z_from + s.zd;
+    v.ola.reset(v.z_target + s.zd, s.shape);
+    v.out = v.ola.buf + s.shape.buffer_floats();
+  }
+  const size_t B = static_cast<size_t>(s.n_slots);
+  s.work.assign(2 * B, 0);
+  s.zb.assign(B * s.zd, 0.0f);
+  s.yb.assign(B * s.l, 0.0f);
+  s.spec.resize(B);
+  s.states.assign(B, nullptr);
+  s.classes.assign(B, -1);
+  s.batch_slot.assign(B, 0);
+  s.enc_src.assign(B, nullptr);
+  s.first.assign(B, 0);
+  s.last.assign(B, 0);
+  s.enc_in.assign(B * s.l, 0.0f);
+  s.enc_scratch.assign(m.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
+  if (s.latent) s.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
+  s.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
+
+  // Events.
+  s.queue.init(p.queue_size, s.zd);
+  const size_t pend = 2 * static_cast<size_t>(p.queue_size) + 64;
+  s.pending.resize(pend);
+  s.pending_z.assign(pend * s.zd, 0.0f);
+  s.commands.resize(pend + 4 * B);
+  s.drain_z.assign(s.zd, 0.0f);
+  s.mix[0].assign(s.hop, 0.0f);
+  s.mix[1].assign(s.hop, 0.0f);
+
+  // Resamplers and the engine offset.
+  size_t block_model = static_cast<size_t>(p.max_block);
+  if (s.resample) {
+    int err = 0;
+    s.src_out = src_new(p.resampler, 1, &err);
+    if (!s.src_out) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+    s.src_in = src_new(p.resampler, 1, &err);
+    if (!s.src_in) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+    const double up = 1.0 / s.r_mh;
+    block_model = static_cast<size_t>(std::ceil(p.max_block * s.r_mh)) + 64;
+    const size_t out_chunk = static_cast<size_t>(std::ceil(s.chunk * up)) + 64;
+    s.src_buf.assign(std::max(out_chunk, block_model) + 256, 0.0f);
+    s.fifo.assign(pow2_at_least(static_cast<size_t>(p.max_block) + 4 * out_chunk + 256), 0.0f);
+    s.fifo_mask = s.fifo.size() - 1;
+    s.D = find_offset(s);
+  }
+  s.in_ring.assign(pow2_at_least(static_cast<size_t>(s.lat_in + s.l + 4 * s.hop + s.extra + s.D) +
+                                 block_model + 256),
+                   0.0f);
+  s.in_mask = s.in_ring.size() - 1;
+  if (s.resample) {
+    s.latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_ev) / s.r_mh));
+    s.input_latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_in) / s.r_mh));
+  } else {
+    s.latency = s.extra + s.lat_ev;
+    s.input_latency = s.extra + s.lat_in;
+  }
+  s.fade_default = p.fade_frames < 0
+                       ? static_cast<int>(std::lround(0.005 * s.sr_model))
+                       : static_cast<int>(host_to_model_frames(s, p.fade_frames));
+  s.tsc0 = cycles();
+  s.clock0 = seconds_now();
+  clear_state(s);
+  prime(s);
+  return sp;
+}
+
+void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const float *in,
+             float *out, int n_frames) noexcept {
+  DenormalScope fp;
+  const uint64_t c0 = cycles();
+  // Posted events apply at the start of the block, then the block's own, in frame order.
+  ngs_synth_event ev;
+  while (s.queue.pop(ev, s.drain_z.data())) push_pending(s, ev, engine_time(s, s.host_pos));
+  uint32_t last_frame = 0;
+  for (int i = 0; i < n_events; ++i) {
+    const ngs_synth_event &e = events[i];
+    if (e.frame >= static_cast<uint32_t>(n_frames) || e.frame < last_frame || !event_valid(s, e)) {
+      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    last_frame = e.frame;
+    push_pending(s, e, engine_time(s, s.host_pos + e.frame));
+  }
+  if (!s.resample) {
+    write_input(s, in, n_frames);
+    int i = 0;
+    while (i < n_frames) {
+      const int64_t h = s.host_pos + i;
+      if (h == s.tick) do_tick(s);
+      const int run = static_cast<int>(std::min<int64_t>(n_frames - i, s.tick - h));
+      std::memcpy(out + i, tick_output(s, h), sizeof(float) * run);
+      i += run;
+    }
+  } else {
+    resample_in(s, in, n_frames);
+    while (s.fifo_write - s.fifo_read < static_cast<size_t>(n_frames)) {
+      const int64_t T = s.tick;
+      do_tick(s);
+      resample_out(s, tick_output(s, T), s.chunk);
+    }
+    for (int i = 0; i < n_frames; ++i) out[i] = s.fifo[(s.fifo_read++) & s.fifo_mask];
+  }
+  s.host_pos += n_frames;
+  const uint64_t dt = cycles() - c0;
+  s.stats.blocks.fetch_add(1, std::memory_order_relaxed);
+  s.stats.frames.fetch_add(static_cast<uint64_t>(n_frames), std::memory_order_relaxed);
+  s.stats.ticks_total.fetch_add(dt, std::memory_order_relaxed);
+  if (dt > s.stats.ticks_max.load(std::memory_order_relaxed))
+    s.stats.ticks_max.store(dt, std::memory_order_relaxed);
+}
+
+bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept {
+  if (!event_valid(s, ev)) {
+    s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (!s.queue.push(ev)) {
+    s.stats.overflows.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void reset(ngs_synth &s) noexcept { clear_state(s); }
+
+void get_stats(const ngs_synth &s, ngs_synth_stats &o) {
+  o.blocks = s.stats.blocks.load(std::memory_order_relaxed);
+  o.frames = s.stats.frames.load(std::memory_order_relaxed);
+  o.events_applied = s.stats.applied.load(std::memory_order_relaxed);
+  o.events_dropped = s.stats.dropped.load(std::memory_order_relaxed);
+  o.queue_overflows = s.stats.overflows.load(std::memory_order_relaxed);
+  o.voices_stolen = s.stats.stolen.load(std::memory_order_relaxed);
+  o.grains = s.stats.grains.load(std::memory_order_relaxed);
+  o.active_voices = s.stats.active.load(std::memory_order_relaxed);
+  // Cycles to microseconds with the rate measured since init.
+  const double secs = seconds_now() - s.clock0;
+  const double cyc = static_cast<double>(cycles() - s.tsc0);
+#ifdef NGS_SYNTH_X86
+  const double per_us = secs > 0.0 && cyc > 0.0 ? cyc / (secs * 1e6) : 1.0;
+#else
+  const double per_us = 1000.0;  // steady_clock nanoseconds
+  (void)cyc;
+#endif
+  const double total = static_cast<double>(s.stats.ticks_total.load(std::memory_order_relaxed));
+  o.process_max_us = static_cast<double>(s.stats.ticks_max.load(std::memory_order_relaxed)) / per_us;
+  o.process_mean_us = o.blocks ? total / per_us / static_cast<double>(o.blocks) : 0.0;
+}
+
+}  // namespace ngs::synth

@@ -1,0 +1,205 @@
+// The real-time synth behind ngs_synth (docs/SYNTH.md). synth_api.cpp checks arguments
+// and catches exceptions; create() may throw ngs::Error, the audio-thread functions
+// (process, post, voice_new, reset) never throw, allocate, lock or wait.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backend.h"
+#include "cpu/cpu.h"
+#include "engine.h"
+#include "ngs/ngs.h"
+
+typedef struct SRC_STATE_tag SRC_STATE;
+
+namespace ngs::synth {
+
+// Point g of a latent path of n grains, as ngs_path_generate (synth_path.cpp).
+struct PathCursor {
+  ngs_path_params p{};
+  int n = 0, zd = 0;
+  bool zero = false;
+  float proj = 0.0f, scale = 0.0f;
+  void start(const ngs_path_params &params, int n_grains, int z_dim);
+  void point(int g, float *z) const;
+};
+bool path_params_valid(const ngs_path_params &p);
+
+// A linear ramp, advanced once per output sample (the step comes before the sample, so a
+// ramp of F frames reaches its target at the F-th sample).
+struct Ramp {
+  float value = 1.0f, target = 1.0f, step = 0.0f;
+  int64_t left = 0;
+  void set(float to, int64_t frames) {
+    target = to;
+    if (frames <= 0) {
+      value = to;
+      left = 0;
+      step = 0.0f;
+    } else {
+      step = (to - value) / static_cast<float>(frames);
+      left = frames;
+    }
+  }
+  float next() {
+    if (left > 0) {
+      value += step;
+      if (--left == 0) value = target;
+    }
+    return value;
+  }
+};
+
+struct Voice {
+  bool active = false;
+  int32_t id = 0;  // 0 once detached (stopped because its id was started again)
+  ngs_synth_voice_kind kind = NGS_SYNTH_VOICE_ONE_SHOT;
+  uint64_t age = 0;            // start order
+  bool stopping = false;       // a stop is scheduled: does not count against max_voices
+  int64_t out0 = 0;            // engine time of output sample 0
+  int64_t in0 = 0;             // resynth: engine time of input sample 0
+  int64_t end = INT64_MAX;     // engine time at which the voice is silent for good (fade end)
+  NoiseKey key;
+  int class_index = -1;
+  int next_grain = 0;          // grains computed so far
+  int n_total = -1;            // grain count once known
+  bool release = false;        // the next grain is the last
+  bool use_path = false;
+  PathCursor path;
+  float *state = nullptr;      // LatentStream state (one-shots)
+  float *z_cur = nullptr, *z_from = nullptr, *z_target = nullptr;  // [z_dim] (free voices)
+  int glide_total = 0, glide_done = 0;
+  cpu::OlaStream ola;
+  float *out = nullptr;        // [hop]: this interval's output before gain
+  int64_t out_t0 = 0, out_t1 = 0;  // engine times covered by out in this interval
+  Ramp gain, fade;
+};
+
+// A timed change of a voice inside the interval being mixed.
+struct Command {
+  int64_t time = 0;
+  int slot = 0;
+  int type = 0;  // ngs_synth_event_type (STOP, SET_GAIN)
+  float value = 0.0f;
+  int64_t frames = 0;
+};
+
+// An event with its engine time and its own copy of z.
+struct Pending {
+  ngs_synth_event ev{};
+  int64_t time = 0;
+};
+
+// Bounded multi-producer single-consumer queue (D. Vyukov's bounded queue): producers
+// claim a slot with a compare-and-swap (lock-free, never blocks); the consumer never
+// waits (a slot still being written ends this block's drain).
+class PostQueue {
+ public:
+  void init(int capacity, int z_dim);
+  bool push(const ngs_synth_event &ev);  // false when full
+  bool pop(ngs_synth_event &ev, float *z);  // consumer; ev.z points at z when it had one
+
+ private:
+  struct Cell {
+    std::atomic<size_t> seq{0};
+    ngs_synth_event ev{};
+  };
+  std::unique_ptr<Cell[]> cells_;
+  std::vector<float> z_;
+  size_t mask_ = 0;
+  int zd_ = 0;
+  alignas(64) std::atomic<size_t> tail_{0};
+  alignas(64) size_t head_ = 0;
+};
+
+struct Stats {
+  std::atomic<uint64_t> blocks{0}, frames{0}, applied{0}, dropped{0}, overflows{0}, stolen{0},
+      grains{0}, ticks_total{0}, ticks_max{0};
+  std::atomic<int> active{0};
+};
+
+}  // namespace ngs::synth
+
+struct ngs_synth {
+  const ngs_model *model = nullptr;
+  ngs_synth_params params{};
+  // rates and sizes
+  int sr_host = 0, sr_model = 0, hop = 0, l = 0, zd = 0, F = 0, la = 0;
+  int n_slots = 0, max_voices = 0;
+  bool resample = false;
+  double r_mh = 1.0;  // model rate / host rate
+  int extra = 0;      // spread mode: one hop
+  int slices = 1, chunk = 0;
+  int lat_ev = 0, lat_in = 0;  // model samples
+  int64_t D = 0;               // resampled: engine offset of host events and input
+  int latency = 0, input_latency = 0;  // host frames
+  int fade_default = 0;                 // model samples
+  // kernels
+  std::unique_ptr<ngs::DecoderBackend> backend;
+  std::unique_ptr<ngs::DecoderSession> session;
+  std::unique_ptr<ngs::cpu::LatentStream> latent;
+  ngs::cpu::OlaStreamShape shape;
+  std::vector<float> fir;
+  float fir_bias = 0.0f;
+  // voices
+  std::vector<ngs::synth::Voice> voices;
+  std::vector<float> voice_mem;
+  uint64_t age_counter = 0;
+  uint32_t auto_sequence = 0;
+  // per-hop batch work
+  std::vector<int> work;  // slots needing grains in the current work
+  int work_n = 0;
+  int64_t work_time = 0;  // the interval start W being computed
+  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in, e;
+  std::vector<ngs::GrainSpec> spec;
+  std::vector<float *> states;
+  std::vector<int> classes, batch_slot;
+  std::vector<const float *> enc_src;
+  std::vector<unsigned char> first, last;
+  // events
+  ngs::synth::PostQueue queue;
+  std::vector<ngs::synth::Pending> pending;  // ring
+  std::vector<float> pending_z;
+  size_t pend_head = 0, pend_count = 0;
+  std::vector<ngs::synth::Command> commands;
+  int n_commands = 0;
+  std::vector<float> drain_z;
+  std::atomic<uint32_t> next_voice_id{0};
+  // time and buffers
+  int64_t host_pos = 0;   // host frames rendered
+  int64_t tick = 0;       // engine time of the next tick
+  int64_t begun = -1;     // last interval start W whose work has begun
+  std::vector<float> mix[2];
+  std::vector<float> in_ring;
+  size_t in_mask = 0;
+  int64_t in_written = 0;  // engine index of the next input sample
+  // resampling (host rate != model rate)
+  SRC_STATE *src_out = nullptr, *src_in = nullptr;
+  std::vector<float> fifo;  // host-rate output ring
+  size_t fifo_mask = 0, fifo_read = 0, fifo_write = 0;
+  std::vector<float> src_buf;
+  // stats
+  ngs::synth::Stats stats;
+  uint64_t tsc0 = 0;
+  double clock0 = 0.0;
+
+  ~ngs_synth();
+};
+
+namespace ngs::synth {
+
+std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p);
+// The audio-thread calls. Never throw.
+void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const float *in,
+             float *out, int n_frames) noexcept;
+bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept;
+void reset(ngs_synth &s) noexcept;
+void get_stats(const ngs_synth &s, ngs_synth_stats &out);
+// Whether an event is well formed for this synth (frame not checked).
+bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept;
+
+}  // namespace ngs::synth

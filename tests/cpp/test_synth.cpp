@@ -1,0 +1,692 @@
+// The real-time synth (ngs_synth_*, docs/SYNTH.md) against the offline processes of the C
+// API: each voice kind equals its offline render (relative L2 <= 1e-5), the output does
+// not depend on the host's block size, events land at their exact frame, the reported
+// latency is the measured delay, bad events are dropped and counted, voice stealing and
+// stop fades follow the documented policy, resampled host rates equal the offline render
+// through the same libsamplerate converter. Outputs are NaN-poisoned before each call.
+#include <gtest/gtest.h>
+#include <samplerate.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine.h"
+#include "ngs/ngs.h"
+#include "synth.h"
+#include "test_util.h"
+
+namespace {
+
+constexpr double kTol = 1e-5;
+
+struct Timed {
+  int64_t frame;  // absolute host frame
+  ngs_synth_event ev;
+  std::vector<float> z;  // owned copy (ev.z points into it when set)
+};
+
+class SynthTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    const std::string path = ngs::test::fixture_path(GetParam(), "model.safetensors");
+    if (!ngs::test::file_exists(path)) GTEST_SKIP() << "fixtures missing: " << path;
+    ngs_model_params mp = ngs_model_default_params();
+    mp.backend = NGS_BACKEND_CPU;
+    ASSERT_EQ(ngs_model_init_from_file(path.c_str(), mp, &model_), NGS_STATUS_OK) << ngs_last_error();
+    ASSERT_EQ(ngs_model_get_info(model_, &info_), NGS_STATUS_OK);
+    ASSERT_EQ(ngs_context_init(model_, ngs_context_default_params(), &ctx_), NGS_STATUS_OK);
+    cls_ = info_.n_classes > 0 ? info_.n_classes - 1 : NGS_CLASS_NONE;
+    taps_ = model_->wc().pp_ker;
+    la_ = taps_ - 1 - taps_ / 2;
+  }
+  void TearDown() override {
+    ngs_context_free(ctx_);
+    ngs_model_free(model_);
+  }
+
+  ngs_synth *make(ngs_synth_params p = ngs_synth_default_params()) {
+    ngs_synth *s = nullptr;
+    EXPECT_EQ(ngs_synth_init(model_, p, &s), NGS_STATUS_OK) << ngs_last_error();
+    return s;
+  }
+
+  // Renders `frames` frames in blocks of `block` with the timed events (sorted by frame).
+  std::vector<float> render(ngs_synth *s, const std::vector<Timed> &evs, int64_t frames, int block,
+                            const std::vector<float> *in = nullptr) {
+    std::vector<float> out(static_cast<size_t>(frames), std::nanf(""));
+    std::vector<ngs_synth_event> blk;
+    std::vector<float> buf(static_cast<size_t>(block));
+    size_t next = 0;
+    for (int64_t pos = 0; pos < frames; pos += block) {
+      const int n = static_cast<int>(std::min<int64_t>(block, frames - pos));
+      blk.clear();
+      while (next < evs.size() && evs[next].frame < pos + n) {
+        ngs_synth_event e = evs[next].ev;
+        e.frame = static_cast<uint32_t>(evs[next].frame - pos);
+        if (!evs[next].z.empty()) e.z = evs[next].z.data();
+        blk.push_back(e);
+        ++next;
+      }
+      std::fill(buf.begin(), buf.end(), std::nanf(""));
+      const float *ip = in ? in->data() + pos : nullptr;
+      EXPECT_EQ(ngs_synth_process(s, blk.data(), static_cast<int>(blk.size()), ip, buf.data(), n),
+                NGS_STATUS_OK);
+      std::copy(buf.begin(), buf.begin() + n, out.begin() + pos);
+    }
+    return out;
+  }
+
+  Timed one_shot(int64_t frame, int32_t voice, uint64_t seed, uint32_t seq = 0, float gain = 1.0f) {
+    Timed t{frame, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    t.ev.voice = voice;
+    t.ev.kind = NGS_SYNTH_VOICE_ONE_SHOT;
+    t.ev.class_index = cls_;
+    t.ev.temperature = 0.9f;
+    t.ev.seed = seed;
+    t.ev.sequence = seq;
+    t.ev.gain = gain;
+    return t;
+  }
+  Timed free_voice(int64_t frame, int32_t voice, const std::vector<float> &z, int grains,
+                   uint64_t seed, uint32_t seq = 0) {
+    Timed t{frame, ngs_synth_default_event(NGS_SYNTH_EVENT_START), z};
+    t.ev.voice = voice;
+    t.ev.kind = NGS_SYNTH_VOICE_FREE;
+    t.ev.seed = seed;
+    t.ev.sequence = seq;
+    t.ev.path_grains = grains;
+    return t;
+  }
+  Timed simple(int64_t frame, ngs_synth_event_type type, int32_t voice, int32_t fade = -1) {
+    Timed t{frame, ngs_synth_default_event(type), {}};
+    t.ev.voice = voice;
+    t.ev.fade = fade;
+    return t;
+  }
+
+  std::vector<float> random_z(uint32_t seed) const {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> z(static_cast<size_t>(info_.z_dim));
+    for (float &v : z) v = nd(rng);
+    return z;
+  }
+  std::vector<float> random_audio(size_t n, uint32_t seed) const {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> ud(-0.5f, 0.5f);
+    std::vector<float> a(n);
+    for (size_t i = 0; i < n; ++i) a[i] = ud(rng) * (0.6f + 0.4f * std::sin(0.003f * i));
+    return a;
+  }
+
+  std::vector<float> offline_one_shot(uint64_t seed, uint32_t seq) {
+    ngs_sample_params sp = ngs_sample_default_params();
+    sp.class_index = cls_;
+    sp.temperature = 0.9f;
+    sp.seed = seed;
+    sp.count = static_cast<int>(seq) + 1;
+    std::vector<float> a(info_.sample_length * sp.count, std::nanf(""));
+    EXPECT_EQ(ngs_sample(ctx_, sp, a.data(), a.size()), NGS_STATUS_OK) << ngs_last_error();
+    return std::vector<float>(a.begin() + seq * info_.sample_length, a.end());
+  }
+  std::vector<float> offline_decode(const std::vector<float> &z, int n, uint64_t seed, uint32_t seq) {
+    std::vector<float> a(ngs_model_audio_length(model_, n), std::nanf(""));
+    ngs_decode_params dp = ngs_decode_default_params();
+    dp.seed = seed;
+    dp.sequence = seq;
+    EXPECT_EQ(ngs_decode(ctx_, z.data(), n, dp, a.data(), a.size()), NGS_STATUS_OK) << ngs_last_error();
+    return a;
+  }
+
+  // Expects out == ref placed at `at`, and silence elsewhere.
+  void expect_placed(const std::vector<float> &out, const std::vector<float> &ref, int64_t at,
+                     double tol = kTol) {
+    ASSERT_LE(at + static_cast<int64_t>(ref.size()), static_cast<int64_t>(out.size()));
+    const double e = ngs::test::rel_l2(out.data() + at, ref.data(), ref.size());
+    EXPECT_LE(e, tol);
+    if (std::getenv("NGS_TEST_VERBOSE")) std::printf("  rel L2 %.3g\n", e);
+    for (int64_t t = 0; t < static_cast<int64_t>(out.size()); ++t)
+      if (t < at || t >= at + static_cast<int64_t>(ref.size())) {
+        ASSERT_EQ(out[t], 0.0f) << "frame " << t;
+      }
+  }
+
+  static int64_t first_nonzero(const std::vector<float> &v) {
+    for (size_t i = 0; i < v.size(); ++i)
+      if (v[i] != 0.0f) return static_cast<int64_t>(i);
+    return -1;
+  }
+
+  ngs_model *model_ = nullptr;
+  ngs_context *ctx_ = nullptr;
+  ngs_model_info info_{};
+  int cls_ = NGS_CLASS_NONE, taps_ = 0, la_ = 0;
+};
+
+TEST_P(SynthTest, OneShotEqualsOfflineSample) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s);
+  EXPECT_EQ(lat, info_.hop_size - 1);
+  // Two one-shots overlapping, different sequences of one seed, the second at an odd frame.
+  const int64_t f0 = 37, f1 = 37 + info_.sample_length / 3 + 5;
+  std::vector<Timed> ev = {one_shot(f0, 1, 1234, 0), one_shot(f1, 2, 1234, 2)};
+  const int64_t frames = f1 + lat + info_.sample_length + 2 * info_.hop_size;
+  const std::vector<float> out = render(s, ev, frames, 64);
+  const std::vector<float> a = offline_one_shot(1234, 0), b = offline_one_shot(1234, 2);
+  std::vector<float> ref(out.size(), 0.0f);
+  for (size_t i = 0; i < a.size(); ++i) ref[f0 + lat + i] += a[i];
+  for (size_t i = 0; i < b.size(); ++i) ref[f1 + lat + i] += b[i];
+  EXPECT_LE(ngs::test::rel_l2(out.data(), ref.data(), out.size()), kTol);
+  // Alone: exact placement, silence before and after.
+  ngs_synth_reset(s);
+  const std::vector<float> solo = render(s, {one_shot(f0, 1, 99, 0)}, frames, 333);
+  expect_placed(solo, offline_one_shot(99, 0), f0 + lat);
+  ngs_synth_stats st{};
+  ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
+  EXPECT_EQ(st.active_voices, 0);  // the one-shot ended by itself
+  EXPECT_EQ(st.events_dropped, 0u);
+  ngs_synth_free(s);
+}
+
+TEST_P(SynthTest, FreeVoiceConstantZEqualsDecode) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s);
+  for (int n : {1, 2, 5, 17}) {
+    const std::vector<float> z1 = random_z(7 + n);
+    std::vector<float> zs;
+    for (int g = 0; g < n; ++g) zs.insert(zs.end(), z1.begin(), z1.end());
+    const int64_t f0 = 11 + n;
+    const int64_t frames = f0 + lat + ngs_model_audio_length(model_, n) + info_.hop_size;
+    ngs_synth_reset(s);
+    const std::vector<float> out = render(s, {free_voice(f0, 5, z1, n, 42, 3)}, frames, 7);
+    expect_placed(out, offline_decode(zs, n, 42, 3), f0 + lat);
+  }
+  ngs_synth_free(s);
+}
+
+// RELEASE ends a free voice: its last grain is the first one computed at a hop point at
+// or after the release (docs/SYNTH.md); here the release frame is chosen for n grains.
+TEST_P(SynthTest, ReleaseEndsFreeVoiceLikeDecode) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s), hop = info_.hop_size;
+  const int n = 6;
+  const std::vector<float> z1 = random_z(3);
+  std::vector<float> zs;
+  for (int g = 0; g < n; ++g) zs.insert(zs.end(), z1.begin(), z1.end());
+  const int64_t f0 = 100;
+  const int64_t out0 = f0 + lat;
+  // Grain j is computed at the hop point floor((out0 + j hop - la) / hop) hop.
+  const int64_t rel = out0 + static_cast<int64_t>(n - 2) * hop - la_ + 1;
+  const int64_t frames = out0 + ngs_model_audio_length(model_, n) + 3 * hop;
+  const std::vector<float> out =
+      render(s, {free_voice(f0, 9, z1, 0, 5, 0), simple(rel, NGS_SYNTH_EVENT_RELEASE, 9)}, frames, 64);
+  expect_placed(out, offline_decode(zs, n, 5, 0), out0);
+  ngs_synth_free(s);
+}
+
+// SET_LATENT with a glide of G grains: the grains computed at hop points at or after
+// the event move linearly to the new target over G grains (docs/SYNTH.md).
+TEST_P(SynthTest, SetLatentGlidesLikeDecodeOfTheRamp) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s), hop = info_.hop_size, zd = info_.z_dim;
+  const int n = 12;
+  for (float glide : {1.0f, 3.0f}) {
+    const std::vector<float> z1 = random_z(21), z2 = random_z(22);
+    const int64_t f0 = 45, out0 = f0 + lat, t = f0 + 3 * hop + 7;
+    const int G = std::max(1, static_cast<int>(std::lround(glide)));
+    std::vector<float> zs(static_cast<size_t>(n) * zd);
+    int k = 0;
+    for (int j = 0; j < n; ++j) {
+      const int64_t need = out0 + std::max<int64_t>(0, static_cast<int64_t>(j) * hop - la_);
+      const int64_t W = need / hop * hop;  // the hop point that computes grain j
+      float *zj = zs.data() + static_cast<size_t>(j) * zd;
+      if (W < t) {
+        std::copy(z1.begin(), z1.end(), zj);
+        continue;
+      }
+      ++k;
+      const float w = static_cast<float>(k) / static_cast<float>(G);
+      for (int i = 0; i < zd; ++i) zj[i] = k >= G ? z2[i] : z1[i] + (z2[i] - z1[i]) * w;
+    }
+    ASSERT_GT(k, G);  // the change and the whole glide happen inside the n grains
+    Timed sl{t, ngs_synth_default_event(NGS_SYNTH_EVENT_SET_LATENT), z2};
+    sl.ev.voice = 6;
+    sl.ev.glide = glide;
+    ngs_synth_reset(s);
+    const int64_t frames = out0 + ngs_model_audio_length(model_, n) + hop;
+    const std::vector<float> out = render(s, {free_voice(f0, 6, z1, n, 13, 1), sl}, frames, 7);
+    expect_placed(out, offline_decode(zs, n, 13, 1), out0);
+  }
+  ngs_synth_free(s);
+}
+
+TEST_P(SynthTest, PathVoiceEqualsDecodeOfPath) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s);
+  const int n = 13;
+  for (int kind = NGS_PATH_KIND_LINE; kind <= NGS_PATH_KIND_BACK_AND_FORTH; ++kind) {
+    ngs_path_params pp = ngs_path_default_params();
+    pp.kind = static_cast<ngs_path_kind>(kind);
+    pp.seed = 77 + kind;
+    pp.sequence = 1;
+    pp.temperature = 0.8f;
+    pp.turns = 1.5f;
+    pp.points = 5;
+    pp.legs = 3;
+    std::vector<float> z(static_cast<size_t>(n) * info_.z_dim);
+    ASSERT_EQ(ngs_path_generate(model_, pp, n, z.data()), NGS_STATUS_OK);
+    // The streamed path points equal the offline ones bit for bit.
+    ngs::synth::PathCursor pc;
+    pc.start(pp, n, info_.z_dim);
+    std::vector<float> row(static_cast<size_t>(info_.z_dim));
+    for (int g = 0; g < n; ++g) {
+      pc.point(g, row.data());
+      ASSERT_EQ(0, std::memcmp(row.data(), z.data() + static_cast<size_t>(g) * info_.z_dim,
+                               sizeof(float) * info_.z_dim))
+          << "kind " << kind << " point " << g;
+    }
+    Timed t{20, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    t.ev.voice = 3;
+    t.ev.kind = NGS_SYNTH_VOICE_FREE;
+    t.ev.use_path = 1;
+    t.ev.path = pp;
+    t.ev.path_grains = n;
+    t.ev.seed = 8;
+    t.ev.sequence = 0;
+    ngs_synth_reset(s);
+    const int64_t frames = 20 + lat + ngs_model_audio_length(model_, n) + 100;
+    const std::vector<float> out = render(s, {t}, frames, 333);
+    expect_placed(out, offline_decode(z, n, 8, 0), 20 + lat);
+  }
+  ngs_synth_free(s);
+}
+
+TEST_P(SynthTest, ResynthEqualsEncodeDecode) {
+  ngs_synth *s = make();
+  const int lin = ngs_synth_input_latency(s);
+  EXPECT_EQ(lin, info_.grain_length + info_.hop_size - 1 + la_);
+  const int n = 9;
+  const int64_t s0 = 300;
+  const size_t seg = ngs_model_audio_length(model_, n);
+  const int64_t frames = s0 + lin + static_cast<int64_t>(seg) + info_.hop_size;
+  const std::vector<float> in = random_audio(static_cast<size_t>(frames), 5);
+  Timed t{s0, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+  t.ev.voice = 4;
+  t.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+  t.ev.seed = 31;
+  t.ev.sequence = 2;
+  t.ev.path_grains = n;
+  const std::vector<float> out = render(s, {t}, frames, 64, &in);
+  // Offline: mu of the input from s0, decoded with the same noise.
+  std::vector<float> mu(static_cast<size_t>(n) * info_.z_dim);
+  int ng = 0;
+  ASSERT_EQ(ngs_encode(ctx_, in.data() + s0, seg, ngs_encode_default_params(), mu.data(), nullptr,
+                       nullptr, n, &ng),
+            NGS_STATUS_OK)
+      << ngs_last_error();
+  ASSERT_EQ(ng, n);
+  expect_placed(out, offline_decode(mu, n, 31, 2), s0 + lin);
+  ngs_synth_free(s);
+}
+
+// One mixed scene (one-shots, free voices with latent changes and gain ramps, a resynth
+// voice, a steal, stops) rendered with different block sizes: bit-identical.
+TEST_P(SynthTest, BlockSizesGiveIdenticalOutput) {
+  for (int rate : {0, 48000}) {
+    ngs_synth_params p = ngs_synth_default_params();
+    p.sample_rate = rate;
+    p.max_voices = 4;
+    ngs_synth *s = make(p);
+    const int hop = info_.hop_size;
+    std::vector<Timed> ev = {one_shot(3, 1, 10), free_voice(50, 2, random_z(1), 0, 11),
+                             one_shot(3 * hop + 1, 3, 12)};
+    Timed sl{4 * hop + 17, ngs_synth_default_event(NGS_SYNTH_EVENT_SET_LATENT), random_z(2)};
+    sl.ev.voice = 2;
+    sl.ev.glide = 3;
+    ev.push_back(sl);
+    Timed rs{5 * hop, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    rs.ev.voice = 4;
+    rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+    ev.push_back(rs);
+    Timed g{6 * hop + 3, ngs_synth_default_event(NGS_SYNTH_EVENT_SET_GAIN), {}};
+    g.ev.voice = 2;
+    g.ev.gain = 0.25f;
+    g.ev.fade = 100;
+    ev.push_back(g);
+    ev.push_back(one_shot(7 * hop + 5, 5, 13));  // steals the oldest one-shot (4 voices)
+    ev.push_back(simple(9 * hop + 9, NGS_SYNTH_EVENT_STOP, 2, 300));
+    ev.push_back(simple(12 * hop + 1, NGS_SYNTH_EVENT_STOP_ALL, 0));
+    const int64_t frames = 14 * hop + 4 * info_.sample_length / 3;
+    const std::vector<float> in = random_audio(static_cast<size_t>(frames) + 8192, 9);
+    std::vector<float> ref;
+    for (int block : {1, 7, 64, 333, 4096}) {
+      ngs_synth_reset(s);
+      const std::vector<float> out = render(s, ev, frames, block, &in);
+      if (ref.empty()) {
+        ref = out;
+        double e = 0;
+        for (float v : out) e += static_cast<double>(v) * v;
+        ASSERT_GT(e, 0.0);
+        continue;
+      }
+      ASSERT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size()))
+          << "rate " << rate << " block " << block;
+    }
+    ngs_synth_free(s);
+  }
+}
+
+TEST_P(SynthTest, EventAtEveryOffsetLandsAtThatFrame) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s);
+  const int block = 64;
+  const std::vector<float> ref = offline_one_shot(5, 0);
+  for (int off = 0; off < block; ++off) {
+    ngs_synth_reset(s);
+    const int64_t f = 2 * block + off;
+    const std::vector<float> out = render(s, {one_shot(f, 1, 5)}, f + lat + 3 * info_.hop_size, block);
+    ASSERT_EQ(first_nonzero(out), f + lat) << "offset " << off;
+    EXPECT_LE(ngs::test::rel_l2(out.data() + f + lat, ref.data(), 3 * info_.hop_size), kTol);
+  }
+  ngs_synth_free(s);
+}
+
+TEST_P(SynthTest, LatencyEqualsMeasuredDelay) {
+  for (int spread : {0, 1}) {
+    ngs_synth_params p = ngs_synth_default_params();
+    p.spread = spread;
+    ngs_synth *s = make(p);
+    const int lat = ngs_synth_latency(s);
+    EXPECT_EQ(lat, info_.hop_size - 1 + spread * info_.hop_size);
+    const int64_t f = 1000;
+    const std::vector<float> out = render(s, {one_shot(f, 1, 5)}, f + lat + 2 * info_.hop_size, 32);
+    EXPECT_EQ(first_nonzero(out) - f, lat) << "spread " << spread;
+    // Input latency: a resynth voice's first output frame.
+    ngs_synth_reset(s);
+    const int lin = ngs_synth_input_latency(s);
+    Timed rs{f, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    rs.ev.voice = 2;
+    rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+    const std::vector<float> in = random_audio(static_cast<size_t>(f + lin + 4096), 2);
+    const std::vector<float> o2 = render(s, {rs}, f + lin + 2 * info_.hop_size, 32, &in);
+    EXPECT_EQ(first_nonzero(o2) - f, lin) << "spread " << spread;
+    ngs_synth_free(s);
+  }
+}
+
+// Spread mode: the same output one hop later.
+TEST_P(SynthTest, SpreadModeIsOneHopLater) {
+  ngs_synth_params p = ngs_synth_default_params();
+  ngs_synth *a = make(p);
+  p.spread = 1;
+  ngs_synth *b = make(p);
+  const int hop = info_.hop_size;
+  std::vector<Timed> ev = {one_shot(10, 1, 3), free_voice(hop + 3, 2, random_z(4), 0, 1),
+                           one_shot(2 * hop + 7, 3, 4), simple(5 * hop, NGS_SYNTH_EVENT_STOP, 2)};
+  const int64_t frames = 8 * hop + info_.sample_length;
+  const std::vector<float> oa = render(a, ev, frames, 64), ob = render(b, ev, frames + hop, 17);
+  EXPECT_LE(ngs::test::rel_l2(ob.data() + hop, oa.data(), oa.size()), 1e-6);
+  for (int t = 0; t < hop; ++t) ASSERT_EQ(ob[t], 0.0f);
+  ngs_synth_free(a);
+  ngs_synth_free(b);
+}
+
+TEST_P(SynthTest, BadEventsAreDroppedAndCounted) {
+  ngs_synth *s = make();
+  const int64_t frames = 4 * info_.hop_size + info_.sample_length;
+  const std::vector<float> good = render(s, {one_shot(5, 1, 3)}, frames, 64);
+  ngs_synth_reset(s);
+  ngs_synth_stats st0{};
+  ngs_synth_get_stats(s, &st0);
+  std::vector<float> nanz = random_z(1);
+  nanz[2] = std::nanf("");
+  std::vector<Timed> ev = {one_shot(5, 1, 3)};
+  ev.push_back(free_voice(6, 2, nanz, 0, 1));                 // NaN latent
+  Timed bc = one_shot(7, 3, 3);
+  bc.ev.class_index = info_.n_classes + 5;                    // unknown class
+  ev.push_back(bc);
+  ev.push_back(simple(8, NGS_SYNTH_EVENT_STOP, 12345));        // unknown voice id
+  Timed bt = simple(9, NGS_SYNTH_EVENT_STOP, 1);
+  bt.ev.type = static_cast<ngs_synth_event_type>(77);         // unknown type
+  ev.push_back(bt);
+  Timed bz = simple(10, NGS_SYNTH_EVENT_SET_LATENT, 1);       // latent for a one-shot, no z
+  ev.push_back(bz);
+  Timed bg = simple(11, NGS_SYNTH_EVENT_SET_GAIN, 1);
+  bg.ev.gain = -1.0f;                                          // negative gain
+  ev.push_back(bg);
+  Timed bv = one_shot(12, 0, 3);                               // voice id 0
+  ev.push_back(bv);
+  const std::vector<float> out = render(s, ev, frames, 64);
+  EXPECT_EQ(0, std::memcmp(out.data(), good.data(), sizeof(float) * out.size()));
+  // An offset outside the block and an out-of-order event.
+  std::vector<float> buf(64);
+  ngs_synth_event e2[2] = {one_shot(0, 7, 1).ev, one_shot(0, 8, 1).ev};
+  e2[0].frame = 64;
+  EXPECT_EQ(ngs_synth_process(s, e2, 1, nullptr, buf.data(), 64), NGS_STATUS_OK);
+  e2[0].frame = 10;
+  e2[1].frame = 3;
+  EXPECT_EQ(ngs_synth_process(s, e2, 2, nullptr, buf.data(), 64), NGS_STATUS_OK);
+  ngs_synth_stats st{};
+  ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
+  EXPECT_EQ(st.events_dropped - st0.events_dropped, 9u);
+  // A full post queue says so and counts it; nothing blocks.
+  ngs_synth_params p = ngs_synth_default_params();
+  p.queue_size = 4;
+  ngs_synth *q = make(p);
+  const ngs_synth_event st_ev = simple(0, NGS_SYNTH_EVENT_STOP_ALL, 0).ev;
+  int ok = 0, full = 0;
+  for (int i = 0; i < 10; ++i) {
+    const ngs_status r = ngs_synth_post(q, &st_ev);
+    ok += r == NGS_STATUS_OK;
+    full += r == NGS_STATUS_CAPACITY;
+  }
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(full, 6);
+  ngs_synth_stats qs{};
+  ngs_synth_get_stats(q, &qs);
+  EXPECT_EQ(qs.queue_overflows, 6u);
+  EXPECT_EQ(ngs_synth_post(q, &bg.ev), NGS_STATUS_INVALID_ARGUMENT);
+  // Bad calls fail cleanly.
+  EXPECT_EQ(ngs_synth_process(q, nullptr, 0, nullptr, buf.data(), 0), NGS_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(ngs_synth_process(nullptr, nullptr, 0, nullptr, buf.data(), 4), NGS_STATUS_INVALID_ARGUMENT);
+  ngs_synth_free(q);
+  ngs_synth_free(s);
+}
+
+TEST_P(SynthTest, PostedEventsApplyAtTheNextBlock) {
+  ngs_synth *a = make(), *b = make();
+  const int64_t frames = 3 * info_.hop_size + info_.sample_length;
+  const std::vector<float> ref = render(a, {one_shot(128, 1, 3)}, frames, 64);
+  std::vector<float> out(static_cast<size_t>(frames));
+  for (int64_t pos = 0; pos < frames; pos += 64) {
+    if (pos == 128) {
+      const ngs_synth_event e = one_shot(0, 1, 3).ev;
+      ASSERT_EQ(ngs_synth_post(b, &e), NGS_STATUS_OK);
+    }
+    ASSERT_EQ(ngs_synth_process(b, nullptr, 0, nullptr, out.data() + pos,
+                                static_cast<int>(std::min<int64_t>(64, frames - pos))),
+              NGS_STATUS_OK);
+  }
+  EXPECT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size()));
+  ngs_synth_free(a);
+  ngs_synth_free(b);
+}
+
+// max_voices 2: a third voice steals the oldest ONE-SHOT (not the older free voice); a
+// steal is a stop with the default fade at the new voice's start.
+TEST_P(SynthTest, StealingTakesOldestOneShotFirst) {
+  ngs_synth_params p = ngs_synth_default_params();
+  p.max_voices = 2;
+  ngs_synth *s = make(p);
+  p.max_voices = 8;
+  ngs_synth *big = make(p);
+  const int hop = info_.hop_size;
+  std::vector<Timed> ev = {free_voice(1, 1, random_z(5), 0, 2), one_shot(hop, 2, 3),
+                           one_shot(2 * hop + 5, 3, 4), one_shot(3 * hop + 9, 4, 6)};
+  const int64_t frames = 4 * hop + info_.sample_length + hop;
+  const std::vector<float> out = render(s, ev, frames, 64);
+  // The same with explicit stops of the voices the policy picks: 2 at voice 3's start,
+  // 3 at voice 4's start.
+  std::vector<Timed> ev2 = ev;
+  ev2.insert(ev2.begin() + 2, simple(2 * hop + 5, NGS_SYNTH_EVENT_STOP, 2));
+  ev2.push_back(simple(3 * hop + 9, NGS_SYNTH_EVENT_STOP, 3));
+  std::stable_sort(ev2.begin(), ev2.end(), [](const Timed &a, const Timed &b) { return a.frame < b.frame; });
+  const std::vector<float> ref = render(big, ev2, frames, 64);
+  EXPECT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size()));
+  ngs_synth_stats st{};
+  ngs_synth_get_stats(s, &st);
+  EXPECT_EQ(st.voices_stolen, 2u);
+  EXPECT_EQ(st.active_voices, 1);  // the free voice plays on
+  ngs_synth_free(s);
+  ngs_synth_free(big);
+}
+
+TEST_P(SynthTest, StopFadesLinearlyAndGainScales) {
+  ngs_synth *s = make();
+  const int lat = ngs_synth_latency(s), hop = info_.hop_size;
+  const std::vector<float> z = random_z(8);
+  const int64_t frames = 12 * hop;
+  const std::vector<float> full = render(s, {free_voice(0, 1, z, 0, 4)}, frames, 64);
+  // Stop at frame t with a fade of F frames: out = full * (1 - (i + 1) / F) from t + lat.
+  const int64_t t = 5 * hop + 13;
+  const int F = 200;
+  ngs_synth_reset(s);
+  const std::vector<float> out =
+      render(s, {free_voice(0, 1, z, 0, 4), simple(t, NGS_SYNTH_EVENT_STOP, 1, F)}, frames, 64);
+  for (int64_t i = 0; i < frames; ++i) {
+    const int64_t k = i - (t + lat);
+    const double w = k < 0 ? 1.0 : k >= F ? 0.0 : 1.0 - (k + 1.0) / F;
+    ASSERT_NEAR(out[i], full[i] * w, 1e-6 + 1e-5 * std::fabs(full[i])) << "frame " << i;
+  }
+  ngs_synth_stats st{};
+  ngs_synth_get_stats(s, &st);
+  EXPECT_EQ(st.active_voices, 0);
+  // Gain: a voice at gain 0.5 is half the voice at gain 1.
+  ngs_synth_reset(s);
+  Timed h = free_voice(0, 1, z, 0, 4);
+  h.ev.gain = 0.5f;
+  const std::vector<float> half = render(s, {h}, frames, 64);
+  for (int64_t i = 0; i < frames; ++i) ASSERT_EQ(half[i], full[i] * 0.5f);
+  ngs_synth_free(s);
+}
+
+TEST_P(SynthTest, ResetRestartsIdentically) {
+  ngs_synth *s = make();
+  const std::vector<Timed> ev = {one_shot(3, 1, 1), free_voice(40, 2, random_z(2), 0, 3)};
+  const int64_t frames = info_.sample_length + 1000;
+  const std::vector<float> a = render(s, ev, frames, 128);
+  ngs_synth_reset(s);
+  const std::vector<float> b = render(s, ev, frames, 100);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), sizeof(float) * a.size()));
+  ngs_synth_free(s);
+}
+
+// Host rates other than the model's: the output equals the offline one-shot placed at its
+// engine time and converted by the same libsamplerate converter, and the reported latency
+// is its measured delay.
+TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
+  for (int rate : {48000, 44100, 8000, 192000}) {
+    ngs_synth_params p = ngs_synth_default_params();
+    p.sample_rate = rate;
+    p.max_block = 512;
+    ngs_synth *s = make(p);
+    const int lat = ngs_synth_latency(s);
+    const double r = static_cast<double>(info_.sample_rate) / rate;  // model / host
+    const int64_t f0 = 123;
+    const int64_t frames = f0 + lat + static_cast<int64_t>(info_.sample_length / r) + 2000;
+    const std::vector<float> out = render(s, {one_shot(f0, 1, 21)}, frames, 512);
+    // Reference: the engine's model-rate stream, converted in one call.
+    // Engine time of the event: the nearest model-rate sample, plus the synth's offset.
+    const int64_t M = (2 * f0 * info_.sample_rate + rate) / (2 * rate) + s->D + s->lat_ev;
+    const std::vector<float> shot = offline_one_shot(21, 0);
+    std::vector<float> model_stream(static_cast<size_t>(M + frames * r) + shot.size() + 8192, 0.0f);
+    std::copy(shot.begin(), shot.end(), model_stream.begin() + M);
+    std::vector<float> ref(static_cast<size_t>(model_stream.size() / r) + 4096, 0.0f);
+    SRC_DATA d{};
+    d.data_in = model_stream.data();
+    d.input_frames = static_cast<long>(model_stream.size());
+    d.data_out = ref.data();
+    d.output_frames = static_cast<long>(ref.size());
+    d.src_ratio = 1.0 / r;
+    ASSERT_EQ(src_simple(&d, p.resampler, 1), 0);
+    ASSERT_GE(d.output_frames_gen, frames);
+    EXPECT_LE(ngs::test::rel_l2(out.data(), ref.data(), static_cast<size_t>(frames)), kTol)
+        << "rate " << rate;
+    // Measured delay: the lag of the best match of the output with the one-shot converted
+    // alone (from host frame 0).
+    std::vector<float> alone(static_cast<size_t>(shot.size() / r) + 4096, 0.0f);
+    SRC_DATA d2{};
+    d2.data_in = shot.data();
+    d2.input_frames = static_cast<long>(shot.size());
+    d2.data_out = alone.data();
+    d2.output_frames = static_cast<long>(alone.size());
+    d2.src_ratio = 1.0 / r;
+    ASSERT_EQ(src_simple(&d2, p.resampler, 1), 0);
+    const int64_t n = std::min<int64_t>(d2.output_frames_gen, frames - f0 - lat - 8);
+    int64_t best = -1;
+    double best_v = -1e300;
+    for (int64_t lag = lat - 8; lag <= lat + 8; ++lag) {
+      double c = 0;
+      for (int64_t i = 0; i < n; ++i) c += static_cast<double>(out[f0 + lag + i]) * alone[i];
+      if (c > best_v) {
+        best_v = c;
+        best = lag;
+      }
+    }
+    // Events are placed on the nearest model-rate sample: within half a model sample.
+    EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate;
+    ngs_synth_free(s);
+  }
+}
+
+// A model without the sequence VAE: free and resynth voices play, one-shots are dropped.
+TEST_P(SynthTest, WaveformOnlyModelDropsOneShots) {
+  const std::string path = ngs::test::fixture_path(GetParam(), "model_waveform_only.safetensors");
+  if (!ngs::test::file_exists(path)) GTEST_SKIP() << "fixture missing: " << path;
+  ngs_model_params mp = ngs_model_default_params();
+  mp.backend = NGS_BACKEND_CPU;
+  ngs_model *wm = nullptr;
+  ASSERT_EQ(ngs_model_init_from_file(path.c_str(), mp, &wm), NGS_STATUS_OK) << ngs_last_error();
+  ngs_synth *s = nullptr;
+  ASSERT_EQ(ngs_synth_init(wm, ngs_synth_default_params(), &s), NGS_STATUS_OK) << ngs_last_error();
+  const int lat = ngs_synth_latency(s), n = 4;
+  const std::vector<float> z1 = random_z(17);
+  std::vector<float> zs;
+  for (int g = 0; g < n; ++g) zs.insert(zs.end(), z1.begin(), z1.end());
+  const int64_t frames = 9 + lat + ngs_model_audio_length(model_, n) + 50;
+  Timed os = one_shot(3, 1, 2);
+  os.ev.class_index = NGS_CLASS_NONE;
+  const std::vector<float> out = render(s, {os, free_voice(9, 2, z1, n, 6, 0)}, frames, 64);
+  expect_placed(out, offline_decode(zs, n, 6, 0), 9 + lat);
+  ngs_synth_stats st{};
+  ngs_synth_get_stats(s, &st);
+  EXPECT_EQ(st.events_dropped, 1u);
+  EXPECT_EQ(ngs_synth_post(s, &os.ev), NGS_STATUS_INVALID_ARGUMENT);
+  ngs_synth_free(s);
+  ngs_model_free(wm);
+}
+
+TEST_P(SynthTest, InitRejectsBadParams) {
+  ngs_synth *s = reinterpret_cast<ngs_synth *>(1);
+  ngs_synth_params p = ngs_synth_default_params();
+  p.sample_rate = 7999;
+  EXPECT_EQ(ngs_synth_init(model_, p, &s), NGS_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(s, nullptr);
+  p = ngs_synth_default_params();
+  p.max_voices = 0;
+  EXPECT_EQ(ngs_synth_init(model_, p, &s), NGS_STATUS_INVALID_ARGUMENT);
+  p = ngs_synth_default_params();
+  p.max_block = 0;
+  EXPECT_EQ(ngs_synth_init(model_, p, &s), NGS_STATUS_INVALID_ARGUMENT);
+  EXPECT_EQ(ngs_synth_init(nullptr, ngs_synth_default_params(), &s), NGS_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(ngs_last_error()), "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, SynthTest, ::testing::Values("gru16k", "lstm22k", "noola"),
+                         [](const auto &info) { return info.param; });
+
+}  // namespace
