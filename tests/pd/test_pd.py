@@ -1,0 +1,234 @@
+"""The Pure Data external ngs~ in real Pd (ctest pd.external, bindings/pd/CMakeLists.txt).
+
+Each test runs Debian's `pd -nogui -noaudio -batch` on tests/pd/render.pd: a [qlist]
+score (written here) opens the model, starts [writesf~ 1] (float32 WAV) and [readsf~ 1]
+(the resynthesis input), sends messages to [ngs~] at fixed logical times and quits. The
+recording is compared (relative L2 <= 1e-4) with the library's own renders of the same
+events by tests/pd/reference.c: ngs_synth driven directly at the same frames and, at the
+model's rate, the offline processes (ngs_sample one-shots and ngs_path_generate +
+ngs_decode paths placed at the event frame + latency).
+
+Event frames: ngs~ places a message at its logical time t (ms) at frame round(t * sr /
+1000) (docs/PD.md), so the scores use times whose frames are integers; event times and the
+resynthesis input are drawn fresh each run (the seed is printed on failure).
+
+Environment: NGS_PD (the pd program), NGS_PD_EXTERNAL_DIR (the folder of ngs~.pd_linux),
+NGS_PD_REFERENCE (ngs_pd_reference), NGS_SOURCE_DIR, NGS_FIXTURES_DIR.
+"""
+import json
+import os
+import struct
+import subprocess
+
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+PD = os.environ.get("NGS_PD", "pd")
+EXT_DIR = os.environ.get("NGS_PD_EXTERNAL_DIR", "")
+REFERENCE = os.environ.get("NGS_PD_REFERENCE", "")
+SOURCE = os.environ.get("NGS_SOURCE_DIR",
+                        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+FIXTURES = os.environ.get("NGS_FIXTURES_DIR", os.path.join(SOURCE, "build", "fixtures"))
+PATCH = os.path.join(SOURCE, "tests", "pd", "render.pd")
+DRUMS = os.path.join(SOURCE, "models", "drums.safetensors")
+TOL = 1e-4
+
+pytestmark = pytest.mark.skipif(not EXT_DIR or not REFERENCE,
+                                reason="run through ctest (pd.external): needs the built ngs~")
+
+
+def model_config(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        meta = json.loads(f.read(n))["__metadata__"]
+    return json.loads(meta["ngs.config"])
+
+
+def path_grains(cfg, seconds):
+    """MODEL_SPEC 2: tar_l = floor(seconds sr / l_grain) l_grain, n = 4 tar_l / l_grain - 3."""
+    w = cfg["waveform"]
+    tar = int(np.floor(seconds * w["sr"] / w["l_grain"])) * w["l_grain"]
+    return 4 * tar // w["l_grain"] - 3
+
+
+def rel_l2(a, b):
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+class Score:
+    """Messages to ngs~ at absolute logical times (ms), and the reference's events."""
+
+    def __init__(self, sr, seed=5):
+        self.sr = sr
+        self.seed = seed  # the `seed` message sent at time 0
+        self.lines = []   # (time ms, qlist line)
+        self.ref = []     # (time ms, reference line, takes an automatic sequence)
+        self.send(0, f"seed {seed}")
+
+    def frame(self, t):
+        f = t * self.sr / 1000.0
+        assert abs(f - round(f)) < 1e-9, f"{t} ms is not a whole frame at {self.sr} Hz"
+        return int(round(f))
+
+    def send(self, t, msg, ref=None, auto=False):
+        """Message `msg` at t ms; `ref`: the reference's line ({frame}, and {seq} for a voice
+        started without a seed: ngs~ gives it the object's seed and its next sequence)."""
+        self.lines.append((t, f"ngs-test-in {msg}"))
+        if ref is not None:
+            self.ref.append((t, ref, auto))
+
+    def reference_lines(self):
+        out, seq = [], 0
+        for t, ref, auto in sorted(self.ref, key=lambda r: r[0]):  # stable, as Pd's order
+            out.append(ref.format(frame=self.frame(t), seq=seq, seed=self.seed))
+            seq += auto
+        return out
+
+    def frames(self):
+        return [self.frame(t) for t, _, _ in self.ref]
+
+    def raw(self, t, line):
+        self.lines.append((t, line))
+
+    def qlist(self):
+        out, now = [], 0.0
+        for t, line in sorted(self.lines, key=lambda p: p[0]):  # stable: same-time order kept
+            d = t - now
+            out.append(f"{d:g} {line};" if d > 0 else f"{line};")
+            now = t
+        return "\n".join(out) + "\n"
+
+
+def run_pd(tmp_path, score, sr, end_ms, model, input_signal=None, extra_start=()):
+    """Runs the score in pd; returns (recording, pd's stderr+stdout)."""
+    out_wav = tmp_path / "out.wav"
+    start = [f"ngs-test-in open {model}", f"ngs-test-wr open -bytes 4 {out_wav}"]
+    if input_signal is not None:
+        in_wav = tmp_path / "in.wav"
+        wavfile.write(in_wav, sr, input_signal.astype(np.float32))
+        start += [f"ngs-test-rd open {in_wav}", "ngs-test-rd start"]
+    start += list(extra_start) + ["ngs-test-wr start", "pd dsp 1"]
+    for i, line in enumerate(start):
+        score.lines.insert(i, (0.0, line))
+    score.raw(end_ms, "ngs-test-wr stop")
+    score.raw(end_ms, "pd quit")
+    qlist = tmp_path / "score.txt"
+    qlist.write_text(score.qlist())
+    p = subprocess.run([PD, "-nogui", "-noaudio", "-batch", "-r", str(sr), "-path", EXT_DIR,
+                        "-open", PATCH, "-send", f"ngs-test-score read {qlist}",
+                        "-send", "ngs-test-score bang"],
+                       capture_output=True, text=True, timeout=300)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, f"pd failed ({p.returncode}):\n{log}"
+    assert "couldn't create" not in log, log
+    rate, rec = wavfile.read(out_wav)
+    assert rate == sr and rec.dtype == np.float32
+    # writesf~ records whole 64-frame blocks up to the stop message's block (qlist's
+    # accumulated times may land a hair before a block boundary)
+    assert abs(len(rec) - (score.frame(end_ms) // 64) * 64) <= 64, (len(rec), score.frame(end_ms))
+    return rec.astype(np.float64), log
+
+
+def run_reference(tmp_path, score, sr, frames, model, offline, input_signal=None):
+    lines = [f"model {model}", f"rate {sr}", "block 64", f"frames {frames}",
+             f"out_synth {tmp_path / 'synth.f32'}"]
+    if offline:
+        lines.append(f"out_offline {tmp_path / 'offline.f32'}")
+    if input_signal is not None:
+        input_signal.astype(np.float32).tofile(tmp_path / "in.f32")
+        lines.append(f"input {tmp_path / 'in.f32'}")
+    lines += score.reference_lines()
+    (tmp_path / "ref.txt").write_text("\n".join(lines) + "\n")
+    p = subprocess.run([REFERENCE, str(tmp_path / "ref.txt")], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    latency = int(p.stdout.split()[1])
+    synth = np.fromfile(tmp_path / "synth.f32", dtype=np.float32).astype(np.float64)
+    off = (np.fromfile(tmp_path / "offline.f32", dtype=np.float32).astype(np.float64)
+           if offline else None)
+    return synth, off, latency
+
+
+def drum_score(sr, rng, cfg, t0=20):
+    """Every class at a fresh time (explicit and automatic seeds, names and indices, gains,
+    temperatures), then a path; returns (score, end time ms)."""
+    classes = cfg["latent"]["classes"]
+    score = Score(sr, seed=int(rng.integers(0, 1 << 24)))
+    t = t0
+    for i, name in enumerate(classes):
+        t += int(rng.integers(4, 30)) * 10  # 10 ms steps: whole frames at 16, 44.1, 48 kHz
+        gain = round(float(rng.uniform(0.3, 1.0)), 3)
+        if i % 3 == 0:    # by name, explicit seed and temperature
+            seed, temp = int(rng.integers(0, 1 << 24)), round(float(rng.uniform(0.5, 1.5)), 3)
+            score.send(t, f"trigger {name} {gain} {seed} {temp}",
+                       f"oneshot {{frame}} {i} {gain} {seed} 0 {temp}")
+        elif i % 3 == 1:  # by index, automatic seed
+            score.send(t, f"trigger {i} {gain}", f"oneshot {{frame}} {i} {gain} {{seed}} {{seq}} 1",
+                       auto=True)
+        else:             # by name in another case, defaults
+            score.send(t, f"trigger {name.lower()}", f"oneshot {{frame}} {i} 1 {{seed}} {{seq}} 1",
+                       auto=True)
+        if i == 3:        # two events in the same logical instant
+            score.send(t, f"trigger {name} 0.5 -1 0.9",
+                       f"oneshot {{frame}} {i} 0.5 {{seed}} {{seq}} 0.9", auto=True)
+    t += 130
+    grains = path_grains(cfg, 1.5)
+    score.send(t, "path circle 1.5 11", f"path {{frame}} 1 {grains} 11 0")
+    t += 70
+    grains2 = path_grains(cfg, 0.8)
+    score.send(t, "path random 0.8", f"path {{frame}} 3 {grains2} {{seed}} {{seq}}", auto=True)
+    hop = cfg["waveform"]["hop_size"] / cfg["waveform"]["sr"] * 1000
+    end = t + (grains + 3) * hop + 200
+    return score, float(np.ceil(end / 10) * 10)
+
+
+def check(rec, ref, what):
+    assert len(rec) == len(ref)
+    assert np.all(np.isfinite(rec))
+    err = rel_l2(rec, ref)
+    assert err <= TOL, f"{what}: relative L2 {err:.3g} > {TOL}"
+    return err
+
+
+@pytest.fixture
+def rng(request):
+    seed = int.from_bytes(os.urandom(4), "little")
+    print(f"random seed {seed}")
+    return np.random.default_rng(seed)
+
+
+def test_every_class_and_a_path_match_the_offline_renders(tmp_path, rng):
+    """At the model's rate: Pd's recording equals ngs_synth at the same frames and the
+    offline one-shots / path placed at frame + latency."""
+    cfg = model_config(DRUMS)
+    sr = cfg["waveform"]["sr"]
+    score, end = drum_score(sr, rng, cfg)
+    rec, log = run_pd(tmp_path, score, sr, end, DRUMS)
+    synth, off, latency = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=True)
+    assert f"latency {latency} " in log  # the info outlet
+    assert "classes " + " ".join(cfg["latent"]["classes"]) in log
+    assert np.max(np.abs(rec)) > 1e-3
+    first = min(score.frames())
+    assert np.all(rec[:first + latency] == 0) and rec[first + latency] != 0  # sample-accurate
+    check(rec, synth, "Pd vs ngs_synth")
+    check(rec, off, "Pd vs offline renders")
+
+
+def test_resampled_host_rate_with_resynthesis(tmp_path, rng):
+    """At 44.1 kHz (the synth converts): Pd equals ngs_synth driven directly with the same
+    events and the same input signal (a resynthesis voice switched on and off)."""
+    cfg = model_config(DRUMS)
+    sr = 44100
+    score, end = drum_score(sr, rng, cfg)
+    n = int(end * sr / 1000)
+    x = (0.3 * rng.standard_normal(n) * np.exp(-np.arange(n) / sr)).astype(np.float32)
+    t_on = int(rng.integers(5, 40)) * 10
+    score.send(t_on, "resynth 1", "resynth {frame} {seed} {seq}", auto=True)
+    score.send(t_on + 10, "resynth 1")  # already on: nothing
+    score.send(t_on + 600, "resynth 0", "resynth_stop {frame}")
+    rec, log = run_pd(tmp_path, score, sr, end, DRUMS, input_signal=x)
+    synth, _, _ = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=False,
+                                input_signal=x)
+    check(rec, synth, "Pd vs ngs_synth at 44.1 kHz")
+
