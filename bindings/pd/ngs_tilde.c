@@ -282,7 +282,8 @@ static void ngs_tilde_open(t_ngs_tilde *x, t_symbol *file)
     int fd = canvas_open(x->x_canvas, file->s_name, "", dir, &name, MAXPDSTRING, 1);
     if (fd < 0) {
         pd_error(x, "ngs~: open: cannot find '%s' (relative names are looked up in the "
-                    "patch's folder and Pd's search path)", file->s_name);
+                    "patch's folder and Pd's search path)%s", file->s_name,
+                 x->x_model ? "; the previous model stays open" : "");
         return;
     }
     sys_close(fd);
@@ -295,7 +296,8 @@ static void ngs_tilde_open(t_ngs_tilde *x, t_symbol *file)
     mp.backend = NGS_BACKEND_CPU; /* the synth computes on the CPU whatever the backend */
     ngs_model *model = NULL;
     if (ngs_model_init_from_file(path, mp, &model) != NGS_STATUS_OK) {
-        pd_error(x, "ngs~: open: %s", ngs_last_error());
+        pd_error(x, "ngs~: open: %s%s", ngs_last_error(),
+                 x->x_model ? " (the previous model stays open)" : "");
         return;
     }
     ngs_model_info info;
@@ -319,7 +321,7 @@ static void ngs_tilde_open(t_ngs_tilde *x, t_symbol *file)
         ngs_synth_free(s);
         ngs_model_free(model);
         pd_error(x, "ngs~: open: '%s' not opened%s", path,
-                 x->x_model ? "; the previous model stays open" : "");
+                 x->x_model ? " (the previous model stays open)" : "");
         return;
     }
 

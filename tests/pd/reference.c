@@ -15,6 +15,8 @@
  *   path <frame> <kind> <grains> <seed> <sequence>
  *   resynth <frame> <seed> <sequence>        (starts the resynth voice)
  *   resynth_stop <frame>
+ *   reopen <frame> <file>   (ngs~'s `open` during DSP: a new synth on the model `file`
+ *                            renders from the block holding `frame` on; one per score)
  * Prints "latency <frames>" on success; exit status 1 with a message on any error.
  */
 #include <ngs/ngs.h>
@@ -28,7 +30,7 @@
 typedef struct item {
     long frame;
     ngs_synth_event ev;
-    int is_oneshot, is_path;
+    int is_oneshot, is_path, is_reopen;
 } item;
 
 static int fail(const char *what, const char *detail)
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
     FILE *f = fopen(argv[1], "r");
     if (!f) return fail("cannot open the score", argv[1]);
 
-    char model_path[4096] = "", input_path[4096] = "", out_synth[4096] = "",
+    char reopen_path[4096] = "", model_path[4096] = "", input_path[4096] = "", out_synth[4096] = "",
          out_offline[4096] = "";
     int rate = 0, block = 64, voices = 16;
     long frames = 0;
@@ -67,7 +69,14 @@ int main(int argc, char **argv)
         if (n_items >= MAX_EVENTS) return fail("too many events", NULL);
         item *it = &items[n_items];
         memset(it, 0, sizeof(*it));
-        if (!strcmp(key, "model")) snprintf(model_path, sizeof(model_path), "%s", rest);
+        if (!strcmp(key, "reopen")) {
+            int off = 0;
+            if (sscanf(rest, "%ld %n", &it->frame, &off) != 1 || !off)
+                return fail("bad reopen line", rest);
+            snprintf(reopen_path, sizeof(reopen_path), "%s", rest + off);
+            it->is_reopen = 1;
+            n_items++;
+        } else if (!strcmp(key, "model")) snprintf(model_path, sizeof(model_path), "%s", rest);
         else if (!strcmp(key, "input")) snprintf(input_path, sizeof(input_path), "%s", rest);
         else if (!strcmp(key, "out_synth")) snprintf(out_synth, sizeof(out_synth), "%s", rest);
         else if (!strcmp(key, "out_offline")) snprintf(out_offline, sizeof(out_offline), "%s", rest);
@@ -161,10 +170,20 @@ int main(int argc, char **argv)
     static ngs_synth_event evs[MAX_EVENTS];
     if (!out) return fail("out of memory", NULL);
     int next = 0;
+    ngs_model *model2 = NULL;
     for (long start = 0; start < frames; start += block) {
         int n = (int)(frames - start < block ? frames - start : block);
         int k = 0;
+        if (next < n_items && items[next].is_reopen && items[next].frame < start + n) {
+            ngs_synth_free(synth);
+            if (ngs_model_init_from_file(reopen_path, mp, &model2) != NGS_STATUS_OK)
+                return fail("model", ngs_last_error());
+            if (ngs_synth_init(model2, sp, &synth) != NGS_STATUS_OK)
+                return fail("synth", ngs_last_error());
+            next++;
+        }
         while (next < n_items && items[next].frame < start + n) {
+            if (items[next].is_reopen) return fail("reopen must be the first event of its block", NULL);
             evs[k] = items[next].ev;
             evs[k].frame = (uint32_t)(items[next].frame - start);
             k++, next++;
@@ -176,6 +195,7 @@ int main(int argc, char **argv)
     ngs_synth_stats st;
     ngs_synth_get_stats(synth, &st);
     if (st.events_dropped) return fail("the synth dropped events of the score", NULL);
+    if (model2 && out_offline[0]) return fail("out_offline cannot follow a reopen", NULL);
     if (!write_raw(out_synth, out, frames)) return fail("cannot write", out_synth);
 
     /* The offline processes. */
@@ -229,6 +249,7 @@ int main(int argc, char **argv)
     }
     printf("latency %d\n", latency);
     ngs_synth_free(synth);
+    ngs_model_free(model2);
     ngs_model_free(model);
     free(out), free(in);
     return 0;

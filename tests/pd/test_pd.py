@@ -1,8 +1,10 @@
 """The Pure Data external ngs~ in real Pd (ctest pd.external, bindings/pd/CMakeLists.txt).
 
 Each test runs Debian's `pd -nogui -noaudio -batch` on tests/pd/render.pd: a [qlist]
-score (written here) opens the model, starts [writesf~ 1] (float32 WAV) and [readsf~ 1]
-(the resynthesis input), sends messages to [ngs~] at fixed logical times and quits. The
+score (written here) opens the model, starts [tabwrite~] into an array and [readsf~ 1]
+(the resynthesis input), sends messages to [ngs~] at fixed logical times, writes the array
+with [soundfiler] (float32 WAV; synchronous, unlike [writesf~], whose writer thread may
+still be closing the file when Pd quits) and quits. The
 recording is compared (relative L2 <= 1e-4) with the library's own renders of the same
 events by tests/pd/reference.c: ngs_synth driven directly at the same frames and, at the
 model's rate, the offline processes (ngs_sample one-shots and ngs_path_generate +
@@ -100,19 +102,22 @@ class Score:
         return "\n".join(out) + "\n"
 
 
-def run_pd(tmp_path, score, sr, end_ms, model, input_signal=None, extra_start=()):
-    """Runs the score in pd; returns (recording, pd's stderr+stdout)."""
+def run_pd(tmp_path, score, sr, end_ms, model, input_signal=None):
+    """Runs the score in pd (model None: none is opened); returns (recording of
+    frame(end_ms) frames, pd's stderr+stdout)."""
     out_wav = tmp_path / "out.wav"
-    start = [f"ngs-test-in open {model}", f"ngs-test-wr open -bytes 4 {out_wav}"]
+    frames = score.frame(end_ms)
+    start = [f"ngs-test-in open {model}"] if model else []
+    start.append(f"ngs-test-rec resize {frames}")
     if input_signal is not None:
         in_wav = tmp_path / "in.wav"
         wavfile.write(in_wav, sr, input_signal.astype(np.float32))
         start += [f"ngs-test-rd open {in_wav}", "ngs-test-rd start"]
-    start += list(extra_start) + ["ngs-test-wr start", "pd dsp 1"]
+    start += ["ngs-test-rec-start bang", "pd dsp 1"]
     for i, line in enumerate(start):
         score.lines.insert(i, (0.0, line))
-    score.raw(end_ms, "ngs-test-wr stop")
-    score.raw(end_ms, "pd quit")
+    score.raw(end_ms + 10, f"ngs-test-sf write -bytes 4 {out_wav} ngs-test-rec")
+    score.raw(end_ms + 10, "pd quit")
     qlist = tmp_path / "score.txt"
     qlist.write_text(score.qlist())
     p = subprocess.run([PD, "-nogui", "-noaudio", "-batch", "-r", str(sr), "-path", EXT_DIR,
@@ -123,10 +128,7 @@ def run_pd(tmp_path, score, sr, end_ms, model, input_signal=None, extra_start=()
     assert p.returncode == 0, f"pd failed ({p.returncode}):\n{log}"
     assert "couldn't create" not in log, log
     rate, rec = wavfile.read(out_wav)
-    assert rate == sr and rec.dtype == np.float32
-    # writesf~ records whole 64-frame blocks up to the stop message's block (qlist's
-    # accumulated times may land a hair before a block boundary)
-    assert abs(len(rec) - (score.frame(end_ms) // 64) * 64) <= 64, (len(rec), score.frame(end_ms))
+    assert rate == sr and rec.dtype == np.float32 and len(rec) == frames, (rate, rec.dtype, len(rec))
     return rec.astype(np.float64), log
 
 
@@ -183,11 +185,46 @@ def drum_score(sr, rng, cfg, t0=20):
     return score, float(np.ceil(end / 10) * 10)
 
 
+# Malformed messages: each prints one Pd error and changes nothing (the recording must
+# still equal the reference, which does not have them).
+BAD_MESSAGES = [
+    ("trigger Nope", "unknown class 'Nope'"),
+    ("trigger 99", "class index must be an integer in [0, 7], got 99"),
+    ("trigger 2.5", "class index must be an integer"),
+    ("trigger", "trigger: needs a class"),
+    ("trigger Kick loud", "gain must be a number"),
+    ("trigger Kick -1", "gain must be in"),
+    ("trigger Kick 1 2.5", "seed (-1 = automatic) must be an integer"),
+    ("trigger Kick 1 -7", "seed (-1 = automatic) must be an integer"),
+    ("trigger Kick 1 3 -2", "temperature must be in"),
+    ("trigger Kick 1 3 1 9", "usage: trigger"),
+    ("latent 1 2 3", "latent: needs 64 numbers (the model's z_dim), got 3"),
+    ("path nope 1", "unknown kind 'nope'"),
+    ("path circle 0.01", "shorter than one grain"),
+    ("path circle -1", "seconds must be in"),
+    ("path circle", "usage: path"),
+    ("path 9 1", "kind must be an integer in [0, 4]"),
+    ("resynth 2", "resynth: the switch must be an integer in [0, 1]"),
+    ("resynth", "usage: resynth"),
+    ("stop -5", "fade (ms) must be in"),
+    ("seed -3", "seed: the seed must be an integer"),
+    ("seed", "usage: seed"),
+    ("threads 0", "thread count must be an integer in [1, 64]"),
+    ("voices many", "voices: the voice count must be a number"),
+    ("spread 3", "spread: the switch must be an integer in [0, 1]"),
+    ("glide -1", "grains must be in"),
+    ("open /nonexistent/model.safetensors", "cannot find '/nonexistent/model.safetensors'"),
+    ("open", "usage: open"),
+    ("frobnicate 1 2", "no method for 'frobnicate'"),
+]
+
+
 def check(rec, ref, what):
     assert len(rec) == len(ref)
     assert np.all(np.isfinite(rec))
     err = rel_l2(rec, ref)
     assert err <= TOL, f"{what}: relative L2 {err:.3g} > {TOL}"
+    print(f"{what}: relative L2 {err:.3g}")
     return err
 
 
@@ -204,7 +241,15 @@ def test_every_class_and_a_path_match_the_offline_renders(tmp_path, rng):
     cfg = model_config(DRUMS)
     sr = cfg["waveform"]["sr"]
     score, end = drum_score(sr, rng, cfg)
+    for msg, _ in BAD_MESSAGES:  # at fresh times, between the good events
+        score.send(float(rng.integers(1, int(end / 10))) * 10, msg)
+    not_a_model = tmp_path / "not_a_model.safetensors"
+    not_a_model.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}junk")
+    score.send(float(rng.integers(1, int(end / 10))) * 10, f"open {not_a_model}")
     rec, log = run_pd(tmp_path, score, sr, end, DRUMS)
+    for msg, err in BAD_MESSAGES:
+        assert err in log, f"no error '{err}' for '{msg}':\n{log}"
+    assert "the previous model stays open" in log
     synth, off, latency = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=True)
     assert f"latency {latency} " in log  # the info outlet
     assert "classes " + " ".join(cfg["latent"]["classes"]) in log
@@ -232,3 +277,73 @@ def test_resampled_host_rate_with_resynthesis(tmp_path, rng):
                                 input_signal=x)
     check(rec, synth, "Pd vs ngs_synth at 44.1 kHz")
 
+
+
+def test_open_during_dsp_and_dsp_restarts(tmp_path, rng):
+    """A DSP restart (`pd dsp 0` + `pd dsp 1`, or an object added to the patch) calls the
+    dsp method again, which keeps the synth and its voices; `open` of another model (22.05 kHz, 16 kHz host) while DSP runs swaps the synth
+    between two blocks: the new one renders from the block of the message on."""
+    other = os.path.join(FIXTURES, "lstm22k", "model.safetensors")
+    if not os.path.exists(other):
+        pytest.skip("fixtures missing: python3 -m weights_converter.make_fixtures --out build/fixtures")
+    cfg = model_config(DRUMS)
+    sr = cfg["waveform"]["sr"]
+    score = Score(sr, seed=int(rng.integers(0, 1 << 24)))
+    t = 20
+    for i in range(3):
+        t += int(rng.integers(3, 20)) * 10
+        score.send(t, f"trigger {i} 0.9", f"oneshot {{frame}} {i} 0.9 {{seed}} {{seq}} 1", auto=True)
+        if i == 1:  # while a one-shot plays: DSP off and on again in the same instant
+            score.raw(t + 30, "pd dsp 0")
+            score.raw(t + 30, "pd dsp 1")
+        else:       # a new signal object: Pd rebuilds the DSP graph
+            score.raw(t + 30, f"pd-render.pd obj {600 + 10 * i} 350 osc~ {100 + i}")
+    t += 300
+    t_open = t + 10 * int(rng.integers(0, 6)) + 1.25  # 20 frames past a 10 ms point
+    score.lines.append((t_open, f"ngs-test-in open {other}"))
+    score.ref.append((t_open - (score.frame(t_open) % 64) * 1000 / sr, f"reopen {{frame}} {other}",
+                      False))
+    for i in range(7):
+        t = t_open + 5 + int(rng.integers(2, 12)) * 10
+        score.send(t, f"trigger {6 - i} 0.7 {100 + i}", f"oneshot {{frame}} {6 - i} 0.7 {100 + i} 0 1")
+    end = t + 1500
+    rec, log = run_pd(tmp_path, score, sr, end, DRUMS)
+    assert "model_samplerate 22050" in log and "samplerate 16000" in log
+    synth, _, _ = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=False)
+    k = score.frame(t_open) // 64 * 64
+    assert np.max(np.abs(rec[k:])) > 1e-4
+    check(rec[:k], synth[:k], "before the open")
+    check(rec[k:], synth[k:], "after the open")
+
+
+def test_no_model_and_a_missing_model(tmp_path):
+    """Without a model every message says so; a missing model at creation or in `open`
+    prints an error and leaves a silent, working object; Pd goes on and exits normally."""
+    sr = 16000
+    score = Score(sr)
+    for msg in ["trigger Kick", "latent 0", "path line 1", "resynth 1", "stop", "stats"]:
+        score.send(10, msg)
+    score.send(20, "open /nonexistent/drums.safetensors")
+    score.raw(30, "pd-render.pd obj 300 300 ngs~ /nonexistent/creation.safetensors")
+    score.raw(30, "pd-render.pd obj 300 330 ngs~ -voices 0 -bogus 3")
+    score.send(40, "info")
+    rec, log = run_pd(tmp_path, score, sr, 500, None)
+    assert log.count("no model is open") == 5, log
+    assert "stats: no synth" in log
+    assert "cannot find '/nonexistent/drums.safetensors'" in log
+    assert "cannot find '/nonexistent/creation.safetensors'" in log
+    assert "-voices: the voice count must be an integer in [1, 256], got 0" in log
+    assert "unknown flag '-bogus'" in log
+    assert "ngs-info: model" in log  # `info` without a model: an empty `model` message
+    assert np.all(rec == 0)
+
+
+def test_help_patch_opens(tmp_path):
+    """The help patch (next to the external in the build tree) creates every object and
+    opens its model without an error."""
+    help_patch = os.path.join(EXT_DIR, "ngs~-help.pd")
+    p = subprocess.run([PD, "-nogui", "-noaudio", "-batch", "-path", EXT_DIR, "-open", help_patch,
+                        "-send", "pd quit"], capture_output=True, text=True, timeout=120)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log
+    assert "error" not in log and "couldn't create" not in log, log
