@@ -43,6 +43,7 @@ typedef struct _ngs_tilde {
     t_object x_obj;
     t_float x_f; /* the main signal inlet's scalar */
     t_outlet *x_info;
+    t_clock *x_info_clock; /* sends the info of a synth made in the dsp method, afterwards */
     t_canvas *x_canvas;
 
     ngs_model *x_model;
@@ -424,8 +425,10 @@ static void ngs_tilde_dsp(t_ngs_tilde *x, t_signal **sp)
     /* A DSP restart (any edit of the patch causes one) keeps the synth and its voices
        unless the rate changed or the block grew beyond the synth's max_block. */
     if (x->x_model && (!x->x_synth || sr != x->x_sr || n > x->x_block)) {
+        /* The info goes out from a clock, after Pd has built the DSP graph: a message sent
+           from here could reach objects that edit the patch or switch DSP mid-build. */
         if (ngs_tilde_remake_synth(x, sr, n))
-            ngs_tilde_info(x);
+            clock_delay(x->x_info_clock, 0);
         else if (x->x_synth && (sr != x->x_sr || n > x->x_block)) {
             /* the old synth cannot serve this rate / block: silence until fixed */
             ngs_synth_free(x->x_synth);
@@ -774,6 +777,8 @@ static void ngs_tilde_info(t_ngs_tilde *x)
 
 static void ngs_tilde_info_msg(t_ngs_tilde *x) { ngs_tilde_info(x); }
 
+static void ngs_tilde_info_tick(t_ngs_tilde *x) { ngs_tilde_info(x); }
+
 static void ngs_tilde_stats(t_ngs_tilde *x)
 {
     ngs_synth_stats st;
@@ -802,6 +807,7 @@ static void *ngs_tilde_new(t_symbol *s, int argc, t_atom *argv)
     t_ngs_tilde *x = (t_ngs_tilde *)pd_new(ngs_tilde_class);
     outlet_new(&x->x_obj, &s_signal);
     x->x_info = outlet_new(&x->x_obj, 0);
+    x->x_info_clock = clock_new(x, (t_method)ngs_tilde_info_tick);
     x->x_canvas = canvas_getcurrent();
     x->x_voices = 16;
     x->x_threads = 1;
@@ -859,6 +865,7 @@ static void *ngs_tilde_new(t_symbol *s, int argc, t_atom *argv)
 
 static void ngs_tilde_free(t_ngs_tilde *x)
 {
+    clock_free(x->x_info_clock);
     ngs_synth_free(x->x_synth);
     ngs_tilde_free_buffers(x);
     ngs_model_free(x->x_model);
