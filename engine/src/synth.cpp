@@ -158,9 +158,13 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
   int slot = -1;
   for (int i = 0; i < s.n_slots && slot < 0; ++i)
     if (!s.voices[i].active) slot = i;
-  if (slot < 0) {  // every slot busy fading: cut the oldest fading voice
-    for (int i = 0; i < s.n_slots; ++i)
-      if (slot < 0 || s.voices[i].age < s.voices[slot].age) slot = i;
+  if (slot < 0) {  // every slot busy: cut the oldest voice that is fading out
+    for (int i = 0; i < s.n_slots; ++i) {
+      const Voice &v = s.voices[i];
+      if (slot < 0 || (v.stopping && !s.voices[slot].stopping) ||
+          (v.stopping == s.voices[slot].stopping && v.age < s.voices[slot].age))
+        slot = i;
+    }
     s.voices[slot].active = false;
     // Its commands in this interval now refer to the new voice: neutralise them.
     for (int c = 0; c < s.n_commands; ++c)
@@ -819,8 +823,14 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
   DenormalScope fp;
   const uint64_t c0 = cycles();
   // Posted events apply at the start of the block, then the block's own, in frame order.
+  // At most one queue's worth per block (a fast producer cannot make the drain unbounded),
+  // and only while the pending ring has room: otherwise events stay in the queue and
+  // ngs_synth_post reports it full (back-pressure instead of a silent loss).
   ngs_synth_event ev;
-  while (s.queue.pop(ev, s.drain_z.data())) push_pending(s, ev, engine_time(s, s.host_pos));
+  for (size_t k = 0; k < s.queue.capacity() && s.pend_count < s.pending.size(); ++k) {
+    if (!s.queue.pop(ev, s.drain_z.data())) break;
+    push_pending(s, ev, engine_time(s, s.host_pos));
+  }
   uint32_t last_frame = 0;
   for (int i = 0; i < n_events; ++i) {
     const ngs_synth_event &e = events[i];

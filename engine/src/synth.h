@@ -102,6 +102,7 @@ class PostQueue {
   void init(int capacity, int z_dim);
   bool push(const ngs_synth_event &ev);  // false when full
   bool pop(ngs_synth_event &ev, float *z);  // consumer; ev.z points at z when it had one
+  size_t capacity() const { return mask_ + 1; }
 
  private:
   struct Cell {

@@ -12,6 +12,8 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
+#include <atomic>
 #include <vector>
 
 #include "engine.h"
@@ -516,6 +518,45 @@ TEST_P(SynthTest, PostedEventsApplyAtTheNextBlock) {
   ngs_synth_free(b);
 }
 
+// Posts from another thread while the audio thread processes: every accepted event is
+// applied, every refused one counted as an overflow, nothing blocks or is lost.
+TEST_P(SynthTest, ConcurrentPostsAreAllAppliedOrCounted) {
+  ngs_synth_params p = ngs_synth_default_params();
+  p.queue_size = 16;
+  p.max_voices = 64;
+  ngs_synth *s = make(p);
+  const int total = 2000;
+  std::atomic<int> accepted{0}, refused{0};
+  std::atomic<bool> done{false};
+  // Voice 1 plays throughout (started before the producer), so every SET_GAIN finds it.
+  std::vector<float> buf(64);
+  Timed start = free_voice(0, 1, random_z(1), 0, 1);
+  start.ev.z = start.z.data();
+  ASSERT_EQ(ngs_synth_process(s, &start.ev, 1, nullptr, buf.data(), 64), NGS_STATUS_OK);
+  std::thread producer([&] {
+    for (int i = 0; i < total; ++i) {
+      Timed t = simple(0, NGS_SYNTH_EVENT_SET_GAIN, 1);
+      t.ev.gain = 0.5f + 0.5f * (i & 1);
+      const ngs_status r = ngs_synth_post(s, &t.ev);
+      (r == NGS_STATUS_OK ? accepted : refused).fetch_add(1);
+      if ((i & 63) == 0) std::this_thread::yield();
+    }
+    done = true;
+  });
+  while (!done) ASSERT_EQ(ngs_synth_process(s, nullptr, 0, nullptr, buf.data(), 64), NGS_STATUS_OK);
+  producer.join();
+  // Drain the queue, then reach the next hop point (where pending events apply).
+  for (int i = 0; i < 2 * info_.hop_size / 64 + 2; ++i)
+    ngs_synth_process(s, nullptr, 0, nullptr, buf.data(), 64);
+  ngs_synth_stats st{};
+  ngs_synth_get_stats(s, &st);
+  EXPECT_EQ(accepted + refused, total);
+  EXPECT_EQ(st.events_applied, static_cast<uint64_t>(accepted) + 1);  // + the START
+  EXPECT_EQ(st.queue_overflows, static_cast<uint64_t>(refused));
+  EXPECT_EQ(st.events_dropped, 0u);
+  ngs_synth_free(s);
+}
+
 // max_voices 2: a third voice steals the oldest ONE-SHOT (not the older free voice); a
 // steal is a stop with the default fade at the new voice's start.
 TEST_P(SynthTest, StealingTakesOldestOneShotFirst) {
@@ -639,6 +680,51 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     }
     // Events are placed on the nearest model-rate sample: within half a model sample.
     EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate;
+
+    // Resynthesis at this rate: the input through the input converter, encoded and
+    // decoded offline, through the output converter.
+    ngs_synth_reset(s);
+    const int ng5 = 5;
+    const size_t seg = ngs_model_audio_length(model_, ng5);
+    const int64_t h0 = 77;
+    const int64_t rframes =
+        h0 + ngs_synth_input_latency(s) + static_cast<int64_t>(seg / r) + 2000;
+    const std::vector<float> in = random_audio(static_cast<size_t>(rframes), 3);
+    Timed rs{h0, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+    rs.ev.voice = 2;
+    rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+    rs.ev.seed = 4;
+    rs.ev.path_grains = ng5;
+    const std::vector<float> rout = render(s, {rs}, rframes, 512, &in);
+    std::vector<float> min(static_cast<size_t>(rframes * r) + 4096, 0.0f);
+    SRC_DATA di{};
+    di.data_in = in.data();
+    di.input_frames = static_cast<long>(in.size());
+    di.data_out = min.data();
+    di.output_frames = static_cast<long>(min.size());
+    di.src_ratio = r;
+    ASSERT_EQ(src_simple(&di, p.resampler, 1), 0);
+    const int64_t m0 = (2 * h0 * info_.sample_rate + rate) / (2 * rate);  // without D
+    ASSERT_GE(di.output_frames_gen, m0 + static_cast<int64_t>(seg));
+    std::vector<float> mu(static_cast<size_t>(ng5) * info_.z_dim);
+    int ng = 0;
+    ASSERT_EQ(ngs_encode(ctx_, min.data() + m0, seg, ngs_encode_default_params(), mu.data(),
+                         nullptr, nullptr, ng5, &ng),
+              NGS_STATUS_OK);
+    const std::vector<float> dec = offline_decode(mu, ng5, 4, 0);
+    const int64_t E = m0 + s->D + s->lat_in;  // engine time of the first output sample
+    std::vector<float> rstream(static_cast<size_t>(E + rframes * r) + dec.size() + 8192, 0.0f);
+    std::copy(dec.begin(), dec.end(), rstream.begin() + E);
+    std::vector<float> rref(static_cast<size_t>(rstream.size() / r) + 4096, 0.0f);
+    SRC_DATA dr{};
+    dr.data_in = rstream.data();
+    dr.input_frames = static_cast<long>(rstream.size());
+    dr.data_out = rref.data();
+    dr.output_frames = static_cast<long>(rref.size());
+    dr.src_ratio = 1.0 / r;
+    ASSERT_EQ(src_simple(&dr, p.resampler, 1), 0);
+    EXPECT_LE(ngs::test::rel_l2(rout.data(), rref.data(), static_cast<size_t>(rframes)), kTol)
+        << "resynth, rate " << rate;
     ngs_synth_free(s);
   }
 }

@@ -418,7 +418,9 @@ typedef struct ngs_synth_params {
     int max_block;      /* largest n_frames of one process call, default 4096 */
     int max_voices;     /* voices playing at once, default 16; a START beyond it steals
                            a voice (oldest one-shot first, then the oldest voice) */
-    int n_threads;      /* CPU threads for the per-hop work, default 1 */
+    int n_threads;      /* CPU threads for the per-hop work, default 1 (1..256 accepted;
+                           this version runs the per-hop work on the calling thread,
+                           docs/SYNTH.md) */
     uint64_t seed;      /* key of NGS_SYNTH_SEED_AUTO voices, default 0 */
     int queue_size;     /* slots of the ngs_synth_post queue, default 256 */
     int fade_frames;    /* default stop fade in host frames; -1 (default) = 5 ms */
@@ -444,8 +446,9 @@ NGS_API void ngs_synth_free(ngs_synth *synth);
    n_events may be 0 and events NULL). in: n_frames input frames for resynthesis voices,
    or NULL for silence. Bad events (unknown type, kind, class or voice id, NaN latent,
    frame outside the block, out of order) are dropped and counted in ngs_synth_stats; they
-   never fail the block. NGS_STATUS_INVALID_ARGUMENT only for a NULL synth / out or
-   n_frames outside 1..max_block (out is then zeroed when it can be). */
+   never fail the block. NGS_STATUS_INVALID_ARGUMENT only for a NULL synth / out,
+   n_frames outside 1..max_block, n_events < 0 or NULL events with n_events > 0 (out is
+   then zeroed when it can be). */
 NGS_API ngs_status ngs_synth_process(ngs_synth *synth, const ngs_synth_event *events,
                                      int n_events, const float *in, float *out,
                                      int n_frames);
@@ -457,7 +460,9 @@ NGS_API ngs_status ngs_synth_post(ngs_synth *synth, const ngs_synth_event *event
 NGS_API int32_t ngs_synth_voice_new(ngs_synth *synth);
 
 /* Frames (host rate) from an event's frame to the first output frame of the voice it
-   starts (one-shot and free voices); constant for the synth's life. */
+   starts (one-shot and free voices); constant for the synth's life. At the model's
+   rate: hop - 1 (2 hop - 1 with spread). At another host rate events land on the
+   nearest model-rate sample, within half a model sample of this. */
 NGS_API int ngs_synth_latency(const ngs_synth *synth);
 /* Frames (host rate) from an input frame to its resynthesis in the output (a resynth
    voice started at frame t resynthesises the input from frame t on). */
