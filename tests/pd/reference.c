@@ -21,6 +21,7 @@
  */
 #include <ngs/ngs.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,7 @@ int main(int argc, char **argv)
     float *out = (float *)malloc(sizeof(float) * (size_t)frames);
     static ngs_synth_event evs[MAX_EVENTS];
     if (!out) return fail("out of memory", NULL);
+    for (long i = 0; i < frames; i++) out[i] = NAN; /* poisoned: process must write it all */
     int next = 0;
     ngs_model *model2 = NULL;
     for (long start = 0; start < frames; start += block) {

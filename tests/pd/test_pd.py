@@ -221,7 +221,7 @@ BAD_MESSAGES = [
 
 def check(rec, ref, what):
     assert len(rec) == len(ref)
-    assert np.all(np.isfinite(rec))
+    assert np.all(np.isfinite(rec)) and np.all(np.isfinite(ref))
     err = rel_l2(rec, ref)
     assert err <= TOL, f"{what}: relative L2 {err:.3g} > {TOL}"
     print(f"{what}: relative L2 {err:.3g}")
@@ -246,7 +246,13 @@ def test_every_class_and_a_path_match_the_offline_renders(tmp_path, rng):
     not_a_model = tmp_path / "not_a_model.safetensors"
     not_a_model.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}junk")
     score.send(float(rng.integers(1, int(end / 10))) * 10, f"open {not_a_model}")
+    score.send(end - 10, "stats")
     rec, log = run_pd(tmp_path, score, sr, end, DRUMS)
+    stats = [l for l in log.splitlines() if l.startswith("ngs-info: stats ")]
+    assert len(stats) == 1, log
+    blocks, applied, dropped = (float(v) for v in stats[0].split()[2:5])
+    assert (applied, dropped) == (len(score.ref), 0), stats  # no bad message reached the synth
+    assert abs(blocks - score.frame(end - 10) / 64) <= 1  # qlist times: +- a hair
     for msg, err in BAD_MESSAGES:
         assert err in log, f"no error '{err}' for '{msg}':\n{log}"
     assert "the previous model stays open" in log
