@@ -369,3 +369,36 @@ def test_block_128_subpatch(tmp_path, rng):
     delay = 128 - 64  # outlet~ of a subpatch reblocked from 64 to N frames: N - 64
     assert np.all(rec[:delay] == 0)
     check(rec[delay:], synth[:len(rec) - delay], "Pd [block~ 128] vs ngs_synth")
+
+
+def random_message(rng, classes):
+    """A message to ngs~ with random, often wrong, arguments."""
+    def num():
+        return rng.choice([f"{rng.normal() * 10 ** rng.integers(0, 8):g}", str(int(rng.integers(-3, 40))),
+                           "-1", "0", "1", "0.5", "1e30", "-1e30"])
+    def arg():
+        return num() if rng.random() < 0.7 else rng.choice(["foo", "Kick", "circle", "-", "nan"])
+    sel = rng.choice(["trigger", "path", "latent", "resynth", "stop", "seed", "glide", "threads",
+                      "voices", "spread", "info", "stats", "open", "bang", "bogus"])
+    if sel == "trigger" and rng.random() < 0.5:
+        args = [rng.choice(classes)] + [num() for _ in range(rng.integers(0, 4))]
+    elif sel == "latent" and rng.random() < 0.5:
+        args = [f"{v:.4g}" for v in rng.normal(size=64) * 10 ** rng.integers(0, 6)]
+    elif sel == "threads" or sel == "voices":
+        args = [str(int(rng.integers(-1, 6)))]
+    else:
+        args = [arg() for _ in range(rng.integers(0, 5))]
+    return " ".join([sel] + args)
+
+
+def test_random_messages_never_crash(tmp_path, rng):
+    """300 random messages (most malformed, some valid, some extreme) at random times: Pd
+    neither crashes nor stops, the output stays finite."""
+    cfg = model_config(DRUMS)
+    sr = cfg["waveform"]["sr"]
+    score = Score(sr)
+    for _ in range(300):
+        score.send(float(rng.integers(1, 300)) * 10, random_message(rng, cfg["latent"]["classes"]))
+    rec, log = run_pd(tmp_path, score, sr, 3200, DRUMS)
+    assert np.all(np.isfinite(rec)), "non-finite output"
+    assert np.max(np.abs(rec)) > 0
