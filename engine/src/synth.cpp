@@ -819,7 +819,7 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
 }
 
 void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const float *in,
-             float *out, int n_frames) noexcept {
+             float *out, int n_frames) {
   DenormalScope fp;
   const uint64_t c0 = cycles();
   // Posted events apply at the start of the block, then the block's own, in frame order.

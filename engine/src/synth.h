@@ -194,9 +194,10 @@ struct ngs_synth {
 namespace ngs::synth {
 
 std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p);
-// The audio-thread calls. Never throw.
+// The audio-thread calls. Nothing in them throws by design; the C entry point still
+// catches, so that a bug could only silence a block, never terminate the host.
 void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const float *in,
-             float *out, int n_frames) noexcept;
+             float *out, int n_frames);
 bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept;
 void reset(ngs_synth &s) noexcept;
 void get_stats(const ngs_synth &s, ngs_synth_stats &out);

@@ -107,7 +107,13 @@ ngs_status ngs_synth_process(ngs_synth *synth, const ngs_synth_event *events, in
     ngs::api_set_error("ngs_synth_process: NULL synth/out/events or n_frames outside 1..max_block");
     return NGS_STATUS_INVALID_ARGUMENT;
   }
-  ngs::synth::process(*synth, events, n_events, in, out, n_frames);
+  try {
+    ngs::synth::process(*synth, events, n_events, in, out, n_frames);
+  } catch (...) {  // never expected; costs nothing when nothing is thrown
+    std::memset(out, 0, sizeof(float) * static_cast<size_t>(n_frames));
+    ngs::api_set_error("ngs_synth_process: internal error");
+    return NGS_STATUS_INTERNAL_ERROR;
+  }
   return NGS_STATUS_OK;
 }
 
