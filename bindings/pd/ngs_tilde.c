@@ -66,6 +66,14 @@ typedef struct _ngs_tilde {
     t_float x_dsp_sr;    /* the last dsp call's rate and block (0: none yet) */
     int x_dsp_n;
 
+    /* the synth that `open` or a setting replaced, fading out (its voices got STOP_ALL) */
+    ngs_synth *x_old_synth;
+    ngs_model *x_old_model;  /* its model if `open` replaced that too, else NULL */
+    float *x_old_out;        /* x_old_block frames */
+    int x_old_block;
+    long x_old_left;         /* frames it still plays */
+    t_clock *x_old_clock;    /* frees it, on Pd's thread, once it is silent */
+
     /* events waiting for the next block */
     ngs_pd_pending *x_pending;   /* NGS_PD_MAX_EVENTS */
     ngs_synth_event *x_events;   /* NGS_PD_MAX_EVENTS: the block's array for process */
@@ -231,9 +239,55 @@ static void ngs_tilde_restart_held(t_ngs_tilde *x)
     }
 }
 
+/* Frees the fading synth (and its model) at once. Never called from perform. */
+static void ngs_tilde_drop_old(t_ngs_tilde *x)
+{
+    clock_unset(x->x_old_clock);
+    ngs_synth_free(x->x_old_synth);
+    ngs_model_free(x->x_old_model);
+    if (x->x_old_out) freebytes(x->x_old_out, sizeof(float) * (size_t)x->x_old_block);
+    x->x_old_synth = NULL;
+    x->x_old_model = NULL;
+    x->x_old_out = NULL;
+    x->x_old_block = 0;
+    x->x_old_left = 0;
+}
+
+static void ngs_tilde_old_tick(t_ngs_tilde *x) { ngs_tilde_drop_old(x); }
+
+/* Hands the current synth (and `model`, if it goes too) over to fade out: its voices get
+   STOP_ALL with the default fade (5 ms) and perform keeps mixing it until that is over,
+   so that replacing a synth does not click. Falls back to freeing at once. */
+static void ngs_tilde_retire(t_ngs_tilde *x, ngs_model *model)
+{
+    ngs_tilde_drop_old(x);
+    ngs_synth *s = x->x_synth;
+    float *buf = s ? x->x_out : NULL; /* its output buffer becomes the fading one */
+    ngs_synth_event ev = ngs_synth_default_event(NGS_SYNTH_EVENT_STOP_ALL);
+    if (!s || !buf || ngs_synth_post(s, &ev) != NGS_STATUS_OK) {
+        ngs_synth_free(s);
+        ngs_model_free(model);
+        ngs_tilde_free_buffers(x);
+        return;
+    }
+    /* silent after its latency + the fade; margin: two hops and a block */
+    double ratio = x->x_sr / (double)x->x_minfo.sample_rate;
+    long left = ngs_synth_latency(s) + (long)ceil(0.005 * x->x_sr) +
+                2 * (long)ceil(x->x_minfo.hop_size * ratio) + x->x_block;
+    x->x_old_synth = s;
+    x->x_old_model = model;
+    x->x_old_out = buf;
+    x->x_old_block = x->x_block;
+    x->x_old_left = left;
+    if (x->x_in) freebytes(x->x_in, sizeof(float) * (size_t)x->x_block);
+    x->x_in = x->x_out = NULL;
+    /* freed on Pd's thread a little after it fell silent (also if DSP stops meanwhile) */
+    clock_delay(x->x_old_clock, 1000.0 * left / x->x_sr + 100);
+}
+
 /* Replaces the synth by one for (sr, n) on the current model. Keeps the old one if the
    new one cannot be made. Returns 1 on success. */
-static int ngs_tilde_remake_synth(t_ngs_tilde *x, t_float sr, int n)
+static int ngs_tilde_remake_synth(t_ngs_tilde *x, t_float sr, int n, int fade)
 {
     ngs_synth *s = ngs_tilde_new_synth(x, x->x_model, sr, n);
     if (!s) return 0;
@@ -246,8 +300,13 @@ static int ngs_tilde_remake_synth(t_ngs_tilde *x, t_float sr, int n)
         pd_error(x, "ngs~: out of memory");
         return 0;
     }
-    ngs_synth_free(x->x_synth);
-    ngs_tilde_free_buffers(x);
+    if (fade) {
+        ngs_tilde_retire(x, NULL);
+    } else {
+        ngs_tilde_drop_old(x);
+        ngs_synth_free(x->x_synth);
+        ngs_tilde_free_buffers(x);
+    }
     x->x_synth = s;
     x->x_sr = sr;
     x->x_block = n;
@@ -328,9 +387,7 @@ static void ngs_tilde_open(t_ngs_tilde *x, t_symbol *file)
 
     /* Swap between two blocks (see the threads note at the top). The synth first: the
        model must outlive it. */
-    ngs_synth_free(x->x_synth);
-    ngs_tilde_free_buffers(x);
-    ngs_model_free(x->x_model);
+    ngs_tilde_retire(x, x->x_model); /* the old voices fade out; the model goes after */
     if (x->x_zpool)
         freebytes(x->x_zpool,
                   sizeof(float) * (size_t)NGS_PD_MAX_EVENTS * (size_t)x->x_zdim_pool);
@@ -412,6 +469,12 @@ static t_int *ngs_tilde_perform(t_int *w)
         for (int i = 0; i < n; i++) out[i] = 0;
         return w + 5;
     }
+    if (x->x_old_synth && x->x_old_left > 0 && n <= x->x_old_block) {
+        if (ngs_synth_process(x->x_old_synth, NULL, 0, x->x_in, x->x_old_out, n) ==
+            NGS_STATUS_OK)
+            for (int i = 0; i < n; i++) x->x_out[i] += x->x_old_out[i];
+        x->x_old_left -= n;
+    }
     for (int i = 0; i < n; i++) out[i] = (t_sample)x->x_out[i];
     return w + 5;
 }
@@ -427,10 +490,11 @@ static void ngs_tilde_dsp(t_ngs_tilde *x, t_signal **sp)
     if (x->x_model && (!x->x_synth || sr != x->x_sr || n > x->x_block)) {
         /* The info goes out from a clock, after Pd has built the DSP graph: a message sent
            from here could reach objects that edit the patch or switch DSP mid-build. */
-        if (ngs_tilde_remake_synth(x, sr, n))
+        if (ngs_tilde_remake_synth(x, sr, n, 0)) /* the old one cannot run at this rate */
             clock_delay(x->x_info_clock, 0);
         else if (x->x_synth && (sr != x->x_sr || n > x->x_block)) {
             /* the old synth cannot serve this rate / block: silence until fixed */
+            ngs_tilde_drop_old(x);
             ngs_synth_free(x->x_synth);
             ngs_tilde_free_buffers(x);
             x->x_synth = NULL;
@@ -680,7 +744,7 @@ static void ngs_tilde_setting(t_ngs_tilde *x, int *field, int value)
     t_float sr;
     int n;
     ngs_tilde_target(x, &sr, &n);
-    if (ngs_tilde_remake_synth(x, sr, n))
+    if (ngs_tilde_remake_synth(x, sr, n, 1))
         ngs_tilde_info(x);
     else
         *field = old;
@@ -808,6 +872,7 @@ static void *ngs_tilde_new(t_symbol *s, int argc, t_atom *argv)
     outlet_new(&x->x_obj, &s_signal);
     x->x_info = outlet_new(&x->x_obj, 0);
     x->x_info_clock = clock_new(x, (t_method)ngs_tilde_info_tick);
+    x->x_old_clock = clock_new(x, (t_method)ngs_tilde_old_tick);
     x->x_canvas = canvas_getcurrent();
     x->x_voices = 16;
     x->x_threads = 1;
@@ -866,9 +931,9 @@ static void *ngs_tilde_new(t_symbol *s, int argc, t_atom *argv)
 static void ngs_tilde_free(t_ngs_tilde *x)
 {
     clock_free(x->x_info_clock);
-    ngs_synth_free(x->x_synth);
-    ngs_tilde_free_buffers(x);
-    ngs_model_free(x->x_model);
+    ngs_tilde_drop_old(x);
+    clock_free(x->x_old_clock);
+    ngs_tilde_retire(x, x->x_model); /* the old voices fade out; the model goes after */
     if (x->x_zpool)
         freebytes(x->x_zpool,
                   sizeof(float) * (size_t)NGS_PD_MAX_EVENTS * (size_t)x->x_zdim_pool);

@@ -16,7 +16,9 @@
  *   resynth <frame> <seed> <sequence>        (starts the resynth voice)
  *   resynth_stop <frame>
  *   reopen <frame> <file>   (ngs~'s `open` during DSP: a new synth on the model `file`
- *                            renders from the block holding `frame` on; one per score)
+ *                            renders from the block holding `frame` on, the old one
+ *                            fades its voices out (STOP_ALL) and is mixed in; one per
+ *                            score)
  * Prints "latency <frames>" on success; exit status 1 with a message on any error.
  */
 #include <ngs/ngs.h>
@@ -173,11 +175,15 @@ int main(int argc, char **argv)
     for (long i = 0; i < frames; i++) out[i] = NAN; /* poisoned: process must write it all */
     int next = 0;
     ngs_model *model2 = NULL;
+    ngs_synth *old = NULL; /* the synth a reopen replaced */
     for (long start = 0; start < frames; start += block) {
         int n = (int)(frames - start < block ? frames - start : block);
         int k = 0;
         if (next < n_items && items[next].is_reopen && items[next].frame < start + n) {
-            ngs_synth_free(synth);
+            /* the old synth fades its voices out (STOP_ALL, default fade) and plays on */
+            ngs_synth_event stop = ngs_synth_default_event(NGS_SYNTH_EVENT_STOP_ALL);
+            old = synth;
+            if (ngs_synth_post(old, &stop) != NGS_STATUS_OK) return fail("post", ngs_last_error());
             if (ngs_model_init_from_file(reopen_path, mp, &model2) != NGS_STATUS_OK)
                 return fail("model", ngs_last_error());
             if (ngs_synth_init(model2, sp, &synth) != NGS_STATUS_OK)
@@ -193,6 +199,13 @@ int main(int argc, char **argv)
         if (ngs_synth_process(synth, evs, k, in ? in + start : NULL, out + start, n) !=
             NGS_STATUS_OK)
             return fail("process", ngs_last_error());
+        if (old) {
+            float tail[8192];
+            if (n > 8192 || ngs_synth_process(old, NULL, 0, in ? in + start : NULL, tail, n) !=
+                                NGS_STATUS_OK)
+                return fail("process (old synth)", ngs_last_error());
+            for (int i = 0; i < n; i++) out[start + i] += tail[i];
+        }
     }
     ngs_synth_stats st;
     ngs_synth_get_stats(synth, &st);
@@ -251,6 +264,7 @@ int main(int argc, char **argv)
     }
     printf("latency %d\n", latency);
     ngs_synth_free(synth);
+    ngs_synth_free(old);
     ngs_model_free(model2);
     ngs_model_free(model);
     free(out), free(in);

@@ -317,6 +317,7 @@ def test_open_during_dsp_and_dsp_restarts(tmp_path, rng):
     assert "model_samplerate 22050" in log and "samplerate 16000" in log
     synth, _, _ = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=False)
     k = score.frame(t_open) // 64 * 64
+    assert np.max(np.abs(rec[k - 64:k])) > 1e-4  # a voice plays into the open: it fades out
     assert np.max(np.abs(rec[k:])) > 1e-4
     check(rec[:k], synth[:k], "before the open")
     check(rec[k:], synth[k:], "after the open")
