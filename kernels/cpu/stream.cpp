@@ -151,9 +151,14 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
     // Recurrent products of all voices: one GEMM, the matrix read once.
     for (int v = 0; v < B; ++v)
       std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
-    gemm(L.hh, b, W, B, gh, m.gmax, Act::kNone);
+    // One voice: the streaming GEMV reads the same panels faster than a 1-row GEMM tile.
+    if (B == 1) gemv(L.hh, b, gh, Act::kNone);
+    else gemm(L.hh, b, W, B, gh, m.gmax, Act::kNone);
     // Input projections: the constant one of layer 0, else the previous layer's new h (in a).
-    if (k > 0) gemm(L.ih, a, W, B, gi, m.gmax, Act::kNone);
+    if (k > 0) {
+      if (B == 1) gemv(L.ih, a, gi, Act::kNone);
+      else gemm(L.ih, a, W, B, gi, m.gmax, Act::kNone);
+    }
     for (int v = 0; v < B; ++v) {
       float *st = states[v];
       const float *giv = k == 0 ? st : gi + static_cast<size_t>(v) * m.gmax;

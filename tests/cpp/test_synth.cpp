@@ -615,6 +615,39 @@ TEST_P(SynthTest, StopFadesLinearlyAndGainScales) {
   ngs_synth_free(s);
 }
 
+// START with an id that is playing = STOP of that voice (default fade) + a new voice;
+// STOP_ALL = a STOP of every voice; a START fade-in ramps from 0.
+TEST_P(SynthTest, IdReuseStopAllAndFadeInAreTheirEquivalents) {
+  ngs_synth *a = make(), *b = make();
+  const int hop = info_.hop_size, lat = ngs_synth_latency(a);
+  const std::vector<float> z1 = random_z(31), z2 = random_z(32);
+  const int64_t t = 3 * hop + 11, t2 = 7 * hop + 2, frames = 10 * hop;
+  const std::vector<float> oa = render(a, {free_voice(0, 1, z1, 0, 1), free_voice(t, 1, z2, 0, 2),
+                                           one_shot(t + 5, 3, 9), simple(t2, NGS_SYNTH_EVENT_STOP_ALL, 0, 50)},
+                                       frames, 64);
+  const std::vector<float> ob =
+      render(b, {free_voice(0, 1, z1, 0, 1), simple(t, NGS_SYNTH_EVENT_STOP, 1), free_voice(t, 2, z2, 0, 2),
+                 one_shot(t + 5, 3, 9), simple(t2, NGS_SYNTH_EVENT_STOP, 2, 50),
+                 simple(t2, NGS_SYNTH_EVENT_STOP, 3, 50)},
+             frames, 64);
+  EXPECT_EQ(0, std::memcmp(oa.data(), ob.data(), sizeof(float) * oa.size()));
+  // Fade-in over F frames: out = full * (k + 1) / F.
+  ngs_synth_reset(a);
+  const std::vector<float> full = render(a, {free_voice(0, 1, z1, 0, 1)}, 4 * hop, 64);
+  ngs_synth_reset(a);
+  Timed fi = free_voice(0, 1, z1, 0, 1);
+  const int F = 100;
+  fi.ev.fade = F;
+  const std::vector<float> in = render(a, {fi}, 4 * hop, 64);
+  for (int64_t i = 0; i < 4 * hop; ++i) {
+    const int64_t k = i - lat;
+    const double w = k < 0 ? 0.0 : k >= F ? 1.0 : (k + 1.0) / F;
+    ASSERT_NEAR(in[i], full[i] * w, 1e-6 + 1e-5 * std::fabs(full[i])) << "frame " << i;
+  }
+  ngs_synth_free(a);
+  ngs_synth_free(b);
+}
+
 TEST_P(SynthTest, ResetRestartsIdentically) {
   ngs_synth *s = make();
   const std::vector<Timed> ev = {one_shot(3, 1, 1), free_voice(40, 2, random_z(2), 0, 3)};
