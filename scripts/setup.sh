@@ -8,6 +8,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsndfile1-dev libsoxr-dev libcli11-dev nlohmann-json3-dev
   libsamplerate0-dev
+  puredata-core puredata-dev
   python3-torch python3-numpy python3-yaml python3-pytest python3-scipy
   python3-hypothesis
   libopenblas0-pthread
