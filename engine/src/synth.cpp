@@ -406,12 +406,10 @@ void mix_range(ngs_synth &s, float *mix, int64_t W, int64_t a, int64_t b) {
   }
 }
 
-// The voices' output for [W, W + hop), mixed with the interval's commands at their samples.
-void finish_work(ngs_synth &s, int64_t W) {
-  float *mix = s.mix[(W / s.hop) & 1].data();
-  std::fill(mix, mix + s.hop, 0.0f);
-  const int64_t W1 = W + s.hop;
-  for (int i = 0; i < s.n_slots; ++i) {
+// Slots [b, e): each voice's output (before gain) for the interval being finished.
+void voice_outputs(ngs_synth &s, int b, int e) {
+  const int64_t W = s.work_time, W1 = W + s.hop;
+  for (int i = b; i < e; ++i) {
     Voice &v = s.voices[i];
     v.out_t0 = v.out_t1 = W;
     if (!v.active) continue;
@@ -421,6 +419,24 @@ void finish_work(ngs_synth &s, int64_t W) {
     cpu::ola_stream_output(v.ola, s.shape, s.fir.data(), s.fir_bias, t0 - v.out0, t1 - v.out0, v.out);
     v.out_t0 = t0;
     v.out_t1 = t1;
+  }
+}
+
+void output_item(void *ctx, int g, int) {
+  ngs_synth &s = *static_cast<ngs_synth *>(ctx);
+  voice_outputs(s, s.n_slots * g / s.groups, s.n_slots * (g + 1) / s.groups);
+}
+
+// The voices' output for [W, W + hop), mixed with the interval's commands at their samples.
+void finish_work(ngs_synth &s, int64_t W) {
+  float *mix = s.mix[(W / s.hop) & 1].data();
+  std::fill(mix, mix + s.hop, 0.0f);
+  const int64_t W1 = W + s.hop;
+  if (s.pool && s.n_slots >= 2) {
+    s.groups = std::min(s.n_slots, s.pool->size());
+    s.pool->run(output_item, &s, s.groups);
+  } else {
+    voice_outputs(s, 0, s.n_slots);
   }
   int64_t cursor = W;
   for (int c = 0; c < s.n_commands; ++c) {

@@ -354,7 +354,8 @@ NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *event
 
    Real-time contract: ngs_synth_process(), ngs_synth_post() and ngs_synth_voice_new() never
    allocate, lock, wait or make system calls; process is wait-free with respect to post
-   (post itself is lock-free).
+   (post itself is lock-free). With params.n_threads > 1, process may spin (never block)
+   until a worker finishes a share of the hop's work that it has already taken.
    One thread at a time may call ngs_synth_process() / ngs_synth_reset(); any number of
    threads may call ngs_synth_post() and ngs_synth_voice_new() concurrently with it.
    The output does not depend on the host's block sizes. The synth always computes on the
