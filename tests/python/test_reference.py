@@ -56,7 +56,7 @@ def test_fixed_tensors_match_authors_definitions():
 
 
 def test_mod_sigmoid_closed_form():
-    """MODEL_SPEC: H = 2 sigmoid(x) ** ln(10) + 1e-7, written out with math (no torch, no
+    """docs/MODEL_SPEC.md §4.2: H = 2 sigmoid(x) ** ln(10) + 1e-7, written out with math (no torch, no
     shared helper), and its fixed points: 2^(1 - ln 10) + 1e-7 at 0, 2 + 1e-7 and 1e-7 at
     the ends."""
     xs = [-40.0, -3.0, -0.5, 0.0, 0.7, 2.0, 40.0]
@@ -70,7 +70,7 @@ def test_mod_sigmoid_closed_form():
 
 
 def _closed_form_decode(hp, c, a, beta, noise):
-    """The decoder of MODEL_SPEC for a model whose last decoder Linear is zero with bias c
+    """The decoder of docs/MODEL_SPEC.md §4.2 for a model whose last decoder Linear is zero with bias c
     and whose post-processing conv has one tap a (centre, channel 0) and bias beta, in
     numpy float64 from the definitions: H = mod_sigmoid(c) at every bin, so the spectrum is
     (-1)^k H and each grain is H * noise circularly shifted by L/2 (times its window);
