@@ -48,7 +48,7 @@ def model_config(path):
 
 
 def path_grains(cfg, seconds):
-    """docs/MODEL_SPEC.md §2: tar_l = floor(seconds sr / l_grain) l_grain, n = 4 tar_l / l_grain - 3."""
+    """docs/MODEL_SPEC.md §1: tar_l = floor(seconds sr / l_grain) l_grain, n = 4 tar_l / l_grain - 3."""
     w = cfg["waveform"]
     tar = int(np.floor(seconds * w["sr"] / w["l_grain"])) * w["l_grain"]
     return 4 * tar // w["l_grain"] - 3
