@@ -17,10 +17,10 @@ MUTATIONS = [
     # ---------------------------------------------------------- issue 16's six survivors
     dict(name="path-tail",
          file="engine/src/paths.cpp",
-         old="""      double aa_d = 0.0, pa_d = 0.0;
-      for (int j = 0; j < nb; ++j) {""",
-         new="""      double aa_d = 0.0, pa_d = 0.0;
-      for (int j = 0; j < zd / 4; ++j) {""",
+         old="""  double aa_d = 0.0, pa_d = 0.0;
+  for (int j = 0; j < nb; ++j) {""",
+         new="""  double aa_d = 0.0, pa_d = 0.0;
+  for (int j = 0; j < zd / 4; ++j) {""",
          checks=["build/tests/test_pipeline_golden --gtest_filter='*Paths*'"],
          why="circle/spiral dot products ignore the last partial block of 4; caught by the "
              "'odd' fixture (z_dim 6) in Golden_.Paths",

@@ -13,22 +13,16 @@
 #include "cpu/cpu.h"
 #include "engine.h"
 #include "ngs/ngs.h"
+#include "paths.h"
 #include "synth_pool.h"
 
 typedef struct SRC_STATE_tag SRC_STATE;
 
 namespace ngs::synth {
 
-// Point g of a latent path of n grains, as ngs_path_generate (synth_path.cpp).
-struct PathCursor {
-  ngs_path_params p{};
-  int n = 0, zd = 0;
-  bool zero = false;
-  float proj = 0.0f, scale = 0.0f;
-  void start(const ngs_path_params &params, int n_grains, int z_dim);
-  void point(int g, float *z) const;
-};
-bool path_params_valid(const ngs_path_params &p);
+// Path voices advance the offline path code one point per hop (paths.h).
+using ngs::PathCursor;
+using ngs::path_params_valid;
 
 // A linear ramp, advanced once per output sample (the step comes before the sample, so a
 // ramp of F frames reaches its target at the F-th sample).
