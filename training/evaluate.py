@@ -229,7 +229,7 @@ def write_png(path, rgb):
                 + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
 
 
-def spectrogram_tile(x, sr, rows=96, xscale=2):
+def spectrogram_tile(x, sr, rows=80, xscale=2):
     """Log-frequency spectrogram of one sound, dB relative to its own maximum, 80 dB."""
     mag = stft_mag(x)[0]
     fr = np.linspace(0, sr / 2, mag.shape[0])
@@ -245,7 +245,7 @@ def spectrogram_tile(x, sr, rows=96, xscale=2):
     return np.repeat(_colour(db[::-1]), xscale, axis=1)
 
 
-def class_picture(path, rows_of_sounds, sr, per_row=6):
+def class_picture(path, rows_of_sounds, sr, per_row=4):
     tiles = []
     for sounds in rows_of_sounds:
         row = [spectrogram_tile(s, sr) for s in sounds[:per_row]]

@@ -10,6 +10,7 @@ only: no batch axis, no grad, noise as an input).
     python3 training/train.py stage1 --minutes 50       # resumable: rerun to continue
     python3 training/train.py stage2 --minutes 12
     python3 training/train.py export                    # authors'-format .ckpt + hparams yaml
+    python3 training/train.py table                     # held-out distance over the steps
 
 State is saved to <run>/stage{1,2}_state.pt every --save_minutes (model, optimiser, step,
 RNG states, loss history) and at the end; rerunning a stage resumes it up to --max_steps
@@ -17,16 +18,22 @@ RNG states, loss history) and at the end; rerunning a stage resumes it up to --m
 (--threads), as the project machine is shared.
 
 Stage 1 loss: the multi-scale spectral distance of training/losses.py (linear STFT 2048,
-1024, 512, 256, 128 and mel 2048, 1024; L1 of magnitudes and of log magnitudes) between
-input and output audio, plus beta * KL with beta warmed up from 0 at 10 % to tar_beta at
-60 % of max_steps. Encoder latents are sampled (reparametrised), decoder noise is
-torch.rand. Adam, learning rate decaying exponentially from --lr to --lr * 0.1.
-Augmentation: random polarity, random delay of 0..127 samples.
+1024, 512, 256, 128 and mel 2048, 1024; L1 of magnitudes plus --log_weight (0.3) times
+L1 of log magnitudes floored --log_floor_db (-90 dB) below the target's largest
+magnitude, so digital silence in the target costs nothing once the output is below the
+floor; 'none' restores the first model's eps 1e-7) between input and output audio, plus
+beta * KL with beta warmed up from 0 at 10 % to tar_beta at 60 % of max_steps. Encoder
+latents are sampled (reparametrised), decoder noise is torch.rand. Adam, learning rate
+decaying exponentially from --lr to --lr * 0.1. Batches sample every class equally
+often (--class_power 1). Augmentation: random polarity, random delay of 0..127 samples.
+New runs start with a post-processing FIR gain of --pp_gain_db and a quiet decoder
+(--out_bias), see init_gain: without it the FIR settles at -10 dB and kicks cannot be
+loud or bassy. `table` prints the held-out distances logged every --eval_every steps.
 
 Stage 2: the stage-1 encoder (eval mode) gives mu and logvar series [41, z_dim] of every
 training sample; the sequence VAE is trained on z = mu + eps * std (input) to
 reconstruct mu (MSE), class-conditioned (one-hot), plus beta * KL of the embedding,
-beta warmed up to tar_beta. Batches sample classes with weight ~ sqrt(count).
+beta warmed up to tar_beta2. Batches sample classes as in stage 1 (--class_power).
 """
 import argparse
 import json
@@ -176,6 +183,24 @@ def recalibrate_bn_stage1(w, audio, bs=8):
         b.momentum = 0.1
 
 
+@torch.no_grad()
+def init_gain(w, pp_gain_db, out_bias):
+    """Level-aware initialisation (same architecture and keys). The decoder's magnitudes
+    are capped (mod_sigmoid <= 2 per bin), so a narrowband sound (a kick's body: a few
+    bins) can only be loud if the post-processing FIR has gain; from PyTorch's default
+    init the first model's FIR settled at -10 dB (loud broadband noise early in training
+    taught it to attenuate) and kick bins saturated at H = 1.9. Here the FIR starts as a
+    delay-free gain of pp_gain_db (centre taps, the default random taps scaled by 0.1) and
+    the last decoder layer's bias at out_bias (H = 2 sigmoid(out_bias)^ln10: quiet
+    start)."""
+    conv = w.post_pro[0]
+    k = conv.weight.shape[-1] // 2
+    conv.weight.mul_(0.1)
+    conv.weight[:, :, k] += 10 ** (pp_gain_db / 20.0) / conv.weight.shape[1]
+    conv.bias.zero_()
+    w.decoder_linears[-1].bias.fill_(out_bias)
+
+
 def class_weights(labels, power):
     """Sampling probability per item: class weight count^-power (1: every class equally
     often, 0: every item equally often), normalised."""
@@ -229,7 +254,6 @@ def stage1(args):
     class_power = cfg.get("class_power", 0.0 if cfg else args.class_power)
     sd = losses.SpectralDistance(hp["sr"], log_weight=log_weight, log_floor_db=log_floor_db)
     y_tr = data["labels"][data["split"] == 0]
-    y_te = data["labels"][data["split"] == 1]
     p_tr = class_weights(y_tr, class_power)
     step, hist, elapsed, bn_frozen = 0, [], 0.0, False
     if os.path.exists(path):
@@ -246,6 +270,7 @@ def stage1(args):
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
         max_steps = args.max_steps
+        init_gain(w, args.pp_gain_db, args.out_bias)
         log(args.run, "stage1: new run, hparams %s, %d train / %d test samples, max_steps %d, "
             "loss: log_weight %s, log_floor_db %s; class_power %s"
             % (json.dumps(hp), len(tr), len(te), max_steps, log_weight, log_floor_db, class_power))
@@ -260,6 +285,7 @@ def stage1(args):
                                      "batch": args.batch, "seed": args.seed,
                                      "freeze_bn_at": args.freeze_bn_at,
                                      "log_weight": log_weight, "log_floor_db": log_floor_db,
+                                     "pp_gain_db": args.pp_gain_db, "out_bias": args.out_bias,
                                      "class_power": class_power}})
 
     freeze_at = int(args.freeze_bn_at * max_steps)
@@ -517,10 +543,16 @@ def main():
     ap.add_argument("--class_power", type=float, default=1.0,
                     help="batches sample class c with weight count_c^-power: 1 balanced "
                     "(default, both stages), 0.5 sqrt (the first model's stage 2), 0 none")
+    ap.add_argument("--pp_gain_db", type=float, default=24.0,
+                    help="new runs: initial gain of the post-processing FIR (see init_gain)")
+    ap.add_argument("--out_bias", type=float, default=-1.5,
+                    help="new runs: initial bias of the decoder's output layer")
     ap.add_argument("--batch2", type=int, default=32)
     ap.add_argument("--max_steps2", type=int, default=6000)
     ap.add_argument("--lr2", type=float, default=1e-3)
-    ap.add_argument("--tar_beta2", type=float, default=0.01)
+    ap.add_argument("--tar_beta2", type=float, default=0.002,
+                    help="stage-2 KL weight (the first model: 0.01, the authors' value; its "
+                    "embedding carried 2 nats and one-shots of a class were much alike)")
     ap.add_argument("--log_every", type=int, default=25)
     ap.add_argument("--eval_every", type=int, default=250)
     args = ap.parse_args()
