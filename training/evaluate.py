@@ -353,6 +353,12 @@ def evaluate_model(w, l, d, args, clf, label):
     res["reconstruction_lsd_db_per_class"] = {
         classes[c]: {k: float(v[labels[te] == c].mean()) for k, v in r.items()}
         for c in range(len(classes)) if np.any(labels[te] == c)}
+    if "sources" in d:
+        fam = np.array(["hydrogen-drumkits" if str(x).startswith("hydrogen") else "soundfonts"
+                        for x in d["sources"][te]])
+        res["reconstruction_lsd_db_per_source"] = {
+            f_: {k: float(v[fam == f_].mean()) for k, v in r.items()} | {"n": int(np.sum(fam == f_))}
+            for f_ in sorted(set(fam))}
     res["resynth_classifier_accuracy"] = float(np.mean(clf(features(recon, sr)) == labels[te]))
     gen = generate(w, l, model_classes, classes, args.per_class, args.seed, 1.0) if l is not None else {}
     for c, g in gen.items():
@@ -473,6 +479,8 @@ def main():
         print("\n[%s] held-out reconstruction LSD %.2f dB (class noise %.2f, silence %.2f); "
               "classifier on resynth %.3f" % (tag, v["model"], v["class_noise"], v["silence"],
                                               r["resynth_classifier_accuracy"]))
+        for f_, v in r.get("reconstruction_lsd_db_per_source", {}).items():
+            print("  held-out LSD on the %d %s sounds: %.2f dB" % (v["n"], f_, v["model"]))
         if "sequence_vae_test" in r:
             print("  sequence VAE relative MSE on test mu: %.3f" % r["sequence_vae_test"]["relative"])
         if "gen_accuracy" in r:
