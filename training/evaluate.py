@@ -1,36 +1,50 @@
 #!/usr/bin/env python3
-"""Measures the quality of the bundled drum model (or of a training run), reproducibly.
+"""Measures the bundled drum model the way a musician would listen to it, reproducibly.
 
-    python3 training/prepare_data.py            # once: the held-out test split
-    python3 training/evaluate.py [--model models/drums.safetensors] [--json out.json]
-    python3 training/evaluate.py --run training/runs/drums   # the run's state instead
+    python3 training/prepare_data.py            # once: the data set and its held-out split
+    git show 1094474:models/drums.safetensors > /tmp/drums_v1.safetensors   # previous model
+    python3 training/evaluate.py --baseline /tmp/drums_v1.safetensors \\
+        --json models/quality.json --png models/spectrograms
+    python3 training/evaluate.py --run training/runs/drums2   # a run's state instead
 
 All decoding goes through the PyTorch reference (`weights_converter.reference`) with the
-ngs random stream (seeded), on the exact weights of the model file (fp16 included; see
-training/ngs_file.py). Two measurements:
+ngs random stream (seeded: one-shots are `ngs sample --seed 7`, sequences 0..K-1), on
+the exact weights of the model file (fp16 included; training/ngs_file.py). Sets compared
+per class: `real` (the held-out test sounds), `resynth` (the test sounds encoded to mu and
+decoded by the model: stage 1 alone, like `ngs resynth`), `gen` (K = 16 one-shots per
+class sampled at temperature 1, e ~ N(0, T^2 I)) and, with --baseline, `prev` (the same
+for the previous model). Per sound:
 
-1. Reconstruction of the held-out test samples (encode to mu, decode; seed 0, sequence =
-   sample index) by the log-spectral distance (LSD, dB; STFT 1024 / hop 256, Hann): per
-   frame the RMS over bins of the dB difference, magnitudes floored at -80 dB below the
-   target's largest bin, averaged over the target's frames within 60 dB of its loudest.
-   Baselines: silence, and noise shaped by the class-average magnitude spectrogram of the
-   training samples (random phase; it knows the class and the average envelope).
-   Also: the sequence VAE's reconstruction of the test samples' mu series (MSE relative
-   to the variance of mu over the test samples at each grain and dimension), and the
-   classifier of 2a on the reconstructions.
-2. Class identity of generated one-shots: for every class, K samples e ~ N(0, T^2 I)
-   through the sequence decoder (sequences 0..K-1), then
-   a. a multinomial logistic regression on log-mel statistics (mean and std over time of
-      64 log-mel bands, spectral centroid, decay time), trained on the real training
-      samples, classifies them: accuracy per class vs chance (1 / n_classes);
-      its accuracy on the real test samples is printed as the classifier's ceiling;
-   b. median spectral centroid and -20 dB decay time per class, real vs generated, and
-      whether Kick < Snare < Hat in centroid holds in both.
+* `lo150` / `hi4k`: share of the energy below 150 Hz (reported for Kick, Tom) or above
+  4 kHz (the other classes), from the power spectrum of the whole sound;
+* `centroid`: energy-weighted spectral centroid (Hz); `flatness`: spectral flatness
+  (geometric / arithmetic mean of the power over 50 Hz-8 kHz) of the frames within 30 dB
+  of the loudest, energy-weighted (0 tonal .. 1 white noise);
+* envelope: RMS in 2 ms frames; `attack`: time from the first frame within 20 dB of the
+  loudest to the loudest (ms); `decay30`: from the loudest frame to the last frame above
+  -30 dB of it (s);
+* `tail`: power of the last 100 ms relative to the loudest 10 ms (dB);
+* `peak`: raw peak (dBFS), no normalisation; `start`: |sample 0| / peak; `swell`: level
+  of the last hop (256 samples) minus the hop before it (dB);
+* `variety` (per class): median over pairs of sounds of the RMS difference of their band
+  spectra (40 mel bands, dB, each sound's mean level removed, floored 80 dB below its
+  loudest band);
+* `acc`: a multinomial logistic regression on log-mel statistics trained on the real
+  training sounds classifies the sound (its accuracy on the real test sounds is the
+  ceiling);
+* reconstruction `LSD` (dB) of the held-out sounds against two baselines (silence; noise
+  with the class-average magnitude spectrogram), and the sequence VAE's relative MSE on
+  the test mu series.
+
+--png writes per class a spectrogram picture (log frequency 30 Hz-8 kHz, 80 dB range):
+one row each of held-out real sounds, the model's one-shots and the previous model's.
 """
 import argparse
 import json
 import os
+import struct
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -44,6 +58,7 @@ from weights_converter import rng  # noqa: E402
 from losses import mel_filterbank  # noqa: E402
 
 N_FFT, HOP = 1024, 256
+LOW_CLASSES = ("Kick", "Tom")
 
 
 def stft_mag(x):
@@ -124,53 +139,194 @@ def fit_logreg(X, y, n_classes, l2=1e-2, iters=300):
     return lambda Z: np.argmax(((Z - mu) / sd) @ Wn + bn, axis=1)
 
 
-def load_models(args):
-    if args.run:
-        st1 = torch.load(os.path.join(args.run, "stage1_state.pt"))
+# ---------------------------------------------------------------- musician-facing metrics
+
+def sound_metrics(audio, sr):
+    """Per-sound metrics (see the module doc) of audio [B, T]: dict of arrays [B]."""
+    a = np.asarray(audio, dtype=np.float64)
+    B, T = a.shape
+    P = np.abs(np.fft.rfft(a, axis=1)) ** 2
+    f = np.fft.rfftfreq(T, 1.0 / sr)
+    tot = P.sum(1) + 1e-30
+    lo150 = P[:, f < 150].sum(1) / tot
+    hi4k = P[:, f >= 4000].sum(1) / tot
+    mag = stft_mag(a.astype(np.float32))
+    p = mag.astype(np.float64) ** 2
+    fr = np.linspace(0, sr / 2, p.shape[1])
+    e = p.sum(1)
+    cent = ((p * fr[None, :, None]).sum(1) * 1.0 / np.maximum(e, 1e-30) * e).sum(1) / np.maximum(e.sum(1), 1e-30)
+    band = (fr >= 50) & (fr <= 8000)
+    pb = p[:, band, :] + 1e-20
+    flat_fr = np.exp(np.log(pb).mean(1)) / pb.mean(1)  # [B, frames]
+    flat = np.zeros(B)
+    for i in range(B):
+        keep = e[i] >= e[i].max() * 1e-3
+        flat[i] = np.sum(flat_fr[i, keep] * e[i, keep]) / np.sum(e[i, keep])
+    fl = int(0.002 * sr)
+    nfr = T // fl
+    env = 10 * np.log10(np.mean(a[:, :nfr * fl].reshape(B, nfr, fl) ** 2, axis=2) + 1e-20)
+    attack, decay30 = np.zeros(B), np.zeros(B)
+    for i in range(B):
+        k = int(np.argmax(env[i]))
+        first = int(np.argmax(env[i] >= env[i, k] - 20.0))
+        attack[i] = (k - first) * fl / sr * 1000.0
+        above = np.flatnonzero(env[i] >= env[i, k] - 30.0)
+        decay30[i] = (above[-1] - k + 1) * fl / sr
+    w10 = int(0.010 * sr)
+    c = np.cumsum(np.concatenate([np.zeros((B, 1)), a ** 2], 1), axis=1)
+    loud = np.max(c[:, w10:] - c[:, :-w10], axis=1) / w10
+    n100 = int(0.100 * sr)
+    tail = 10 * np.log10((np.mean(a[:, -n100:] ** 2, axis=1) + 1e-30) / (loud + 1e-30))
+    pk = np.max(np.abs(a), axis=1)
+    peak = 20 * np.log10(pk + 1e-30)
+    start = np.abs(a[:, 0]) / (pk + 1e-30)
+    hop = 256
+    swell = 10 * np.log10((np.mean(a[:, -hop:] ** 2, 1) + 1e-30) / (np.mean(a[:, -2 * hop:-hop] ** 2, 1) + 1e-30))
+    return {"lo150": lo150, "hi4k": hi4k, "centroid": np.maximum(cent, 1.0), "flatness": flat,
+            "attack": attack, "decay30": decay30, "tail": tail, "peak": peak, "start": start,
+            "swell": swell}
+
+
+def band_spectra(audio, sr, n_bands=40):
+    mag = stft_mag(audio)
+    fb = mel_filterbank(N_FFT, n_bands, sr, f_min=30.0).numpy()
+    bp = np.einsum("bft,fm->bm", mag.astype(np.float64) ** 2, fb)
+    db = 10 * np.log10(bp + 1e-30)
+    db = np.maximum(db, db.max(1, keepdims=True) - 80.0)
+    return db - db.mean(1, keepdims=True)
+
+
+def variety(audio, sr):
+    """Median pairwise RMS distance (dB) of the band spectra of a set of sounds."""
+    if len(audio) < 2:
+        return float("nan")
+    s = band_spectra(audio, sr)
+    d = [np.sqrt(np.mean((s[i] - s[j]) ** 2)) for i in range(len(s)) for j in range(i + 1, len(s))]
+    return float(np.median(d))
+
+
+# ---------------------------------------------------------------- PNG pictures
+
+_CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
+                  [245, 125, 21], [250, 193, 39], [252, 255, 164]], dtype=np.float64)
+
+
+def _colour(v):
+    """v in [0, 1] -> RGB uint8 (an inferno-like map)."""
+    x = np.clip(v, 0, 1) * (len(_CMAP) - 1)
+    i = np.minimum(x.astype(int), len(_CMAP) - 2)
+    t = (x - i)[..., None]
+    return (_CMAP[i] * (1 - t) + _CMAP[i + 1] * t).astype(np.uint8)
+
+
+def write_png(path, rgb):
+    h, w, _ = rgb.shape
+    raw = b"".join(b"\x00" + rgb[y].tobytes() for y in range(h))
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+def spectrogram_tile(x, sr, rows=80, xscale=2):
+    """Log-frequency spectrogram of one sound, dB relative to its own maximum, 80 dB."""
+    mag = stft_mag(x)[0]
+    fr = np.linspace(0, sr / 2, mag.shape[0])
+    edges = np.geomspace(30, sr / 2, rows + 1)
+    img = np.zeros((rows, mag.shape[1]))
+    for r in range(rows):
+        sel = (fr >= edges[r]) & (fr < edges[r + 1])
+        if not np.any(sel):
+            sel = np.array([np.argmin(np.abs(fr - edges[r]))])
+        img[r] = (mag[sel] ** 2).mean(0) if sel.dtype == bool else mag[sel[0]] ** 2
+    db = 10 * np.log10(img + 1e-20)
+    db = (db - db.max() + 80.0) / 80.0
+    return np.repeat(_colour(db[::-1]), xscale, axis=1)
+
+
+def class_picture(path, rows_of_sounds, sr, per_row=4):
+    tiles = []
+    for sounds in rows_of_sounds:
+        row = [spectrogram_tile(s, sr) for s in sounds[:per_row]]
+        if not row:
+            continue
+        gap = np.full((row[0].shape[0], 3, 3), 255, np.uint8)
+        while len(row) < per_row:
+            row.append(np.zeros_like(row[0]))
+        r = row[0]
+        for t in row[1:]:
+            r = np.concatenate([r, gap, t], 1)
+        tiles.append(r)
+    img = tiles[0]
+    for t in tiles[1:]:
+        img = np.concatenate([img, np.full((4, img.shape[1], 3), 255, np.uint8), t], 0)
+    write_png(path, img)
+
+
+# ---------------------------------------------------------------- models
+
+def load_models(run=None, model=None):
+    if run:
+        st1 = torch.load(os.path.join(run, "stage1_state.pt"))
         w = ref.WaveformVAE(**st1["hparams"])
         w.load_state_dict(st1["model"])
         w.eval()
         l = None
-        p2 = os.path.join(args.run, "stage2_state.pt")
+        p2 = os.path.join(run, "stage2_state.pt")
         if os.path.exists(p2):
             st2 = torch.load(p2)
             l = ref.LatentVAE(**st2["hparams"])
             l.load_state_dict(st2["model"])
             l.eval()
-        return w, l, "run " + args.run
+        return w, l, "run " + run
     import ngs_file
-    w, l, _ = ngs_file.load_reference(args.model)
-    return w, l, args.model
+    w, l, _ = ngs_file.load_reference(model)
+    return w, l, model
 
 
-def main():
-    ap = argparse.ArgumentParser(description="quality of the drum model (see module doc)")
-    ap.add_argument("--model", default=os.path.join(ROOT, "models", "drums.safetensors"))
-    ap.add_argument("--run", default=None, help="evaluate <run>/stage*_state.pt instead")
-    ap.add_argument("--data", default=os.path.join(HERE, "data", "drums16k.npz"))
-    ap.add_argument("--per_class", type=int, default=20)
-    ap.add_argument("--temperatures", default="1.0,0.5")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--json", default=None, help="write the results here")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
+def generate(w, l, model_classes, classes, per_class, seed, T):
+    """{class name: [K, tar_l]} one-shots of the classes the model has (by name)."""
+    out = {}
+    for c in classes:
+        if c not in model_classes:
+            continue
+        ci = model_classes.index(c)
+        out[c] = np.stack([ref.sample_one_shot(w, l, seed, ci, T, sequence=k)["audio"].numpy()
+                           for k in range(per_class)]).astype(np.float32)
+    return out
 
-    d = np.load(args.data)
+
+def summarise(audio, sr):
+    m = sound_metrics(audio, sr)
+    r = {k: float(np.median(v)) for k, v in m.items()}
+    r["variety"] = variety(audio, sr)
+    r["n"] = int(len(audio))
+    return r
+
+
+TARGETS = [
+    ("Kick lo150 >= 50 %", lambda g: g["per_class"]["Kick"]["gen"]["lo150"] >= 0.5),
+    ("Snare centroid <= 1.5 kHz", lambda g: g["per_class"]["Snare"]["gen"]["centroid"] <= 1500),
+    ("accuracy >= 60 % overall", lambda g: g["gen_accuracy"] >= 0.6),
+    ("accuracy >= 25 % every class", lambda g: min(g["gen_accuracy_per_class"].values()) >= 0.25),
+    ("variety >= 4 dB median", lambda g: g["gen_variety_median"] >= 4.0),
+    ("tail <= -60 dB (Kick, Snare, Tom, Clap, Rim)",
+     lambda g: max(g["per_class"][c]["gen"]["tail"] for c in ("Kick", "Snare", "Tom", "Clap", "Rim")
+                   if c in g["per_class"]) <= -60.0),
+    ("median raw peak >= -6 dBFS", lambda g: g["gen_peak_median_dbfs"] >= -6.0),
+    ("held-out LSD < 9.71 dB", lambda g: g["reconstruction_lsd_db"]["model"] < 9.71),
+]
+
+
+def evaluate_model(w, l, d, args, clf, label):
     audio, labels, split = d["audio"], d["labels"], d["split"]
     classes = [str(c) for c in d["classes"]]
     sr = int(d["sr"])
-    w, l, source = load_models(args)
-    if w.hparams["sr"] != sr or w.tar_l != audio.shape[1]:
-        sys.exit("model (sr %d, tar_l %d) does not match the data (sr %d, tar_l %d)"
-                 % (w.hparams["sr"], w.tar_l, sr, audio.shape[1]))
     L, N = w.hparams["l_grain"], w.hparams["n_grains"]
-    res = {"source": source, "classes": classes}
-    print("source:", source)
-
-    # 1. reconstruction
     te = np.flatnonzero(split == 1)
     tr = np.flatnonzero(split == 0)
+    res = {}
     recon = np.zeros((len(te), audio.shape[1]), dtype=np.float32)
     mus = []
     for k, i in enumerate(te):
@@ -178,95 +334,195 @@ def main():
         recon[k] = ref.decode(w, mu, rng.grain_noise(0, int(i), 0, N, L))["audio"].numpy()
         mus.append(mu.numpy())
     mus = np.stack(mus)
-    if l is not None:
+    model_classes = list(l.hparams["classes"]) if l is not None else []
+    if l is not None and model_classes == classes:
         zr = np.stack([ref.latent_decode(l, ref.latent_encode(l, m)["mu"], int(labels[i])).numpy()
                        for m, i in zip(mus, te)])
         mse = float(np.mean((zr - mus) ** 2))
         var = float(np.mean(mus.var(axis=0)))
         res["sequence_vae_test"] = {"mse": mse, "mu_variance": var, "relative": mse / var}
-        print("Sequence VAE on the test mu series: MSE %.4f, variance of mu %.4f, "
-              "relative %.3f" % (mse, var, mse / var))
     if not np.all(np.isfinite(recon)):
         sys.exit("reconstruction produced non-finite values")
     rs = np.random.RandomState(0)
     mags = stft_mag(audio[tr])
     cls_mean = {c: mags[labels[tr] == c].mean(0) for c in range(len(classes))}
     noise = np.stack([class_noise(cls_mean[labels[i]], audio.shape[1], rs) for i in te])
-    silence = np.zeros_like(recon)
-    tar = audio[te]
-    r = {"model": lsd(recon, tar), "class_noise": lsd(noise, tar), "silence": lsd(silence, tar)}
+    r = {"model": lsd(recon, audio[te]), "class_noise": lsd(noise, audio[te]),
+         "silence": lsd(np.zeros_like(recon), audio[te])}
     res["reconstruction_lsd_db"] = {k: float(v.mean()) for k, v in r.items()}
     res["reconstruction_lsd_db_per_class"] = {
         classes[c]: {k: float(v[labels[te] == c].mean()) for k, v in r.items()}
         for c in range(len(classes)) if np.any(labels[te] == c)}
-    res["n_test"] = int(len(te))
-    print("\nReconstruction LSD on %d held-out samples (dB, lower is better):" % len(te))
-    print("  %-16s %8s %12s %8s" % ("class", "model", "class noise", "silence"))
-    for c, v in res["reconstruction_lsd_db_per_class"].items():
-        print("  %-16s %8.2f %12.2f %8.2f" % (c, v["model"], v["class_noise"], v["silence"]))
-    v = res["reconstruction_lsd_db"]
-    print("  %-16s %8.2f %12.2f %8.2f" % ("all", v["model"], v["class_noise"], v["silence"]))
+    if "sources" in d:
+        fam = np.array(["hydrogen-drumkits" if str(x).startswith("hydrogen") else "soundfonts"
+                        for x in d["sources"][te]])
+        res["reconstruction_lsd_db_per_source"] = {
+            f_: {k: float(v[fam == f_].mean()) for k, v in r.items()} | {"n": int(np.sum(fam == f_))}
+            for f_ in sorted(set(fam))}
+    res["resynth_classifier_accuracy"] = float(np.mean(clf(features(recon, sr)) == labels[te]))
+    gen = generate(w, l, model_classes, classes, args.per_class, args.seed, 1.0) if l is not None else {}
+    for c, g in gen.items():
+        if not np.all(np.isfinite(g)):
+            sys.exit("generation produced non-finite values")
+    per = {}
+    accs, peaks = {}, []
+    for ci, c in enumerate(classes):
+        sel = labels[te] == ci
+        per[c] = {"resynth": summarise(recon[sel], sr) if np.any(sel) else None}
+        if c in gen:
+            per[c]["gen"] = summarise(gen[c], sr)
+            pred = clf(features(gen[c], sr))
+            accs[c] = float(np.mean(pred == ci))
+            per[c]["gen"]["acc"] = accs[c]
+            peaks.append(np.max(np.abs(gen[c]), axis=1))
+    res["per_class"] = per
+    if gen:
+        res["gen_accuracy_per_class"] = accs
+        res["gen_accuracy"] = float(np.mean(list(accs.values())))
+        res["gen_peak_median_dbfs"] = float(20 * np.log10(np.median(np.concatenate(peaks))))
+        res["gen_variety_median"] = float(np.median([per[c]["gen"]["variety"] for c in gen]))
+    res["source"] = label
+    return res, recon, gen
 
-    # 2. class identity of generated samples
+
+def fmt_table(res, base, real, classes):
+    """Markdown table per class: real held-out | resynth | gen | prev gen."""
+    keys = [("energy lo150/hi4k %", None), ("centroid Hz", "centroid"), ("flatness", "flatness"),
+            ("attack ms", "attack"), ("decay -30 dB s", "decay30"), ("tail dB", "tail"),
+            ("raw peak dBFS", "peak"), ("variety dB", "variety"), ("classifier acc", "acc")]
+    lines = []
+    for c in classes:
+        cols = [("real", real[c]), ("resynth", res["per_class"][c]["resynth"]),
+                ("gen", res["per_class"][c].get("gen"))]
+        if base is not None:
+            cols.append(("prev gen", base["per_class"].get(c, {}).get("gen")))
+        lines.append("\n**%s**\n" % c)
+        lines.append("| | " + " | ".join(n for n, _ in cols) + " |")
+        lines.append("|---|" + "---:|" * len(cols))
+        for name, k in keys:
+            vals = []
+            for _, v in cols:
+                if v is None:
+                    vals.append("-")
+                    continue
+                if k is None:
+                    kk = "lo150" if c in LOW_CLASSES else "hi4k"
+                    vals.append("%.0f" % (100 * v[kk]))
+                elif k not in v or v[k] != v[k]:
+                    vals.append("-")
+                elif k == "centroid":
+                    vals.append("%.0f" % v[k])
+                elif k in ("flatness", "decay30", "acc"):
+                    vals.append("%.2f" % v[k])
+                else:
+                    vals.append("%.1f" % v[k])
+            nm = ("energy below 150 Hz %" if c in LOW_CLASSES else "energy above 4 kHz %") if k is None else name
+            lines.append("| %s | %s |" % (nm, " | ".join(vals)))
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description="quality of the drum model (see module doc)")
+    ap.add_argument("--model", default=os.path.join(ROOT, "models", "drums.safetensors"))
+    ap.add_argument("--run", default=None, help="evaluate <run>/stage*_state.pt instead")
+    ap.add_argument("--baseline", default=None, help="previous model file to compare with")
+    ap.add_argument("--data", default=os.path.join(HERE, "data", "drums16k.npz"))
+    ap.add_argument("--per_class", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--json", default=None, help="write the results here")
+    ap.add_argument("--md", default=None, help="write the per-class markdown tables here")
+    ap.add_argument("--png", default=None, help="folder for the spectrogram pictures")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+
+    d = dict(np.load(args.data))
+    audio, labels, split = d["audio"], d["labels"], d["split"]
+    classes = [str(c) for c in d["classes"]]
+    sr = int(d["sr"])
+    te = np.flatnonzero(split == 1)
+    tr = np.flatnonzero(split == 0)
     Xtr = features(audio[tr], sr)
     clf = fit_logreg(Xtr, labels[tr], len(classes))
     acc_real = float(np.mean(clf(features(audio[te], sr)) == labels[te]))
-    acc_rec = float(np.mean(clf(features(recon, sr)) == labels[te]))
-    res["classifier_real_test_accuracy"] = acc_real
-    res["classifier_reconstructed_test_accuracy"] = acc_rec
-    res["chance"] = 1.0 / len(classes)
-    print("\nClassifier (logistic regression on log-mel statistics) on real test samples: "
-          "%.3f, on their reconstructions: %.3f (chance %.3f)" % (acc_real, acc_rec, 1.0 / len(classes)))
-    cent_r, dec_r = centroid_and_decay(audio[tr], sr)
-    res["real_median"] = {classes[c]: {"centroid_hz": float(np.median(cent_r[labels[tr] == c])),
-                                       "decay_s": float(np.median(dec_r[labels[tr] == c]))}
-                          for c in range(len(classes))}
-    res["generated"] = {}
-    if l is None:
-        print("no sequence model: generation not evaluated")
-    else:
-        for T in [float(t) for t in args.temperatures.split(",")]:
-            gen, gl = [], []
-            for c in range(len(classes)):
-                for k in range(args.per_class):
-                    out = ref.sample_one_shot(w, l, args.seed, c, T, sequence=k)
-                    gen.append(out["audio"].numpy())
-                    gl.append(c)
-            gen, gl = np.stack(gen).astype(np.float32), np.array(gl)
-            if not np.all(np.isfinite(gen)):
-                sys.exit("generation produced non-finite values")
-            pred = clf(features(gen, sr))
-            cent_g, dec_g = centroid_and_decay(gen, sr)
-            g = {"accuracy": float(np.mean(pred == gl)),
-                 "per_class_accuracy": {classes[c]: float(np.mean(pred[gl == c] == c))
-                                        for c in range(len(classes))},
-                 "median": {classes[c]: {"centroid_hz": float(np.median(cent_g[gl == c])),
-                                         "decay_s": float(np.median(dec_g[gl == c]))}
-                            for c in range(len(classes))},
-                 "peak_median": float(np.median(np.abs(gen).max(1)))}
-            order = ["Kick", "Snare", "Hat"]
-            if all(o in classes for o in order):
-                gc = [g["median"][o]["centroid_hz"] for o in order]
-                rc = [res["real_median"][o]["centroid_hz"] for o in order]
-                g["centroid_order_kick_snare_hat"] = bool(gc[0] < gc[1] < gc[2])
-                res["real_centroid_order_kick_snare_hat"] = bool(rc[0] < rc[1] < rc[2])
-            res["generated"]["T=%g" % T] = g
-            print("\nGenerated, temperature %g, %d per class: classifier accuracy %.3f "
-                  "(chance %.3f)" % (T, args.per_class, g["accuracy"], 1.0 / len(classes)))
-            print("  %-16s %6s %14s %14s %12s %12s" % ("class", "acc", "centroid gen", "centroid real",
-                                                      "decay gen", "decay real"))
-            for c in classes:
-                print("  %-16s %6.2f %12.0f Hz %11.0f Hz %10.3f s %10.3f s" % (
-                    c, g["per_class_accuracy"][c], g["median"][c]["centroid_hz"],
-                    res["real_median"][c]["centroid_hz"], g["median"][c]["decay_s"],
-                    res["real_median"][c]["decay_s"]))
-            if "centroid_order_kick_snare_hat" in g:
-                print("  centroid order Kick < Snare < Hat: generated %s, real %s" % (
-                    g["centroid_order_kick_snare_hat"], res["real_centroid_order_kick_snare_hat"]))
+    real = {}
+    for ci, c in enumerate(classes):
+        real[c] = summarise(audio[te[labels[te] == ci]], sr)
+        real[c]["variety_all_real"] = variety(audio[labels == ci], sr)
+        real[c]["acc"] = float(np.mean(clf(features(audio[te[labels[te] == ci]], sr)) == ci))
+
+    w, l, source = load_models(args.run, args.model)
+    if w.hparams["sr"] != sr or w.tar_l != audio.shape[1]:
+        sys.exit("model (sr %d, tar_l %d) does not match the data (sr %d, tar_l %d)"
+                 % (w.hparams["sr"], w.tar_l, sr, audio.shape[1]))
+    res, recon, gen = evaluate_model(w, l, d, args, clf, source)
+    base = base_gen = None
+    if args.baseline:
+        wb, lb, sb = load_models(None, args.baseline)
+        base, _, base_gen = evaluate_model(wb, lb, d, args, clf, sb)
+    out = {"source": source, "classes": classes, "n_test": int(len(te)),
+           "classifier_real_test_accuracy": acc_real, "chance": 1.0 / len(classes),
+           "real_test": real, "model": res, "baseline": base}
+    out["targets"] = {}
+    for name, f in TARGETS:
+        try:
+            out["targets"][name] = {"model": bool(f(res)), "baseline": bool(f(base)) if base else None}
+        except (KeyError, TypeError, ValueError):
+            out["targets"][name] = {"model": None, "baseline": None}
+
+    print("source:", source, "| baseline:", args.baseline)
+    print("classifier on real test sounds: %.3f (chance %.3f)" % (acc_real, 1.0 / len(classes)))
+    for tag, r in (("model", res), ("baseline", base)):
+        if r is None:
+            continue
+        v = r["reconstruction_lsd_db"]
+        print("\n[%s] held-out reconstruction LSD %.2f dB (class noise %.2f, silence %.2f); "
+              "classifier on resynth %.3f" % (tag, v["model"], v["class_noise"], v["silence"],
+                                              r["resynth_classifier_accuracy"]))
+        for f_, v in r.get("reconstruction_lsd_db_per_source", {}).items():
+            print("  held-out LSD on the %d %s sounds: %.2f dB" % (v["n"], f_, v["model"]))
+        if "sequence_vae_test" in r:
+            print("  sequence VAE relative MSE on test mu: %.3f" % r["sequence_vae_test"]["relative"])
+        if "gen_accuracy" in r:
+            print("  generated: accuracy %.3f, per class %s; median raw peak %.1f dBFS; "
+                  "median variety %.2f dB" % (r["gen_accuracy"], json.dumps(
+                      {k: round(x, 2) for k, x in r["gen_accuracy_per_class"].items()}),
+                      r["gen_peak_median_dbfs"], r["gen_variety_median"]))
+        print("  %-16s %8s" % ("class", "LSD") + "".join("%10s" % k for k in (
+            "lo/hi%", "cent", "flat", "att ms", "dec30 s", "tail", "peak", "start", "swell", "var", "acc")))
+        for c in classes:
+            g = r["per_class"][c].get("gen")
+            lsd_c = r["reconstruction_lsd_db_per_class"].get(c, {}).get("model", float("nan"))
+            for name, v in (("real", real[c]), ("resynth", r["per_class"][c]["resynth"]), ("gen", g)):
+                if v is None:
+                    continue
+                kk = "lo150" if c in LOW_CLASSES else "hi4k"
+                print("  %-16s %8s" % (c + " " + name if name == "real" else "  " + name,
+                                       "%.2f" % lsd_c if name == "resynth" else "")
+                      + "%10.1f%10.0f%10.3f%10.1f%10.3f%10.1f%10.1f%10.3f%10.1f%10.2f%10s" % (
+                          100 * v[kk], v["centroid"], v["flatness"], v["attack"], v["decay30"],
+                          v["tail"], v["peak"], v["start"], v["swell"],
+                          v["variety"] if v["variety"] == v["variety"] else float("nan"),
+                          "%.2f" % v["acc"] if "acc" in v else ""))
+    print("\ntargets:")
+    for name, v in out["targets"].items():
+        print("  %-48s model %-5s baseline %s" % (name, v["model"], v["baseline"]))
+    if args.md:
+        with open(args.md, "w") as f:
+            f.write(fmt_table(res, base, real, classes) + "\n")
+    if args.png:
+        os.makedirs(args.png, exist_ok=True)
+        for ci, c in enumerate(classes):
+            rows = [audio[te[labels[te] == ci]]]
+            if c in gen:
+                rows.append(gen[c])
+            if base_gen and c in base_gen:
+                rows.append(base_gen[c])
+            class_picture(os.path.join(args.png, "%s.png" % c.lower()), rows, sr)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
-        print("\nwrote", args.json)
+            json.dump(out, f, indent=1)
+        print("wrote", args.json)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,14 @@
   magnitudes (Hann window, hop size/4, centred with reflection padding, power 1), and for
   each mel size the same on mel magnitudes (HTK mel scale, f_min 50 Hz, n_fft/4 bands, no
   band normalisation); with `log_weight > 0` each term also adds `log_weight *
-  mean|log(S_x + 1e-7) - log(S_y + 1e-7)|`. The sum is divided by the number of terms
-  (a log term counts `log_weight`), as the authors do.
+  mean|log(S_x + eps) - log(S_y + eps)|`. The sum is divided by the number of terms
+  (a log term counts `log_weight`), as the authors do. `log_floor_db = None`: eps =
+  1e-7 (the first bundled model; against zero-padded targets the term is dominated by
+  the output's failure to reach -140 dB in the target's digital silence). A number:
+  both magnitudes are floored at the target's largest magnitude (per example and
+  scale) times 10^(log_floor_db / 20) instead, so output below that floor in the
+  target's silence costs nothing and the term measures dB differences of the audible
+  part only.
 * `kld(mu, logvar)`: KL(N(mu, exp logvar) || N(0, 1)), summed over latent dims, averaged
   over the rows.
 * `BetaWarmup`: beta = 0 for the first `start` fraction of the steps, then linear up to
@@ -51,8 +57,9 @@ def stft_mag(x, n_fft):
 
 class SpectralDistance(torch.nn.Module):
     def __init__(self, sr, stft_scales=(2048, 1024, 512, 256, 128), mel_scales=(2048, 1024),
-                 log_weight=1.0, f_min=50.0):
+                 log_weight=1.0, f_min=50.0, log_floor_db=None):
         super().__init__()
+        self.log_floor_db = log_floor_db
         self.stft_scales = list(stft_scales)
         self.mel_scales = list(mel_scales)
         self.log_weight = float(log_weight)
@@ -63,7 +70,13 @@ class SpectralDistance(torch.nn.Module):
         d = (a - b).abs().mean()
         n = 1.0
         if self.log_weight > 0:
-            d = d + self.log_weight * (torch.log(a + 1e-7) - torch.log(b + 1e-7)).abs().mean()
+            if self.log_floor_db is None:
+                la, lb = torch.log(a + 1e-7), torch.log(b + 1e-7)
+            else:
+                fl = b.detach().flatten(1).max(dim=1).values * 10 ** (self.log_floor_db / 20.0)
+                fl = fl.clamp_min(1e-12).reshape(-1, *([1] * (b.dim() - 1)))
+                la, lb = torch.log(torch.maximum(a, fl)), torch.log(torch.maximum(b, fl))
+            d = d + self.log_weight * (la - lb).abs().mean()
             n += self.log_weight
         return d, n
 

@@ -10,6 +10,7 @@ only: no batch axis, no grad, noise as an input).
     python3 training/train.py stage1 --minutes 50       # resumable: rerun to continue
     python3 training/train.py stage2 --minutes 12
     python3 training/train.py export                    # authors'-format .ckpt + hparams yaml
+    python3 training/train.py table                     # held-out distance over the steps
 
 State is saved to <run>/stage{1,2}_state.pt every --save_minutes (model, optimiser, step,
 RNG states, loss history) and at the end; rerunning a stage resumes it up to --max_steps
@@ -17,16 +18,22 @@ RNG states, loss history) and at the end; rerunning a stage resumes it up to --m
 (--threads), as the project machine is shared.
 
 Stage 1 loss: the multi-scale spectral distance of training/losses.py (linear STFT 2048,
-1024, 512, 256, 128 and mel 2048, 1024; L1 of magnitudes and of log magnitudes) between
-input and output audio, plus beta * KL with beta warmed up from 0 at 10 % to tar_beta at
-60 % of max_steps. Encoder latents are sampled (reparametrised), decoder noise is
-torch.rand. Adam, learning rate decaying exponentially from --lr to --lr * 0.1.
-Augmentation: random polarity, random delay of 0..127 samples.
+1024, 512, 256, 128 and mel 2048, 1024; L1 of magnitudes plus --log_weight (0.3) times
+L1 of log magnitudes floored --log_floor_db (-90 dB) below the target's largest
+magnitude, so digital silence in the target costs nothing once the output is below the
+floor; 'none' restores the first model's eps 1e-7) between input and output audio, plus
+beta * KL with beta warmed up from 0 at 10 % to tar_beta at 60 % of max_steps. Encoder
+latents are sampled (reparametrised), decoder noise is torch.rand. Adam, learning rate
+decaying exponentially from --lr to --lr * 0.1. Batches sample every class equally
+often (--class_power 1). Augmentation: random polarity, random delay of 0..127 samples.
+New runs start with a post-processing FIR gain of --pp_gain_db and a quiet decoder
+(--out_bias), see init_gain: without it the FIR settles at -10 dB and kicks cannot be
+loud or bassy. `table` prints the held-out distances logged every --eval_every steps.
 
 Stage 2: the stage-1 encoder (eval mode) gives mu and logvar series [41, z_dim] of every
 training sample; the sequence VAE is trained on z = mu + eps * std (input) to
 reconstruct mu (MSE), class-conditioned (one-hot), plus beta * KL of the embedding,
-beta warmed up to tar_beta. Batches sample classes with weight ~ sqrt(count).
+beta warmed up to tar_beta2. Batches sample classes as in stage 1 (--class_power).
 """
 import argparse
 import json
@@ -177,9 +184,37 @@ def recalibrate_bn_stage1(w, audio, bs=8):
 
 
 @torch.no_grad()
-def eval_stage1(w, sd, audio, bs=16, bn_frozen=False):
+def init_gain(w, pp_gain_db, out_bias):
+    """Level-aware initialisation (same architecture and keys). The decoder's magnitudes
+    are capped (mod_sigmoid <= 2 per bin), so a narrowband sound (a kick's body: a few
+    bins) can only be loud if the post-processing FIR has gain; from PyTorch's default
+    init the first model's FIR settled at -10 dB (loud broadband noise early in training
+    taught it to attenuate) and kick bins saturated at H = 1.9. Here the FIR starts as a
+    delay-free gain of pp_gain_db (centre taps, the default random taps scaled by 0.1) and
+    the last decoder layer's bias at out_bias (H = 2 sigmoid(out_bias)^ln10: quiet
+    start)."""
+    conv = w.post_pro[0]
+    k = conv.weight.shape[-1] // 2
+    conv.weight.mul_(0.1)
+    conv.weight[:, :, k] += 10 ** (pp_gain_db / 20.0) / conv.weight.shape[1]
+    conv.bias.zero_()
+    w.decoder_linears[-1].bias.fill_(out_bias)
+
+
+def class_weights(labels, power):
+    """Sampling probability per item: class weight count^-power (1: every class equally
+    often, 0: every item equally often), normalised."""
+    counts = np.bincount(labels).astype(np.float64)
+    p = (np.maximum(counts, 1) ** -float(power))[labels]
+    return p / p.sum()
+
+
+@torch.no_grad()
+def eval_stage1(w, sd, audio, bs=16, bn_frozen=False, with_lsd=False):
+    """Held-out spectral distance (the training loss, z = mu, eval mode) and, with
+    with_lsd, the log-spectral distance in dB of training/evaluate.py (the card's)."""
     w.eval()
-    tot, n = 0.0, 0
+    tot, n, lsds = 0.0, 0, []
     g = torch.get_rng_state()
     torch.manual_seed(0)
     for i in range(0, len(audio), bs):
@@ -188,9 +223,14 @@ def eval_stage1(w, sd, audio, bs=16, bn_frozen=False):
         y = w_decode(w, mu, x.shape[0])
         tot += sd(y, x).item() * x.shape[0]
         n += x.shape[0]
+        if with_lsd:
+            import evaluate
+            lsds.append(evaluate.lsd(y.numpy(), x.numpy()))
     torch.set_rng_state(g)
     w.train()
     set_bn_frozen(w, bn_frozen)
+    if with_lsd:
+        return tot / n, float(np.concatenate(lsds).mean())
     return tot / n
 
 
@@ -206,7 +246,15 @@ def stage1(args):
     w = WaveformVAE(**hp)
     w.train()
     opt = torch.optim.Adam(trainable(w), lr=args.lr)
-    sd = losses.SpectralDistance(hp["sr"], log_weight=1.0)
+    cfg = st.get("config", {}) if os.path.exists(path) else {}
+    # loss and sampling settings: a resumed run keeps its own (older runs: the first model's)
+    log_weight = cfg.get("log_weight", 1.0 if cfg else args.log_weight)
+    log_floor_db = cfg.get("log_floor_db", None) if cfg else (
+        None if args.log_floor_db.lower() == "none" else float(args.log_floor_db))
+    class_power = cfg.get("class_power", 0.0 if cfg else args.class_power)
+    sd = losses.SpectralDistance(hp["sr"], log_weight=log_weight, log_floor_db=log_floor_db)
+    y_tr = data["labels"][data["split"] == 0]
+    p_tr = class_weights(y_tr, class_power)
     step, hist, elapsed, bn_frozen = 0, [], 0.0, False
     if os.path.exists(path):
         w.load_state_dict(st["model"])
@@ -222,8 +270,10 @@ def stage1(args):
         torch.manual_seed(args.seed)
         np.random.seed(args.seed)
         max_steps = args.max_steps
-        log(args.run, "stage1: new run, hparams %s, %d train / %d test samples, max_steps %d"
-            % (json.dumps(hp), len(tr), len(te), max_steps))
+        init_gain(w, args.pp_gain_db, args.out_bias)
+        log(args.run, "stage1: new run, hparams %s, %d train / %d test samples, max_steps %d, "
+            "loss: log_weight %s, log_floor_db %s; class_power %s"
+            % (json.dumps(hp), len(tr), len(te), max_steps, log_weight, log_floor_db, class_power))
     beta = losses.BetaWarmup(args.tar_beta, max_steps)
     lr_of = lambda s: args.lr * (0.1 ** (s / max_steps))  # noqa: E731
 
@@ -233,7 +283,10 @@ def stage1(args):
                           "rng": rng_state(), "elapsed_s": elapsed, "bn_frozen": bn_frozen,
                           "config": {"lr": args.lr, "tar_beta": args.tar_beta,
                                      "batch": args.batch, "seed": args.seed,
-                                     "freeze_bn_at": args.freeze_bn_at}})
+                                     "freeze_bn_at": args.freeze_bn_at,
+                                     "log_weight": log_weight, "log_floor_db": log_floor_db,
+                                     "pp_gain_db": args.pp_gain_db, "out_bias": args.out_bias,
+                                     "class_power": class_power}})
 
     freeze_at = int(args.freeze_bn_at * max_steps)
     t_start = time.time()
@@ -250,7 +303,7 @@ def stage1(args):
             bn_frozen = True
             log(args.run, "stage1: BatchNorm statistics recalibrated on the training set and "
                 "frozen at step %d (test spec %.4f)" % (step, eval_stage1(w, sd, te, bn_frozen=True)))
-        idx = np.random.randint(0, len(tr), size=args.batch)
+        idx = np.random.choice(len(tr), size=args.batch, p=p_tr)
         x = augment(torch.from_numpy(tr[idx]))
         for g in opt.param_groups:
             g["lr"] = lr_of(step)
@@ -274,7 +327,8 @@ def stage1(args):
             rec = {"step": step, "spec": acc["spec"] / acc["n"], "kld": acc["kld"] / acc["n"],
                    "beta": b, "lr": lr_of(step), "elapsed_s": round(elapsed, 1)}
             if step % args.eval_every == 0 or step == max_steps:
-                rec["test_spec"] = eval_stage1(w, sd, te, bn_frozen=bn_frozen)
+                rec["test_spec"], rec["test_lsd_db"] = eval_stage1(w, sd, te, bn_frozen=bn_frozen,
+                                                                   with_lsd=True)
             hist.append(rec)
             log(args.run, "stage1 " + json.dumps(rec))
             acc = {"spec": 0.0, "kld": 0.0, "n": 0}
@@ -339,9 +393,8 @@ def stage2(args):
         log(args.run, "stage2: new run, hparams %s, max_steps %d" % (json.dumps(hp), max_steps))
     beta = losses.BetaWarmup(args.tar_beta2, max_steps)
     lr_of = lambda s: args.lr2 * (0.1 ** (s / max_steps))  # noqa: E731
-    counts = np.bincount(y_tr.numpy(), minlength=len(classes)).astype(np.float64)
-    p = (1.0 / np.sqrt(np.maximum(counts, 1)))[y_tr.numpy()]
-    p /= p.sum()
+    class_power = st["config"].get("class_power", 0.5) if os.path.exists(path) else args.class_power
+    p = class_weights(y_tr.numpy(), class_power)
 
     def snapshot():
         save_state(path, {"hparams": hp, "model": l.state_dict(), "optimizer": opt.state_dict(),
@@ -349,7 +402,8 @@ def stage2(args):
                           "rng": rng_state(), "elapsed_s": elapsed, "bn_frozen": bn_frozen,
                           "config": {"lr": args.lr2, "tar_beta": args.tar_beta2,
                                      "batch": args.batch2, "seed": args.seed,
-                                     "freeze_bn_at": args.freeze_bn_at}})
+                                     "freeze_bn_at": args.freeze_bn_at,
+                                     "class_power": class_power}})
 
     @torch.no_grad()
     def evaluate():
@@ -443,9 +497,30 @@ def export(args):
         print("wrote %s (%.1f MB), %s" % (ckpt, os.path.getsize(ckpt) / 1e6, yml))
 
 
+def table(args):
+    """Prints the held-out distances logged during training (a markdown table), to see
+    whether they have flattened."""
+    st = torch.load(os.path.join(args.run, "stage1_state.pt"))
+    print("| step | lr | beta | train spec | held-out spec | held-out LSD dB |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in st["history"]:
+        if "test_spec" in r:
+            print("| %d | %.2e | %.4f | %.4f | %.4f | %s |" % (
+                r["step"], r["lr"], r["beta"], r["spec"], r["test_spec"],
+                "%.2f" % r["test_lsd_db"] if "test_lsd_db" in r else "-"))
+    p2 = os.path.join(args.run, "stage2_state.pt")
+    if os.path.exists(p2):
+        st = torch.load(p2)
+        print("\n| stage 2 step | train MSE | KL nats | beta | held-out MSE |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in st["history"]:
+            print("| %d | %.4f | %.2f | %.4f | %.4f |" % (r["step"], r["rec"], r["kld"], r["beta"],
+                                                      r["test_rec"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description="train the bundled drum model (see module doc)")
-    ap.add_argument("what", choices=["stage1", "stage2", "export"])
+    ap.add_argument("what", choices=["stage1", "stage2", "export", "table"])
     ap.add_argument("--data", default=os.path.join(HERE, "data", "drums16k.npz"))
     ap.add_argument("--run", default=os.path.join(HERE, "runs", "drums"))
     ap.add_argument("--out", default=None, help="export folder (default <run>/export)")
@@ -460,16 +535,30 @@ def main():
     ap.add_argument("--freeze_bn_at", type=float, default=0.2,
                     help="fraction of max_steps after which BatchNorm statistics are "
                     "recalibrated and frozen (stage 1)")
+    ap.add_argument("--log_weight", type=float, default=0.3,
+                    help="weight of the log-magnitude term of the stage-1 loss (0: off)")
+    ap.add_argument("--log_floor_db", default="-90",
+                    help="log term floor in dB relative to the target's largest magnitude "
+                    "per example and scale; 'none': eps 1e-7 (the first bundled model)")
+    ap.add_argument("--class_power", type=float, default=1.0,
+                    help="batches sample class c with weight count_c^-power: 1 balanced "
+                    "(default, both stages), 0.5 sqrt (the first model's stage 2), 0 none")
+    ap.add_argument("--pp_gain_db", type=float, default=24.0,
+                    help="new runs: initial gain of the post-processing FIR (see init_gain)")
+    ap.add_argument("--out_bias", type=float, default=-1.5,
+                    help="new runs: initial bias of the decoder's output layer")
     ap.add_argument("--batch2", type=int, default=32)
     ap.add_argument("--max_steps2", type=int, default=6000)
     ap.add_argument("--lr2", type=float, default=1e-3)
-    ap.add_argument("--tar_beta2", type=float, default=0.01)
+    ap.add_argument("--tar_beta2", type=float, default=0.002,
+                    help="stage-2 KL weight (the first model: 0.01, the authors' value; its "
+                    "embedding carried 2 nats and one-shots of a class were much alike)")
     ap.add_argument("--log_every", type=int, default=25)
     ap.add_argument("--eval_every", type=int, default=250)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
-    {"stage1": stage1, "stage2": stage2, "export": export}[args.what](args)
+    {"stage1": stage1, "stage2": stage2, "export": export, "table": table}[args.what](args)
 
 
 if __name__ == "__main__":
