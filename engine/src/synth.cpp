@@ -84,6 +84,9 @@ size_t pow2_at_least(size_t n) {
   return p;
 }
 
+// Largest piece of engine output fed to the output converter at once (resampled hosts).
+constexpr int kConvPiece = 16;
+
 // ---- voices ------------------------------------------------------------------------------
 
 // Engine time at which voice v's output first needs grain j (the FIR reads la samples
@@ -568,6 +571,7 @@ void clear_state(ngs_synth &s) {
   s.work_n = 0;
   s.host_pos = 0;
   s.tick = 0;
+  s.conv = 0;
   s.begun = s.extra - s.hop;  // in spread mode the first work is for [hop, 2 hop)
   for (auto &m : s.mix) std::fill(m.begin(), m.end(), 0.0f);
   std::fill(s.in_ring.begin(), s.in_ring.end(), 0.0f);
@@ -897,10 +901,16 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
     }
   } else {
     resample_in(s, in, n_frames);
+    // The output converter is fed in pieces of at most kConvPiece engine samples, only as
+    // far as this block needs: its cost (libsamplerate's sinc filters dominate the cost of
+    // a few voices) is spread over the blocks instead of landing a whole tick's worth in
+    // one. The converter's output does not depend on how its input is cut, and a tick's
+    // work begins no earlier in host time than before, so the offset D stays valid.
     while (s.fifo_write - s.fifo_read < static_cast<size_t>(n_frames)) {
-      const int64_t T = s.tick;
-      do_tick(s);
-      resample_out(s, tick_output(s, T), s.chunk);
+      if (s.conv == s.tick) do_tick(s);
+      const int m = static_cast<int>(std::min<int64_t>(kConvPiece, s.tick - s.conv));
+      resample_out(s, tick_output(s, s.conv), m);
+      s.conv += m;
     }
     for (int i = 0; i < n_frames; ++i) out[i] = s.fifo[(s.fifo_read++) & s.fifo_mask];
   }

@@ -185,6 +185,7 @@ struct ngs_synth {
   // time and buffers
   int64_t host_pos = 0;   // host frames rendered
   int64_t tick = 0;       // engine time of the next tick
+  int64_t conv = 0;       // resampled: engine time of the next sample for the output converter
   int64_t begun = -1;     // last interval start W whose work has begun
   std::vector<float> mix[2];
   std::vector<float> in_ring;
