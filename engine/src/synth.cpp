@@ -470,16 +470,31 @@ void finish_work(ngs_synth &s, int64_t W) {
   s.stats.active.store(active, std::memory_order_relaxed);
 }
 
-// One tick: `chunk` engine samples starting at s.tick.
+// Ticks: slice k of a hop covers engine samples [P + bound(k), P + bound(k + 1)) of the
+// hop starting at P, bound(k) = floor(k hop / slices) (slices <= hop, so none is empty).
+inline int tick_bound(const ngs_synth &s, int k) {
+  return static_cast<int>(static_cast<int64_t>(k) * s.hop / s.slices);
+}
+// The slice whose tick starts at offset `off` of its hop (off = bound(k)).
+inline int tick_slice(const ngs_synth &s, int64_t off) {
+  return static_cast<int>((off * s.slices + s.hop - 1) / s.hop);
+}
+// Engine time just past the tick that starts at T.
+inline int64_t tick_end(const ngs_synth &s, int64_t T) {
+  const int64_t P = T - T % s.hop;
+  return P + tick_bound(s, tick_slice(s, T - P) + 1);
+}
+
+// One tick: the engine samples [s.tick, tick_end) and slice k of a hop's work.
 void do_tick(ngs_synth &s) {
   const int64_t T = s.tick;
   const int64_t P = T - T % s.hop;
-  const int k = static_cast<int>((T - P) / s.chunk);
+  const int k = tick_slice(s, T - P);
   const int64_t W = P + s.extra;
   if (k == 0) begin_work(s, W);
   slice_work(s, k);
   if (k == s.slices - 1) finish_work(s, W);
-  s.tick = T + s.chunk;
+  s.tick = P + tick_bound(s, k + 1);
 }
 
 inline const float *tick_output(const ngs_synth &s, int64_t T) {
@@ -612,13 +627,13 @@ int64_t find_offset(ngs_synth &s) {
       SRC_DATA o;
       std::memset(&o, 0, sizeof o);
       o.data_in = zero.data();
-      o.input_frames = s.chunk;
+      o.input_frames = static_cast<long>(tick_end(s, T) - T);
       o.data_out = s.src_buf.data();
       o.output_frames = static_cast<long>(s.src_buf.size());
       o.src_ratio = 1.0 / s.r_mh;
       src_process(s.src_out, &o);
       produced_out += o.output_frames_gen;
-      T += s.chunk;
+      T = tick_end(s, T);
     }
   }
   src_reset(s.src_in);
@@ -770,8 +785,15 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.max_voices = p.max_voices;
   s.n_slots = 2 * p.max_voices;  // room for voices fading out after a stop or a steal
   s.extra = p.spread ? s.hop : 0;
-  s.slices = p.spread && s.hop % 4 == 0 ? 4 : 1;
-  s.chunk = s.hop / s.slices;
+  // Spread mode: as many slices as a hop has host blocks of max_block frames (at least
+  // 4, at most one per engine sample), so that a block meets about one slice of the work.
+  if (p.spread) {
+    const int64_t hop_host = static_cast<int64_t>(s.hop) * s.sr_host / s.sr_model;
+    s.slices = static_cast<int>(std::min<int64_t>(s.hop, std::max<int64_t>(4, hop_host / p.max_block)));
+  } else {
+    s.slices = 1;
+  }
+  s.chunk = (s.hop + s.slices - 1) / s.slices;  // the longest tick
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.backend = cpu::make_cpu_backend(m.file->waveform);
