@@ -191,6 +191,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     v.key.sequence = ev.sequence;
   }
   v.next_grain = 0;
+  v.need_start = false;
   v.n_total = -1;
   v.release = false;
   v.use_path = false;
@@ -199,8 +200,11 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
   if (kind == NGS_SYNTH_VOICE_ONE_SHOT) {
     v.class_index = s.model->lc().n_conds > 0 ? ev.class_index : -1;
     v.n_total = s.model->n_grains();
-    embedding_sample(*s.model, ev.temperature, v.key.seed, v.key.sequence, s.e.data());
-    s.latent->start(s.e.data(), v.class_index, v.state, s.lat_start_scratch.data());
+    // The RNN's start (embedding, decoder MLP, first input projection) runs with the
+    // voice's first grain (compute_grains), so that in spread mode the starts of a hop are
+    // sliced with its grains instead of all landing in its first slice.
+    v.temperature = ev.temperature;
+    v.need_start = true;
   } else if (kind == NGS_SYNTH_VOICE_FREE) {
     if (ev.use_path) {
       v.use_path = true;
@@ -297,6 +301,11 @@ void compute_grains(ngs_synth &s, Batch &q, const int *slots, int n) {
   for (int i = 0; i < n; ++i) {
     Voice &v = s.voices[slots[i]];
     if (v.kind != NGS_SYNTH_VOICE_ONE_SHOT) continue;
+    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
+      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
+      s.latent->start(q.e.data(), v.class_index, v.state, q.lat_scratch.data());
+      v.need_start = false;
+    }
     q.states[B] = v.state;
     q.classes[B] = v.class_index;
     q.batch_slot[B++] = slots[i];
@@ -836,9 +845,8 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
     q.enc_in.assign(B * s.l, 0.0f);
     q.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
     if (s.latent) q.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
+    q.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
   }
-  if (s.latent) s.lat_start_scratch.assign(s.latent->scratch_floats(1), 0.0f);
-  s.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.
