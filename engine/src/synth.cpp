@@ -84,6 +84,9 @@ size_t pow2_at_least(size_t n) {
   return p;
 }
 
+// Largest piece of engine output fed to the output converter at once (resampled hosts).
+constexpr int kConvPiece = 16;
+
 // ---- voices ------------------------------------------------------------------------------
 
 // Engine time at which voice v's output first needs grain j (the FIR reads la samples
@@ -188,6 +191,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     v.key.sequence = ev.sequence;
   }
   v.next_grain = 0;
+  v.need_start = false;
   v.n_total = -1;
   v.release = false;
   v.use_path = false;
@@ -196,8 +200,11 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
   if (kind == NGS_SYNTH_VOICE_ONE_SHOT) {
     v.class_index = s.model->lc().n_conds > 0 ? ev.class_index : -1;
     v.n_total = s.model->n_grains();
-    embedding_sample(*s.model, ev.temperature, v.key.seed, v.key.sequence, s.e.data());
-    s.latent->start(s.e.data(), v.class_index, v.state, s.lat_start_scratch.data());
+    // The RNN's start (embedding, decoder MLP, first input projection) runs with the
+    // voice's first grain (compute_grains), so that in spread mode the starts of a hop are
+    // sliced with its grains instead of all landing in its first slice.
+    v.temperature = ev.temperature;
+    v.need_start = true;
   } else if (kind == NGS_SYNTH_VOICE_FREE) {
     if (ev.use_path) {
       v.use_path = true;
@@ -294,6 +301,11 @@ void compute_grains(ngs_synth &s, Batch &q, const int *slots, int n) {
   for (int i = 0; i < n; ++i) {
     Voice &v = s.voices[slots[i]];
     if (v.kind != NGS_SYNTH_VOICE_ONE_SHOT) continue;
+    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
+      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
+      s.latent->start(q.e.data(), v.class_index, v.state, q.lat_scratch.data());
+      v.need_start = false;
+    }
     q.states[B] = v.state;
     q.classes[B] = v.class_index;
     q.batch_slot[B++] = slots[i];
@@ -467,16 +479,31 @@ void finish_work(ngs_synth &s, int64_t W) {
   s.stats.active.store(active, std::memory_order_relaxed);
 }
 
-// One tick: `chunk` engine samples starting at s.tick.
+// Ticks: slice k of a hop covers engine samples [P + bound(k), P + bound(k + 1)) of the
+// hop starting at P, bound(k) = floor(k hop / slices) (slices <= hop, so none is empty).
+inline int tick_bound(const ngs_synth &s, int k) {
+  return static_cast<int>(static_cast<int64_t>(k) * s.hop / s.slices);
+}
+// The slice whose tick starts at offset `off` of its hop (off = bound(k)).
+inline int tick_slice(const ngs_synth &s, int64_t off) {
+  return static_cast<int>((off * s.slices + s.hop - 1) / s.hop);
+}
+// Engine time just past the tick that starts at T.
+inline int64_t tick_end(const ngs_synth &s, int64_t T) {
+  const int64_t P = T - T % s.hop;
+  return P + tick_bound(s, tick_slice(s, T - P) + 1);
+}
+
+// One tick: the engine samples [s.tick, tick_end) and slice k of a hop's work.
 void do_tick(ngs_synth &s) {
   const int64_t T = s.tick;
   const int64_t P = T - T % s.hop;
-  const int k = static_cast<int>((T - P) / s.chunk);
+  const int k = tick_slice(s, T - P);
   const int64_t W = P + s.extra;
   if (k == 0) begin_work(s, W);
   slice_work(s, k);
   if (k == s.slices - 1) finish_work(s, W);
-  s.tick = T + s.chunk;
+  s.tick = P + tick_bound(s, k + 1);
 }
 
 inline const float *tick_output(const ngs_synth &s, int64_t T) {
@@ -568,6 +595,7 @@ void clear_state(ngs_synth &s) {
   s.work_n = 0;
   s.host_pos = 0;
   s.tick = 0;
+  s.conv = 0;
   s.begun = s.extra - s.hop;  // in spread mode the first work is for [hop, 2 hop)
   for (auto &m : s.mix) std::fill(m.begin(), m.end(), 0.0f);
   std::fill(s.in_ring.begin(), s.in_ring.end(), 0.0f);
@@ -608,13 +636,13 @@ int64_t find_offset(ngs_synth &s) {
       SRC_DATA o;
       std::memset(&o, 0, sizeof o);
       o.data_in = zero.data();
-      o.input_frames = s.chunk;
+      o.input_frames = static_cast<long>(tick_end(s, T) - T);
       o.data_out = s.src_buf.data();
       o.output_frames = static_cast<long>(s.src_buf.size());
       o.src_ratio = 1.0 / s.r_mh;
       src_process(s.src_out, &o);
       produced_out += o.output_frames_gen;
-      T += s.chunk;
+      T = tick_end(s, T);
     }
   }
   src_reset(s.src_in);
@@ -766,8 +794,15 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.max_voices = p.max_voices;
   s.n_slots = 2 * p.max_voices;  // room for voices fading out after a stop or a steal
   s.extra = p.spread ? s.hop : 0;
-  s.slices = p.spread && s.hop % 4 == 0 ? 4 : 1;
-  s.chunk = s.hop / s.slices;
+  // Spread mode: as many slices as a hop has host blocks of max_block frames (at least
+  // 4, at most one per engine sample), so that a block meets about one slice of the work.
+  if (p.spread) {
+    const int64_t hop_host = static_cast<int64_t>(s.hop) * s.sr_host / s.sr_model;
+    s.slices = static_cast<int>(std::min<int64_t>(s.hop, std::max<int64_t>(4, hop_host / p.max_block)));
+  } else {
+    s.slices = 1;
+  }
+  s.chunk = (s.hop + s.slices - 1) / s.slices;  // the longest tick
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.backend = cpu::make_cpu_backend(m.file->waveform);
@@ -810,9 +845,8 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
     q.enc_in.assign(B * s.l, 0.0f);
     q.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
     if (s.latent) q.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
+    q.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
   }
-  if (s.latent) s.lat_start_scratch.assign(s.latent->scratch_floats(1), 0.0f);
-  s.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.
@@ -897,10 +931,16 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
     }
   } else {
     resample_in(s, in, n_frames);
+    // The output converter is fed in pieces of at most kConvPiece engine samples, only as
+    // far as this block needs: its cost (libsamplerate's sinc filters dominate the cost of
+    // a few voices) is spread over the blocks instead of landing a whole tick's worth in
+    // one. The converter's output does not depend on how its input is cut, and a tick's
+    // work begins no earlier in host time than before, so the offset D stays valid.
     while (s.fifo_write - s.fifo_read < static_cast<size_t>(n_frames)) {
-      const int64_t T = s.tick;
-      do_tick(s);
-      resample_out(s, tick_output(s, T), s.chunk);
+      if (s.conv == s.tick) do_tick(s);
+      const int m = static_cast<int>(std::min<int64_t>(kConvPiece, s.tick - s.conv));
+      resample_out(s, tick_output(s, s.conv), m);
+      s.conv += m;
     }
     for (int i = 0; i < n_frames; ++i) out[i] = s.fifo[(s.fifo_read++) & s.fifo_mask];
   }

@@ -66,6 +66,8 @@ struct Voice {
   bool use_path = false;
   PathCursor path;
   float *state = nullptr;      // LatentStream state (one-shots)
+  bool need_start = false;     // one-shot: state not yet started (done with grain 0)
+  float temperature = 1.0f;    // one-shot: embedding temperature
   float *z_cur = nullptr, *z_from = nullptr, *z_target = nullptr;  // [z_dim] (free voices)
   int glide_total = 0, glide_done = 0;
   cpu::OlaStream ola;
@@ -115,7 +117,7 @@ class PostQueue {
 // One thread's batch buffers and decoder session (the caller's is batches[0]).
 struct Batch {
   std::unique_ptr<Session> session;
-  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in;
+  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in, e;
   std::vector<GrainSpec> spec;
   std::vector<float *> states;
   std::vector<int> classes, batch_slot, round;
@@ -165,7 +167,6 @@ struct ngs_synth {
   int work_n = 0;
   int64_t work_time = 0;  // the interval start W being computed
   std::vector<ngs::synth::Batch> batches;  // one per thread
-  std::vector<float> lat_start_scratch, e;  // voice starts (audio thread)
   int group_b = 0, group_e = 0, groups = 0;  // the slice being split across threads
   // events
   ngs::synth::PostQueue queue;
@@ -179,6 +180,7 @@ struct ngs_synth {
   // time and buffers
   int64_t host_pos = 0;   // host frames rendered
   int64_t tick = 0;       // engine time of the next tick
+  int64_t conv = 0;       // resampled: engine time of the next sample for the output converter
   int64_t begun = -1;     // last interval start W whose work has begun
   std::vector<float> mix[2];
   std::vector<float> in_ring;

@@ -454,22 +454,29 @@ TEST_P(SynthTest, LatencyEqualsMeasuredDelay) {
   }
 }
 
-// Spread mode: the same output one hop later.
+// Spread mode: the same output one hop later, for any number of slices (one per host
+// block of max_block frames in a hop: 4 for large blocks, up to one per sample).
 TEST_P(SynthTest, SpreadModeIsOneHopLater) {
   ngs_synth_params p = ngs_synth_default_params();
   ngs_synth *a = make(p);
-  p.spread = 1;
-  ngs_synth *b = make(p);
   const int hop = info_.hop_size;
   std::vector<Timed> ev = {one_shot(10, 1, 3), free_voice(hop + 3, 2, random_z(4), 0, 1),
                            one_shot(2 * hop + 7, 3, 4), simple(5 * hop, NGS_SYNTH_EVENT_STOP, 2)};
+  for (int i = 0; i < 9; ++i) ev.push_back(one_shot(3 * hop + 5 * i, 10 + i, 20 + i));  // 9 in one hop
+  std::stable_sort(ev.begin(), ev.end(), [](const Timed &x, const Timed &y) { return x.frame < y.frame; });
   const int64_t frames = 8 * hop + info_.sample_length;
-  const std::vector<float> oa = render(a, ev, frames, 64), ob = render(b, ev, frames + hop, 17);
-  // Bit for bit: a voice's grain does not depend on which batch computes it.
-  EXPECT_EQ(0, std::memcmp(ob.data() + hop, oa.data(), sizeof(float) * oa.size()));
-  for (int t = 0; t < hop; ++t) ASSERT_EQ(ob[t], 0.0f);
+  const std::vector<float> oa = render(a, ev, frames, 64);
+  for (int max_block : {4096, 64, 17, 5, 1}) {
+    p.spread = 1;
+    p.max_block = max_block;
+    ngs_synth *b = make(p);
+    const std::vector<float> ob = render(b, ev, frames + hop, std::min(17, max_block));
+    // Bit for bit: a voice's grain does not depend on which batch computes it.
+    EXPECT_EQ(0, std::memcmp(ob.data() + hop, oa.data(), sizeof(float) * oa.size())) << "max_block " << max_block;
+    for (int t = 0; t < hop; ++t) ASSERT_EQ(ob[t], 0.0f) << "max_block " << max_block;
+    ngs_synth_free(b);
+  }
   ngs_synth_free(a);
-  ngs_synth_free(b);
 }
 
 TEST_P(SynthTest, BadEventsAreDroppedAndCounted) {
