@@ -132,7 +132,8 @@ def fresh_rng():
 # ---- layout and signatures ------------------------------------------------------------
 
 _CTYPE_OF = {"int": ctypes.c_int, "float": ctypes.c_float, "double": ctypes.c_double,
-             "size_t": ctypes.c_size_t, "uint64_t": ctypes.c_uint64, "uint32_t": ctypes.c_uint32}
+             "size_t": ctypes.c_size_t, "uint64_t": ctypes.c_uint64, "uint32_t": ctypes.c_uint32,
+             "int32_t": ctypes.c_int32}
 
 
 def _strip_comments(text):

@@ -168,6 +168,28 @@ class _loop_params(Structure):
     _fields_ = [("temperature", c_float), ("seed", c_uint64)]
 
 
+# ngs_synth_* (the real-time synth, docs/SYNTH.md).
+class _synth_event(Structure):
+    _fields_ = [("type", c_int), ("frame", c_uint32), ("voice", ctypes.c_int32),
+                ("kind", c_int), ("class_index", c_int), ("temperature", c_float),
+                ("seed", c_uint64), ("sequence", c_uint32), ("gain", c_float),
+                ("z", c_void_p), ("use_path", c_int), ("path", _path_params),
+                ("path_grains", c_int), ("glide", c_float), ("fade", ctypes.c_int32)]
+
+
+class _synth_params(Structure):
+    _fields_ = [("sample_rate", c_int), ("max_block", c_int), ("max_voices", c_int),
+                ("n_threads", c_int), ("seed", c_uint64), ("queue_size", c_int),
+                ("fade_frames", c_int), ("spread", c_int), ("resampler", c_int)]
+
+
+class _synth_stats(Structure):
+    _fields_ = [("blocks", c_uint64), ("frames", c_uint64), ("events_applied", c_uint64),
+                ("events_dropped", c_uint64), ("queue_overflows", c_uint64),
+                ("voices_stolen", c_uint64), ("grains", c_uint64), ("active_voices", c_int),
+                ("process_max_us", c_double), ("process_mean_us", c_double)]
+
+
 # C name of each struct (used by the layout tests).
 STRUCTS = {
     "ngs_model_params": _model_params, "ngs_model_info": _model_info,
@@ -175,6 +197,8 @@ STRUCTS = {
     "ngs_encode_params": _encode_params, "ngs_sample_params": _sample_params,
     "ngs_path_params": _path_params, "ngs_resynth_params": _resynth_params,
     "ngs_loop_event": _loop_event, "ngs_loop_params": _loop_params,
+    "ngs_synth_event": _synth_event, "ngs_synth_params": _synth_params,
+    "ngs_synth_stats": _synth_stats,
 }
 
 _p = c_void_p  # float buffers and opaque handles
@@ -220,6 +244,17 @@ _SIGNATURES = {
     "ngs_loop_default_params": (_loop_params, []),
     "ngs_render_loop": (_status, [_p, POINTER(_loop_event), c_int, _loop_params, _p,
                                   c_size_t]),
+    "ngs_synth_default_event": (_synth_event, [c_int]),
+    "ngs_synth_default_params": (_synth_params, []),
+    "ngs_synth_init": (_status, [_p, _synth_params, POINTER(c_void_p)]),
+    "ngs_synth_free": (None, [_p]),
+    "ngs_synth_process": (_status, [_p, POINTER(_synth_event), c_int, _p, _p, c_int]),
+    "ngs_synth_post": (_status, [_p, POINTER(_synth_event)]),
+    "ngs_synth_voice_new": (ctypes.c_int32, [_p]),
+    "ngs_synth_latency": (c_int, [_p]),
+    "ngs_synth_input_latency": (c_int, [_p]),
+    "ngs_synth_reset": (_status, [_p]),
+    "ngs_synth_get_stats": (_status, [_p, POINTER(_synth_stats)]),
 }
 
 # ---- finding and loading the library --------------------------------------------------
@@ -1132,3 +1167,206 @@ def _event_fields(ev, i):
         return ev[0], ev[1], (ev[2] if len(ev) == 3 else 1.0)
     raise ValueError("ngs: events[%d] = %r: expected LoopEvent, (cls, onset[, amplitude]) "
                      "or a dict" % (i, ev))
+
+
+# ---- real-time synth ------------------------------------------------------------------
+
+SYNTH_EVENT_TYPES = ("start", "stop", "release", "set_latent", "set_gain", "stop_all")
+SYNTH_VOICE_KINDS = ("one_shot", "free", "resynth")
+_SYNTH_EVENT_KEYS = {"type", "frame", "voice", "kind", "cls", "class", "class_index",
+                     "temperature", "seed", "sequence", "gain", "z", "path", "path_grains",
+                     "glide", "fade"}
+_PATH_KEYS = {"kind", "temperature", "seed", "sequence", "turns", "points", "legs", "gamma"}
+
+
+def _name_index(v, names, what):
+    if isinstance(v, str) and v in names:
+        return names.index(v)
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= int(v) < len(names):
+        return int(v)
+    raise ValueError("ngs: unknown synth %s %r (%s)" % (what, v, ", ".join(names)))
+
+
+class Synth(_Closable):
+    """The real-time synth ngs_synth (docs/SYNTH.md, README "Real time") on a Model:
+    one-shots, free voices from a latent or a latent path, live resynthesis; events with
+    frame offsets inside the block; mono float32 out. `sample_rate` is the host rate (0:
+    the model's); `block` the largest block; `voices` the voices playing at once.
+
+        with ngs.Synth(model, 48000, 256) as s:
+            v = s.voice_new()
+            out = s.process(256, [{"type": "start", "kind": "one_shot", "class": "Kick",
+                                   "voice": v, "frame": 17, "seed": 1}])
+
+    Events are dicts with the fields of ngs_synth_event ("type": start / stop / release /
+    set_latent / set_gain / stop_all; "kind": one_shot / free / resynth; "class" a name or
+    index; "z" a float array of z_dim; "path" a dict of ngs_path_params fields with
+    "kind" a path kind name, plus "path_grains"). process() and reset() run one at a time
+    (a call while another thread is in one raises ContextBusyError); post() and
+    voice_new() may be called from any thread at any time."""
+
+    def __init__(self, model, sample_rate=0, block=4096, voices=16, threads=1, seed=0,
+                 queue_size=256, spread=False, fade_frames=-1, resampler=1):
+        self._handle = None
+        self._busy = threading.Lock()
+        if not isinstance(model, Model):
+            raise ValueError("ngs: Synth needs an ngs.Model, got %s" % type(model).__name__)
+        me = _get_ident()
+        mh = model._enter(me)
+        try:
+            p = _L().ngs_synth_default_params()
+            p.sample_rate = _c_int(sample_rate, "sample_rate", 0)
+            p.max_block = _c_int(block, "block")
+            p.max_voices = _c_int(voices, "voices")
+            p.n_threads = _c_int(threads, "threads")
+            p.seed = _u64(seed, "seed")
+            p.queue_size = _c_int(queue_size, "queue_size")
+            if not isinstance(spread, (bool, int, np.bool_, np.integer)):
+                raise ValueError("ngs: spread must be a bool, got %r" % (spread,))
+            p.spread = 1 if spread else 0
+            p.fade_frames = _c_int(fade_frames, "fade_frames", -1)
+            p.resampler = _c_int(resampler, "resampler", 0)
+            h = c_void_p()
+            _check(_lib.ngs_synth_init(mh, p, ctypes.byref(h)), "ngs_synth_init")
+            self._handle = h.value
+            self.model = model
+            self.sample_rate = p.sample_rate or model._info.sample_rate
+            self.max_block = p.max_block
+            self.latency = _lib.ngs_synth_latency(self._handle)
+            self.input_latency = _lib.ngs_synth_input_latency(self._handle)
+            model._context_created()
+        finally:
+            model._leave(me)
+
+    @property
+    def closed(self):
+        return self._handle is None
+
+    def close(self):
+        """Frees the synth. Idempotent; waits for a process() in flight on another thread."""
+        if getattr(self, "_handle", None) is None:
+            return
+        with self._busy:
+            if self._handle is None:
+                return
+            h, self._handle = self._handle, None
+            _lib.ngs_synth_free(h)
+        self.model._context_freed()
+
+    def __repr__(self):
+        return "<ngs.Synth %s on %r>" % ("closed" if self.closed else "%d Hz" % self.sample_rate,
+                                         self.model)
+
+    def _h(self):
+        if self._handle is None:
+            raise ValueError("ngs: the synth is closed")
+        return self._handle
+
+    def voice_new(self):
+        """A fresh voice id (> 0), unique for the synth's life."""
+        return int(_lib.ngs_synth_voice_new(self._h()))
+
+    def _event(self, ev, i, keep):
+        if not isinstance(ev, dict):
+            raise ValueError("ngs: events[%d] = %r: expected a dict" % (i, ev))
+        unknown = set(ev) - _SYNTH_EVENT_KEYS
+        if unknown:
+            raise ValueError("ngs: events[%d]: unknown field(s) %s" % (i, ", ".join(sorted(unknown))))
+        t = _name_index(ev.get("type", "start"), SYNTH_EVENT_TYPES, "event type")
+        e = _lib.ngs_synth_default_event(t)
+        e.frame = _u32(ev.get("frame", 0), "events[%d].frame" % i)
+        if "voice" in ev:
+            e.voice = _int(ev["voice"], "events[%d].voice" % i, -(1 << 31), (1 << 31) - 1)
+        if "kind" in ev:
+            e.kind = _name_index(ev["kind"], SYNTH_VOICE_KINDS, "voice kind")
+        keys = [k for k in ("cls", "class", "class_index") if k in ev]
+        if len(keys) > 1:
+            raise ValueError("ngs: events[%d]: give one of cls/class/class_index" % i)
+        if keys:
+            e.class_index = self.model.class_index(ev[keys[0]])
+        if "temperature" in ev:
+            e.temperature = _float(ev["temperature"], "events[%d].temperature" % i)
+        if "seed" in ev and ev["seed"] is not None:
+            e.seed = _u64(ev["seed"], "events[%d].seed" % i)
+        if "sequence" in ev:
+            e.sequence = _u32(ev["sequence"], "events[%d].sequence" % i)
+        if "gain" in ev:
+            e.gain = _float(ev["gain"], "events[%d].gain" % i)
+        if "glide" in ev:
+            e.glide = _float(ev["glide"], "events[%d].glide" % i)
+        if "fade" in ev:
+            e.fade = _int(ev["fade"], "events[%d].fade" % i, -1, (1 << 31) - 1)
+        if ev.get("z") is not None:
+            z = np.ascontiguousarray(_vector(ev["z"], "events[%d].z" % i, self.model._info.z_dim),
+                                     dtype=np.float32)
+            keep.append(z)
+            e.z = z.ctypes.data
+        if ev.get("path") is not None:
+            path = ev["path"]
+            if not isinstance(path, dict) or set(path) - _PATH_KEYS:
+                raise ValueError("ngs: events[%d].path: a dict of %s" % (i, ", ".join(sorted(_PATH_KEYS))))
+            e.use_path = 1
+            e.path.kind = _path_kind(path.get("kind", "line"))
+            for k, conv in (("temperature", _float), ("turns", _float), ("gamma", _float),
+                            ("points", _c_int), ("legs", _c_int)):
+                if k in path:
+                    setattr(e.path, k, conv(path[k], "events[%d].path.%s" % (i, k)))
+            if "seed" in path:
+                e.path.seed = _u64(path["seed"], "events[%d].path.seed" % i)
+            if "sequence" in path:
+                e.path.sequence = _u32(path["sequence"], "events[%d].path.sequence" % i)
+        if "path_grains" in ev:
+            e.path_grains = _c_int(ev["path_grains"], "events[%d].path_grains" % i, 0)
+        return e
+
+    def process(self, frames, events=(), out=None):
+        """Renders one block: `frames` a frame count, or the block's input signal (a float
+        array, for resynthesis voices; its length is the frame count). events: dicts (see
+        the class doc), sorted by "frame" (an offset in the block). Returns float32
+        [frames]. Bad events are dropped and counted (stats()), as in C."""
+        if not self._busy.acquire(blocking=False):
+            raise ContextBusyError("ngs: Synth.process: the synth is in a call on another thread")
+        try:
+            h = self._h()
+            if isinstance(frames, (int, np.integer)) and not isinstance(frames, bool):
+                n, inp = _c_int(frames, "frames"), None
+            else:
+                inp = np.ascontiguousarray(_array(frames, "input", 1), dtype=np.float32)
+                n = len(inp)
+            if n > self.max_block:
+                raise ValueError("ngs: %d frames exceed the synth's block of %d" % (n, self.max_block))
+            if events is None:
+                raise ValueError("ngs: events is None; give a (possibly empty) list")
+            evs = list(events)
+            keep = []
+            arr = (_synth_event * max(len(evs), 1))()
+            for i, ev in enumerate(evs):
+                arr[i] = self._event(ev, i, keep)
+            a = _out(out, n, (n,))
+            _check(_lib.ngs_synth_process(h, arr, len(evs), _ptr(inp), _ptr(a), n),
+                   "ngs_synth_process")
+            return a
+        finally:
+            self._busy.release()
+
+    def post(self, event):
+        """Queues an event (its "frame" is ignored) for the start of the next block, from
+        any thread; returns False when the queue is full (the event is not queued)."""
+        keep = []
+        e = self._event(event, 0, keep)
+        st = _lib.ngs_synth_post(self._h(), ctypes.byref(e))
+        if st == Status.CAPACITY:
+            return False
+        _check(st, "ngs_synth_post")
+        return True
+
+    def reset(self):
+        """Ends every voice, clears the queue and the clock, as right after creation."""
+        with self._busy:
+            _check(_lib.ngs_synth_reset(self._h()), "ngs_synth_reset")
+
+    def stats(self):
+        """The counters of ngs_synth_stats, as a dict."""
+        st = _synth_stats()
+        _check(_lib.ngs_synth_get_stats(self._h(), ctypes.byref(st)), "ngs_synth_get_stats")
+        return {name: getattr(st, name) for name, _ in _synth_stats._fields_}
