@@ -28,11 +28,15 @@ void set_error(const char *msg) {
 }
 
 // kernels/common/error.h lists the error kinds without the public header: same values.
-static_assert(ngs::kInvalidArgument == NGS_STATUS_INVALID_ARGUMENT && ngs::kIoError == NGS_STATUS_IO_ERROR &&
-                  ngs::kBadModel == NGS_STATUS_BAD_MODEL && ngs::kUnsupported == NGS_STATUS_UNSUPPORTED &&
-                  ngs::kCapacity == NGS_STATUS_CAPACITY && ngs::kOutOfMemory == NGS_STATUS_OUT_OF_MEMORY &&
-                  ngs::kBackendError == NGS_STATUS_BACKEND_ERROR &&
-                  ngs::kInternalError == NGS_STATUS_INTERNAL_ERROR,
+constexpr bool same_kind(int kind, ngs_status status) { return kind == static_cast<int>(status); }
+static_assert(same_kind(ngs::kInvalidArgument, NGS_STATUS_INVALID_ARGUMENT) &&
+                  same_kind(ngs::kIoError, NGS_STATUS_IO_ERROR) &&
+                  same_kind(ngs::kBadModel, NGS_STATUS_BAD_MODEL) &&
+                  same_kind(ngs::kUnsupported, NGS_STATUS_UNSUPPORTED) &&
+                  same_kind(ngs::kCapacity, NGS_STATUS_CAPACITY) &&
+                  same_kind(ngs::kOutOfMemory, NGS_STATUS_OUT_OF_MEMORY) &&
+                  same_kind(ngs::kBackendError, NGS_STATUS_BACKEND_ERROR) &&
+                  same_kind(ngs::kInternalError, NGS_STATUS_INTERNAL_ERROR),
               "ngs::ErrorKind and ngs_status differ");
 
 [[noreturn]] void fail(ngs_status s, const std::string &msg) { throw ngs::Error(s, msg); }
@@ -40,24 +44,7 @@ static_assert(ngs::kInvalidArgument == NGS_STATUS_INVALID_ARGUMENT && ngs::kIoEr
 
 template <class F>
 ngs_status guard(F &&f) noexcept {
-  try {
-    f();
-    return NGS_STATUS_OK;
-  } catch (const ngs::Error &e) {
-    set_error(e.what());
-    const int s = e.status();
-    return s <= NGS_STATUS_OK || s > NGS_STATUS_INTERNAL_ERROR ? NGS_STATUS_INTERNAL_ERROR
-                                                              : static_cast<ngs_status>(s);
-  } catch (const std::bad_alloc &) {
-    set_error("out of memory");
-    return NGS_STATUS_OUT_OF_MEMORY;
-  } catch (const std::exception &e) {
-    std::snprintf(g_error, sizeof g_error, "internal error: %s", e.what());
-    return NGS_STATUS_INTERNAL_ERROR;
-  } catch (...) {
-    set_error("internal error: unknown exception");
-    return NGS_STATUS_INTERNAL_ERROR;
-  }
+  return ngs::api_guard(static_cast<F &&>(f));
 }
 
 // The value of a C enum parameter as an int, read without an enum-typed load: a C caller

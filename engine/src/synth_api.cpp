@@ -1,5 +1,6 @@
 // The C entry points of the real-time synth (ngs.h "real-time synth", docs/SYNTH.md):
-// argument checks and the exception guard. The synth itself is synth.cpp.
+// argument checks, through the C API's exception guard (api_error.h). The synth itself is
+// synth.cpp.
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -10,28 +11,6 @@
 #include "ngs/ngs.h"
 #include "synth.h"
 
-namespace {
-
-template <class F>
-ngs_status guard(F &&f) noexcept {
-  try {
-    f();
-    return NGS_STATUS_OK;
-  } catch (const ngs::Error &e) {
-    ngs::api_set_error(e.what());
-    const int s = e.status();
-    return s <= NGS_STATUS_OK || s > NGS_STATUS_INTERNAL_ERROR ? NGS_STATUS_INTERNAL_ERROR
-                                                              : static_cast<ngs_status>(s);
-  } catch (const std::bad_alloc &) {
-    ngs::api_set_error("out of memory");
-    return NGS_STATUS_OUT_OF_MEMORY;
-  } catch (...) {
-    ngs::api_set_error("internal error");
-    return NGS_STATUS_INTERNAL_ERROR;
-  }
-}
-
-}  // namespace
 
 extern "C" {
 
@@ -79,7 +58,7 @@ void check_range(const char *what, long long v, long long lo, long long hi) {
 
 ngs_status ngs_synth_init(const ngs_model *model, ngs_synth_params params, ngs_synth **out) {
   if (out) *out = nullptr;
-  return guard([&] {
+  return ngs::api_guard([&] {
     if (!model) invalid("model is NULL");
     if (!out) invalid("out is NULL");
     if (params.sample_rate != 0) check_range("sample_rate", params.sample_rate, 8000, 192000);
@@ -153,7 +132,7 @@ ngs_status ngs_synth_reset(ngs_synth *synth) {
 }
 
 ngs_status ngs_synth_get_stats(const ngs_synth *synth, ngs_synth_stats *out) {
-  return guard([&] {
+  return ngs::api_guard([&] {
     if (!synth) invalid("synth is NULL");
     if (!out) invalid("out is NULL");
     ngs::synth::get_stats(*synth, *out);
