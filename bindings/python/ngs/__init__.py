@@ -581,7 +581,7 @@ class ModelInfo:
 
 
 class Model(_Closable):
-    """A loaded model file (memory-mapped by the library). Immutable; may be shared by
+    """A loaded model file (read whole into memory by the library). Immutable; may be shared by
     threads. `backend`: "auto" (CUDA when available, else CPU), "cpu" or "cuda".
 
         with ngs.Model("drums.safetensors", backend="cpu") as m: ...

@@ -441,8 +441,9 @@ typedef struct ngs_synth_params {
     int queue_size;     /* slots of the ngs_synth_post queue, default 256 */
     int fade_frames;    /* default stop fade in host frames; -1 (default) = 5 ms */
     int spread;         /* 1 = spread each hop's grain work over the next hop in
-                           slices, at the cost of one hop of latency (for host blocks
-                           much smaller than a hop); default 0 */
+                           slices (as many as the hop has blocks of max_block frames,
+                           at least 4), at the cost of one hop of latency (for host
+                           blocks much smaller than a hop); default 0 */
     int resampler;      /* libsamplerate converter (SRC_SINC_BEST_QUALITY = 0 ..
                            SRC_LINEAR = 4), default 1 (SRC_SINC_MEDIUM_QUALITY) */
 } ngs_synth_params;
