@@ -58,9 +58,19 @@ class Session {
   virtual void latent_decode(const float *e, int class_index, int n, float *z) = 0;
   // z [n][z_dim] -> e_mu, e_logvar [e_dim] (either may be null).
   virtual void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) = 0;
-  // ---- rnn_step (reserved for the streaming work, branch `synth`; not declared here):
-  // advance B voices' sequence-VAE state (per layer h, and c for LSTM) by one step and
-  // write each voice's next z [B][z_dim]. Declared and implemented by that work.
+  // ---- Streaming sequence VAE (rnn_step; the real-time synth, docs/SYNTH.md) -----------
+  // Per-voice recurrent state lives in the session (on the device for a device backend),
+  // in slots 0 .. max_voices - 1. rnn_plan sizes it (allocates: call it off the audio
+  // thread, once); rnn_start and rnn_step then never allocate, lock or wait on anything
+  // but the backend's own compute.
+  virtual void rnn_plan(int max_voices);
+  // Starts slot: e [e_dim], class_index (-1 for an unconditional model): the embedding MLP
+  // (decoder_e) and the first RNN layer's input projection, once; zero recurrent state.
+  virtual void rnn_start(int slot, const float *e, int class_index);
+  // One recurrent step of B started voices: slots[b] (distinct) -> that voice's next
+  // z (row b of z [B][ldz], host memory). The recurrent matrices are read once for all B.
+  // Step k of a voice equals row k of latent_decode of the same e and class.
+  virtual void rnn_step(const int *slots, int B, float *z, int ldz);
 
   // ---- Grain decoder (docs/MODEL_SPEC.md §4.2) --------------------------------------
   // Whole decode: z [n][z_dim] -> audio [(n + 3) * hop]. Grain i has absolute index i of n.
@@ -86,6 +96,15 @@ class Session {
   virtual void sample(const float *e, int class_index, int n, NoiseKey key, float *audio) = 0;
 };
 
+inline void Session::rnn_plan(int) {
+  throw Error(kUnsupported, "this backend does not stream the sequence VAE");
+}
+inline void Session::rnn_start(int, const float *, int) {
+  throw Error(kUnsupported, "this backend does not stream the sequence VAE");
+}
+inline void Session::rnn_step(const int *, int, float *, int) {
+  throw Error(kUnsupported, "this backend does not stream the sequence VAE");
+}
 inline void Session::decode_grains(const float *, int, const GrainSpec *, float *) {
   throw Error(kUnsupported, "this backend does not decode batches of independent grains");
 }
