@@ -332,6 +332,29 @@ def test_library_default_search_finds_repo_build_engine(tmp_path):
             "%s moves libngs.so: update the search of bindings/python/ngs" % f
 
 
+def test_library_bundled_in_the_package(tmp_path):
+    """An installed package (`pip install ./bindings/python`, scripts/test_wheel.sh) loads
+    the libngs.so.0 next to its __init__.py by path, with no NGS_LIBRARY or loader path;
+    NGS_LIBRARY still overrides it. In the tree, __version__ is the CMake project's."""
+    lib = ngs.library_path()
+    if os.path.sep not in lib:
+        pytest.skip("the library came from the system loader")
+    assert ngs.__version__ == ngs.version()
+    site = tmp_path / "site"
+    (site / "ngs").mkdir(parents=True)
+    shutil.copy(BINDINGS / "ngs" / "__init__.py", site / "ngs" / "__init__.py")
+    shutil.copy(os.path.realpath(lib), site / "ngs" / "libngs.so.0")
+    (site / "ngs" / "_version.py").write_text('__version__ = "%s"\n' % ngs.version())
+    code = "import ngs; print(ngs.library_path()); print(ngs.version()); print(ngs.__version__)"
+    r = _run_py(code, {"LD_LIBRARY_PATH": ""}, pkg=site)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:3] == [str(site / "ngs" / "libngs.so.0"), ngs.version(),
+                                         ngs.version()]
+    r = _run_py(code, {"NGS_LIBRARY": os.path.realpath(lib)}, pkg=site)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[0] == os.path.realpath(lib)
+
+
 # ---- goldens --------------------------------------------------------------------------
 
 def test_info_classes_metadata(fx):

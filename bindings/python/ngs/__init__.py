@@ -14,10 +14,11 @@ message) with the library's own message (ngs_last_error()).
         audio = ctx.decode(z, seed=1)
 
 The shared library is found, in this order: the file (or folder) named by the environment
-variable NGS_LIBRARY; the build folder of this source tree (<repo>/build/engine/libngs.so*,
-<repo>/build/lib*/libngs.so*, <repo>/build/libngs.so*); the system loader ("libngs.so.0",
-"libngs.so", ctypes.util.find_library("ngs")). ngs.load_library(path) picks one
-explicitly; it must be called before the first use.
+variable NGS_LIBRARY; the copy installed inside this package (ngs/libngs.so*, which
+`pip install ./bindings/python` builds and bundles); the build folder of this source tree
+(<repo>/build/engine/libngs.so*, <repo>/build/lib*/libngs.so*, <repo>/build/libngs.so*);
+the system loader ("libngs.so.0", "libngs.so", ctypes.util.find_library("ngs")).
+ngs.load_library(path) picks one explicitly; it must be called before the first use.
 
 Thread safety follows the C API: a Model may be shared by threads; use one Context per
 thread. The C calls release the GIL. A Context called from a second thread while a call
@@ -33,6 +34,7 @@ import functools
 import glob
 import math
 import os
+import re
 import threading
 import weakref
 from collections import namedtuple
@@ -48,7 +50,23 @@ __all__ = [
     "backend_available", "PATH_KINDS",
 ]
 
-__version__ = "0.1.0"
+
+def _tree_version():
+    """The ngs project's version in the source tree: project(ngs VERSION x.y.z) of
+    <repo>/CMakeLists.txt (an installed package has ngs/_version.py, written from it)."""
+    try:
+        repo = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+        with open(os.path.join(repo, "CMakeLists.txt"), encoding="utf-8") as f:
+            m = re.search(r"project\(ngs\s+VERSION\s+([0-9][0-9.]*)", f.read())
+    except OSError:
+        m = None
+    return m.group(1) if m else "unknown"
+
+
+try:
+    from ._version import __version__
+except ImportError:
+    __version__ = _tree_version()
 # The C API these bindings mirror (ngs.h NGS_VERSION_MAJOR/MINOR): a library of another
 # major version, or an older minor one, is refused.
 API_VERSION = (0, 1)
@@ -259,14 +277,15 @@ _SIGNATURES = {
 
 # ---- finding and loading the library --------------------------------------------------
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+_PKG = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(_PKG)))
 _lib = None
 _lib_path = None
 _lib_lock = threading.Lock()
 
-BUILD_HINT = ("build it with `cmake -S . -B build -G Ninja && cmake --build build --target "
-              "ngs` in the ngs source tree, or set NGS_LIBRARY to the path of libngs.so")
+BUILD_HINT = ("install the package with its library (`pip install ./bindings/python` in the "
+              "ngs source tree), or build it with `cmake -S . -B build -G Ninja && cmake "
+              "--build build --target ngs` there, or set NGS_LIBRARY to the path of libngs.so")
 
 
 def _in_tree():
@@ -282,7 +301,8 @@ def _candidates():
             found = sorted(glob.glob(os.path.join(env, "libngs.so*")), key=len)
             return [("NGS_LIBRARY", found[0] if found else os.path.join(env, "libngs.so"))]
         return [("NGS_LIBRARY", env)]
-    out = []
+    # the library bundled by the wheel build (bindings/python/CMakeLists.txt), by path
+    out = [("package", f) for f in sorted(glob.glob(os.path.join(_PKG, "libngs.so*")), key=len)]
     build = os.path.join(_REPO, "build")
     for pattern in ("engine/libngs.so", "engine/libngs.so.*", "lib*/libngs.so",
                     "lib*/libngs.so.*", "libngs.so", "libngs.so.*") if _in_tree() else ():
@@ -338,9 +358,9 @@ def load_library(path=None):
             return _lib
         where = ("NGS_LIBRARY=%s" % os.environ["NGS_LIBRARY"] if path is None and
                  os.environ.get("NGS_LIBRARY") else
-                 "%s/{engine,lib*,.}/libngs.so*, then the system loader"
-                 % os.path.join(_REPO, "build") if path is None and _in_tree() else
-                 "the system loader" if path is None else path)
+                 "%s/libngs.so*, %s/{engine,lib*,.}/libngs.so*, then the system loader"
+                 % (_PKG, os.path.join(_REPO, "build")) if path is None and _in_tree() else
+                 "%s/libngs.so*, then the system loader" % _PKG if path is None else path)
         raise LibraryNotFoundError(
             "ngs: the shared library libngs.so was not found (searched %s); %s. Tried: %s"
             % (where, BUILD_HINT, "; ".join(tried) if tried else "nothing"))
