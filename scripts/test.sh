@@ -11,7 +11,10 @@
 #      emulated-kernel tests;
 #   4. ThreadSanitizer build (build-tsan/): the thread-safety tests;
 #   5. fuzzing (build-fuzz/, clang + libFuzzer): each fuzzer for NGS_FUZZ_SECONDS (30) s;
-#   6. Python (pytest): converter, reference oracle, random stream, bindings, bundled model.
+#   6. Python (pytest): converter, reference oracle, random stream, bindings, bundled model;
+#   7. the pip-installable package (scripts/test_wheel.sh): the wheel of bindings/python
+#      built (with libngs inside) and installed into a fresh venv, then a smoke test from
+#      outside the tree (needs PyPI once; NGS_SKIP_WHEEL=1 skips it).
 # Idempotent: a second run rebuilds only what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,31 +29,34 @@ sanitized_build() {  # DIR SANITIZERS
     -DNGS_FIXTURES_DIR="$FIXTURES" >/dev/null
 }
 
-step "1/6 GCC Release build and tests (build/, Ninja)"
+step "1/7 GCC Release build and tests (build/, Ninja)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 
-step "2/6 clang Release build and tests (build-clang/, default generator); GCC configure (build-make/)"
+step "2/7 clang Release build and tests (build-clang/, default generator); GCC configure (build-make/)"
 CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release -DNGS_CUDA=OFF \
   -DNGS_BUILD_BENCH=OFF >/dev/null
 cmake --build build-clang -j"$JOBS"
 ctest --test-dir build-clang --output-on-failure -j"$JOBS"
 cmake -S . -B build-make >/dev/null
 
-step "3/6 AddressSanitizer + UBSan (build-asan/)"
+step "3/7 AddressSanitizer + UBSan (build-asan/)"
 sanitized_build build-asan address,undefined
 cmake --build build-asan -j"$JOBS"
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE 'install|threads'
 
-step "4/6 ThreadSanitizer (build-tsan/)"
+step "4/7 ThreadSanitizer (build-tsan/)"
 sanitized_build build-tsan thread
 cmake --build build-tsan -j"$JOBS" --target test_pipeline_threads test_cpu_threads test_synth_tsan
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan --output-on-failure -L threads
 
-step "5/6 fuzzing (build-fuzz/, docs/FUZZING.md)"
+step "5/7 fuzzing (build-fuzz/, docs/FUZZING.md)"
 ./scripts/fuzz.sh "${NGS_FUZZ_SECONDS:-30}"
 
-step "6/6 Python tests"
+step "6/7 Python tests"
 $PY -m pytest -q -p no:cacheprovider tests/python
+
+step "7/7 pip-installable Python package (scripts/test_wheel.sh, build/python-wheel/)"
+NGS_JOBS=$JOBS ./scripts/test_wheel.sh
