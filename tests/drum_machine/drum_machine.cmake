@@ -1,0 +1,24 @@
+# ngs-drum-machine (apps/drum_machine) for real: tests/drum_machine/test_drum_machine.py
+# starts `jackd -d dummy` under a server name of its own, the drum machine with --record,
+# talks OSC to it (liblo through ctypes, and liblo-tools' oscsend) and compares the
+# recording, /save and --offline with the library's own renders. The live test is skipped
+# (and ctest reports the test as skipped) only when jackd is not installed.
+if(TARGET ngs_drum_machine)
+  find_program(NGS_JACKD jackd)
+  find_program(NGS_OSCSEND oscsend)
+  set(ngs_jackd "")
+  if(NGS_JACKD)
+    set(ngs_jackd "${NGS_JACKD}")
+  endif()
+  set(ngs_oscsend "")
+  if(NGS_OSCSEND)
+    set(ngs_oscsend "${NGS_OSCSEND}")
+  endif()
+  add_test(NAME drum_machine
+           COMMAND ${NGS_TEST_PYTHON} -m pytest -q -rs -p no:cacheprovider
+                   ${PROJECT_SOURCE_DIR}/tests/drum_machine/test_drum_machine.py)
+  set_tests_properties(drum_machine PROPERTIES
+    ENVIRONMENT "NGS_DRUM_MACHINE=$<TARGET_FILE:ngs_drum_machine>;NGS_LIBRARY=$<TARGET_FILE:ngs>;NGS_SOURCE_DIR=${PROJECT_SOURCE_DIR};NGS_JACKD=${ngs_jackd};NGS_OSCSEND=${ngs_oscsend}"
+    SKIP_REGULAR_EXPRESSION "jackd is not installed"
+    LABELS apps TIMEOUT 120)
+endif()
