@@ -248,8 +248,11 @@ class RequestQueue {
   std::deque<Request> q_;
 };
 
+// An /error reply to the sender, also logged (a sender such as oscsend does not listen).
 void reply_error(const Peer &p, const std::string &address, const std::string &message) {
-  OscServer::send(p, "/error", {OscArg::Str(ngs_cli::truncated(address, 64)), OscArg::Str(message)});
+  const std::string a = ngs_cli::truncated(address, 64);
+  OscServer::send(p, "/error", {OscArg::Str(a), OscArg::Str(message)});
+  std::fprintf(stderr, "%s: %s%s%s\n", kProg, a.c_str(), a.empty() ? "" : ": ", message.c_str());
 }
 
 // The model worker: the only thread that calls the model and changes the state.
@@ -655,10 +658,7 @@ int run_live(const Options &o, const std::string &model_path) {
               reply_error(peer, msg.path, e.what());
             }
           },
-          [&](const std::string &why, const Peer &peer) {
-            reply_error(peer, "", why);
-            std::fprintf(stderr, "%s: %s\n", kProg, why.c_str());
-          });
+          [&](const std::string &why, const Peer &peer) { reply_error(peer, "", why); });
     }
   });
 

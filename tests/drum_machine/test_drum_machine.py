@@ -290,33 +290,42 @@ class Session:
         self.name = "ngs-test-%d-%08x" % (os.getpid(), random.getrandbits(32))
         self.env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_AUDIO_RESERVATION="1",
                         JACK_NO_START_SERVER="1")
+        self.jackd_log = tempfile.TemporaryFile(mode="w+")
         self.jackd = subprocess.Popen([JACKD, "-n", self.name, "--no-realtime", "-d", "dummy",
                                        "-r", "16000", "-p", "256"],
-                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                      env=self.env, stdout=self.jackd_log, stderr=subprocess.STDOUT)
         self.proc = None
         self.record = os.path.join(tmp, "rec.wav")
         end = time.monotonic() + 10
         while True:  # the drum machine refuses to start until the server runs
+            self.err = tempfile.TemporaryFile(mode="w+")  # read at the end: a pipe could fill
             self.proc = subprocess.Popen([PROGRAM, "--model", MODEL, "--port", "0", "--seed", str(seed),
                                           "--record", self.record, "--bpm", "120"],
-                                         env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         env=self.env, stdout=subprocess.PIPE, stderr=self.err,
                                          text=True)
             line = self.proc.stdout.readline()
             if "ready" in line:
                 break
-            err = self.proc.communicate()[1]
+            self.proc.wait()
+            err = self.stderr()
             assert "cannot connect to a JACK server" in err, err
-            assert self.jackd.poll() is None, self.jackd.communicate()[1]
+            if self.jackd.poll() is not None:
+                self.jackd_log.seek(0)
+                raise AssertionError("jackd exited: " + self.jackd_log.read())
             assert time.monotonic() < end, "jackd did not start: " + err
             time.sleep(0.2)
         self.ready = line
         self.port = int(line.split("osc.udp://localhost:")[1].split("/")[0])
 
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read()
+
     def stop(self):
         """SIGTERM: returns (exit status, stderr)."""
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        return self.proc.returncode, err
+        self.proc.wait(timeout=20)
+        return self.proc.returncode, self.stderr()
 
     def close(self):
         if self.proc and self.proc.poll() is None:
@@ -463,6 +472,7 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
         status, err = s.stop()
         assert status == 0, err
         assert "wrote " + s.record in err
+        assert err.count("ngs-drum-machine: ") == 8 + len(bad) + 4 + 1, err  # tracks, errors, wrote
         assert sorted(os.listdir(tmp)) == ["rec.wav", "saved.wav"]  # no temporary left
     finally:
         if c:
@@ -501,6 +511,7 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
         hits = grid_hits(grid, [f for f in frames if f < stop_frame + 256], buffers_with(o))
         diff = float(np.max(np.abs(rec[:len(rec)] - mix(len(rec), hits)[:len(rec)])))
         best = diff if best is None else min(best, diff)
+    print("recording vs the programmed steps: max difference %g over %d switch choices" % (best, len(options)))
     assert best <= 1e-6, "recording differs from the programmed steps by %g" % best
 
     # The onsets on their own: the recording is silent up to the first step and its first
