@@ -435,8 +435,32 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
             raw.sendto(junk, ("127.0.0.1", s.port))
             path, args = decode_datagram(raw.recv(65536))
             assert path == "/error" and args[0] == "", (junk[:16], args)
+        # A bundle of two messages (hand-packed OSC 1.0): both applied, both answered.
+        def osc(address, types, *payload):
+            pad = lambda b: b + b"\0" * (4 - len(b) % 4)
+            return pad(address.encode()) + pad(("," + types).encode()) + b"".join(payload)
+        be32 = lambda v: v.to_bytes(4, "big")
+        msgs = [osc("/step", "iii", be32(2), be32(3), be32(0)), osc("/status", "")]
+        bundle = b"#bundle\0" + b"\0" * 7 + b"\1" + b"".join(be32(len(m)) + m for m in msgs)
+        raw.sendto(bundle, ("127.0.0.1", s.port))
+        assert decode_datagram(raw.recv(65536)) == ("/ready", ["/step", 2, 3, 0.0])
+        path, args = decode_datagram(raw.recv(65536))
+        assert path == "/status" and args[8 + 3 * 2 + 2].split(",")[3] == "0"
+        grid[2][3] = 0.0
         raw.close()
-        assert state(c.status()) == before
+        assert state(c.status())[:3] == before[:3]
+        assert [row for _, _, row in c.status()["tracks"]] == grid
+
+        # A burst of draws into track 0 while stopped (most are replaced before the audio
+        # thread takes them): every one answered, the last one stays.
+        for _ in range(40):
+            c.send("/sample_note", 0, "Clap")
+        burst = [c.wait() for _ in range(40)]
+        assert all(p == "/ready" and a[:3] == ["/sample_note", 0, "Clap"] for p, a in burst), burst
+        seeds = [a[3] for _, a in burst]
+        assert seeds == [draw_seed(seed, TRACKS + i) for i in range(40)]
+        sounds[0].append((0, ref.note(classes.index("Clap"), seeds[-1])))
+        n_draws = TRACKS + 40
 
         # Play one bar and a bit, re-sample track 4 (a Kick), then make track 6 a path.
         f_play0 = c.status()["frame"]
@@ -454,7 +478,7 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
             r = c.call(address, *args)
             f1 = c.status()["frame"] + 256  # the buffer is taken at the next block
             new = ref.note(classes.index("Kick"), r[-1]) if address == "/sample_note" else ref.path(r[-1])
-            assert r[-1] == draw_seed(seed, TRACKS + len(changes))
+            assert r[-1] == draw_seed(seed, n_draws + len(changes))
             old = sounds[args[0]][-1][1]
             assert np.linalg.norm(new - old) > 0.1 * np.linalg.norm(old), "the re-sampled track did not change"
             changes.append((args[0], f0, f1, new))
@@ -559,6 +583,18 @@ def test_offline_render_equals_the_library_renders(ref, tmp):
     expect = mix(n, grid_hits(grid, step_frames(16000, bpm, 0, 48), lambda t, f: sounds[t]))
     assert rate == 16000 and len(a) == n
     assert np.array_equal(a, expect), float(np.max(np.abs(a - expect)))
+    # At another rate: the same steps, resampled sounds (libsoxr), 3 bars of ceil(48 * fps) frames.
+    p = run(["--model", MODEL, "--offline", out, "--bars", "3", "--seed", str(seed), "--bpm", "110",
+             "--pattern", PATTERN, "--rate", "44100"])
+    assert p.returncode == 0, p.stderr
+    rate44, b = read_wav(out)
+    fps44 = 44100 * 60.0 / (bpm * 4)
+    assert rate44 == 44100 and len(b) == int(math.ceil(48 * fps44))
+    # each bar's energy matches the 16 kHz render's (the same hits)
+    for k in range(3):
+        e16 = np.sum(a[int(k * 16 * fps):int((k + 1) * 16 * fps)] ** 2) / 16000
+        e44 = np.sum(b[int(k * 16 * fps44):int((k + 1) * 16 * fps44)] ** 2) / 44100
+        assert abs(e44 - e16) < 0.02 * e16, (k, e16, e44)
     # Another seed gives other sounds.
     p = run(["--model", MODEL, "--offline", out, "--bars", "3", "--seed", str(seed + 1), "--bpm", "110",
              "--pattern", PATTERN])
