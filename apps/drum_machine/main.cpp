@@ -137,7 +137,8 @@ void initial_tracks(Machine &m) {
   }
 }
 
-void print_tracks(const Machine &m) {
+void print_tracks(const Machine &m, const std::string &model_path) {
+  std::fprintf(stderr, "%s: model %s\n", kProg, model_path.c_str());
   for (int t = 0; t < kTracks; ++t)
     std::fprintf(stderr, "%s: track %d: %s seed %llu\n", kProg, t, m.label(t).c_str(),
                  (unsigned long long)m.tracks[t].seed);
@@ -599,7 +600,7 @@ int run_live(const Options &o, const std::string &model_path) {
   m.bpm = o.bpm;
   initial_tracks(m);
   m.grid = m.pattern_grid(load_pattern(o.pattern.empty() ? kDefaultPattern : o.pattern));
-  print_tracks(m);
+  print_tracks(m, model_path);
   Worker worker(m, live, inputs);
   worker.start();
 
@@ -723,7 +724,7 @@ int run_offline(const Options &o, const std::string &model_path) {
   const std::vector<float> audio = m.render(o.bars);
   ngs_cli::write_audio(out, audio.data(), audio.size(), rate, is_flac(o.offline) ? 24 : 32);
   out.commit();
-  print_tracks(m);
+  print_tracks(m, model_path);
   std::fprintf(stderr, "%s: wrote %s (%zu frames at %d Hz, %d bar(s) at %g bpm)\n", kProg, o.offline.c_str(),
                audio.size(), rate, o.bars, o.bpm);
   return 0;

@@ -496,7 +496,8 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
         status, err = s.stop()
         assert status == 0, err
         assert "wrote " + s.record in err
-        assert err.count("ngs-drum-machine: ") == 8 + len(bad) + 4 + 1, err  # tracks, errors, wrote
+        assert "ngs-drum-machine: model %s\n" % MODEL in err
+        assert err.count("ngs-drum-machine: ") == 1 + 8 + len(bad) + 4 + 1, err  # model, tracks, errors, wrote
         assert sorted(os.listdir(tmp)) == ["rec.wav", "saved.wav"]  # no temporary left
     finally:
         if c:
