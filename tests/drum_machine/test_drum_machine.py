@@ -485,8 +485,9 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
             wait_frames(c, 40000)
         st = c.status()
         assert st["tracks"][4][0] == "Kick" and st["tracks"][6][0] == "path"
+        stop0 = c.status()["frame"]
         assert c.call("/stop") == []
-        stop_frame = c.status()["frame"]
+        stop1 = c.status()["frame"] + 256  # /stop applies at a block start in [stop0, stop1]
         wait_frames(c, 12000)  # the last hits ring out
 
         # /save renders the current state offline.
@@ -508,7 +509,7 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
     rate_r, rec = read_wav(s.record)
     assert rate_r == 16000
     assert not rec[:play].any()
-    n_steps = (stop_frame + 256 - play) // 2000 + 1
+    n_steps = (stop1 - play) // 2000 + 1
     frames = step_frames(rate, bpm, play, n_steps)
 
     # Which buffer a hit used: the old one before the request, the new one from the block
@@ -527,23 +528,26 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
             return sounds[t][-1][1]
         return pick
 
-    # Try every switch point allowed by the replies; exactly one must match sample for sample.
+    # Try every switch point and stop point allowed by the replies' frames; one must match
+    # sample for sample.
     options = [{}]
     for t, (f0, f1, new, cands) in switch.items():
         options = [{**o, t: x} for o in options for x in cands + [f1]]
+    stops = sorted({stop0, stop1} | {f for f in frames if stop0 <= f < stop1})
+    options = [{**o, "stop": x} for o in options for x in stops]
     best = None
     for o in options:
-        hits = grid_hits(grid, [f for f in frames if f < stop_frame + 256], buffers_with(o))
+        hits = grid_hits(grid, [f for f in frames if f < o["stop"]], buffers_with(o))
         diff = float(np.max(np.abs(rec[:len(rec)] - mix(len(rec), hits)[:len(rec)])))
         best = diff if best is None else min(best, diff)
-    print("recording vs the programmed steps: max difference %g over %d switch choices" % (best, len(options)))
+    print("recording vs the programmed steps: max difference %g over %d switch and stop choices" % (best, len(options)))
     assert best <= 1e-6, "recording differs from the programmed steps by %g" % best
 
     # The onsets on their own: the recording is silent up to the first step and its first
     # sound is the attack of the hits of step 0 (the record taps the output port: the
     # speaker hears it JACK's reported playback latency later).
     first = int(np.argmax(rec != 0))
-    attack = min(int(np.argmax(sounds[t][0][1] != 0)) for t in range(TRACKS) if grid[t][0] > 0)
+    attack = min(int(np.argmax(sounds[t][-1][1] != 0)) for t in range(TRACKS) if grid[t][0] > 0)
     assert first == play + attack, (first, play, attack)
     assert frames[1] - frames[0] == 2000 and frames == [play + 2000 * k for k in range(n_steps)]
     assert "playback latency %d frames" % latency in ready
