@@ -42,8 +42,8 @@
 #include "io.h"
 #include "machine.h"
 #include "osc.h"
+#include "handoff.h"
 #include "sequencer.h"
-#include "spsc.h"
 
 #ifndef NGS_DRUM_MODEL_DIR
 #define NGS_DRUM_MODEL_DIR ""
@@ -163,42 +163,18 @@ void write_wav(const std::string &path, const std::vector<std::string> &inputs,
 
 // ---- live mode ----------------------------------------------------------------------
 
-// What the audio thread shares with the others; all of it lock-free.
+// What the JACK callbacks share with the other threads; all of it lock-free.
 struct Live {
-  explicit Live(int rate) : seq(rate) {
-    for (auto &p : pending) p.store(nullptr);
-  }
-  Sequencer seq;                            // audio thread only
-  std::atomic<Buffer *> pending[kTracks];   // worker -> audio: the track's next buffer
-  SpscRing<SeqCommand> commands{64};        // worker -> audio
-  SpscRing<Buffer *> freed{1024};           // audio -> worker: buffers nobody plays
-  std::unique_ptr<SampleRing> record;       // audio -> recorder (--record)
-  std::atomic<uint64_t> record_lost{0};
-  std::atomic<int64_t> frame{0}, play_frame{-1};
-  std::atomic<int> voices{0};
+  Live(int rate, size_t record_frames) : handoff(rate, record_frames) {}
+  Handoff handoff;
   std::atomic<int> latency{0};
   std::atomic<bool> jack_gone{false};
   jack_port_t *port = nullptr;
-  jack_client_t *client = nullptr;
 };
 
 int on_process(jack_nframes_t n, void *arg) {
   Live &L = *static_cast<Live *>(arg);
-  SeqCommand c;
-  while (L.commands.pop(c)) L.seq.apply(c);
-  for (int t = 0; t < kTracks; ++t) {
-    if (L.pending[t].load(std::memory_order_relaxed) == nullptr) continue;
-    Buffer *b = L.pending[t].exchange(nullptr, std::memory_order_acq_rel);
-    if (b) L.seq.set_buffer(t, b);
-  }
-  float *out = static_cast<float *>(jack_port_get_buffer(L.port, n));
-  L.seq.render(out, int(n));
-  Buffer *b;
-  while (!L.freed.full() && L.seq.take_retired(&b, 1) == 1) L.freed.push(b);
-  if (L.record && !L.record->write(out, n)) L.record_lost.fetch_add(n, std::memory_order_relaxed);
-  L.frame.store(L.seq.frame(), std::memory_order_release);
-  L.play_frame.store(L.seq.play_frame(), std::memory_order_release);
-  L.voices.store(L.seq.active_voices(), std::memory_order_relaxed);
+  L.handoff.process(static_cast<float *>(jack_port_get_buffer(L.port, n)), int(n));
   return 0;
 }
 
@@ -261,30 +237,24 @@ class Worker {
  public:
   Worker(Machine &m, Live &live, const std::vector<std::string> &inputs)
       : m_(m), live_(live), inputs_(inputs) {}
-  ~Worker() {
-    for (Buffer *b : all_) delete b;
-  }
-
   // Before the audio starts: the initial buffers and state.
   void start() {
-    for (int t = 0; t < kTracks; ++t) publish(t);
+    for (int t = 0; t < kTracks; ++t) live_.handoff.publish(t, m_.tracks[t].audio);
     send_grid();
     SeqCommand c;
     c.type = SeqCommand::kBpm;
     c.bpm = m_.bpm;
-    send(c);
+    live_.handoff.send(c);
   }
 
   void run(RequestQueue &q, const std::atomic<bool> &stop) {
     while (!stop.load()) {
       Request r;
       const bool got = q.pop(r, 20);
-      reclaim();
+      live_.handoff.reclaim();
       if (!got) continue;
       try {
         handle(r);
-      } catch (const Failure &e) {
-        reply_error(r.peer, r.address, e.what());
       } catch (const std::bad_alloc &) {
         reply_error(r.peer, r.address, "out of memory");
       } catch (const std::exception &e) {
@@ -294,45 +264,14 @@ class Worker {
   }
 
  private:
-  static constexpr size_t kMaxLive = 256;  // < kMaxRetired: the audio thread's list never fills
-
-  void reclaim() {
-    Buffer *b;
-    while (live_.freed.pop(b)) {
-      all_.erase(b);
-      delete b;
-    }
-  }
-
-  void send(const SeqCommand &c) {
-    for (int waited = 0; !live_.commands.push(c); ++waited) {
-      if (waited > 2000) throw Failure("the audio thread does not run (JACK stopped?)");
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  }
+  void send(const SeqCommand &c) { live_.handoff.send(c); }
   void send_grid() {
     SeqCommand c;
     c.type = SeqCommand::kGrid;
     c.grid = m_.grid;
     send(c);
   }
-
-  // Hands a copy of track t's sound to the audio thread.
-  void publish(int t) {
-    for (int waited = 0; all_.size() >= kMaxLive; ++waited) {
-      if (waited > 2000) throw Failure("the audio thread does not return buffers (JACK stopped?)");
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      reclaim();
-    }
-    auto *b = new Buffer;
-    b->data = m_.tracks[t].audio;
-    all_.insert(b);
-    Buffer *old = live_.pending[t].exchange(b, std::memory_order_acq_rel);
-    if (old) {  // never taken by the audio thread
-      all_.erase(old);
-      delete old;
-    }
-  }
+  void publish(int t) { live_.handoff.publish(t, m_.tracks[t].audio); }
 
   void ready(const Request &r, std::vector<OscArg> args) {
     args.insert(args.begin(), OscArg::Str(r.address));
@@ -410,11 +349,11 @@ class Worker {
         std::vector<OscArg> a = {OscArg::Float(m_.bpm),
                                  OscArg::Int(m_.playing),
                                  OscArg::Float(m_.temperature),
-                                 OscArg::Long(live_.frame.load()),
-                                 OscArg::Long(live_.play_frame.load()),
+                                 OscArg::Long(live_.handoff.frame()),
+                                 OscArg::Long(live_.handoff.play_frame()),
                                  OscArg::Int(m_.rate),
                                  OscArg::Int(live_.latency.load()),
-                                 OscArg::Int(live_.voices.load())};
+                                 OscArg::Int(live_.handoff.voices())};
         for (int t = 0; t < kTracks; ++t) {
           a.push_back(OscArg::Str(m_.label(t)));
           a.push_back(OscArg::Long(int64_t(m_.tracks[t].seed)));
@@ -429,7 +368,6 @@ class Worker {
   Machine &m_;
   Live &live_;
   std::vector<std::string> inputs_;
-  std::unordered_set<Buffer *> all_;  // every buffer made and not yet freed
 };
 
 // Parses one message into a request; throws Failure with the reason (the reply).
@@ -573,8 +511,8 @@ int run_live(const Options &o, const std::string &model_path) {
   } closer{client};
   const int rate = int(jack_get_sample_rate(client));
 
-  Live live(rate);
-  live.client = client;
+  // 8 s of audio between the audio thread and the disk when recording.
+  Live live(rate, o.record.empty() ? 0 : size_t(rate) * 8);
   live.port = jack_port_register(client, "out", JACK_DEFAULT_AUDIO_TYPE, JackPortIsOutput | JackPortIsTerminal, 0);
   if (!live.port) throw Failure("cannot register the JACK output port");
 
@@ -590,10 +528,6 @@ int run_live(const Options &o, const std::string &model_path) {
     info.format = is_flac(o.record) ? SF_FORMAT_FLAC | SF_FORMAT_PCM_24 : SF_FORMAT_WAV | SF_FORMAT_FLOAT;
     rec_sf = sf_open_fd(rec_file->fd(), SFM_WRITE, &info, SF_FALSE);
     if (!rec_sf) throw Failure("cannot write '" + o.record + "': " + sf_strerror(nullptr));
-    // 8 s of audio between the audio thread and the disk.
-    size_t cap = 1;
-    while (cap < size_t(rate) * 8) cap <<= 1;
-    live.record.reset(new SampleRing(cap));
   }
 
   Machine m(engine, rate, o.seed, o.temperature);
@@ -634,7 +568,7 @@ int run_live(const Options &o, const std::string &model_path) {
       for (;;) {
         const bool last = stop_recorder.load();
         size_t n;
-        while ((n = live.record->read(buf.data(), buf.size())) > 0)
+        while ((n = live.handoff.record()->read(buf.data(), buf.size())) > 0)
           if (rec_error.empty() && sf_writef_float(rec_sf, buf.data(), sf_count_t(n)) != sf_count_t(n))
             rec_error = std::string("cannot write '") + o.record + "': " + sf_strerror(rec_sf);
         if (last) break;
@@ -693,7 +627,7 @@ int run_live(const Options &o, const std::string &model_path) {
     recorder.join();
     const sf_count_t frames = sf_seek(rec_sf, 0, SEEK_CUR);
     if (sf_close(rec_sf) != 0 && rec_error.empty()) rec_error = "cannot write '" + o.record + "'";
-    const uint64_t lost = live.record_lost.load();
+    const uint64_t lost = live.handoff.record_lost();
     if (lost > 0 && rec_error.empty())
       std::fprintf(stderr, "%s: warning: the recording lost %llu frames (the disk was too slow)\n", kProg,
                    (unsigned long long)lost);

@@ -22,3 +22,14 @@ if(TARGET ngs_drum_machine)
     SKIP_REGULAR_EXPRESSION "jackd is not installed"
     LABELS apps TIMEOUT 120)
 endif()
+
+# The worker <-> audio thread handoff and the sequencer on their own (no JACK needed).
+if(NGS_BUILD_APPS)
+  ngs_add_gtest(test_drum_handoff
+    SOURCES ${PROJECT_SOURCE_DIR}/tests/drum_machine/test_handoff.cpp
+            ${PROJECT_SOURCE_DIR}/apps/drum_machine/handoff.cpp
+            ${PROJECT_SOURCE_DIR}/apps/drum_machine/sequencer.cpp
+    LIBS Threads::Threads LABELS apps TIMEOUT 120)
+  target_include_directories(test_drum_handoff PRIVATE ${PROJECT_SOURCE_DIR}/apps/drum_machine)
+  target_compile_options(test_drum_handoff PRIVATE -ffp-contract=off)
+endif()
