@@ -474,8 +474,6 @@ Request parse_request(const OscMessage &m, const Peer &peer) {
   return r;
 }
 
-std::atomic<bool> g_signalled{false};
-
 int run_live(const Options &o, const std::string &model_path) {
   // Every thread started from here on (JACK's too) inherits the blocked signals; main
   // takes them with sigtimedwait.
@@ -518,10 +516,17 @@ int run_live(const Options &o, const std::string &model_path) {
 
   std::unique_ptr<ngs_cli::OutputFile> rec_file;
   SNDFILE *rec_sf = nullptr;
-  const std::vector<std::string> inputs = {model_path, o.record};
+  struct SfCloser {
+    SNDFILE *&sf;
+    ~SfCloser() {
+      if (sf) sf_close(sf);
+    }
+  } sf_closer{rec_sf};
+  // What /save must not overwrite.
+  const std::vector<std::string> inputs = {model_path, o.pattern, o.record};
   if (!o.record.empty()) {
     ngs_cli::check_audio_extension(o.record);
-    rec_file.reset(new ngs_cli::OutputFile(o.record, {model_path}));
+    rec_file.reset(new ngs_cli::OutputFile(o.record, {model_path, o.pattern}));
     SF_INFO info{};
     info.samplerate = rate;
     info.channels = 1;
@@ -605,10 +610,7 @@ int run_live(const Options &o, const std::string &model_path) {
   const timespec tick{0, 100 * 1000 * 1000};
   while (!live.jack_gone.load()) {
     const int s = sigtimedwait(&sigs, nullptr, &tick);
-    if (s == SIGINT || s == SIGTERM) {
-      g_signalled.store(true);
-      break;
-    }
+    if (s == SIGINT || s == SIGTERM) break;
   }
   // Teardown: no more requests, then no more audio, then the recording's end.
   stop_threads.store(true);
@@ -622,11 +624,13 @@ int run_live(const Options &o, const std::string &model_path) {
     std::fprintf(stderr, "%s: error: the JACK server stopped\n", kProg);
     status = 1;
   }
-  if (rec_sf) {
+  if (rec_file) {
     stop_recorder.store(true);
     recorder.join();
     const sf_count_t frames = sf_seek(rec_sf, 0, SEEK_CUR);
-    if (sf_close(rec_sf) != 0 && rec_error.empty()) rec_error = "cannot write '" + o.record + "'";
+    const int closed = sf_close(rec_sf);
+    rec_sf = nullptr;
+    if (closed != 0 && rec_error.empty()) rec_error = "cannot write '" + o.record + "'";
     const uint64_t lost = live.handoff.record_lost();
     if (lost > 0 && rec_error.empty())
       std::fprintf(stderr, "%s: warning: the recording lost %llu frames (the disk was too slow)\n", kProg,
