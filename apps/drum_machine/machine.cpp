@@ -1,6 +1,7 @@
 #include "machine.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "args.h"  // ngs_cli::truncated
@@ -129,6 +130,13 @@ Grid Machine::pattern_grid(const ngs_cli::Pattern &p) const {
 }
 
 std::vector<float> Machine::render(int bars) const {
+  const double seconds = bars * kSteps * 60.0 / (bpm * 4.0);
+  if (seconds > kMaxRenderSeconds) {
+    char b[160];
+    std::snprintf(b, sizeof b, "%d bars at %g bpm last %.0f s; a render lasts at most %.0f s", bars, bpm, seconds,
+                  kMaxRenderSeconds);
+    throw Failure(b);
+  }
   Sequencer seq(rate);
   Buffer bufs[kTracks];
   for (int t = 0; t < kTracks; ++t) {

@@ -17,6 +17,8 @@ namespace ngs_drum {
 // Peak of every buffer the model writes, linear (-6 dBFS): the model's one-shots come out
 // near -11 dBFS; normalised hits at full velocity leave headroom for a few at once.
 constexpr float kBufferPeak = 0.5f;
+// Longest offline render (--offline, /save): 30 minutes.
+constexpr double kMaxRenderSeconds = 1800.0;
 
 // One track's sound: a one-shot of a class, or a decoded linear latent path.
 struct TrackSound {
@@ -53,7 +55,8 @@ class Machine {
   Grid pattern_grid(const ngs_cli::Pattern &p) const;
 
   // Renders `bars` bars of the current state from step 0 (tails cut at the end):
-  // ceil(bars * 16 * frames_per_step) frames at the output rate.
+  // ceil(bars * 16 * frames_per_step) frames at the output rate; at most
+  // kMaxRenderSeconds (Failure beyond).
   std::vector<float> render(int bars) const;
 
   ngs_cli::Engine &engine;

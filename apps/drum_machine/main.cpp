@@ -18,6 +18,8 @@
 #include <jack/jack.h>
 #include <signal.h>
 #include <sndfile.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -27,9 +29,9 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cerrno>
 #include <cstring>
 #include <deque>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -93,16 +95,34 @@ std::string find_model(const std::string &given) {
                 (candidates.empty() ? std::string("nothing") : candidates.front()) + ")");
 }
 
+// A regular file's text, at most max_bytes (a FIFO or a device is refused, never waited on).
 std::string read_text_file(const std::string &path, size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Failure("cannot read pattern '" + ngs_cli::truncated(path) + "'");
+  const std::string name = "pattern '" + ngs_cli::truncated(path) + "'";
+  const int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw Failure("cannot read " + name + ": " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    throw Failure("cannot read " + name + ": not a regular file");
+  }
   std::string s;
   char buf[65536];
-  while (f.read(buf, sizeof buf) || f.gcount() > 0) {
-    s.append(buf, size_t(f.gcount()));
-    if (s.size() > max_bytes)
-      throw Failure("pattern '" + ngs_cli::truncated(path) + "' is larger than " + std::to_string(max_bytes) + " bytes");
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      throw Failure("cannot read " + name + ": " + std::strerror(err));
+    }
+    if (n == 0) break;
+    s.append(buf, size_t(n));
+    if (s.size() > max_bytes) {
+      close(fd);
+      throw Failure(name + " is larger than " + std::to_string(max_bytes) + " bytes");
+    }
   }
+  close(fd);
   return s;
 }
 

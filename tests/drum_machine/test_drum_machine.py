@@ -616,6 +616,8 @@ def test_bad_command_lines_fail_cleanly(tmp):
         off_grid = os.path.join(inputs, "grid.json")
         with open(off_grid, "w") as f:
             f.write('{"Kick": [[0.03, 1.0]]}')
+        fifo = os.path.join(inputs, "fifo")
+        os.mkfifo(fifo)
         pat_wav = os.path.join(inputs, "pattern.wav")  # a pattern file with an audio name
         shutil.copy(PATTERN, pat_wav)
         out = os.path.join(tmp, "x.wav")
@@ -630,6 +632,9 @@ def test_bad_command_lines_fail_cleanly(tmp):
             (["--offline", out, "--pattern", off_grid], "not on the 16-step grid"),
             (["--offline", out, "--pattern", MODEL], "larger than"),
             (["--offline", out, "--pattern", os.path.join(inputs, "none.json")], "cannot read pattern"),
+            (["--offline", out, "--pattern", fifo], "not a regular file"),  # never waited on
+            (["--offline", out, "--pattern", inputs], "not a regular file"),
+            (["--offline", out, "--bars", "1024", "--bpm", "20"], "a render lasts at most 1800 s"),
             (["--offline", pat_wav, "--pattern", pat_wav], "is the input"),
             (["--offline", out, "--record", os.path.join(tmp, "r.wav")], "--record"),
         ]
@@ -640,7 +645,7 @@ def test_bad_command_lines_fail_cleanly(tmp):
             assert os.listdir(tmp) == [], os.listdir(tmp)
         with open(pat_wav) as f, open(PATTERN) as g:
             assert f.read() == g.read()
-        assert sorted(os.listdir(inputs)) == ["bad.json", "grid.json", "pattern.wav"]
+        assert sorted(os.listdir(inputs)) == ["bad.json", "fifo", "grid.json", "pattern.wav"]
     finally:
         shutil.rmtree(inputs, ignore_errors=True)
     # No JACK server of this name: one clear line.
