@@ -24,12 +24,21 @@ if(TARGET ngs_drum_machine)
 endif()
 
 # The worker <-> audio thread handoff and the sequencer on their own (no JACK needed).
+# Outside sanitizer builds it links the real-time interposer (tests/cpp/rt_interpose.cpp):
+# the audio thread's block must not allocate, lock, wait or make a system call.
 if(NGS_BUILD_APPS)
+  set(ngs_handoff_rt "")
+  if(NOT NGS_SANITIZE)
+    set(ngs_handoff_rt ${PROJECT_SOURCE_DIR}/tests/cpp/rt_interpose.cpp)
+  endif()
   ngs_add_gtest(test_drum_handoff
     SOURCES ${PROJECT_SOURCE_DIR}/tests/drum_machine/test_handoff.cpp
             ${PROJECT_SOURCE_DIR}/apps/drum_machine/handoff.cpp
-            ${PROJECT_SOURCE_DIR}/apps/drum_machine/sequencer.cpp
-    LIBS Threads::Threads LABELS apps TIMEOUT 120)
+            ${PROJECT_SOURCE_DIR}/apps/drum_machine/sequencer.cpp ${ngs_handoff_rt}
+    LIBS Threads::Threads ${CMAKE_DL_LIBS} LABELS apps TIMEOUT 120)
   target_include_directories(test_drum_handoff PRIVATE ${PROJECT_SOURCE_DIR}/apps/drum_machine)
   target_compile_options(test_drum_handoff PRIVATE -ffp-contract=off)
+  if(NOT NGS_SANITIZE)
+    target_compile_definitions(test_drum_handoff PRIVATE NGS_DRUM_RT_CHECK=1)
+  endif()
 endif()

@@ -2,7 +2,9 @@
 // its sequencer: a sounding hit keeps its buffer when the track gets a new one, a new hit
 // plays the new one, and under a worker publishing thousands of buffers while an audio
 // thread renders blocks of random sizes, no buffer is freed while it plays (freed buffers
-// are poisoned with NaN and kept), none is kept back, and the recording ring keeps every frame.
+// are poisoned with NaN and kept), none is kept back, the recording ring keeps every frame,
+// and the audio block allocates, locks, waits and calls the system never (the real-time
+// interposer of tests/cpp/rt_interpose.cpp, outside sanitizer builds).
 // Also built with -fsanitize=thread by hand (apps/drum_machine/README.md, "Test").
 #include <gtest/gtest.h>
 
@@ -13,10 +15,21 @@
 #include <vector>
 
 #include "handoff.h"
+#if NGS_DRUM_RT_CHECK
+#include "rt_interpose.h"
+#endif
 
 using namespace ngs_drum;
 
 namespace {
+
+// One audio block, watched by the real-time interposer when it is linked.
+void audio_block(Handoff &h, float *out, int n) {
+#if NGS_DRUM_RT_CHECK
+  ngs::rt::Section watched;
+#endif
+  h.process(out, n);
+}
 
 // Buffers the handoff freed, poisoned and kept until the end of the test (worker thread).
 std::vector<Buffer *> g_graveyard;
@@ -109,6 +122,10 @@ TEST(DrumHandoff, StepsLandOnTheirFramesForAnyBlockSize) {
 }
 
 TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
+#if NGS_DRUM_RT_CHECK
+  ASSERT_TRUE(ngs::rt::active());
+  ngs::rt::reset();
+#endif
   Handoff h(48000, 1 << 14);
   h.free_fn = poison_and_keep;
   h.send(grid_command(0.25f));  // every track on every step
@@ -123,7 +140,7 @@ TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
     std::vector<float> out(512);
     while (!done.load()) {
       const int n = 1 + int(rng() % 512);
-      h.process(out.data(), n);
+      audio_block(h, out.data(), n);
       for (int i = 0; i < n; ++i)
         if (!std::isfinite(out[i])) bad_samples.fetch_add(1);
     }
@@ -171,6 +188,9 @@ TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
   EXPECT_GT(h.untaken(), 0u);
   EXPECT_EQ(h.alive(), size_t(kTracks)) << "buffers nobody plays were not handed back";
   EXPECT_EQ(recorded.load() + h.record_lost(), uint64_t(h.frame()));
+#if NGS_DRUM_RT_CHECK
+  EXPECT_EQ(ngs::rt::violations(), 0) << "the audio block called: " << ngs::rt::report();
+#endif
   for (Buffer *b : g_graveyard) delete b;
   g_graveyard.clear();
 }
