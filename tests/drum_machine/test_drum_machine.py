@@ -39,8 +39,13 @@ sys.path.insert(0, os.path.join(SOURCE, "bindings", "python"))
 import ngs  # noqa: E402
 
 PROGRAM = os.environ.get("NGS_DRUM_MACHINE", os.path.join(SOURCE, "build", "bin", "ngs-drum-machine"))
-JACKD = os.environ.get("NGS_JACKD") or shutil.which("jackd")
-OSCSEND = os.environ.get("NGS_OSCSEND") or shutil.which("oscsend")
+def _program(env, name):
+    p = os.environ.get(env, "")
+    return p if p and os.access(p, os.X_OK) else shutil.which(name)
+
+
+JACKD = _program("NGS_JACKD", "jackd")
+OSCSEND = _program("NGS_OSCSEND", "oscsend")
 MODEL = os.path.join(SOURCE, "models", "drums.safetensors")
 PATTERN = os.path.join(SOURCE, "apps", "examples", "pattern.json")
 TRACKS, STEPS, PEAK = 8, 16, np.float32(0.5)
