@@ -15,36 +15,35 @@
 //             (Sequencer), hands retired buffers back, copies the block to the recording
 //             ring. No allocation, lock, wait or system call;
 //   recorder  (--record) drains the recording ring into the temporary WAV file.
+#include <fcntl.h>
 #include <jack/jack.h>
 #include <signal.h>
 #include <sndfile.h>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cctype>
+#include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
-#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
-#include <sstream>
 #include <thread>
-#include <unordered_set>
 
 #include "args.h"
 #include "common.h"
+#include "handoff.h"
 #include "io.h"
 #include "machine.h"
 #include "osc.h"
-#include "handoff.h"
 #include "sequencer.h"
 
 #ifndef NGS_DRUM_MODEL_DIR
