@@ -81,11 +81,11 @@ class Reference:
         self.ctx = self.model.context()
         self.info = self.model.info
 
-    def note(self, cls, seed):
-        return normalised(self.ctx.sample(cls, temperature=1.0, seed=seed))
+    def note(self, cls, seed, temperature=1.0):
+        return normalised(self.ctx.sample(cls, temperature=temperature, seed=seed))
 
-    def path(self, seed):
-        z = self.model.path("line", n_grains=self.info.n_grains, temperature=1.0, seed=seed)
+    def path(self, seed, temperature=1.0):
+        z = self.model.path("line", n_grains=self.info.n_grains, temperature=temperature, seed=seed)
         return normalised(self.ctx.decode(z, seed=seed))
 
 
@@ -394,7 +394,7 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
         assert c.call("/clear") == []
         rng = np.random.default_rng(seed)
         grid = [[0.0] * STEPS for _ in range(TRACKS)]
-        for t, k in {(int(rng.integers(TRACKS)), int(rng.integers(STEPS))) for _ in range(6)} | {(4, 0)}:
+        for t, k in {(int(rng.integers(TRACKS)), int(rng.integers(STEPS))) for _ in range(6)} | {(4, 0), (0, 14), (5, 12), (7, 6)}:
             v = float(np.float32(rng.uniform(0.2, 1.0)))
             grid[t][k] = v
             assert c.call("/step", t, k, v) == [t, k, pytest.approx(v)]
@@ -466,6 +466,16 @@ def test_live_session_records_the_programmed_steps(ref, tmp):
         assert seeds == [draw_seed(seed, TRACKS + i) for i in range(40)]
         sounds[0].append((0, ref.note(classes.index("Clap"), seeds[-1])))
         n_draws = TRACKS + 40
+
+        # Explicit seeds (not counted as draws), a class by index, another temperature.
+        assert c.call("/temperature", 0.5) == [0.5]
+        assert c.call("/sample_note", 5, 5, 12345, types="iih") == [5, classes[5], 12345]
+        sounds[5].append((0, ref.note(5, 12345, temperature=0.5)))
+        assert c.call("/sample_path", 7, 777) == [7, 777]
+        sounds[7].append((0, ref.path(777, temperature=0.5)))
+        assert c.call("/temperature", 1) == [1.0]
+        st = c.status()
+        assert st["tracks"][5][:2] == (classes[5], 12345) and st["tracks"][7][:2] == ("path", 777)
 
         # Play one bar and a bit, re-sample track 4 (a Kick), then make track 6 a path.
         f_play0 = c.status()["frame"]
