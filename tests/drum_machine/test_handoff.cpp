@@ -12,6 +12,7 @@
 #include <cmath>
 #include <random>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "handoff.h"
@@ -38,14 +39,14 @@ void poison_and_keep(Buffer *b) {
   g_graveyard.push_back(b);
 }
 
-// Stops and joins the test's threads however the test ends.
+// Stops and joins the test's threads however the test ends, each after the one before.
 struct Joiner {
-  std::atomic<bool> &done;
-  std::vector<std::thread *> threads;
+  std::vector<std::pair<std::atomic<bool> *, std::thread *>> threads;
   ~Joiner() {
-    done.store(true);
-    for (std::thread *t : threads)
-      if (t->joinable()) t->join();
+    for (auto &t : threads) {
+      t.first->store(true);
+      if (t.second->joinable()) t.second->join();
+    }
   }
 };
 
@@ -133,7 +134,7 @@ TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
   for (int t = 0; t < kTracks; ++t) h.publish(t, std::vector<float>(3000, 1e-3f));
   h.send(command(SeqCommand::kPlay));
 
-  std::atomic<bool> done{false};
+  std::atomic<bool> done{false}, recorder_done{false};  // the recorder stops after the audio thread
   std::atomic<uint64_t> bad_samples{0}, recorded{0};
   std::thread audio([&] {
     std::mt19937 rng(1);
@@ -148,7 +149,7 @@ TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
   std::thread recorder([&] {
     std::vector<float> buf(4096);
     for (;;) {
-      const bool last = done.load();
+      const bool last = recorder_done.load();
       size_t n;
       while ((n = h.record()->read(buf.data(), buf.size())) > 0) recorded.fetch_add(n);
       if (last) break;
@@ -156,7 +157,7 @@ TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
     }
   });
 
-  Joiner joiner{done, {&audio, &recorder}};
+  Joiner joiner{{{&done, &audio}, {&recorder_done, &recorder}}};
   std::mt19937 rng(2);
   for (int i = 0; i < 4000; ++i) {
     h.publish(int(rng() % kTracks), std::vector<float>(1 + rng() % 6000, 1e-3f));
@@ -180,6 +181,7 @@ TEST(DrumHandoff, StressNoBufferFreedWhilePlayingNoneLost) {
   }
   done.store(true);
   audio.join();
+  recorder_done.store(true);
   recorder.join();
   h.reclaim();
 
