@@ -9,6 +9,10 @@ packages=(
   libsndfile1-dev libsoxr-dev libcli11-dev nlohmann-json3-dev
   libsamplerate0-dev
   puredata-core puredata-dev
+  jackd2
+  libjack-jackd2-dev
+  liblo-dev
+  liblo-tools
   python3-torch python3-numpy python3-yaml python3-pytest python3-scipy
   python3-hypothesis
   python3-venv
