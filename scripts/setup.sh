@@ -11,6 +11,7 @@ packages=(
   puredata-core puredata-dev
   python3-torch python3-numpy python3-yaml python3-pytest python3-scipy
   python3-hypothesis
+  python3-venv
   libopenblas0-pthread
   clang
   libclang-rt-14-dev
