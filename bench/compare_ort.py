@@ -254,6 +254,10 @@ def main():
     a, CP = _parse_args()
     if a.ort_worker:
         return ort_worker(a, CP)
+    CP.thread_counts(a.threads, os.cpu_count() or 1, "compare_ort")
+    CP.config_names(a.configs, "compare_ort")
+    if not os.access(a.ngs, os.X_OK):
+        sys.exit(f"compare_ort: {a.ngs} not found: build it (cmake --build build --target ngs_cli)")
     skip = bootstrap(a.venv, not a.no_install)
     import numpy as np
     import torch
@@ -263,10 +267,9 @@ def main():
     if skip is None:
         import onnxruntime as ort
         import onnx
-    if not os.access(a.ngs, os.X_OK):
-        sys.exit(f"compare_ort: {a.ngs} not found: build it (cmake --build build --target ngs_cli)")
     mi = CP.machine_info()
-    threads = CP.thread_counts(a.threads, mi["cores"])
+    threads = CP.thread_counts(a.threads, mi["cores"], "compare_ort")
+    configs = CP.config_names(a.configs, "compare_ort")
     base_python = getattr(sys, "_base_executable", sys.executable)
     cmd = " ".join(["bench/compare_ort.py", *sys.argv[1:]])
     print("compare_ort:", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
@@ -283,7 +286,7 @@ def main():
                "onnxruntime": ort.__version__ if ort else None, "ort_skipped": skip,
                "blas": CP.blas_report(), "checks": {}, "runs": []}
     table = []
-    for config in a.configs.split(","):
+    for config in configs:
         p = make_models.make(a.models, config)
         w_hp, l_hp = make_models.CONFIGS[config]
         graphs, checks = {}, {}

@@ -340,8 +340,25 @@ def add_common_args(ap):
                          "threads, which matters with several threads on a busy machine)")
 
 
-def thread_counts(spec, cores):
-    return sorted({cores if x == "all" else int(x) for x in spec.split(",")})
+def thread_counts(spec, cores, prog="compare_pytorch"):
+    """--threads "1,all" -> sorted counts; exits with a message on a bad entry."""
+    try:
+        t = sorted({cores if x.strip() == "all" else int(x) for x in spec.split(",")})
+    except ValueError:
+        sys.exit(f"{prog}: --threads: expected counts or 'all' separated by commas, got {spec!r}")
+    if t[0] < 1:
+        sys.exit(f"{prog}: --threads: counts must be >= 1, got {spec!r}")
+    return t
+
+
+def config_names(spec, prog="compare_pytorch"):
+    """--configs "drums22k,sr16k" -> names of make_models.CONFIGS; exits on an unknown one."""
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    bad = [c for c in names if c not in make_models.CONFIGS]
+    if bad or not names:
+        sys.exit(f"{prog}: --configs: unknown configuration {', '.join(bad) or repr(spec)} "
+                 f"(known: {', '.join(sorted(make_models.CONFIGS))})")
+    return names
 
 
 # ---- main ------------------------------------------------------------------------------
@@ -373,6 +390,7 @@ def main():
     mi = machine_info()
     cpu, cores = mi["cpu"], mi["cores"]
     threads = thread_counts(a.threads, cores)
+    configs = config_names(a.configs)
 
     print("compare_pytorch:", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
     print(f"machine: {cpu}, {cores} logical cores, L2 {mi['l2']}, {mi['platform']}")
@@ -384,7 +402,7 @@ def main():
                "cores": cores, "l2": mi["l2"], "torch": torch.__version__,
                "blas": blas_report(), "runs": []}
     table = []
-    for config in a.configs.split(","):
+    for config in configs:
         p = make_models.make(a.models, config)
         w_hp, l_hp = make_models.CONFIGS[config]
         for T in threads:
