@@ -26,11 +26,15 @@ Graphs (inputs -> outputs; n = grains, L = l_grain, hop = L / 4):
                      the pp_chans-channel post-processing conv, softsign), every FFT an
                      ONNX DFT node (torch 1.13 cannot export torch.fft: a custom symbolic)
     dec<n>.matmul    the same with each FFT a product by an explicit DFT matrix
-    dec<n>.fused     ngs' algebra (reference.decode, exact identities): the impulse
-                     response's spectrum as a 3-tap stencil on the magnitudes, so 2 DFT
-                     nodes per grain (rfft of the noise, irfft of the product) instead of
-                     4, and the post-processing conv's identical input channels summed
-                     into a 1-channel FIR (reference.folded_fir)
+    dec<n>.fused-dft ngs' algebra (reference.decode, exact identities): the impulse
+                     response's spectrum as a 3-tap stencil on the magnitudes, so 2 FFTs
+                     per grain (rfft of the noise, irfft of the product) instead of 4, and
+                     the post-processing conv's identical input channels summed into a
+                     1-channel FIR (reference.folded_fir); FFTs as DFT nodes
+    dec<n>.fused-dft-pairs  the same, two grains per complex DFT node (the real-input
+                     DFT costs ORT as much as a complex one): grain 2j as the real part,
+                     2j+1 as the imaginary part, split / joined by Hermitian symmetry
+    dec<n>.fused-matmul  the fused algebra, the 2 FFTs as products by DFT matrices
 """
 import argparse
 import copy
@@ -96,14 +100,16 @@ class _FFTByDFT(nn.Module):
 
     def __init__(self, L):
         super().__init__()
-        F_ = L // 2 + 1
-        # Hermitian extension: X[k] for k >= F is conj(X[L - k]), k = F .. L-1.
-        self.register_buffer("mirror", torch.arange(F_ - 2, 0, -1), persistent=False)
+        self.F = L // 2 + 1
         self.register_buffer("conj", torch.tensor([1.0, -1.0]), persistent=False)
+
+    def _mirror(self, X):
+        """Hermitian extension's tail: X[L - k] for k = F .. L-1 (a Slice with step -1)."""
+        return X[:, 1:self.F - 1].flip(1)
 
     def irfft_real(self, H):
         """irfft of a real spectrum H [b, F] (zero imaginary parts) -> [b, L]."""
-        full = torch.cat([H, H.index_select(1, self.mirror)], dim=1)
+        full = torch.cat([H, self._mirror(H)], dim=1)
         return _DFT.apply(full.unsqueeze(-1), True, False)[..., 0]
 
     def rfft(self, x):
@@ -112,8 +118,32 @@ class _FFTByDFT(nn.Module):
 
     def irfft(self, X):
         """X [b, F, 2] -> [b, L] (imaginary parts of bins 0 and F-1 ignored, as torch)."""
-        full = torch.cat([X, X.index_select(1, self.mirror) * self.conj], dim=1)
+        full = torch.cat([X, self._mirror(X) * self.conj], dim=1)
         return _DFT.apply(full, True, False)[..., 0]
+
+
+def _pairs_rfft(x):
+    """rfft of the rows of x [b, L] (b even) two at a time: one complex DFT of
+    x[0::2] + i x[1::2], split by Hermitian symmetry -> ([b/2, F, 2] even, odd rows)."""
+    L = x.shape[1]
+    F_ = L // 2 + 1
+    Z = _DFT.apply(torch.stack([x[0::2], x[1::2]], dim=-1), False, False)   # [b/2, L, 2]
+    Zf = Z[:, :F_]
+    Zr = torch.cat([Z[:, :1], Z[:, F_ - 1:].flip(1)], dim=1)                # Z[(L - k) % L]
+    a, b, c, d = Zf[..., 0], Zf[..., 1], Zr[..., 0], Zr[..., 1]
+    even = torch.stack([0.5 * (a + c), 0.5 * (b - d)], dim=-1)
+    odd = torch.stack([0.5 * (b + d), 0.5 * (c - a)], dim=-1)
+    return even, odd
+
+
+def _pairs_irfft(E, O, fft):
+    """irfft of two sets of half spectra [b/2, F, 2] with one complex inverse DFT:
+    real part = irfft(E), imaginary part = irfft(O). Returns [b, L], rows interleaved."""
+    Ef = torch.cat([E, fft._mirror(E) * fft.conj], dim=1)
+    Of = torch.cat([O, fft._mirror(O) * fft.conj], dim=1)
+    C = torch.stack([Ef[..., 0] - Of[..., 1], Ef[..., 1] + Of[..., 0]], dim=-1)
+    y = _DFT.apply(C, True, False)                                          # [b/2, L, 2]
+    return y.transpose(1, 2).reshape(-1, y.shape[1])
 
 
 class _FFTByMatmul(nn.Module):
@@ -237,6 +267,9 @@ class SeqDecodeGraph(nn.Module):
         return l.decoder_z(hs)
 
 
+DECODER_VARIANTS = ("dft", "matmul", "fused-dft", "fused-dft-pairs", "fused-matmul")
+
+
 class DecoderGraph(nn.Module):
     """(z [n, z_dim], noise [n, L]) -> audio [(n+3)*hop], as reference.decode_unfused."""
 
@@ -247,8 +280,11 @@ class DecoderGraph(nn.Module):
         if L != 4 * hop:
             raise ValueError("decoder graph: hop_size must be l_grain / 4")
         self.w, self.n, self.L, self.hop, self.pp = w, n, L, hop, hp["pp_chans"]
-        self.fused = fft == "fused"
-        self.fft = _FFTByMatmul(L) if fft == "matmul" else _FFTByDFT(L)
+        if fft not in DECODER_VARIANTS:
+            raise ValueError(f"decoder graph: variant {fft!r} not in {DECODER_VARIANTS}")
+        self.fused = fft.startswith("fused")
+        self.pairs = fft == "fused-dft-pairs"
+        self.fft = _FFTByMatmul(L) if fft.endswith("matmul") else _FFTByDFT(L)
         if self.fused:
             sign = torch.ones(L // 2 + 1)
             sign[1::2] = -1
@@ -275,7 +311,15 @@ class DecoderGraph(nn.Module):
             Hm = torch.cat([H[:, 1:2], H[:, :-1]], dim=1)
             Hp = torch.cat([H[:, 1:], H[:, -2:-1]], dim=1)
             S = self.sign * (0.5 * H + 0.25 * Hm + 0.25 * Hp)
-            y = self.fft.irfft(self.fft.rfft(noise) * S.unsqueeze(-1))
+            if self.pairs:  # two real grains per complex DFT (n padded to even)
+                pad = n % 2
+                nz = F.pad(noise, (0, 0, 0, pad)) if pad else noise
+                Sp = F.pad(S, (0, 0, 0, pad)) if pad else S
+                E, O = _pairs_rfft(nz)
+                y = _pairs_irfft(E * Sp[0::2].unsqueeze(-1), O * Sp[1::2].unsqueeze(-1),
+                                 self.fft)[:n]
+            else:
+                y = self.fft.irfft(self.fft.rfft(noise) * S.unsqueeze(-1))
         else:
             ir = self.fft.irfft_real(H) * self.fw
             ir = torch.cat([ir[:, L // 2:], ir[:, : L // 2]], dim=1)  # fftshift
@@ -319,7 +363,7 @@ def example_inputs(w, l, n, seed=0):
     return inp
 
 
-def export_all(w, l, out_dir, n_decode=(), fft_variants=("dft", "matmul", "fused"),
+def export_all(w, l, out_dir, n_decode=(), fft_variants=DECODER_VARIANTS,
                seq_variants=("rnn", "unrolled")):
     """Exports enc, seq.* (if l), dec<n>.* for the training n_grains and each n of
     n_decode into out_dir; returns {graph name: path}."""
