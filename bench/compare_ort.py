@@ -14,8 +14,10 @@ ORT columns say "skipped: <reason>" and the run goes on with PyTorch and ngs.
 
 For each configuration (bench/make_models.py), bench/onnx_export.py exports the encoder,
 the sequence VAE decode (two variants: the ONNX LSTM/GRU op, and the recurrence unrolled)
-and the grain decoder for 41 grains and for the 10 s path (two variants: FFTs as ONNX DFT
-nodes, and as products by DFT matrices), at opset 17 with Debian's torch; every graph is
+and the grain decoder for 41 grains and for the 10 s path (five variants: the authors'
+4 FFTs per grain as ONNX DFT nodes or as products by DFT matrices, and ngs' fused algebra
+with 2 FFTs per grain as DFT nodes, as DFT nodes taking two grains each, or as DFT
+matrices), at opset 17 with Debian's torch; every graph is
 checked against the float64 reference (relative L2 <= kTolF32 of tests/cpp/test_util.h,
 the engine's own fp32 bound) before any timing, and a case whose graphs fail prints
 FAILED with the message. For each thread count the ORT worker then times the variants of
