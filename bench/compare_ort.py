@@ -304,12 +304,15 @@ def main():
         for T in threads:
             env = CP.thread_env(T, a.omp_wait_policy)
             tw = CP.Worker(CP.torch_worker_argv(a.models, config, base_python), env)
-            ow = None
+            ow, ort_error = None, None
             if graphs:
                 argv = [sys.executable, os.path.abspath(__file__), "--ort-worker", config,
                         "--models", a.models, "--graphs", gfile]
-                ow = CP.Worker(argv + (["--no-spin"] if a.omp_wait_policy == "passive" else []),
-                               env)
+                try:
+                    ow = CP.Worker(argv + (["--no-spin"] if a.omp_wait_policy == "passive"
+                                           else []), env)
+                except RuntimeError as e:  # its traceback is on stderr above
+                    ort_error = f"ORT {e}"
             print(f"\n{config}, {T} thread(s) (sr {w_hp['sr']}, l_grain {w_hp['l_grain']}; "
                   f"torch threads {tw.hello['torch_threads']}"
                   + (f", ORT intra-op threads {ow.hello['ort_threads']}, variants "
@@ -332,10 +335,13 @@ def main():
                     n_r.append(CP.ngs_time(a.ngs, T, p["model"], name, a.seconds, "compare_ort"))
                     t_r.append(tw.time(name, a.seconds))
                     if have:
-                        o_r.append(ow.time(name, a.seconds))
+                        try:
+                            o_r.append(ow.time(name, a.seconds))
+                        except RuntimeError as e:
+                            ort_error, ow, have = f"ORT {e}", None, False
                 audio_s = t_r[0]["audio_seconds"]
                 tt, nn_ = CP.merge(t_r), CP.merge(n_r)
-                oo = CP.merge(o_r) if have else None
+                oo = CP.merge(o_r) if have and o_r else None
                 row = {"config": config, "threads": T, "case": name, "audio_seconds": audio_s,
                        "torch": tt, "ngs": nn_, "ort": oo,
                        "ort_variants": ow.hello["variants"] if ow else None,
@@ -348,8 +354,9 @@ def main():
                     ratio_s = f"{row['speedup_ort']:7.2f}x"
                     cpu_s, cratio_s = f"{oo['cpu_mean_ms']:9.2f}", f"{row['cpu_speedup_ort']:10.2f}x"
                 else:
-                    why = ("FAILED: " + "; ".join(bad)) if bad else ("skipped: " + (
-                        skip or "no checked graph"))
+                    why = ("FAILED: " + "; ".join(bad)) if bad else (
+                        "FAILED: " + ort_error if ort_error else
+                        "skipped: " + (skip or "no checked graph"))
                     row["ort_status"] = why
                     ort_s, ratio_s, cpu_s, cratio_s = f"{'-':>19s}", f"{'-':>8s}", f"{'-':>9s}", \
                         f"{'-':>11s}"
