@@ -352,7 +352,8 @@ def main():
                     row["cpu_speedup_ort"] = oo["cpu_mean_ms"] / nn_["cpu_mean_ms"]
                     ort_s = f"{oo['p50_ms']:9.2f} ({oo['min_ms']:7.2f})"
                     ratio_s = f"{row['speedup_ort']:7.2f}x"
-                    cpu_s, cratio_s = f"{oo['cpu_mean_ms']:9.2f}", f"{row['cpu_speedup_ort']:10.2f}x"
+                    cpu_s = f"{oo['cpu_mean_ms']:9.2f}"
+                    cratio_s = f"{row['cpu_speedup_ort']:10.2f}x"
                 else:
                     why = ("FAILED: " + "; ".join(bad)) if bad else (
                         "FAILED: " + ort_error if ort_error else
