@@ -115,22 +115,54 @@ def torch_encode_grains(w, g):
     return mu
 
 
-def torch_cases(w, l, seconds_10=10.0):
+def case_geometry(hp):
+    """Sizes of the cases of `ngs bench` for waveform hparams hp: one (a one-shot's
+    samples), n10 (grains of the 10 s path), len10 (samples of the 10 s resynthesis
+    input), its segments of S samples advancing by D with X-sample crossfades, K of them."""
+    L, hop, N, sr = hp["l_grain"], hp["hop_size"], hp["n_grains"], hp["sr"]
+    one = (N + 3) * hop
+    n10 = 4 * (math.floor(10.0 * sr / L) * L) // L - 3
+    len10 = int(10 * sr)
+    S, X = one, hop
+    D = S - X
+    K = 1 if len10 <= S else 1 + -(-(len10 - S) // D)
+    return {"one": one, "n10": n10, "len10": len10, "S": S, "X": X, "D": D, "K": K}
+
+
+def resynth_input(len10, rand):
+    """The resynthesis input: a sine plus a little noise; rand(n) draws uniform [0, 1)."""
+    t = np.arange(len10, dtype=np.float32)
+    return (0.4 * np.sin(t * np.float32(0.0627)) + 0.1 * (rand(len10) - 0.5)).astype(np.float32)
+
+
+def crossfade_join(outs, g):
+    """Joins the decoded segments outs[k] ([S] each) with one-hop linear crossfades, as
+    ngs_resynthesize: returns the first len10 samples."""
+    S, X, D, K = g["S"], g["X"], g["D"], g["K"]
+    y = np.zeros((K - 1) * D + S, dtype=np.float32)
+    ramp = ((np.arange(X, dtype=np.float32) + 0.5) / X).astype(np.float32)
+    for k, o in enumerate(outs):
+        o = np.asarray(o)
+        if k > 0:
+            y[k * D:k * D + X] = y[k * D:k * D + X] * (1 - ramp) + o[:X] * ramp
+            y[k * D + X:k * D + S] = o[X:]
+        else:
+            y[:S] = o
+    return y[:g["len10"]]
+
+
+def torch_cases(w, l):
     hp = w.hparams
     L, hop, N, sr, zd = hp["l_grain"], hp["hop_size"], hp["n_grains"], hp["sr"], hp["z_dim"]
-    one = (N + 3) * hop
+    g = case_geometry(hp)
+    one, n10, len10, S, X, D, K = (g[k] for k in ("one", "n10", "len10", "S", "X", "D", "K"))
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(N, zd, generator=gen)
     enc_in = torch.rand(one, generator=gen) - 0.5
     dec_N = TorchDecoder(w, N)
-    n10 = 4 * (math.floor(seconds_10 * sr / L) * L) // L - 3
     dec_10 = TorchDecoder(w, n10)
-    len10 = int(10 * sr)
-    t = torch.arange(len10, dtype=torch.float32)
-    res_in = 0.4 * torch.sin(t * 0.0627) + 0.1 * (torch.rand(len10, generator=gen) - 0.5)
-    S, X = one, hop
-    D = S - X
-    K = 1 if len10 <= S else 1 + -(-(len10 - S) // D)
+    res_in = torch.from_numpy(resynth_input(
+        len10, lambda n: torch.rand(n, generator=gen).numpy()))
     padded = torch.zeros((K - 1) * D + S)
     padded[:len10] = res_in
     win_N = dec_N.win
@@ -156,16 +188,7 @@ def torch_cases(w, l, seconds_10=10.0):
         # One segment at a time, as ngs does (faster here than one big batch, whose
         # [K * N, C, L / 4] activations leave the caches).
         mu = [torch_encode_grains(w, segs[k].unfold(0, L, hop) * win_N) for k in range(K)]
-        y = torch.zeros(len(padded))
-        ramp = (torch.arange(X, dtype=torch.float32) + 0.5) / X
-        for k in range(K):
-            o = dec_N(mu[k])
-            if k > 0:
-                y[k * D:k * D + X] = y[k * D:k * D + X] * (1 - ramp) + o[:X] * ramp
-                y[k * D + X:k * D + S] = o[X:]
-            else:
-                y[:S] = o
-        return y[:len10]
+        return crossfade_join([dec_N(mu[k]).numpy() for k in range(K)], g)
 
     @torch.no_grad()
     def path():
@@ -199,13 +222,9 @@ def case_flops(w_hp, l_hp, name):
         lat = 2 * (e + ncond) * lh + (ln - 1) * 2 * lh * lh
         lat += l_hp["n_RNN"] * (2 * G * lh * lh + N * 2 * G * lh * lh)
         lat += N * (2 * (lh + ncond) * lh + (ln - 1) * 2 * lh * lh + 2 * lh * z)
-    n10 = 4 * (math.floor(10 * w_hp["sr"] / L) * L) // L - 3
-    one = (N + 3) * (L // 4)
-    S, D = one, one - L // 4
-    len10 = int(10 * w_hp["sr"])
-    Kseg = 1 if len10 <= S else 1 + -(-(len10 - S) // D)
+    g = case_geometry(w_hp)
     return {"decode": N * dec, "sample": lat + N * dec, "encode": N * enc,
-            "resynth_10s": Kseg * N * (enc + dec), "path_10s": n10 * dec}[name]
+            "resynth_10s": g["K"] * N * (enc + dec), "path_10s": g["n10"] * dec}[name]
 
 
 def time_case(fn, seconds):
@@ -224,20 +243,61 @@ def time_case(fn, seconds):
             "min_ms": t[0], "max_ms": t[-1], "cpu_mean_ms": cpu / len(t)}
 
 
-# ---- main ------------------------------------------------------------------------------
+# ---- shared by the comparison scripts (compare_ort.py) --------------------------------
 
-def worker(models, config):
-    """Persistent PyTorch side: reads "CASE SECONDS" lines on stdin, times the case in this
-    process (threads set by the parent through the environment and torch.set_num_threads)
-    and answers one JSON line per request."""
-    torch.set_num_threads(int(os.environ["NGS_COMPARE_THREADS"]))
-    w, l = make_models.load(models, config)
-    cases = torch_cases(w, l)
-    print(json.dumps({"ready": True, "torch_threads": torch.get_num_threads()}), flush=True)
+def serve(cases, hello):
+    """A persistent timing process: prints `hello` (with "ready") as one JSON line, then
+    reads "CASE SECONDS" lines on stdin, times cases[CASE] = (fn, audio seconds) in this
+    process and answers one JSON line (time_case's result) per request."""
+    print(json.dumps(dict(hello, ready=True)), flush=True)
     for line in sys.stdin:
         name, seconds = line.split()
         fn, audio_s = cases[name]
         print(json.dumps(dict(time_case(fn, float(seconds)), audio_seconds=audio_s)), flush=True)
+
+
+class Worker:
+    """The parent's end of a serve() process started with argv and env."""
+
+    def __init__(self, argv, env):
+        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True, env=env)
+        line = self.p.stdout.readline()
+        if not line:
+            self.p.wait()
+            raise RuntimeError(f"{os.path.basename(argv[1])} worker exited with status "
+                               f"{self.p.returncode} before it was ready")
+        self.hello = json.loads(line)
+
+    def time(self, name, seconds):
+        self.p.stdin.write(f"{name} {seconds}\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker exited during case {name}")
+        return json.loads(line)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def thread_env(T, omp_wait_policy=""):
+    """Environment of a worker with T threads (OpenMP, OpenBLAS, MKL and NGS_COMPARE_THREADS)."""
+    env = dict(os.environ, NGS_COMPARE_THREADS=str(T), OMP_NUM_THREADS=str(T),
+               OPENBLAS_NUM_THREADS=str(T), MKL_NUM_THREADS=str(T))
+    if omp_wait_policy:
+        env["OMP_WAIT_POLICY"] = omp_wait_policy
+    return env
+
+
+def ngs_time(ngs, T, model, name, seconds, prog="compare_pytorch"):
+    """One round of `ngs bench` for one case: its JSON case result (exits on failure)."""
+    ng = subprocess.run([ngs, "--threads", str(T), "bench", model, "--json", "--cases", name,
+                         "--seconds", str(seconds)], capture_output=True, text=True)
+    if ng.returncode != 0:
+        sys.exit(f"{prog}: ngs bench failed: {ng.stderr.strip()}")
+    return json.loads(ng.stdout)["cases"][0]
 
 
 def merge(rounds):
@@ -250,8 +310,22 @@ def merge(rounds):
             "runs": int(sum(r["runs"] for r in rounds))}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def machine_info():
+    """CPU model (/proc/cpuinfo), logical cores, L2 (lscpu), platform, load average."""
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), platform.processor())
+    l2 = "unknown"
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        l2 = next((l.split(":", 1)[1].strip() for l in out.splitlines()
+                   if l.startswith("L2 cache")), l2)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count() or 1, "l2": l2,
+            "platform": platform.platform(), "loadavg": os.getloadavg()}
+
+
+def add_common_args(ap):
     ap.add_argument("--ngs", default="build/bin/ngs")
     ap.add_argument("--models", default="build/bench-models")
     ap.add_argument("--configs", default="drums22k,sr16k")
@@ -259,47 +333,82 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0,
                     help="measuring time per case, per side and per round")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="alternations of ngs and PyTorch per case (robust to a busy machine)")
+                    help="alternations of the sides per case (robust to a busy machine)")
     ap.add_argument("--json-out", default="")
-    ap.add_argument("--peak-gflops", type=float, default=0.0,
-                    help="FP32 FMA peak of one core (bench/fma_peak): adds the share of peak")
     ap.add_argument("--omp-wait-policy", default="",
                     help="OMP_WAIT_POLICY for PyTorch (e.g. passive: no spinning OpenMP "
                          "threads, which matters with several threads on a busy machine)")
+
+
+def thread_counts(spec, cores, prog="compare_pytorch"):
+    """--threads "1,all" -> sorted counts; exits with a message on a bad entry."""
+    try:
+        t = sorted({cores if x.strip() == "all" else int(x) for x in spec.split(",")})
+    except ValueError:
+        sys.exit(f"{prog}: --threads: expected counts or 'all' separated by commas, got {spec!r}")
+    if t[0] < 1:
+        sys.exit(f"{prog}: --threads: counts must be >= 1, got {spec!r}")
+    return t
+
+
+def config_names(spec, prog="compare_pytorch"):
+    """--configs "drums22k,sr16k" -> names of make_models.CONFIGS; exits on an unknown one."""
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    bad = [c for c in names if c not in make_models.CONFIGS]
+    if bad or not names:
+        sys.exit(f"{prog}: --configs: unknown configuration {', '.join(bad) or repr(spec)} "
+                 f"(known: {', '.join(sorted(make_models.CONFIGS))})")
+    return names
+
+
+# ---- main ------------------------------------------------------------------------------
+
+def worker(models, config):
+    """Persistent PyTorch side (serve()), threads set by the parent through the environment
+    and torch.set_num_threads."""
+    torch.set_num_threads(int(os.environ["NGS_COMPARE_THREADS"]))
+    w, l = make_models.load(models, config)
+    serve(torch_cases(w, l), {"torch_threads": torch.get_num_threads()})
+
+
+def torch_worker_argv(models, config, python=None):
+    return [python or sys.executable, os.path.abspath(__file__), "--worker", config,
+            "--models", models]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap)
+    ap.add_argument("--peak-gflops", type=float, default=0.0,
+                    help="FP32 FMA peak of one core (bench/fma_peak): adds the share of peak")
     ap.add_argument("--worker", default="", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
         return worker(a.models, a.worker)
     if not os.access(a.ngs, os.X_OK):
         sys.exit(f"compare_pytorch: {a.ngs} not found: build it (cmake --build build --target ngs_cli)")
-    cores = os.cpu_count() or 1
-    threads = sorted({cores if x == "all" else int(x) for x in a.threads.split(",")})
+    mi = machine_info()
+    cpu, cores = mi["cpu"], mi["cores"]
+    threads = thread_counts(a.threads, cores)
+    configs = config_names(a.configs)
 
     print("compare_pytorch:", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                if l.startswith("model name")), platform.processor())
-    print(f"machine: {cpu}, {cores} logical cores, {platform.platform()}")
+    print(f"machine: {cpu}, {cores} logical cores, L2 {mi['l2']}, {mi['platform']}")
     print(f"torch {torch.__version__}, numpy {np.__version__}")
     for l in blas_report():
         print("  " + l)
 
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu,
-               "cores": cores, "torch": torch.__version__, "blas": blas_report(), "runs": []}
+               "cores": cores, "l2": mi["l2"], "torch": torch.__version__,
+               "blas": blas_report(), "runs": []}
     table = []
-    for config in a.configs.split(","):
+    for config in configs:
         p = make_models.make(a.models, config)
         w_hp, l_hp = make_models.CONFIGS[config]
         for T in threads:
-            env = dict(os.environ, NGS_COMPARE_THREADS=str(T), OMP_NUM_THREADS=str(T),
-                       OPENBLAS_NUM_THREADS=str(T), MKL_NUM_THREADS=str(T))
-            if a.omp_wait_policy:
-                env["OMP_WAIT_POLICY"] = a.omp_wait_policy
-            tw = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", config,
-                                   "--models", a.models], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True, env=env)
-            hello = json.loads(tw.stdout.readline())
+            tw = Worker(torch_worker_argv(a.models, config), thread_env(T, a.omp_wait_policy))
             print(f"\n{config}, {T} thread(s) (sr {w_hp['sr']}, l_grain {w_hp['l_grain']}, "
-                  f"torch threads {hello['torch_threads']}): ms per call, median of "
+                  f"torch threads {tw.hello['torch_threads']}): ms per call, median of "
                   f"{a.rounds} interleaved rounds (min)")
             print(f"{'case':12s} {'PyTorch ms':>20s} {'ngs ms':>20s} {'speed-up':>9s} "
                   f"{'cpu ms torch':>12s} {'cpu ms ngs':>10s} {'cpu ratio':>9s} "
@@ -307,15 +416,8 @@ def main():
             for name in CASES:
                 t_rounds, n_rounds = [], []
                 for _ in range(a.rounds):
-                    ng = subprocess.run([a.ngs, "--threads", str(T), "bench", p["model"],
-                                         "--json", "--cases", name, "--seconds", str(a.seconds)],
-                                        capture_output=True, text=True)
-                    if ng.returncode != 0:
-                        sys.exit(f"compare_pytorch: ngs bench failed: {ng.stderr.strip()}")
-                    n_rounds.append(json.loads(ng.stdout)["cases"][0])
-                    tw.stdin.write(f"{name} {a.seconds}\n")
-                    tw.stdin.flush()
-                    t_rounds.append(json.loads(tw.stdout.readline()))
+                    n_rounds.append(ngs_time(a.ngs, T, p["model"], name, a.seconds))
+                    t_rounds.append(tw.time(name, a.seconds))
                 audio_s = t_rounds[0]["audio_seconds"]
                 tt, nn_ = merge(t_rounds), merge(n_rounds)
                 ratio = tt["p50_ms"] / nn_["p50_ms"]
@@ -335,8 +437,7 @@ def main():
                        "ngs_peak_share": share, "flops": case_flops(w_hp, l_hp, name)}
                 results["runs"].append(row)
                 table.append(row)
-            tw.stdin.close()
-            tw.wait()
+            tw.close()
     print("\nmarkdown:\n")
     print("| config | threads | case | PyTorch ms | ngs ms | speed-up | PyTorch CPU ms | "
           "ngs CPU ms | CPU-time speed-up | RTF ngs | ngs GFLOP/s | % of FMA peak |")

@@ -12,6 +12,8 @@
 #   4. ThreadSanitizer build (build-tsan/): the thread-safety tests;
 #   5. fuzzing (build-fuzz/, clang + libFuzzer): each fuzzer for NGS_FUZZ_SECONDS (30) s;
 #   6. Python (pytest): converter, reference oracle, random stream, bindings, bundled model;
+#      then the ONNX export test in build/bench-venv (onnxruntime from PyPI; NGS_SKIP_ONNX=1
+#      skips it);
 #   7. the pip-installable package (scripts/test_wheel.sh): the wheel of bindings/python
 #      built (with libngs inside) and installed into a fresh venv, then a smoke test from
 #      outside the tree (needs PyPI once; NGS_SKIP_WHEEL=1 skips it).
@@ -57,6 +59,12 @@ step "5/7 fuzzing (build-fuzz/, docs/FUZZING.md)"
 
 step "6/7 Python tests"
 $PY -m pytest -q -p no:cacheprovider tests/python
+# The ONNX export test needs onnxruntime, which Debian lacks: it runs in the benchmark's
+# venv (build/bench-venv, made once from PyPI by compare_ort.py; NGS_SKIP_ONNX=1 skips).
+if [ "${NGS_SKIP_ONNX:-0}" != 1 ]; then
+  $PY bench/compare_ort.py --prepare --venv build/bench-venv
+  build/bench-venv/bin/python -m pytest -q -p no:cacheprovider tests/python/test_onnx_export.py
+fi
 
 step "7/7 pip-installable Python package (scripts/test_wheel.sh, build/python-wheel/)"
 NGS_JOBS=$JOBS ./scripts/test_wheel.sh
