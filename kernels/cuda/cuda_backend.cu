@@ -153,6 +153,7 @@ class CudaSession : public Session {
   void run_graph(GraphExec &exec, bool &valid, F enqueue, bool launch = true);
   void plan_grains(int max_batch);  // decode_grains' buffers and graphs (allocates)
   void enqueue_grains(int rows);    // decode_grains of the rows in h_z_ / h_specs_
+  void enqueue_step(int rows);      // rnn_step of the slots in h_slots_ / h_count_
   void check_n(int n, const char *what) const;
   void enqueue_decode(int n);
   // The decode kernels of the n latents already in z_ (noise parameters in h_params_),
@@ -182,8 +183,8 @@ class CudaSession : public Session {
   GraphExec sample_graph_;
   int sample_graph_n_ = 0;
   // Streaming sequence VAE (rnn_plan): voice slots on the device, the step's inputs and
-  // outputs for up to step_max_ voices, a ring of staging rows for rnn_start.
-  int max_voices_ = 0, step_max_ = 0, pending_starts_ = 0;
+  // outputs for up to max_voices_ voices, a ring of staging rows for rnn_start.
+  int max_voices_ = 0, pending_starts_ = 0;
   size_t slot_floats_ = 0;
   DeviceBuffer<float> state_, start_e_, h_last_, zs_;
   DeviceBuffer<int> slot_cls_, start_cls_, slots_, count_, cls_rows_;
@@ -644,6 +645,7 @@ void CudaSession::rnn_plan(int max_voices) {
   h_start_e_ = std::make_unique<PinnedBuffer<float>>(V * lc.e_dim);
   h_start_cls_ = std::make_unique<PinnedBuffer<int>>(V);
   h_slots_ = std::make_unique<PinnedBuffer<int>>(V);
+  std::memset(h_slots_->get(), 0, sizeof(int) * V);  // rows past a step's count: copied, unread
   h_count_ = std::make_unique<PinnedBuffer<int>>(1);
   h_zs_ = std::make_unique<PinnedBuffer<float>>(V * lc.z_dim);
   started_.assign(V, 0);
@@ -655,16 +657,7 @@ void CudaSession::rnn_plan(int max_voices) {
   const cudaStream_t s = stream_.get();
   for (int rows = 1;; rows = std::min(2 * rows, max_voices)) {
     const int i = bucket_index(rows);
-    run_graph(step_graphs_[i], step_valid_[i], [&] {
-      NGS_CUDA_CHECK(cudaMemcpyAsync(slots_.get(), h_slots_->get(), sizeof(int) * rows,
-                                     cudaMemcpyHostToDevice, s));
-      NGS_CUDA_CHECK(cudaMemcpyAsync(count_.get(), h_count_->get(), sizeof(int),
-                                     cudaMemcpyHostToDevice, s));
-      rnn_step_launch(d, state_.get(), slot_cls_.get(), slots_.get(), count_.get(), rows,
-                      zs_.get(), h_last_.get(), cls_rows_.get(), s);
-      NGS_CUDA_CHECK(cudaMemcpyAsync(h_zs_->get(), zs_.get(), sizeof(float) * rows * lc.z_dim,
-                                     cudaMemcpyDeviceToHost, s));
-    }, false);
+    run_graph(step_graphs_[i], step_valid_[i], [&] { enqueue_step(rows); }, false);
     if (rows == max_voices) break;
   }
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -701,6 +694,20 @@ void CudaSession::rnn_start(int slot, const float *e, int class_index) {
   started_[static_cast<size_t>(slot)] = 1;
 }
 
+// A step of the voices in h_slots_ (count in h_count_), for a bucket of `rows`.
+void CudaSession::enqueue_step(int rows) {
+  const LatentDevice &d = *b_.latent_;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaMemcpyAsync(slots_.get(), h_slots_->get(), sizeof(int) * rows,
+                                 cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(count_.get(), h_count_->get(), sizeof(int),
+                                 cudaMemcpyHostToDevice, s));
+  rnn_step_launch(d, state_.get(), slot_cls_.get(), slots_.get(), count_.get(), rows, zs_.get(),
+                  h_last_.get(), cls_rows_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_zs_->get(), zs_.get(), sizeof(float) * rows * d.cfg.z_dim,
+                                 cudaMemcpyDeviceToHost, s));
+}
+
 void CudaSession::rnn_step(const int *slots, int B, float *z, int ldz) {
   const LatentDevice &d = latent("rnn_step");
   if (max_voices_ == 0) throw Error(kInvalidArgument, "CUDA backend: rnn_step before rnn_plan");
@@ -727,16 +734,7 @@ void CudaSession::rnn_step(const int *slots, int B, float *z, int ldz) {
   *h_count_->get() = B;
   const int rows = bucket_rows(B, max_voices_), i = bucket_index(rows);
   const cudaStream_t s = stream_.get();
-  run_graph(step_graphs_[i], step_valid_[i], [&] {
-    NGS_CUDA_CHECK(cudaMemcpyAsync(slots_.get(), h_slots_->get(), sizeof(int) * rows,
-                                   cudaMemcpyHostToDevice, s));
-    NGS_CUDA_CHECK(cudaMemcpyAsync(count_.get(), h_count_->get(), sizeof(int),
-                                   cudaMemcpyHostToDevice, s));
-    rnn_step_launch(d, state_.get(), slot_cls_.get(), slots_.get(), count_.get(), rows,
-                    zs_.get(), h_last_.get(), cls_rows_.get(), s);
-    NGS_CUDA_CHECK(cudaMemcpyAsync(h_zs_->get(), zs_.get(), sizeof(float) * rows * zd,
-                                   cudaMemcpyDeviceToHost, s));
-  });
+  run_graph(step_graphs_[i], step_valid_[i], [&] { enqueue_step(rows); });
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
   pending_starts_ = 0;
   for (int b = 0; b < B; ++b)

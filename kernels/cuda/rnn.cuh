@@ -26,7 +26,7 @@ struct RnnDevice {
   const float *b_hh = nullptr, *b_ih = nullptr;
   int in = 0, hidden = 0;
   bool gru = false;
-  int gates() const { return gru ? 3 : 4; }
+  __host__ __device__ int gates() const { return gru ? 3 : 4; }
 };
 
 // Launches the recurrence of one layer over `steps` steps for n_voices independent
