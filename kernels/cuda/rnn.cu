@@ -28,15 +28,13 @@ static __global__ void __launch_bounds__(kRnnMaxThreads)
                         size_t out_voice, int ldo, float *__restrict__ h_final) {
   NGS_DYNAMIC_SHARED(float, smem);
   const int H = L.hidden, ng = L.gates(), G = ng * H;
-  float *hbuf[2] = {smem, smem + V * H};  // [V][H] each
+  float *hp = smem, *hn = smem + V * H;  // previous and new h, [V][H] each (swapped per step)
   float *c = smem + 2 * V * H;             // [V][H]
   const int v0 = blockIdx.x * V;
   const int nv = n_voices - v0 < V ? n_voices - v0 : V;
   for (int i = threadIdx.x; i < 3 * V * H; i += blockDim.x) smem[i] = 0.0f;
   __syncthreads();
   for (int t = 0; t < steps; ++t) {
-    const float *hp = hbuf[t & 1];
-    float *hn = hbuf[(t + 1) & 1];
     for (int j = threadIdx.x; j < H; j += blockDim.x) {
       float acc[4][V];
 #pragma unroll
@@ -44,10 +42,14 @@ static __global__ void __launch_bounds__(kRnnMaxThreads)
 #pragma unroll
         for (int v = 0; v < V; ++v) acc[q][v] = 0.0f;
       rnn_gate_rows<V>(L.whh_t, G, H, ng, j, hp, H, H, acc);
-      for (int v = 0; v < nv; ++v) {
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        if (v >= nv) break;
         const float *g = gi + static_cast<size_t>(v0 + v) * gi_voice + static_cast<size_t>(t) * gi_step;
-        float a[4], b[4];
-        for (int q = 0; q < ng; ++q) {
+        float a[4] = {}, b[4] = {};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          if (q >= ng) break;
           a[q] = g[q * H + j];
           b[q] = acc[q][v] + L.b_hh[q * H + j];
         }
@@ -57,10 +59,13 @@ static __global__ void __launch_bounds__(kRnnMaxThreads)
       }
     }
     __syncthreads();
+    float *tmp = hp;
+    hp = hn;
+    hn = tmp;
   }
   if (h_final)
     for (int i = threadIdx.x; i < nv * H; i += blockDim.x)
-      h_final[static_cast<size_t>(v0) * H + i] = hbuf[steps & 1][i];
+      h_final[static_cast<size_t>(v0) * H + i] = hp[i];
 }
 
 void rnn_sequence_launch(const RnnDevice &L, const float *gi, size_t gi_voice, size_t gi_step,

@@ -70,7 +70,8 @@ __device__ __forceinline__ float rnn_cell(bool gru, const float *gi, const float
 
 // acc[q][v] += sum_k wt[k * G + q * H + j] * x[v * ldx + k] for k < K, the gate rows of
 // unit j (ng of them) against the V shared-memory rows x (rows past the live voices are
-// zeros, so their sums are unused but finite).
+// zeros, so their sums are unused but finite). Every loop over q and v is unrolled (q
+// against the bound 4, guarded by ng) so that acc stays in registers.
 template <int V>
 __device__ __forceinline__ void rnn_gate_rows(const float *__restrict__ wt, int G, int H, int ng,
                                               int j, const float *x, int ldx, int K,
@@ -80,7 +81,9 @@ __device__ __forceinline__ void rnn_gate_rows(const float *__restrict__ wt, int 
     float xv[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) xv[v] = x[v * ldx + k];
-    for (int q = 0; q < ng; ++q) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      if (q >= ng) break;
       const float wq = w[q * H];
 #pragma unroll
       for (int v = 0; v < V; ++v) acc[q][v] = fmaf(wq, xv[v], acc[q][v]);

@@ -66,11 +66,10 @@ static __global__ void __launch_bounds__(kStepMaxThreads)
   const int nv = B - v0 < V ? B - v0 : V;
   NGS_DYNAMIC_SHARED(float, smem);
   const int Hm = s.h_max;
-  float *xb[2] = {smem, smem + V * Hm};  // a layer's input (the new h below) / output
-  float *hp = smem + 2 * V * Hm;         // the layer's previous h
+  float *x = smem, *xn = smem + V * Hm;  // a layer's input (the new h below) / output
+  float *hp = smem + 2 * V * Hm;          // the layer's previous h
   for (int i = threadIdx.x; i < 3 * V * Hm; i += blockDim.x) smem[i] = 0.0f;
   __syncthreads();
-  int cur = 0;
   for (int k = 0; k < s.n_layers; ++k) {
     const RnnDevice &L = s.L[k];
     const int H = L.hidden, ng = L.gates(), G = ng * H;
@@ -79,8 +78,6 @@ static __global__ void __launch_bounds__(kStepMaxThreads)
       hp[v * Hm + j] = state[static_cast<size_t>(slots[v0 + v]) * s.stride + s.off_h[k] + j];
     }
     __syncthreads();
-    const float *x = xb[cur];
-    float *xn = xb[cur ^ 1];
     for (int j = threadIdx.x; j < H; j += blockDim.x) {
       float ah[4][V], ai[4][V];
 #pragma unroll
@@ -89,10 +86,14 @@ static __global__ void __launch_bounds__(kStepMaxThreads)
         for (int v = 0; v < V; ++v) ah[q][v] = ai[q][v] = 0.0f;
       rnn_gate_rows<V>(L.whh_t, G, H, ng, j, hp, Hm, H, ah);
       if (k > 0) rnn_gate_rows<V>(L.wih_t, G, H, ng, j, x, Hm, L.in, ai);
-      for (int v = 0; v < nv; ++v) {
+#pragma unroll
+      for (int v = 0; v < V; ++v) {
+        if (v >= nv) break;
         float *st = state + static_cast<size_t>(slots[v0 + v]) * s.stride;
-        float a[4], b[4];
-        for (int q = 0; q < ng; ++q) {
+        float a[4] = {}, b[4] = {};
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          if (q >= ng) break;
           a[q] = k == 0 ? st[q * H + j] : ai[q][v] + L.b_ih[q * H + j];
           b[q] = ah[q][v] + L.b_hh[q * H + j];
         }
@@ -104,12 +105,14 @@ static __global__ void __launch_bounds__(kStepMaxThreads)
       }
     }
     __syncthreads();
-    cur ^= 1;
+    float *tmp = x;
+    x = xn;
+    xn = tmp;
   }
   const int H = s.L[s.n_layers - 1].hidden;
   for (int i = threadIdx.x; i < nv * H; i += blockDim.x) {
     const int v = i / H, j = i - v * H;
-    h_last[static_cast<size_t>(v0 + v) * ld_last + j] = xb[cur][v * Hm + j];
+    h_last[static_cast<size_t>(v0 + v) * ld_last + j] = x[v * Hm + j];
   }
   for (int v = threadIdx.x; v < nv; v += blockDim.x) cls_rows[v0 + v] = slot_cls[slots[v0 + v]];
 }
