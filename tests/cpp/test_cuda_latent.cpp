@@ -488,6 +488,41 @@ TEST(CudaLatent, RnnStepMatchesLatentDecodeRows) {
   }
 }
 
+// More rnn_start calls than slots without a step between them (the staging ring wraps and
+// synchronises): each slot steps from its last start.
+TEST(CudaLatent, RnnStartsBeyondTheRingKeepTheLastStart) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  for (const Shape &s : {kShapes[0], kShapes[2]}) {
+    SCOPED_TRACE(trace(s, seed));
+    LatentPair p(s, seed);
+    auto cs = p.cpu->create_session(4, 1);
+    auto gs = p.gpu->create_session(4, 1);
+    gs->rnn_plan(3);
+    std::vector<std::vector<float>> e;
+    for (int i = 0; i < 8; ++i) e.push_back(test::random_normal(s.e, seed + 50 + i));
+    const int cls = s.n_conds ? 1 : -1;
+    // Slots in an order unlike the ring rows (0 1 2 0 1 2 0 1).
+    const int start_slot[8] = {2, 0, 1, 1, 2, 0, 2, 1};
+    for (int i = 0; i < 8; ++i) gs->rnn_start(start_slot[i], e[i].data(), cls);
+    const int slots[3] = {2, 0, 1};
+    const int last[3] = {6, 5, 7};  // the last start of each of those slots
+    std::vector<std::vector<float>> ref(3), got(3);
+    for (int b = 0; b < 3; ++b) {
+      ref[b] = poisoned(static_cast<size_t>(4) * s.z);
+      cs->latent_decode(e[last[b]].data(), cls, 4, ref[b].data());
+    }
+    for (int t = 0; t < 4; ++t) {
+      std::vector<float> z = poisoned(static_cast<size_t>(3) * s.z);
+      gs->rnn_step(slots, 3, z.data(), s.z);
+      for (int b = 0; b < 3; ++b)
+        got[b].insert(got[b].end(), z.begin() + static_cast<size_t>(b) * s.z,
+                      z.begin() + static_cast<size_t>(b + 1) * s.z);
+    }
+    for (int b = 0; b < 3; ++b) EXPECT_LE(rel_l2(got[b], ref[b]), kTolF32) << "slot " << slots[b];
+  }
+}
+
 // decode_grains: B independent grains with their own keys, indices and windows, against the
 // CPU backend's decode_grains; batch sizes across buckets, graphs re-used.
 TEST(CudaLatent, DecodeGrainsMatchesCpu) {
