@@ -3,4 +3,6 @@
 if(NGS_CUDA_ENABLED)
   add_executable(bench_cuda_kernels ${CMAKE_CURRENT_LIST_DIR}/bench_cuda_kernels.cpp)
   target_link_libraries(bench_cuda_kernels PRIVATE ngs_cuda_impl ngs_core benchmark::benchmark)
+  add_executable(bench_cuda_latent ${CMAKE_CURRENT_LIST_DIR}/bench_cuda_latent.cpp)
+  target_link_libraries(bench_cuda_latent PRIVATE ngs_cuda_impl ngs_core benchmark::benchmark)
 endif()

@@ -1,10 +1,12 @@
 // The CUDA backend (backend.h): device weights and tables of the grain decoder (uploaded
 // once), sessions with a workspace planned for max_grains, a stream, and a CUDA Graph of
 // the whole decode re-used while the request size stays the same. Every CUDA call and
-// every launch is checked. There are no encoder or sequence-VAE kernels yet: those stages
-// are delegated to the CPU implementation (cpu::HostStages on the session's CPU thread
-// pool); sample() runs the sequence VAE on the CPU straight into the pinned input of the
-// decode graph.
+// every launch is checked. The sequence VAE runs on the device (latent_decode.cu,
+// latent_encode.cu, rnn_step.cu); sample() keeps z on the device between latent_decode
+// and decode (one graph); the streaming calls (rnn_step, decode_grains) keep the voices'
+// state on the device and replay one graph per batch-size bucket. There are no encoder
+// kernels yet: the encoder is delegated to the CPU implementation (cpu::HostStages on the
+// session's CPU thread pool).
 #include "cuda_backend.cuh"
 
 #include <algorithm>
@@ -17,8 +19,11 @@
 #include "cpu/thread_pool.h"
 #include "cuda_backend.h"
 #include "decoder_mlp.cuh"
+#include "latent_decode.cuh"
+#include "latent_encode.cuh"
 #include "noise_filter.cuh"
 #include "overlap_add.cuh"
+#include "rnn_step.cuh"
 
 namespace ngs::cuda {
 
@@ -120,8 +125,9 @@ class CudaBackend;
 class CudaSession : public Session {
  public:
   CudaSession(const CudaBackend &b, int max_grains, int n_threads);
-  // Delegated to the CPU (no CUDA kernels for these stages yet).
+  // Delegated to the CPU (no CUDA kernels for this stage yet).
   void encoder(const float *audio, int n, float *mu, float *logvar) override;
+  // Sequence VAE on the device (latent_decode.cu, latent_encode.cu).
   void latent_decode(const float *e, int class_index, int n, float *z) override;
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override;
   void decode(const float *z, int n, NoiseKey key, float *audio) override;
@@ -130,10 +136,29 @@ class CudaSession : public Session {
                     float *y) override;
   void overlap_add(const float *y, int n, float *audio, bool ola_only) override;
   void sample(const float *e, int class_index, int n, NoiseKey key, float *audio) override;
+  // Streaming (rnn_step.cu, noise_filter.cu's per-grain variant): state on the device, one
+  // CUDA Graph per batch-size bucket (powers of two, the last one the planned maximum).
+  void rnn_plan(int max_voices) override;
+  void rnn_start(int slot, const float *e, int class_index) override;
+  void rnn_step(const int *slots, int B, float *z, int ldz) override;
+  void decode_grains(const float *z, int B, const GrainSpec *spec, float *y) override;
 
  private:
+  static constexpr int kMaxBuckets = 32;
+  const LatentDevice &latent(const char *what) const;
+  void check_class(int class_index, const char *what) const;
+  // Captures what enqueue() puts on the stream into exec (or, without graphs, just runs it).
+  // launch false: only capture (rnn_plan, plan_grains).
+  template <class F>
+  void run_graph(GraphExec &exec, bool &valid, F enqueue, bool launch = true);
+  void plan_grains(int max_batch);  // decode_grains' buffers and graphs (allocates)
+  void enqueue_grains(int rows);    // decode_grains of the rows in h_z_ / h_specs_
+  void enqueue_step(int rows);      // rnn_step of the slots in h_slots_ / h_count_
   void check_n(int n, const char *what) const;
   void enqueue_decode(int n);
+  // The decode kernels of the n latents already in z_ (noise parameters in h_params_),
+  // then the copy of the audio to h_audio_.
+  void enqueue_decode_kernels(int n);
   // The decode of the n latents already in h_z_.
   void run_decode(int n, NoiseKey key, float *audio);
 
@@ -148,6 +173,35 @@ class CudaSession : public Session {
   PinnedBuffer<NoiseParams> h_params_;
   GraphExec graph_;
   int graph_n_ = 0;
+  // Sequence VAE: inputs and outputs of latent_decode / latent_encode / sample (one voice,
+  // up to latent_grains_ steps) and the work area of their kernels.
+  int latent_grains_ = 0;
+  DeviceBuffer<float> e_, zl_, e_out_, lat_work_;
+  DeviceBuffer<int> cls_;
+  std::unique_ptr<PinnedBuffer<float>> h_e_, h_zl_, h_e_out_;
+  std::unique_ptr<PinnedBuffer<int>> h_cls_;
+  GraphExec sample_graph_;
+  int sample_graph_n_ = 0;
+  // Streaming sequence VAE (rnn_plan): voice slots on the device, the step's inputs and
+  // outputs for up to max_voices_ voices, a ring of staging rows for rnn_start.
+  int max_voices_ = 0, pending_starts_ = 0;
+  size_t slot_floats_ = 0;
+  DeviceBuffer<float> state_, start_e_, h_last_, zs_;
+  DeviceBuffer<int> slot_cls_, start_cls_, slots_, count_, cls_rows_;
+  std::unique_ptr<PinnedBuffer<float>> h_start_e_, h_zs_;
+  std::unique_ptr<PinnedBuffer<int>> h_start_cls_, h_slots_, h_count_;
+  std::vector<unsigned char> started_;
+  std::vector<unsigned> seen_;  // distinct-slot check (generation marks)
+  unsigned generation_ = 0;
+  GraphExec step_graphs_[kMaxBuckets];
+  bool step_valid_[kMaxBuckets] = {};
+  // decode_grains: per-grain noise specs and the grains' host copy, for up to grains_max_.
+  int grains_max_ = 0;
+  DeviceBuffer<GrainNoise> specs_;
+  std::unique_ptr<PinnedBuffer<GrainNoise>> h_specs_;
+  std::unique_ptr<PinnedBuffer<float>> h_y_;
+  GraphExec grain_graphs_[kMaxBuckets];
+  bool grain_valid_[kMaxBuckets] = {};
 };
 
 class CudaBackend : public Backend {
@@ -157,9 +211,9 @@ class CudaBackend : public Backend {
       : cfg_(w.cfg),
         device_(device),
         opt_(opt),
-        encoder_(w),
-        latent_(latent ? std::make_unique<cpu::LatentModel>(*latent) : nullptr) {
+        encoder_(w) {
     check_device(device);
+    if (latent) latent_ = std::make_unique<LatentDevice>(*latent);
     const WaveformConfig &c = w.cfg;
     const int n_layers = static_cast<int>(w.dec_lin.size()) + 1;
     if (n_layers > kMlpMaxLayers)
@@ -254,15 +308,14 @@ class CudaBackend : public Backend {
   DeviceBuffer<float> twiddles_, hann_, fir_;
   OlaParams ola_;
   cpu::WaveformEncoder encoder_;           // CPU delegation (encoder)
-  std::unique_ptr<cpu::LatentModel> latent_;  // CPU delegation (sequence VAE), or null
+  std::unique_ptr<LatentDevice> latent_;   // the sequence VAE on the device, or null
 };
 
 CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
     : b_(b),
       max_grains_(max_grains),
       pool_(n_threads > 1 ? std::make_unique<cpu::ThreadPool>(n_threads) : nullptr),
-      host_(b.encoder_, b.latent_.get(), max_grains, std::max(max_grains, b.cfg_.n_grains),
-            pool_.get()),
+      host_(b.encoder_, nullptr, max_grains, max_grains, pool_.get()),
       z_(static_cast<size_t>(max_grains) * b.cfg_.z_dim),
       S_(static_cast<size_t>(max_grains) * b.cfg_.filter_size()),
       y_(static_cast<size_t>(max_grains) * b.cfg_.l_grain),
@@ -270,7 +323,23 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
       params_(1),
       h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
-      h_params_(1) {}
+      h_params_(1) {
+  if (!b.latent_) return;
+  const LatentDevice &d = *b.latent_;
+  const LatentConfig &lc = d.cfg;
+  latent_grains_ = std::max(max_grains, b.cfg_.n_grains);
+  const size_t nz = static_cast<size_t>(latent_grains_) * lc.z_dim;
+  e_.resize(lc.e_dim);
+  cls_.resize(1);
+  zl_.resize(nz);
+  e_out_.resize(2 * static_cast<size_t>(lc.e_dim));
+  lat_work_.resize(std::max(latent_decode_work_floats(d, 1, latent_grains_),
+                            latent_encode_work_floats(d, 1, latent_grains_)));
+  h_e_ = std::make_unique<PinnedBuffer<float>>(lc.e_dim);
+  h_cls_ = std::make_unique<PinnedBuffer<int>>(1);
+  h_zl_ = std::make_unique<PinnedBuffer<float>>(nz);
+  h_e_out_ = std::make_unique<PinnedBuffer<float>>(2 * static_cast<size_t>(lc.e_dim));
+}
 
 void CudaSession::check_n(int n, const char *what) const {
   if (n <= 0)
@@ -288,6 +357,12 @@ void CudaSession::enqueue_decode(int n) {
   const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaMemcpyAsync(z_.get(), h_z_.get(), sizeof(float) * n * c.z_dim,
                                  cudaMemcpyHostToDevice, s));
+  enqueue_decode_kernels(n);
+}
+
+void CudaSession::enqueue_decode_kernels(int n) {
+  const WaveformConfig &c = b_.cfg_;
+  const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaMemcpyAsync(params_.get(), h_params_.get(), sizeof(NoiseParams),
                                  cudaMemcpyHostToDevice, s));
   decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s);
@@ -304,13 +379,6 @@ void CudaSession::encoder(const float *audio, int n, float *mu, float *logvar) {
   host_.encoder(audio, n, mu, logvar);
 }
 
-void CudaSession::latent_decode(const float *e, int class_index, int n, float *z) {
-  host_.latent_decode(e, class_index, n, z);
-}
-
-void CudaSession::latent_encode(const float *z, int n, float *e_mu, float *e_logvar) {
-  host_.latent_encode(z, n, e_mu, e_logvar);
-}
 
 void CudaSession::decode(const float *z, int n, NoiseKey key, float *audio) {
   check_n(n, "decode");
@@ -319,12 +387,6 @@ void CudaSession::decode(const float *z, int n, NoiseKey key, float *audio) {
   run_decode(n, key, audio);
 }
 
-void CudaSession::sample(const float *e, int class_index, int n, NoiseKey key, float *audio) {
-  check_n(n, "sample");
-  if (!e || !audio) throw Error(kInvalidArgument, "CUDA backend: sample: null array");
-  host_.latent_decode(e, class_index, n, h_z_.get());
-  run_decode(n, key, audio);
-}
 
 void CudaSession::run_decode(int n, NoiseKey key, float *audio) {
   const WaveformConfig &c = b_.cfg_;
@@ -412,6 +474,331 @@ void CudaSession::overlap_add(const float *y, int n, float *audio, bool ola_only
   NGS_CUDA_CHECK(cudaMemcpyAsync(audio, audio_.get(), sizeof(float) * (n + 3) * c.hop,
                                  cudaMemcpyDeviceToHost, s));
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sequence VAE on the device (latent_decode.cu, latent_encode.cu) and the streaming calls
+// (rnn_step.cu, decode_grains).
+
+const LatentDevice &CudaSession::latent(const char *what) const {
+  if (!b_.latent_)
+    throw Error(kInvalidArgument,
+                std::string("CUDA backend: ") + what + ": the model has no sequence VAE");
+  return *b_.latent_;
+}
+
+void CudaSession::check_class(int class_index, const char *what) const {
+  // -1: no class (an unconditional model; for a conditional one, a zero one-hot as the CPU).
+  const int nc = b_.latent_->cfg.n_conds;
+  if (class_index < -1 || (class_index >= 0 && class_index >= nc))
+    throw Error(kInvalidArgument, std::string("CUDA backend: ") + what + ": class " +
+                                      std::to_string(class_index) + " of a model with " +
+                                      std::to_string(nc) + " classes");
+}
+
+template <class F>
+void CudaSession::run_graph(GraphExec &exec, bool &valid, F enqueue, bool launch) {
+  const cudaStream_t s = stream_.get();
+  if (!b_.opt_.use_graphs) {
+    if (launch) enqueue();
+    return;
+  }
+  if (!valid || !exec.get()) {
+    exec.reset();
+    valid = false;
+    cudaGraph_t graph = nullptr;
+    NGS_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue();
+    } catch (...) {
+      cudaStreamEndCapture(s, &graph);
+      if (graph) cudaGraphDestroy(graph);
+      throw;
+    }
+    NGS_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+    const cudaError_t err = cudaGraphInstantiate(exec.out(), graph, 0);
+    cudaGraphDestroy(graph);
+    NGS_CUDA_CHECK(err);
+    valid = true;
+  }
+  if (launch) NGS_CUDA_CHECK(cudaGraphLaunch(exec.get(), s));
+}
+
+void CudaSession::latent_decode(const float *e, int class_index, int n, float *z) {
+  const LatentDevice &d = latent("latent_decode");
+  if (!e || !z) throw Error(kInvalidArgument, "CUDA backend: latent_decode: null array");
+  if (n < 1 || n > latent_grains_)
+    throw Error(kCapacity, "CUDA backend: latent_decode: " + std::to_string(n) +
+                               " grains requested, session planned for 1.." +
+                               std::to_string(latent_grains_));
+  check_class(class_index, "latent_decode");
+  const LatentConfig &lc = d.cfg;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  std::memcpy(h_e_->get(), e, sizeof(float) * lc.e_dim);
+  *h_cls_->get() = class_index;
+  NGS_CUDA_CHECK(cudaMemcpyAsync(e_.get(), h_e_->get(), sizeof(float) * lc.e_dim,
+                                 cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(cls_.get(), h_cls_->get(), sizeof(int), cudaMemcpyHostToDevice, s));
+  latent_decode_launch(d, e_.get(), cls_.get(), 1, n, zl_.get(), lat_work_.get(), s);
+  const size_t nz = static_cast<size_t>(n) * lc.z_dim;
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_zl_->get(), zl_.get(), sizeof(float) * nz,
+                                 cudaMemcpyDeviceToHost, s));
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  std::memcpy(z, h_zl_->get(), sizeof(float) * nz);
+}
+
+void CudaSession::latent_encode(const float *z, int n, float *e_mu, float *e_logvar) {
+  const LatentDevice &d = latent("latent_encode");
+  if (!z) throw Error(kInvalidArgument, "CUDA backend: latent_encode: null array");
+  if (n < 1 || n > latent_grains_)
+    throw Error(kCapacity, "CUDA backend: latent_encode: " + std::to_string(n) +
+                               " grains requested, session planned for 1.." +
+                               std::to_string(latent_grains_));
+  const LatentConfig &lc = d.cfg;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  const size_t nz = static_cast<size_t>(n) * lc.z_dim;
+  std::memcpy(h_zl_->get(), z, sizeof(float) * nz);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(zl_.get(), h_zl_->get(), sizeof(float) * nz,
+                                 cudaMemcpyHostToDevice, s));
+  latent_encode_launch(d, zl_.get(), 1, n, e_out_.get(), lat_work_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_e_out_->get(), e_out_.get(), sizeof(float) * 2 * lc.e_dim,
+                                 cudaMemcpyDeviceToHost, s));
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (e_mu) std::memcpy(e_mu, h_e_out_->get(), sizeof(float) * lc.e_dim);
+  if (e_logvar) std::memcpy(e_logvar, h_e_out_->get() + lc.e_dim, sizeof(float) * lc.e_dim);
+}
+
+// latent_decode straight into the decoder's z_, then the decode: one graph per n, no host
+// round trip for z.
+void CudaSession::sample(const float *e, int class_index, int n, NoiseKey key, float *audio) {
+  const LatentDevice &d = latent("sample");
+  check_n(n, "sample");
+  if (!e || !audio) throw Error(kInvalidArgument, "CUDA backend: sample: null array");
+  check_class(class_index, "sample");
+  const LatentConfig &lc = d.cfg;
+  const WaveformConfig &c = b_.cfg_;
+  if (lc.z_dim != c.z_dim)
+    throw Error(kBadModel, "CUDA backend: sample: the sequence VAE's z_dim differs from the "
+                           "grain decoder's");
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  std::memcpy(h_e_->get(), e, sizeof(float) * lc.e_dim);
+  *h_cls_->get() = class_index;
+  *h_params_.get() = NoiseParams{key.seed, key.sequence, 0, n};
+  const cudaStream_t s = stream_.get();
+  bool valid = sample_graph_n_ == n;
+  run_graph(sample_graph_, valid, [&] {
+    NGS_CUDA_CHECK(cudaMemcpyAsync(e_.get(), h_e_->get(), sizeof(float) * lc.e_dim,
+                                   cudaMemcpyHostToDevice, s));
+    NGS_CUDA_CHECK(cudaMemcpyAsync(cls_.get(), h_cls_->get(), sizeof(int),
+                                   cudaMemcpyHostToDevice, s));
+    latent_decode_launch(d, e_.get(), cls_.get(), 1, n, z_.get(), lat_work_.get(), s);
+    enqueue_decode_kernels(n);
+  });
+  sample_graph_n_ = valid ? n : 0;
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  std::memcpy(audio, h_audio_.get(), sizeof(float) * (n + 3) * c.hop);
+}
+
+// Bucket of a batch of B (1 <= B <= max): the next power of two, at most max; its index.
+int bucket_rows(int B, int max) {
+  int r = 1;
+  while (r < B) r *= 2;
+  return std::min(r, max);
+}
+int bucket_index(int B) {
+  int i = 0;
+  while ((1 << i) < B) ++i;
+  return i;
+}
+
+void CudaSession::rnn_plan(int max_voices) {
+  const LatentDevice &d = latent("rnn_plan");
+  if (max_voices < 1 || max_voices > (1 << 20))
+    throw Error(kInvalidArgument, "CUDA backend: rnn_plan: max_voices must be in 1..1048576");
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  for (int i = 0; i < kMaxBuckets; ++i) {
+    step_graphs_[i].reset();
+    step_valid_[i] = false;
+  }
+  max_voices_ = 0;  // unplanned until every buffer is there
+  const LatentConfig &lc = d.cfg;
+  const int H = d.dec_rnn[d.n_dec_rnn - 1].hidden;
+  const size_t V = static_cast<size_t>(max_voices);
+  slot_floats_ = rnn_step_state_floats(d);
+  state_.resize(V * slot_floats_);
+  NGS_CUDA_CHECK(cudaMemset(state_.get(), 0, sizeof(float) * V * slot_floats_));
+  slot_cls_.resize(V);
+  NGS_CUDA_CHECK(cudaMemset(slot_cls_.get(), 0xff, sizeof(int) * V));  // -1: no class
+  start_e_.resize(V * lc.e_dim);
+  start_cls_.resize(V);
+  slots_.resize(V);
+  NGS_CUDA_CHECK(cudaMemset(slots_.get(), 0, sizeof(int) * V));
+  count_.resize(1);
+  h_last_.resize(V * H);
+  NGS_CUDA_CHECK(cudaMemset(h_last_.get(), 0, sizeof(float) * V * H));
+  cls_rows_.resize(V);
+  NGS_CUDA_CHECK(cudaMemset(cls_rows_.get(), 0xff, sizeof(int) * V));
+  zs_.resize(V * lc.z_dim);
+  h_start_e_ = std::make_unique<PinnedBuffer<float>>(V * lc.e_dim);
+  h_start_cls_ = std::make_unique<PinnedBuffer<int>>(V);
+  h_slots_ = std::make_unique<PinnedBuffer<int>>(V);
+  std::memset(h_slots_->get(), 0, sizeof(int) * V);  // rows past a step's count: copied, unread
+  h_count_ = std::make_unique<PinnedBuffer<int>>(1);
+  h_zs_ = std::make_unique<PinnedBuffer<float>>(V * lc.z_dim);
+  started_.assign(V, 0);
+  seen_.assign(V, 0);
+  generation_ = 0;
+  pending_starts_ = 0;
+  max_voices_ = max_voices;
+  // Every bucket's graph now, so that rnn_step never captures (capturing allocates).
+  const cudaStream_t s = stream_.get();
+  for (int rows = 1;; rows = std::min(2 * rows, max_voices)) {
+    const int i = bucket_index(rows);
+    run_graph(step_graphs_[i], step_valid_[i], [&] { enqueue_step(rows); }, false);
+    if (rows == max_voices) break;
+  }
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  plan_grains(std::min(max_voices, max_grains_));
+}
+
+void CudaSession::rnn_start(int slot, const float *e, int class_index) {
+  const LatentDevice &d = latent("rnn_start");
+  if (max_voices_ == 0) throw Error(kInvalidArgument, "CUDA backend: rnn_start before rnn_plan");
+  if (slot < 0 || slot >= max_voices_)
+    throw Error(kInvalidArgument, "CUDA backend: rnn_start: slot " + std::to_string(slot) +
+                                      " is not in 0.." + std::to_string(max_voices_ - 1));
+  if (!e) throw Error(kInvalidArgument, "CUDA backend: rnn_start: null array");
+  check_class(class_index, "rnn_start");
+  const int E = d.cfg.e_dim;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  // Staging row pending_starts_ of the ring: free again once the stream has passed its
+  // copy, certainly after the next synchronisation (rnn_step, or here when the ring is full).
+  if (pending_starts_ == max_voices_) {
+    NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+    pending_starts_ = 0;
+  }
+  const int r = pending_starts_++;
+  float *he = h_start_e_->get() + static_cast<size_t>(r) * E;
+  std::memcpy(he, e, sizeof(float) * E);
+  h_start_cls_->get()[r] = class_index;
+  float *de = start_e_.get() + static_cast<size_t>(r) * E;
+  int *dc = start_cls_.get() + r;
+  NGS_CUDA_CHECK(cudaMemcpyAsync(de, he, sizeof(float) * E, cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(dc, h_start_cls_->get() + r, sizeof(int), cudaMemcpyHostToDevice, s));
+  rnn_start_launch(d, de, dc, state_.get() + static_cast<size_t>(slot) * slot_floats_, s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(slot_cls_.get() + slot, dc, sizeof(int), cudaMemcpyDeviceToDevice, s));
+  started_[static_cast<size_t>(slot)] = 1;
+}
+
+// A step of the voices in h_slots_ (count in h_count_), for a bucket of `rows`.
+void CudaSession::enqueue_step(int rows) {
+  const LatentDevice &d = *b_.latent_;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaMemcpyAsync(slots_.get(), h_slots_->get(), sizeof(int) * rows,
+                                 cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(count_.get(), h_count_->get(), sizeof(int),
+                                 cudaMemcpyHostToDevice, s));
+  rnn_step_launch(d, state_.get(), slot_cls_.get(), slots_.get(), count_.get(), rows, zs_.get(),
+                  h_last_.get(), cls_rows_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_zs_->get(), zs_.get(), sizeof(float) * rows * d.cfg.z_dim,
+                                 cudaMemcpyDeviceToHost, s));
+}
+
+void CudaSession::rnn_step(const int *slots, int B, float *z, int ldz) {
+  const LatentDevice &d = latent("rnn_step");
+  if (max_voices_ == 0) throw Error(kInvalidArgument, "CUDA backend: rnn_step before rnn_plan");
+  if (B < 1 || B > max_voices_)
+    throw Error(kCapacity, "CUDA backend: rnn_step: " + std::to_string(B) +
+                               " voices, planned for 1.." + std::to_string(max_voices_));
+  const int zd = d.cfg.z_dim;
+  if (!slots || !z || ldz < zd)
+    throw Error(kInvalidArgument, "CUDA backend: rnn_step: null array or ldz below z_dim");
+  if (++generation_ == 0) {  // wrapped: clear the marks
+    std::fill(seen_.begin(), seen_.end(), 0u);
+    generation_ = 1;
+  }
+  for (int b = 0; b < B; ++b) {
+    const int v = slots[b];
+    if (v < 0 || v >= max_voices_ || !started_[static_cast<size_t>(v)] ||
+        seen_[static_cast<size_t>(v)] == generation_)
+      throw Error(kInvalidArgument, "CUDA backend: rnn_step: slot " + std::to_string(v) +
+                                        " is out of range, not started or given twice");
+    seen_[static_cast<size_t>(v)] = generation_;
+  }
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  std::memcpy(h_slots_->get(), slots, sizeof(int) * B);
+  *h_count_->get() = B;
+  const int rows = bucket_rows(B, max_voices_), i = bucket_index(rows);
+  const cudaStream_t s = stream_.get();
+  run_graph(step_graphs_[i], step_valid_[i], [&] { enqueue_step(rows); });
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  pending_starts_ = 0;
+  for (int b = 0; b < B; ++b)
+    std::memcpy(z + static_cast<size_t>(b) * ldz, h_zs_->get() + static_cast<size_t>(b) * zd,
+                sizeof(float) * zd);
+}
+
+void CudaSession::plan_grains(int max_batch) {
+  const WaveformConfig &c = b_.cfg_;
+  max_batch = std::max(1, std::min(max_batch, max_grains_));
+  if (grains_max_ == 0) {  // the buffers, for max_grains_, once
+    specs_.resize(max_grains_);
+    h_specs_ = std::make_unique<PinnedBuffer<GrainNoise>>(max_grains_);
+    std::memset(h_specs_->get(), 0, sizeof(GrainNoise) * max_grains_);
+    h_y_ = std::make_unique<PinnedBuffer<float>>(static_cast<size_t>(max_grains_) * c.l_grain);
+    grains_max_ = max_grains_;
+  }
+  // The graphs of the buckets up to max_batch not captured yet.
+  for (int rows = 1;; rows = std::min(2 * rows, max_grains_)) {
+    const int i = bucket_index(rows);
+    run_graph(grain_graphs_[i], grain_valid_[i], [&] { enqueue_grains(rows); }, false);
+    if (rows >= max_batch) break;
+  }
+}
+
+void CudaSession::enqueue_grains(int rows) {
+  const WaveformConfig &c = b_.cfg_;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaMemcpyAsync(z_.get(), h_z_.get(), sizeof(float) * rows * c.z_dim,
+                                 cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(specs_.get(), h_specs_->get(), sizeof(GrainNoise) * rows,
+                                 cudaMemcpyHostToDevice, s));
+  decoder_mlp_launch(b_.mlp_, z_.get(), rows, S_.get(), s);
+  noise_filter_grains_launch(S_.get(), rows, c.l_grain, b_.twiddles_.get(), b_.hann_.get(),
+                             specs_.get(), y_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_y_->get(), y_.get(), sizeof(float) * rows * c.l_grain,
+                                 cudaMemcpyDeviceToHost, s));
+}
+
+void CudaSession::decode_grains(const float *z, int B, const GrainSpec *spec, float *y) {
+  check_n(B, "decode_grains");
+  if (!z || !spec || !y) throw Error(kInvalidArgument, "CUDA backend: decode_grains: null array");
+  for (int b = 0; b < B; ++b)
+    if (spec[b].g < 0)
+      throw Error(kInvalidArgument, "CUDA backend: decode_grains: grain index " +
+                                        std::to_string(spec[b].g) + " is negative");
+  const WaveformConfig &c = b_.cfg_;
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  plan_grains(B);  // allocates only when no earlier call or rnn_plan prepared B grains
+  const int rows = bucket_rows(B, max_grains_), i = bucket_index(rows);
+  // Rows past B: zero latents and keys (finite, never read back).
+  std::memcpy(h_z_.get(), z, sizeof(float) * B * c.z_dim);
+  std::memset(h_z_.get() + static_cast<size_t>(B) * c.z_dim, 0,
+              sizeof(float) * (rows - B) * c.z_dim);
+  GrainNoise *q = h_specs_->get();
+  for (int b = 0; b < rows; ++b) {
+    q[b] = GrainNoise{0, 0, 0, 0, 0};
+    if (b >= B) continue;
+    q[b] = GrainNoise{spec[b].key.seed, spec[b].key.sequence, spec[b].g, spec[b].first ? 1 : 0,
+                      spec[b].last ? 1 : 0};
+  }
+  run_graph(grain_graphs_[i], grain_valid_[i], [&] { enqueue_grains(rows); });
+  NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  std::memcpy(y, h_y_->get(), sizeof(float) * B * c.l_grain);
 }
 
 }  // namespace

@@ -13,8 +13,8 @@ struct BackendOptions {
   bool use_graphs = true;     // capture the whole decode in a CUDA Graph per request size
 };
 
-// The decoder runs on the device; the encoder and, when latent is not null, the sequence
-// VAE are delegated to the CPU implementation (no CUDA kernels for them yet). Throws
+// The decoder and, when latent is not null, the sequence VAE run on the device; the
+// encoder is delegated to the CPU implementation (no CUDA kernels for it yet). Throws
 // ngs::Error (kUnsupported when no usable device, kBackendError on a CUDA failure,
 // kBadModel for weights the kernels cannot run).
 std::unique_ptr<Backend> make_backend(const WaveformWeights &w, int device,

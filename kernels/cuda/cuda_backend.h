@@ -13,8 +13,8 @@ namespace ngs {
 // "built without CUDA" or "CUDA: no device found".
 std::string cuda_unavailable_reason(int device);
 
-// Uploads the decoder weights to the device; the encoder and the sequence VAE (latent, may
-// be null) run on the CPU by delegation. Throws ngs::Error (kUnsupported or
+// Uploads the decoder weights and the sequence VAE's (latent, may be null) to the device;
+// the encoder runs on the CPU by delegation. Throws ngs::Error (kUnsupported or
 // kBackendError) on failure.
 std::unique_ptr<Backend> make_cuda_backend(const WaveformWeights &weights,
                                            const LatentWeights *latent, int device);

@@ -38,16 +38,31 @@ __device__ void block_fft(float2 *a, int log_m, const float2 *__restrict__ tw, b
   }
 }
 
+// kSpecs: grain i has its own key, index and window (specs[i], decode_grains); otherwise
+// grain i is grain g0 + i of one series (*params).
+template <bool kSpecs>
 static __global__ void __launch_bounds__(kNoiseThreads)
     noise_filter_kernel(const float *__restrict__ S, int log_m,
                         const float2 *__restrict__ tw, const float *__restrict__ hann,
-                        const NoiseParams *__restrict__ params, float *__restrict__ y) {
+                        const NoiseParams *__restrict__ params,
+                        const GrainNoise *__restrict__ specs, float *__restrict__ y) {
   NGS_DYNAMIC_SHARED(float2, smem);
   const int m = 1 << log_m, l = 2 * m, F = m + 1;
   float2 *a = smem, *b = smem + m;
   const int i = blockIdx.x;
-  const NoiseParams p = *params;
-  const uint32_t g = static_cast<uint32_t>(p.g0 + i);
+  NoiseParams p;
+  bool first, last;
+  if (kSpecs) {
+    const GrainNoise q = specs[i];
+    p = NoiseParams{q.seed, q.sequence, q.g, 0};
+    first = q.first != 0;
+    last = q.last != 0;
+  } else {
+    p = *params;
+    first = p.g0 + i == 0;
+    last = p.g0 + i == p.n_total - 1;
+  }
+  const uint32_t g = static_cast<uint32_t>(kSpecs ? p.g0 : p.g0 + i);
   const int shift = 32 - log_m;
   const float *s_row = S + static_cast<size_t>(i) * F;
 
@@ -93,7 +108,6 @@ static __global__ void __launch_bounds__(kNoiseThreads)
 
   // 3. Unpack, scale by 1/M, apply the OLA window of grain g.
   const float scale = 1.0f / static_cast<float>(m);
-  const bool first = g == 0, last = static_cast<int>(g) == p.n_total - 1;
   float *out = y + static_cast<size_t>(i) * l;
   for (int t = threadIdx.x; t < m; t += blockDim.x) {
     const float2 v = b[t];
@@ -132,10 +146,14 @@ static int noise_filter_log_m(int l_grain) {
 void noise_filter_prepare(int l_grain) {
   noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
-  auto *kernel = noise_filter_kernel;
-  if (smem > 48 * 1024)
-    NGS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  if (smem > 48 * 1024) {
+    NGS_CUDA_CHECK(cudaFuncSetAttribute(noise_filter_kernel<false>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
                                         static_cast<int>(smem)));
+    NGS_CUDA_CHECK(cudaFuncSetAttribute(noise_filter_kernel<true>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(smem)));
+  }
 }
 
 void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
@@ -144,9 +162,21 @@ void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddl
   if (n <= 0) return;
   const int log_m = noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
-  auto *kernel = noise_filter_kernel;
+  auto *kernel = noise_filter_kernel<false>;
   NGS_LAUNCH(kernel, dim3(n), dim3(kNoiseThreads), smem, stream)(
-      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, params, y);
+      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, params, nullptr, y);
+  NGS_CUDA_CHECK_LAUNCH();
+}
+
+void noise_filter_grains_launch(const float *S, int n, int l_grain, const float *twiddles,
+                                const float *hann, const GrainNoise *specs, float *y,
+                                cudaStream_t stream) {
+  if (n <= 0) return;
+  const int log_m = noise_filter_log_m(l_grain);
+  const size_t smem = noise_filter_smem_bytes(l_grain);
+  auto *kernel = noise_filter_kernel<true>;
+  NGS_LAUNCH(kernel, dim3(n), dim3(kNoiseThreads), smem, stream)(
+      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, nullptr, specs, y);
   NGS_CUDA_CHECK_LAUNCH();
 }
 

@@ -16,6 +16,16 @@ struct NoiseParams {
   int n_total;  // grains in the whole series (for the first/last OLA windows)
 };
 
+// One grain of a batch of independent grains (decode_grains, backend.h GrainSpec): its
+// noise key, its absolute index g in that stream, its OLA window (first: first half 1;
+// last: second half 1).
+struct GrainNoise {
+  uint64_t seed;
+  uint32_t sequence;
+  int g;
+  int first, last;
+};
+
 // Host tables the kernel needs, for l_grain: twiddles[k] = exp(-2 pi i k / l_grain) for
 // k < l_grain / 2 (interleaved re, im) and the periodic Hann window [l_grain].
 void noise_filter_tables(int l_grain, float *twiddles, float *hann);
@@ -32,5 +42,10 @@ void noise_filter_prepare(int l_grain);
 void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
                          const float *hann, const NoiseParams *params, float *y,
                          cudaStream_t stream);
+
+// The same for n independent grains: grain i with specs[i] (device [n]).
+void noise_filter_grains_launch(const float *S, int n, int l_grain, const float *twiddles,
+                                const float *hann, const GrainNoise *specs, float *y,
+                                cudaStream_t stream);
 
 }  // namespace ngs::cuda

@@ -166,8 +166,9 @@ TEST(CudaBackend, FixturePipelinesMatchCpuAndGolden) {
 }
 
 // The whole model through one interface (backend.h): encoder, sequence VAE and sample on
-// the CPU and CUDA backends (the CUDA one delegates the encoder and the sequence VAE to the
-// CPU code, so those agree bit for bit), against the goldens; 2 threads.
+// the CPU and CUDA backends (the CUDA one delegates the encoder to the CPU code, so that
+// agrees bit for bit; the sequence VAE runs on the device, within 1e-5), against the
+// goldens; 2 threads.
 TEST(CudaBackend, WholeModelSessionMatchesCpuAndGolden) {
   NGS_REQUIRE_CUDA_DEVICE();
   const std::vector<std::string> configs = test::fixture_configs();
@@ -211,14 +212,14 @@ TEST(CudaBackend, WholeModelSessionMatchesCpuAndGolden) {
     cs->latent_decode(g.at("latent.e").data(), cls, nl, z.data());
     gs->latent_decode(g.at("latent.e").data(), cls, nl, z2.data());
     EXPECT_LE(rel_l2(z, g.at("latent.z")), kTolF32) << "latent.z";
-    EXPECT_EQ(z, z2);
+    EXPECT_LE(rel_l2(z2, z), kTolF32) << "latent_decode vs CPU backend";
     std::vector<float> em = poisoned(ed), el = poisoned(ed), em2 = em, el2 = el;
     cs->latent_encode(g.at("latent.z").data(), nl, em.data(), el.data());
     gs->latent_encode(g.at("latent.z").data(), nl, em2.data(), el2.data());
     EXPECT_LE(rel_l2(em, g.at("latent.e_mu")), kTolF32) << "e_mu";
     EXPECT_LE(rel_l2(el, g.at("latent.e_logvar")), kTolF32) << "e_logvar";
-    EXPECT_EQ(em, em2);
-    EXPECT_EQ(el, el2);
+    EXPECT_LE(rel_l2(em2, em), kTolF32) << "e_mu vs CPU backend";
+    EXPECT_LE(rel_l2(el2, el), kTolF32) << "e_logvar vs CPU backend";
     if (!g.has("sample.e")) continue;
     const int n_s = model->latent.cfg.n_grains;
     const size_t len_s = static_cast<size_t>(n_s + 3) * c.hop;
