@@ -49,8 +49,12 @@ class DeviceBuffer {
     count_ = count;
     NGS_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(T) * (count ? count : 1)));
   }
+  // A synchronous copy from pageable memory returns once the data is staged, and it is on
+  // the legacy stream, which the sessions' non-blocking streams are not ordered after: wait
+  // for it to land before anything can read it.
   void upload(const T *host, size_t count) {
     NGS_CUDA_CHECK(cudaMemcpy(ptr_, host, sizeof(T) * count, cudaMemcpyHostToDevice));
+    NGS_CUDA_CHECK(cudaStreamSynchronize(nullptr));
   }
   T *get() const { return ptr_; }
   size_t size() const { return count_; }

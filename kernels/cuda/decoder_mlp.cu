@@ -28,6 +28,7 @@ template <int T, bool kHalf>
 static __global__ void __launch_bounds__(kMlpThreads)
     decoder_mlp_kernel(MlpDevice m, int ld, const float *__restrict__ z, int n,
                        float *__restrict__ S) {
+  NGS_KERNEL_BOUNDS(kMlpThreads);
   NGS_DYNAMIC_SHARED(float, smem);
   float *x = smem, *x_next = smem + T * ld;  // ping-pong activations [T][ld]
   float *H = smem + 2 * T * ld;  // [T][F]

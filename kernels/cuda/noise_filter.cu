@@ -42,6 +42,7 @@ static __global__ void __launch_bounds__(kNoiseThreads)
     noise_filter_kernel(const float *__restrict__ S, int log_m,
                         const float2 *__restrict__ tw, const float *__restrict__ hann,
                         const NoiseParams *__restrict__ params, float *__restrict__ y) {
+  NGS_KERNEL_BOUNDS(kNoiseThreads);
   NGS_DYNAMIC_SHARED(float2, smem);
   const int m = 1 << log_m, l = 2 * m, F = m + 1;
   float2 *a = smem, *b = smem + m;
