@@ -150,8 +150,17 @@ class CudaSession : public Session {
   DeviceBuffer<NoiseParams> params_;
   PinnedBuffer<float> h_z_, h_audio_;
   PinnedBuffer<NoiseParams> h_params_;
-  GraphExec graph_;
-  int graph_n_ = 0;
+  // Instantiated decode graphs of the last kGraphCache request sizes (a capture and
+  // instantiation costs 50-100 us; a request size seen before replays its graph).
+  static constexpr int kGraphCache = 8;
+  struct CachedGraph {
+    int n = 0;
+    uint64_t used = 0;
+    GraphExec exec;
+  };
+  CachedGraph graphs_[kGraphCache];
+  uint64_t graph_clock_ = 0;
+  cudaGraphExec_t graph_for(int n);
 };
 
 class CudaBackend : public Backend {
@@ -209,8 +218,12 @@ class CudaBackend : public Backend {
                                             std::to_string(mlp_.dims[n_layers]) +
                                             " values, filter_size is " +
                                             std::to_string(c.filter_size()));
-    decoder_mlp_prepare(mlp_);
-    noise_filter_prepare(c.l_grain);
+    // One opt-in value for every model (the device's maximum), so that loading a second
+    // model never lowers the shared memory an earlier one launches with.
+    int optin = 0;
+    NGS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    decoder_mlp_prepare(mlp_, static_cast<size_t>(optin));
+    noise_filter_prepare(c.l_grain, static_cast<size_t>(optin));
     std::vector<float> tw(c.l_grain), hann(c.l_grain);
     noise_filter_tables(c.l_grain, tw.data(), hann.data());
     twiddles_.resize(tw.size());
@@ -338,28 +351,42 @@ void CudaSession::run_decode(int n, NoiseKey key, float *audio) {
   if (!b_.opt_.use_graphs) {
     enqueue_decode(n);
   } else {
-    if (graph_n_ != n || !graph_.get()) {
-      graph_.reset();
-      graph_n_ = 0;
-      cudaGraph_t graph = nullptr;
-      NGS_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-      try {
-        enqueue_decode(n);
-      } catch (...) {
-        cudaStreamEndCapture(s, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        throw;
-      }
-      NGS_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-      const cudaError_t err = cudaGraphInstantiate(graph_.out(), graph, 0);
-      cudaGraphDestroy(graph);
-      NGS_CUDA_CHECK(err);
-      graph_n_ = n;
-    }
-    NGS_CUDA_CHECK(cudaGraphLaunch(graph_.get(), s));
+    NGS_CUDA_CHECK(cudaGraphLaunch(graph_for(n), s));
   }
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
   std::memcpy(audio, h_audio_.get(), sizeof(float) * (n + 3) * c.hop);
+}
+
+// The cached graph of request size n, or a new one in the least recently used slot.
+cudaGraphExec_t CudaSession::graph_for(int n) {
+  for (CachedGraph &g : graphs_)
+    if (g.exec.get() && g.n == n) {
+      g.used = ++graph_clock_;
+      return g.exec.get();
+    }
+  CachedGraph *slot = &graphs_[0];  // an empty slot, else the least recently used
+  for (CachedGraph &g : graphs_)
+    if (!g.exec.get() ? slot->exec.get() != nullptr : (slot->exec.get() && g.used < slot->used))
+      slot = &g;
+  slot->exec.reset();
+  slot->n = 0;
+  const cudaStream_t s = stream_.get();
+  cudaGraph_t graph = nullptr;
+  NGS_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue_decode(n);
+  } catch (...) {
+    cudaStreamEndCapture(s, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  NGS_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  const cudaError_t err = cudaGraphInstantiate(slot->exec.out(), graph, 0);
+  cudaGraphDestroy(graph);
+  NGS_CUDA_CHECK(err);
+  slot->n = n;
+  slot->used = ++graph_clock_;
+  return slot->exec.get();
 }
 
 void CudaSession::decoder_mlp(const float *z, int n, float *S) {

@@ -101,20 +101,25 @@ int decoder_mlp_tile(const MlpDevice &mlp) {
 }
 
 template <int T>
-static void decoder_mlp_prepare_tile(const MlpDevice &m) {
+static void decoder_mlp_prepare_tile(const MlpDevice &m, size_t smem_optin) {
   const size_t smem = mlp_smem_bytes(m, T);
+  if (smem > smem_optin)
+    throw Error(kUnsupported, "CUDA decoder MLP: a tile of " + std::to_string(T) +
+                                  " grains needs " + std::to_string(smem) +
+                                  " bytes of shared memory per block; the device allows " +
+                                  std::to_string(smem_optin));
   if (smem <= 48 * 1024) return;
   auto *kernel = m.half ? decoder_mlp_kernel<T, true> : decoder_mlp_kernel<T, false>;
   NGS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(smem)));
+                                      static_cast<int>(smem_optin)));
 }
 
-void decoder_mlp_prepare(const MlpDevice &mlp) {
+void decoder_mlp_prepare(const MlpDevice &mlp, size_t smem_optin) {
   switch (decoder_mlp_tile(mlp)) {
-    case 8: decoder_mlp_prepare_tile<8>(mlp); break;
-    case 4: decoder_mlp_prepare_tile<4>(mlp); break;
-    case 2: decoder_mlp_prepare_tile<2>(mlp); break;
-    default: decoder_mlp_prepare_tile<1>(mlp); break;
+    case 8: decoder_mlp_prepare_tile<8>(mlp, smem_optin); break;
+    case 4: decoder_mlp_prepare_tile<4>(mlp, smem_optin); break;
+    case 2: decoder_mlp_prepare_tile<2>(mlp, smem_optin); break;
+    default: decoder_mlp_prepare_tile<1>(mlp, smem_optin); break;
   }
 }
 

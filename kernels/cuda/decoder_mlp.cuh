@@ -23,9 +23,11 @@ struct MlpDevice {
 // activations fit in 96 KiB of shared memory (sm_86/sm_89 allow 99 KiB per block).
 int decoder_mlp_tile(const MlpDevice &mlp);
 
-// Once per MLP shape, before any launch (not during a graph capture): opts the kernel in
-// to more than 48 KiB of dynamic shared memory when its tile needs it.
-void decoder_mlp_prepare(const MlpDevice &mlp);
+// Once per MLP shape, before any launch (not during a graph capture): checks that the
+// tile's shared memory fits smem_optin (the device's sharedMemPerBlockOptin; kUnsupported
+// with the sizes otherwise) and opts the kernel in to smem_optin, the same value for every
+// model, so that loading another model never lowers the limit an earlier one needs.
+void decoder_mlp_prepare(const MlpDevice &mlp, size_t smem_optin);
 
 // z, S: device arrays [n][dims[0]], [n][F]. Checks the launch.
 void decoder_mlp_launch(const MlpDevice &mlp, const float *z, int n, float *S,

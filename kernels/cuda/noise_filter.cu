@@ -130,13 +130,18 @@ static int noise_filter_log_m(int l_grain) {
   return log_m;
 }
 
-void noise_filter_prepare(int l_grain) {
+void noise_filter_prepare(int l_grain, size_t smem_optin) {
   noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
+  if (smem > smem_optin)
+    throw Error(kUnsupported, "CUDA noise filter: l_grain " + std::to_string(l_grain) +
+                                  " needs " + std::to_string(smem / 1024) +
+                                  " KiB of shared memory per block; this device allows " +
+                                  std::to_string(smem_optin / 1024) + " KiB");
   auto *kernel = noise_filter_kernel;
   if (smem > 48 * 1024)
     NGS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+                                        static_cast<int>(smem_optin)));
 }
 
 void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,

@@ -744,6 +744,22 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
   p->totalGlobalMem = size_t(1) << 32;
   return cudaSuccess;
 }
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int d) {
+  if (!value || d != 0) return cudaErrorInvalidValue;
+  cudaDeviceProp p;
+  cudaGetDeviceProperties(&p, 0);
+  switch (attr) {
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(p.sharedMemPerBlock); break;
+    case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      *value = static_cast<int>(p.sharedMemPerBlockOptin);
+      break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
 cudaError_t cudaDeviceSynchronize() {
   if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   legacy_sync();

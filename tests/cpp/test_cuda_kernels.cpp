@@ -61,7 +61,7 @@ struct MlpUpload {
       m.dims[l] = lin.in;
       m.dims[l + 1] = lin.out;
     }
-    cuda::decoder_mlp_prepare(m);
+    cuda::decoder_mlp_prepare(m, test::smem_optin());
   }
 };
 
@@ -138,7 +138,7 @@ TEST(CudaKernels, NoiseFilterMatchesCpu) {
     std::vector<float> tw(c.l), hann(c.l);
     cuda::noise_filter_tables(c.l, tw.data(), hann.data());
     const cuda::NoiseParams p{0x0123456789ABCDEFull ^ seed, 3u, c.g0, c.n_total};
-    cuda::noise_filter_prepare(c.l);
+    cuda::noise_filter_prepare(c.l, test::smem_optin());
     DevArray<float> dS(S), dtw(tw), dhann(hann), dy(static_cast<size_t>(c.n) * c.l);
     DevArray<cuda::NoiseParams> dp(std::vector<cuda::NoiseParams>{p});
     cuda::noise_filter_launch(dS.get(), c.n, c.l, dtw.get(), dhann.get(), dp.get(), dy.get(),
