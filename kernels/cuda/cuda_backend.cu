@@ -1,10 +1,9 @@
-// The CUDA backend (backend.h): device weights and tables of the grain decoder (uploaded
-// once), sessions with a workspace planned for max_grains, a stream, and a CUDA Graph of
-// the whole decode re-used while the request size stays the same. Every CUDA call and
-// every launch is checked. There are no encoder or sequence-VAE kernels yet: those stages
-// are delegated to the CPU implementation (cpu::HostStages on the session's CPU thread
-// pool); sample() runs the sequence VAE on the CPU straight into the pinned input of the
-// decode graph.
+// The CUDA backend (backend.h): device weights and tables of the grain encoder and decoder
+// (uploaded once), sessions with a workspace planned for max_grains, a stream, and CUDA
+// Graphs of the whole decode cached per request size. Every CUDA call and every launch is
+// checked. The sequence VAE is delegated to the CPU implementation (cpu::HostStages on the
+// session's CPU thread pool); sample() runs it on the CPU straight into the pinned input of
+// the decode graph.
 #include "cuda_backend.cuh"
 
 #include <algorithm>
@@ -17,6 +16,7 @@
 #include "cpu/thread_pool.h"
 #include "cuda_backend.h"
 #include "decoder_mlp.cuh"
+#include "encoder.cuh"
 #include "noise_filter.cuh"
 #include "overlap_add.cuh"
 
@@ -124,8 +124,8 @@ class CudaBackend;
 class CudaSession : public Session {
  public:
   CudaSession(const CudaBackend &b, int max_grains, int n_threads);
-  // Delegated to the CPU (no CUDA kernels for these stages yet).
   void encoder(const float *audio, int n, float *mu, float *logvar) override;
+  // Delegated to the CPU (no CUDA kernels for these stages yet).
   void latent_decode(const float *e, int class_index, int n, float *z) override;
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override;
   void decode(const float *z, int n, NoiseKey key, float *audio) override;
@@ -159,6 +159,11 @@ class CudaSession : public Session {
     GraphExec exec;
   };
   CachedGraph graphs_[kGraphCache];
+  // Device encoder: workspace for enc_chunk_ grains, mu and logvar [2][max_grains][z_dim]
+  // on the device and their pinned staging.
+  int enc_chunk_ = 0;
+  DeviceBuffer<float> enc_work_, enc_out_;
+  PinnedBuffer<float> h_enc_;
   uint64_t graph_clock_ = 0;
   cudaGraphExec_t graph_for(int n);
 };
@@ -232,6 +237,12 @@ class CudaBackend : public Backend {
     hann_.upload(hann.data(), hann.size());
     fir_.resize(c.pp_ker);
     fir_.upload(w.pp_fir, c.pp_ker);
+    try {
+      enc_dev_ = std::make_unique<EncoderWeights>(w, hann_.get());
+    } catch (const Error &e) {
+      if (e.status() != kUnsupported) throw;
+      enc_host_reason_ = e.what();  // runs on the CPU (cpu::HostStages) instead
+    }
     ola_.l_grain = c.l_grain;
     ola_.hop = c.hop;
     ola_.normalize = c.normalize_ola;
@@ -249,6 +260,8 @@ class CudaBackend : public Backend {
   }
 
   bool has_latent() const override { return latent_ != nullptr; }
+  // Empty when the encoder runs on the device, else why it runs on the CPU.
+  const std::string &encoder_on_host() const { return enc_host_reason_; }
 
   std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
     if (max_grains <= 0)
@@ -270,7 +283,9 @@ class CudaBackend : public Backend {
   MlpDevice mlp_;
   DeviceBuffer<float> twiddles_, hann_, fir_;
   OlaParams ola_;
-  cpu::WaveformEncoder encoder_;           // CPU delegation (encoder)
+  cpu::WaveformEncoder encoder_;           // CPU fallback (encoder)
+  std::unique_ptr<EncoderWeights> enc_dev_;  // the device encoder, or null
+  std::string enc_host_reason_;
   std::unique_ptr<cpu::LatentModel> latent_;  // CPU delegation (sequence VAE), or null
 };
 
@@ -287,7 +302,14 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
       params_(1),
       h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
-      h_params_(1) {}
+      h_params_(1),
+      enc_chunk_(b.enc_dev_ ? std::max(1, std::min(max_grains, b.opt_.encoder_chunk)) : 0),
+      h_enc_(b.enc_dev_ ? 2 * static_cast<size_t>(max_grains) * b.cfg_.z_dim : 0) {
+  if (b.enc_dev_) {
+    enc_work_.resize(encoder_work_floats(b.enc_dev_->device(), enc_chunk_));
+    enc_out_.resize(2 * static_cast<size_t>(max_grains) * b.cfg_.z_dim);
+  }
+}
 
 void CudaSession::check_n(int n, const char *what) const {
   if (n <= 0)
@@ -318,7 +340,31 @@ void CudaSession::enqueue_decode(int n) {
 }
 
 void CudaSession::encoder(const float *audio, int n, float *mu, float *logvar) {
-  host_.encoder(audio, n, mu, logvar);
+  if (!b_.enc_dev_) {
+    host_.encoder(audio, n, mu, logvar);
+    return;
+  }
+  check_n(n, "encoder");
+  if (!audio) throw Error(kInvalidArgument, "CUDA backend: encoder: null audio");
+  const WaveformConfig &c = b_.cfg_;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  const size_t len = static_cast<size_t>(n + 3) * c.hop, rows = static_cast<size_t>(n) * c.z_dim;
+  const size_t half = static_cast<size_t>(max_grains_) * c.z_dim;
+  std::memcpy(h_audio_.get(), audio, sizeof(float) * len);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(audio_.get(), h_audio_.get(), sizeof(float) * len,
+                                 cudaMemcpyHostToDevice, s));
+  float *d_mu = enc_out_.get(), *d_lv = enc_out_.get() + half;
+  for (int g0 = 0; g0 < n; g0 += enc_chunk_)
+    encoder_launch(b_.enc_dev_->device(), audio_.get(), g0, std::min(enc_chunk_, n - g0), n,
+                   d_mu, d_lv, enc_work_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get(), d_mu, sizeof(float) * rows,
+                                 cudaMemcpyDeviceToHost, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get() + half, d_lv, sizeof(float) * rows,
+                                 cudaMemcpyDeviceToHost, s));
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (mu) std::memcpy(mu, h_enc_.get(), sizeof(float) * rows);
+  if (logvar) std::memcpy(logvar, h_enc_.get() + half, sizeof(float) * rows);
 }
 
 void CudaSession::latent_decode(const float *e, int class_index, int n, float *z) {
@@ -446,6 +492,12 @@ void CudaSession::overlap_add(const float *y, int n, float *audio, bool ola_only
 }
 
 }  // namespace
+
+std::string encoder_on_host(const Backend &backend) {
+  const auto *b = dynamic_cast<const CudaBackend *>(&backend);
+  if (!b) throw Error(kInvalidArgument, "encoder_on_host: not a CUDA backend");
+  return b->encoder_on_host();
+}
 
 std::unique_ptr<Backend> make_backend(const WaveformWeights &w, int device,
                                       const BackendOptions &options,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "backend.h"
 #include "weights.h"
@@ -11,14 +12,20 @@ namespace ngs::cuda {
 struct BackendOptions {
   bool fp16_weights = false;  // keep a half copy of the MLP weights and use it
   bool use_graphs = true;     // capture the whole decode in a CUDA Graph per request size
+  int encoder_chunk = 128;    // grains per pass of the device encoder (its workspace)
 };
 
-// The decoder runs on the device; the encoder and, when latent is not null, the sequence
-// VAE are delegated to the CPU implementation (no CUDA kernels for them yet). Throws
+// The grain encoder and decoder run on the device (an encoder whose convs need more shared
+// memory than a block has falls back to the CPU code, encoder_on_host() names why); when
+// latent is not null, the sequence VAE is delegated to the CPU implementation. Throws
 // ngs::Error (kUnsupported when no usable device, kBackendError on a CUDA failure,
 // kBadModel for weights the kernels cannot run).
 std::unique_ptr<Backend> make_backend(const WaveformWeights &w, int device,
                                       const BackendOptions &options,
                                       const LatentWeights *latent = nullptr);
+
+// For a backend of make_backend: empty when its encoder runs on the device, else the
+// reason it runs on the CPU (kUnsupported of the device encoder).
+std::string encoder_on_host(const Backend &backend);
 
 }  // namespace ngs::cuda
