@@ -5,6 +5,8 @@
 // Without a usable GPU every case reports "skipped: no device".
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+
 #include <memory>
 #include <random>
 #include <string>
@@ -108,12 +110,15 @@ void BM_CudaDecoderMlp(benchmark::State &state) {
   if (no_device(state)) return;
   const int n = static_cast<int>(state.range(0));
   const bool half = state.range(1) != 0;
+  // range(2): 0 the row kernel (default), 1 the part-1 tiled kernel (the A/B)
+  const auto kernel = state.range(2) ? ngs::cuda::MlpKernel::kTiled : ngs::cuda::MlpKernel::kRows;
   Model m;
   std::vector<std::unique_ptr<Dev<float>>> f;
   std::vector<std::unique_ptr<Dev<__half>>> h;
   ngs::cuda::MlpDevice d;
   d.n_layers = kLinears + 1;
   d.half = half;
+  d.kernel = kernel;
   double flops = 0.0, weight_bytes = 0.0;
   for (int l = 0; l <= kLinears; ++l) {
     const ngs::Linear &lin = l < kLinears ? m.w.dec_lin[l] : m.w.dec_out;
@@ -131,9 +136,14 @@ void BM_CudaDecoderMlp(benchmark::State &state) {
     flops += 2.0 * count * n;
     weight_bytes += count * (half ? 2.0 : 4.0);
   }
-  ngs::cuda::decoder_mlp_prepare(d);
+  int optin = 0;
+  NGS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+  ngs::cuda::decoder_mlp_prepare(d, static_cast<size_t>(optin));
   Dev<float> z(rnd(static_cast<size_t>(n) * kZ, 1.0f, 1)), S(static_cast<size_t>(n) * kF);
-  run_timed(state, nullptr, [&] { ngs::cuda::decoder_mlp_launch(d, z.p, n, S.p, nullptr); });
+  Dev<float> work(std::max<size_t>(ngs::cuda::decoder_mlp_work_floats(d, n), 1));
+  run_timed(state, nullptr,
+            [&] { ngs::cuda::decoder_mlp_launch(d, z.p, n, S.p, nullptr, work.p); });
+  state.SetLabel(kernel == ngs::cuda::MlpKernel::kRows ? "rows" : "tiled");
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["weights_GB/s_per_tile"] = benchmark::Counter(
@@ -146,7 +156,9 @@ void BM_CudaNoiseFilter(benchmark::State &state) {
   const int n = static_cast<int>(state.range(0));
   std::vector<float> tw(kL), hann(kL);
   ngs::cuda::noise_filter_tables(kL, tw.data(), hann.data());
-  ngs::cuda::noise_filter_prepare(kL);
+  int optin = 0;
+  NGS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+  ngs::cuda::noise_filter_prepare(kL, static_cast<size_t>(optin));
   Dev<float> S(rnd(static_cast<size_t>(n) * kF, 1.0f, 2)), y(static_cast<size_t>(n) * kL);
   Dev<float> dtw(tw), dhann(hann);
   Dev<ngs::cuda::NoiseParams> p(std::vector<ngs::cuda::NoiseParams>{{42u, 0u, 0, n}});
@@ -192,7 +204,9 @@ void BM_CudaDecode(benchmark::State &state) {
 
 }  // namespace
 
-BENCHMARK(BM_CudaDecoderMlp)->ArgsProduct({{kGrains, 8 * kGrains, 64 * kGrains}, {0, 1}})->UseManualTime();
+BENCHMARK(BM_CudaDecoderMlp)
+    ->ArgsProduct({{kGrains, 8 * kGrains, 64 * kGrains}, {0, 1}, {0, 1}})
+    ->UseManualTime();
 BENCHMARK(BM_CudaNoiseFilter)->Arg(kGrains)->Arg(64 * kGrains)->UseManualTime();
 BENCHMARK(BM_CudaOverlapAdd)->Arg(kGrains)->Arg(64 * kGrains)->UseManualTime();
 BENCHMARK(BM_CudaDecode)->ArgsProduct({{kGrains}, {0, 1}})->UseRealTime();

@@ -7,6 +7,7 @@
 #include "cuda_backend.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -146,7 +147,7 @@ class CudaSession : public Session {
   std::unique_ptr<cpu::ThreadPool> pool_;  // the context's one pool (CPU stages)
   cpu::HostStages host_;
   Stream stream_;
-  DeviceBuffer<float> z_, S_, y_, audio_;
+  DeviceBuffer<float> z_, S_, y_, audio_, mlp_work_;
   DeviceBuffer<NoiseParams> params_;
   PinnedBuffer<float> h_z_, h_audio_;
   PinnedBuffer<NoiseParams> h_params_;
@@ -218,6 +219,7 @@ class CudaBackend : public Backend {
     }
     mlp_.n_layers = n_layers;
     mlp_.half = opt.fp16_weights;
+    mlp_.kernel = opt.mlp_kernel;
     if (mlp_.dims[n_layers] != c.filter_size())
       throw Error(kBadModel, "CUDA backend: the decoder output has " +
                                             std::to_string(mlp_.dims[n_layers]) +
@@ -299,6 +301,7 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
       S_(static_cast<size_t>(max_grains) * b.cfg_.filter_size()),
       y_(static_cast<size_t>(max_grains) * b.cfg_.l_grain),
       audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
+      mlp_work_(decoder_mlp_work_floats(b.mlp_, max_grains)),
       params_(1),
       h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
@@ -329,7 +332,7 @@ void CudaSession::enqueue_decode(int n) {
                                  cudaMemcpyHostToDevice, s));
   NGS_CUDA_CHECK(cudaMemcpyAsync(params_.get(), h_params_.get(), sizeof(NoiseParams),
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s);
+  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s, mlp_work_.get());
   noise_filter_launch(S_.get(), n, c.l_grain, b_.twiddles_.get(), b_.hann_.get(), params_.get(),
                       y_.get(), s);
   OlaParams ola = b_.ola_;
@@ -443,7 +446,7 @@ void CudaSession::decoder_mlp(const float *z, int n, float *S) {
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
   NGS_CUDA_CHECK(cudaMemcpyAsync(z_.get(), z, sizeof(float) * n * c.z_dim,
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s);
+  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s, mlp_work_.get());
   NGS_CUDA_CHECK(cudaMemcpyAsync(S, S_.get(), sizeof(float) * n * c.filter_size(),
                                  cudaMemcpyDeviceToHost, s));
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -540,7 +543,16 @@ std::string cuda_unavailable_reason(int device) {
 
 std::unique_ptr<Backend> make_cuda_backend(const WaveformWeights &weights,
                                            const LatentWeights *latent, int device) {
-  return cuda::make_backend(weights, device, cuda::BackendOptions{}, latent);
+  cuda::BackendOptions opt;
+  // The decoder MLP kernel for an A/B on a GPU (docs/CUDA.md): rows (default) or tiled.
+  if (const char *k = std::getenv("NGS_CUDA_MLP")) {
+    const std::string v = k;
+    if (v == "tiled")
+      opt.mlp_kernel = cuda::MlpKernel::kTiled;
+    else if (v != "rows" && !v.empty())
+      throw Error(kInvalidArgument, "NGS_CUDA_MLP=" + v + ": expected rows or tiled");
+  }
+  return cuda::make_backend(weights, device, opt, latent);
 }
 
 }  // namespace ngs

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend.h"
+#include "decoder_mlp.cuh"
 #include "weights.h"
 
 namespace ngs::cuda {
@@ -13,6 +14,9 @@ struct BackendOptions {
   bool fp16_weights = false;  // keep a half copy of the MLP weights and use it
   bool use_graphs = true;     // capture the whole decode in a CUDA Graph per request size
   int encoder_chunk = 128;    // grains per pass of the device encoder (its workspace)
+  // The decoder MLP kernel (decoder_mlp.cuh): kRows, or the part-1 kTiled for an A/B.
+  // make_cuda_backend (the engine) reads NGS_CUDA_MLP=rows|tiled.
+  MlpKernel mlp_kernel = MlpKernel::kRows;
 };
 
 // The grain encoder and decoder run on the device (an encoder whose convs need more shared
