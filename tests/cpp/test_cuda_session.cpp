@@ -7,6 +7,7 @@
 // relative L2 <= 1e-5.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,29 @@ TEST(CudaSession, FirstDecodeAfterLoadSeesEveryWeight) {
   EXPECT_LE(decode_distance(*g, d.w, 6, seed), kTolF32);
   auto h = cuda::make_backend(d.w, 0, cuda::BackendOptions{false, false});
   EXPECT_LE(decode_distance(*h, d.w, 6, seed + 1), kTolF32);
+}
+
+// The engine's entry point takes the decoder MLP kernel from NGS_CUDA_MLP (the A/B).
+TEST(CudaSession, MlpKernelSelectableByEnvironment) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  test::RandomDecoder d(12, 40, 2, 256, 9, seed);
+  ASSERT_EQ(setenv("NGS_CUDA_MLP", "bogus", 1), 0);
+  try {
+    make_cuda_backend(d.w, nullptr, 0);
+    ADD_FAILURE() << "NGS_CUDA_MLP=bogus accepted";
+  } catch (const Error &e) {
+    EXPECT_EQ(e.status(), NGS_STATUS_INVALID_ARGUMENT) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected rows or tiled"), std::string::npos) << e.what();
+  }
+  for (const char *v : {"tiled", "rows"}) {
+    SCOPED_TRACE(v);
+    ASSERT_EQ(setenv("NGS_CUDA_MLP", v, 1), 0);
+    auto g = make_cuda_backend(d.w, nullptr, 0);
+    EXPECT_LE(decode_distance(*g, d.w, 7, seed + 1), kTolF32);
+  }
+  unsetenv("NGS_CUDA_MLP");
 }
 
 #ifdef NGS_CUDA_EMULATION
