@@ -146,7 +146,7 @@ long capture_count();
 #define NGS_DYNAMIC_SHARED(T, name) T *name = static_cast<T *>(::ngs_emu::dynamic_shared(sizeof(T)))
 // A static shared array `T name[count]` (nvcc: `__shared__ T name[count]`); one per block.
 #define NGS_STATIC_SHARED(T, name, count)                                                  \
-  static const char ngs_emu_tag_##name = 0;                                                \
+  static char ngs_emu_tag_##name;  /* its address names the array */                       \
   T *const name = static_cast<T *>(                                                        \
       ::ngs_emu::static_shared(&ngs_emu_tag_##name, sizeof(T) * static_cast<size_t>(count)))
 // First statement of a kernel declared with __launch_bounds__(max_threads).
