@@ -306,7 +306,9 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
       h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
       h_params_(1),
-      enc_chunk_(b.enc_dev_ ? std::max(1, std::min(max_grains, b.opt_.encoder_chunk)) : 0),
+      // (at most 4096 grains per pass: the framing kernel's grid has a grain per y index)
+      enc_chunk_(b.enc_dev_ ? std::max(1, std::min({max_grains, b.opt_.encoder_chunk, 4096}))
+                            : 0),
       h_enc_(b.enc_dev_ ? 2 * static_cast<size_t>(max_grains) * b.cfg_.z_dim : 0) {
   if (b.enc_dev_) {
     enc_work_.resize(encoder_work_floats(b.enc_dev_->device(), enc_chunk_));

@@ -154,8 +154,8 @@ static __global__ void __launch_bounds__(kRowsThreads)
   NGS_KERNEL_BOUNDS(kRowsThreads);
   NGS_STATIC_SHARED(float, xs, kRowsGrains * kRowsKChunk);  // [8][kRowsKChunk]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int o0 = blockIdx.x * kRowsPerBlock + warp * kRowsPerWarp;
-  const int g0 = blockIdx.y * kRowsGrains;
+  const int o0 = blockIdx.y * kRowsPerBlock + warp * kRowsPerWarp;
+  const int g0 = blockIdx.x * kRowsGrains;  // grain tiles in x: up to 2^31 - 1 of them
   // After the transpose reduction lane l holds the sum of row o0 + l / 8, grain g0 + l % 8:
   // its bias is loaded before the products.
   const int my_row = o0 + lane / kRowsGrains, my_grain = g0 + lane % kRowsGrains;
@@ -211,16 +211,18 @@ static __global__ void __launch_bounds__(kRowsThreads)
 }
 
 // S[k] = (-1)^k (H[k]/2 + (H[k-1] + H[k+1])/4), H[-1] = H[1], H[F] = H[F-2]; H, S [n][F].
+// A block per grain.
 static __global__ void __launch_bounds__(kRowsThreads)
     decoder_mlp_window_kernel(const float *__restrict__ H, int F, float *__restrict__ S) {
   NGS_KERNEL_BOUNDS(kRowsThreads);
-  const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k >= F) return;
-  const float *h = H + static_cast<size_t>(blockIdx.y) * F;
-  const float hm = h[k == 0 ? 1 : k - 1];
-  const float hp = h[k == F - 1 ? F - 2 : k + 1];
-  const float s = 0.5f * h[k] + 0.25f * (hm + hp);
-  S[static_cast<size_t>(blockIdx.y) * F + k] = (k & 1) ? -s : s;
+  const float *h = H + static_cast<size_t>(blockIdx.x) * F;
+  float *out = S + static_cast<size_t>(blockIdx.x) * F;
+  for (int k = threadIdx.x; k < F; k += blockDim.x) {
+    const float hm = h[k == 0 ? 1 : k - 1];
+    const float hp = h[k == F - 1 ? F - 2 : k + 1];
+    const float s = 0.5f * h[k] + 0.25f * (hm + hp);
+    out[k] = (k & 1) ? -s : s;
+  }
 }
 
 size_t decoder_mlp_work_floats(const MlpDevice &mlp, int n) {
@@ -244,7 +246,7 @@ static void decoder_mlp_launch_rows(const MlpDevice &m, const float *z, int n, f
     const bool last = l == m.n_layers - 1;
     float *y = last ? H : (l % 2 == 0 ? ping : pong);
     const int din = m.dims[l], dout = m.dims[l + 1];
-    const dim3 grid(ceil_div(dout, kRowsPerBlock), ceil_div(n, kRowsGrains));
+    const dim3 grid(ceil_div(n, kRowsGrains), ceil_div(dout, kRowsPerBlock));
     auto *kernel = m.half ? decoder_mlp_rows_kernel<true> : decoder_mlp_rows_kernel<false>;
     NGS_LAUNCH(kernel, grid, dim3(kRowsThreads), 0, stream)(m.w[l], m.w_half[l], m.b[l], din,
                                                             dout, x, n, y, last);
@@ -252,7 +254,7 @@ static void decoder_mlp_launch_rows(const MlpDevice &m, const float *z, int n, f
     x = y;
   }
   auto *window = decoder_mlp_window_kernel;
-  NGS_LAUNCH(window, dim3(ceil_div(F, kRowsThreads), n), dim3(kRowsThreads), 0, stream)(H, F, S);
+  NGS_LAUNCH(window, dim3(n), dim3(kRowsThreads), 0, stream)(H, F, S);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
