@@ -144,6 +144,20 @@ constexpr int kRowsKChunk = 512;  // inputs staged per step: 8 x 512 floats = 16
 static_assert(kRowsPerWarp * kRowsGrains == 32, "one sum per lane after the transpose");
 }  // namespace
 
+// One step of the transpose reduction: a lane keeps the S sums whose index has bit S equal
+// to its lane's bit S and adds its partner's copy of them. S is a template argument so that
+// every index is a constant and the sums stay in registers.
+template <int S>
+__device__ __forceinline__ void rows_transpose_step(float (&acc)[32], int lane) {
+  const bool upper = (lane & S) != 0;
+#pragma unroll
+  for (int j = 0; j < S; ++j) {
+    const float send = upper ? acc[j] : acc[j + S];
+    const float keep = upper ? acc[j + S] : acc[j];
+    acc[j] = keep + __shfl_xor_sync(kFullMask, send, S);
+  }
+}
+
 // y [n][dout] = act(W x + b) of one layer; act: LReLU(0.2), or mod_sigmoid for the output.
 template <bool kHalf>
 static __global__ void __launch_bounds__(kRowsThreads)
@@ -186,19 +200,13 @@ static __global__ void __launch_bounds__(kRowsThreads)
     }
     __syncthreads();
   }
-  // Transpose reduction: at step s a lane keeps the half of its sums whose index has bit s
-  // equal to its lane's bit s and adds its partner's copy of them; after 16 + 8 + 4 + 2 + 1
-  // shuffles acc[0] is the warp's total for index `lane`.
-#pragma unroll
-  for (int s = 16; s >= 1; s >>= 1) {
-    const bool upper = (lane & s) != 0;
-#pragma unroll
-    for (int j = 0; j < s; ++j) {
-      const float send = upper ? acc[j] : acc[j + s];
-      const float keep = upper ? acc[j + s] : acc[j];
-      acc[j] = keep + __shfl_xor_sync(kFullMask, send, s);
-    }
-  }
+  // Transpose reduction: after 16 + 8 + 4 + 2 + 1 shuffles acc[0] is the warp's total for
+  // index `lane` (row lane / 8, grain lane % 8).
+  rows_transpose_step<16>(acc, lane);
+  rows_transpose_step<8>(acc, lane);
+  rows_transpose_step<4>(acc, lane);
+  rows_transpose_step<2>(acc, lane);
+  rows_transpose_step<1>(acc, lane);
   if (my_row >= dout || my_grain >= n) return;
   float v = acc[0] + my_bias;
   if (output_layer) {
