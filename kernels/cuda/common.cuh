@@ -14,6 +14,12 @@
 #define NGS_DYNAMIC_SHARED(T, name)                   \
   extern __shared__ __align__(16) unsigned char ngs_dyn_smem_raw[]; \
   T *name = reinterpret_cast<T *>(ngs_dyn_smem_raw)
+// A static shared array `T name[count]` (the emulation gives each block a fresh, poisoned
+// one; plain __shared__ does not compile there).
+#define NGS_STATIC_SHARED(T, name, count) __shared__ T name[count]
+// First statement of every kernel declared with __launch_bounds__(N): the emulation checks
+// the launch against N (tests/cpp/cuda.cmake checks that the two agree); nothing here.
+#define NGS_KERNEL_BOUNDS(max_threads) ((void)0)
 #endif
 
 #include <string>

@@ -1,15 +1,16 @@
-// The CUDA backend (backend.h): device weights and tables of the grain decoder (uploaded
-// once), sessions with a workspace planned for max_grains, a stream, and a CUDA Graph of
-// the whole decode re-used while the request size stays the same. Every CUDA call and
-// every launch is checked. The sequence VAE runs on the device (latent_decode.cu,
-// latent_encode.cu, rnn_step.cu); sample() keeps z on the device between latent_decode
-// and decode (one graph); the streaming calls (rnn_step, decode_grains) keep the voices'
-// state on the device and replay one graph per batch-size bucket. There are no encoder
-// kernels yet: the encoder is delegated to the CPU implementation (cpu::HostStages on the
-// session's CPU thread pool).
+// The CUDA backend (backend.h): device weights and tables of the grain encoder, the decoder
+// and the sequence VAE (uploaded once), sessions with a workspace planned for max_grains, a
+// stream, and CUDA Graphs of the whole decode cached per request size. Every CUDA call and
+// every launch is checked. The encoder runs on the device (encoder.cu; a model whose convs
+// do not fit the tiles falls back to the CPU code, cpu::HostStages); so does the sequence
+// VAE (latent_decode.cu, latent_encode.cu, rnn_step.cu); sample() keeps z on the device
+// between latent_decode and decode (one graph); the streaming calls (rnn_step,
+// decode_grains) keep the voices' state on the device and replay one graph per batch-size
+// bucket.
 #include "cuda_backend.cuh"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "decoder_mlp.cuh"
 #include "latent_decode.cuh"
 #include "latent_encode.cuh"
+#include "encoder.cuh"
 #include "noise_filter.cuh"
 #include "overlap_add.cuh"
 #include "rnn_step.cuh"
@@ -54,8 +56,12 @@ class DeviceBuffer {
     count_ = count;
     NGS_CUDA_CHECK(cudaMalloc(&ptr_, sizeof(T) * (count ? count : 1)));
   }
+  // A synchronous copy from pageable memory returns once the data is staged, and it is on
+  // the legacy stream, which the sessions' non-blocking streams are not ordered after: wait
+  // for it to land before anything can read it.
   void upload(const T *host, size_t count) {
     NGS_CUDA_CHECK(cudaMemcpy(ptr_, host, sizeof(T) * count, cudaMemcpyHostToDevice));
+    NGS_CUDA_CHECK(cudaStreamSynchronize(nullptr));
   }
   T *get() const { return ptr_; }
   size_t size() const { return count_; }
@@ -125,7 +131,6 @@ class CudaBackend;
 class CudaSession : public Session {
  public:
   CudaSession(const CudaBackend &b, int max_grains, int n_threads);
-  // Delegated to the CPU (no CUDA kernels for this stage yet).
   void encoder(const float *audio, int n, float *mu, float *logvar) override;
   // Sequence VAE on the device (latent_decode.cu, latent_encode.cu).
   void latent_decode(const float *e, int class_index, int n, float *z) override;
@@ -167,12 +172,10 @@ class CudaSession : public Session {
   std::unique_ptr<cpu::ThreadPool> pool_;  // the context's one pool (CPU stages)
   cpu::HostStages host_;
   Stream stream_;
-  DeviceBuffer<float> z_, S_, y_, audio_;
+  DeviceBuffer<float> z_, S_, y_, audio_, mlp_work_;
   DeviceBuffer<NoiseParams> params_;
   PinnedBuffer<float> h_z_, h_audio_;
   PinnedBuffer<NoiseParams> h_params_;
-  GraphExec graph_;
-  int graph_n_ = 0;
   // Sequence VAE: inputs and outputs of latent_decode / latent_encode / sample (one voice,
   // up to latent_grains_ steps) and the work area of their kernels.
   int latent_grains_ = 0;
@@ -202,6 +205,22 @@ class CudaSession : public Session {
   std::unique_ptr<PinnedBuffer<float>> h_y_;
   GraphExec grain_graphs_[kMaxBuckets];
   bool grain_valid_[kMaxBuckets] = {};
+  // Instantiated decode graphs of the last kGraphCache request sizes (a capture and
+  // instantiation costs 50-100 us; a request size seen before replays its graph).
+  static constexpr int kGraphCache = 8;
+  struct CachedGraph {
+    int n = 0;
+    uint64_t used = 0;
+    GraphExec exec;
+  };
+  CachedGraph graphs_[kGraphCache];
+  // Device encoder: workspace for enc_chunk_ grains, mu and logvar [2][max_grains][z_dim]
+  // on the device and their pinned staging.
+  int enc_chunk_ = 0;
+  DeviceBuffer<float> enc_work_, enc_out_;
+  PinnedBuffer<float> h_enc_;
+  uint64_t graph_clock_ = 0;
+  cudaGraphExec_t graph_for(int n);
 };
 
 class CudaBackend : public Backend {
@@ -254,13 +273,18 @@ class CudaBackend : public Backend {
     }
     mlp_.n_layers = n_layers;
     mlp_.half = opt.fp16_weights;
+    mlp_.kernel = opt.mlp_kernel;
     if (mlp_.dims[n_layers] != c.filter_size())
       throw Error(kBadModel, "CUDA backend: the decoder output has " +
                                             std::to_string(mlp_.dims[n_layers]) +
                                             " values, filter_size is " +
                                             std::to_string(c.filter_size()));
-    decoder_mlp_prepare(mlp_);
-    noise_filter_prepare(c.l_grain);
+    // One opt-in value for every model (the device's maximum), so that loading a second
+    // model never lowers the shared memory an earlier one launches with.
+    int optin = 0;
+    NGS_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    decoder_mlp_prepare(mlp_, static_cast<size_t>(optin));
+    noise_filter_prepare(c.l_grain, static_cast<size_t>(optin));
     std::vector<float> tw(c.l_grain), hann(c.l_grain);
     noise_filter_tables(c.l_grain, tw.data(), hann.data());
     twiddles_.resize(tw.size());
@@ -269,6 +293,12 @@ class CudaBackend : public Backend {
     hann_.upload(hann.data(), hann.size());
     fir_.resize(c.pp_ker);
     fir_.upload(w.pp_fir, c.pp_ker);
+    try {
+      enc_dev_ = std::make_unique<EncoderWeights>(w, hann_.get());
+    } catch (const Error &e) {
+      if (e.status() != kUnsupported) throw;
+      enc_host_reason_ = e.what();  // runs on the CPU (cpu::HostStages) instead
+    }
     ola_.l_grain = c.l_grain;
     ola_.hop = c.hop;
     ola_.normalize = c.normalize_ola;
@@ -286,6 +316,8 @@ class CudaBackend : public Backend {
   }
 
   bool has_latent() const override { return latent_ != nullptr; }
+  // Empty when the encoder runs on the device, else why it runs on the CPU.
+  const std::string &encoder_on_host() const { return enc_host_reason_; }
 
   std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
     if (max_grains <= 0)
@@ -307,8 +339,10 @@ class CudaBackend : public Backend {
   MlpDevice mlp_;
   DeviceBuffer<float> twiddles_, hann_, fir_;
   OlaParams ola_;
-  cpu::WaveformEncoder encoder_;           // CPU delegation (encoder)
-  std::unique_ptr<LatentDevice> latent_;   // the sequence VAE on the device, or null
+  cpu::WaveformEncoder encoder_;             // CPU fallback (encoder)
+  std::unique_ptr<EncoderWeights> enc_dev_;  // the device encoder, or null
+  std::string enc_host_reason_;
+  std::unique_ptr<LatentDevice> latent_;     // the sequence VAE on the device, or null
 };
 
 CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
@@ -320,10 +354,19 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
       S_(static_cast<size_t>(max_grains) * b.cfg_.filter_size()),
       y_(static_cast<size_t>(max_grains) * b.cfg_.l_grain),
       audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
+      mlp_work_(decoder_mlp_work_floats(b.mlp_, max_grains)),
       params_(1),
       h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
-      h_params_(1) {
+      h_params_(1),
+      // (at most 4096 grains per pass: the framing kernel's grid has a grain per y index)
+      enc_chunk_(b.enc_dev_ ? std::max(1, std::min({max_grains, b.opt_.encoder_chunk, 4096}))
+                            : 0),
+      h_enc_(b.enc_dev_ ? 2 * static_cast<size_t>(max_grains) * b.cfg_.z_dim : 0) {
+  if (b.enc_dev_) {
+    enc_work_.resize(encoder_work_floats(b.enc_dev_->device(), enc_chunk_));
+    enc_out_.resize(2 * static_cast<size_t>(max_grains) * b.cfg_.z_dim);
+  }
   if (!b.latent_) return;
   const LatentDevice &d = *b.latent_;
   const LatentConfig &lc = d.cfg;
@@ -365,7 +408,7 @@ void CudaSession::enqueue_decode_kernels(int n) {
   const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaMemcpyAsync(params_.get(), h_params_.get(), sizeof(NoiseParams),
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s);
+  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s, mlp_work_.get());
   noise_filter_launch(S_.get(), n, c.l_grain, b_.twiddles_.get(), b_.hann_.get(), params_.get(),
                       y_.get(), s);
   OlaParams ola = b_.ola_;
@@ -376,7 +419,31 @@ void CudaSession::enqueue_decode_kernels(int n) {
 }
 
 void CudaSession::encoder(const float *audio, int n, float *mu, float *logvar) {
-  host_.encoder(audio, n, mu, logvar);
+  if (!b_.enc_dev_) {
+    host_.encoder(audio, n, mu, logvar);
+    return;
+  }
+  check_n(n, "encoder");
+  if (!audio) throw Error(kInvalidArgument, "CUDA backend: encoder: null audio");
+  const WaveformConfig &c = b_.cfg_;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  const size_t len = static_cast<size_t>(n + 3) * c.hop, rows = static_cast<size_t>(n) * c.z_dim;
+  const size_t half = static_cast<size_t>(max_grains_) * c.z_dim;
+  std::memcpy(h_audio_.get(), audio, sizeof(float) * len);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(audio_.get(), h_audio_.get(), sizeof(float) * len,
+                                 cudaMemcpyHostToDevice, s));
+  float *d_mu = enc_out_.get(), *d_lv = enc_out_.get() + half;
+  for (int g0 = 0; g0 < n; g0 += enc_chunk_)
+    encoder_launch(b_.enc_dev_->device(), audio_.get(), g0, std::min(enc_chunk_, n - g0), n,
+                   d_mu, d_lv, enc_work_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get(), d_mu, sizeof(float) * rows,
+                                 cudaMemcpyDeviceToHost, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get() + half, d_lv, sizeof(float) * rows,
+                                 cudaMemcpyDeviceToHost, s));
+  NGS_CUDA_CHECK(cudaStreamSynchronize(s));
+  if (mu) std::memcpy(mu, h_enc_.get(), sizeof(float) * rows);
+  if (logvar) std::memcpy(logvar, h_enc_.get() + half, sizeof(float) * rows);
 }
 
 
@@ -396,28 +463,42 @@ void CudaSession::run_decode(int n, NoiseKey key, float *audio) {
   if (!b_.opt_.use_graphs) {
     enqueue_decode(n);
   } else {
-    if (graph_n_ != n || !graph_.get()) {
-      graph_.reset();
-      graph_n_ = 0;
-      cudaGraph_t graph = nullptr;
-      NGS_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-      try {
-        enqueue_decode(n);
-      } catch (...) {
-        cudaStreamEndCapture(s, &graph);
-        if (graph) cudaGraphDestroy(graph);
-        throw;
-      }
-      NGS_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-      const cudaError_t err = cudaGraphInstantiate(graph_.out(), graph, 0);
-      cudaGraphDestroy(graph);
-      NGS_CUDA_CHECK(err);
-      graph_n_ = n;
-    }
-    NGS_CUDA_CHECK(cudaGraphLaunch(graph_.get(), s));
+    NGS_CUDA_CHECK(cudaGraphLaunch(graph_for(n), s));
   }
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
   std::memcpy(audio, h_audio_.get(), sizeof(float) * (n + 3) * c.hop);
+}
+
+// The cached graph of request size n, or a new one in the least recently used slot.
+cudaGraphExec_t CudaSession::graph_for(int n) {
+  for (CachedGraph &g : graphs_)
+    if (g.exec.get() && g.n == n) {
+      g.used = ++graph_clock_;
+      return g.exec.get();
+    }
+  CachedGraph *slot = &graphs_[0];  // an empty slot, else the least recently used
+  for (CachedGraph &g : graphs_)
+    if (!g.exec.get() ? slot->exec.get() != nullptr : (slot->exec.get() && g.used < slot->used))
+      slot = &g;
+  slot->exec.reset();
+  slot->n = 0;
+  const cudaStream_t s = stream_.get();
+  cudaGraph_t graph = nullptr;
+  NGS_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    enqueue_decode(n);
+  } catch (...) {
+    cudaStreamEndCapture(s, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  NGS_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
+  const cudaError_t err = cudaGraphInstantiate(slot->exec.out(), graph, 0);
+  cudaGraphDestroy(graph);
+  NGS_CUDA_CHECK(err);
+  slot->n = n;
+  slot->used = ++graph_clock_;
+  return slot->exec.get();
 }
 
 void CudaSession::decoder_mlp(const float *z, int n, float *S) {
@@ -428,7 +509,7 @@ void CudaSession::decoder_mlp(const float *z, int n, float *S) {
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
   NGS_CUDA_CHECK(cudaMemcpyAsync(z_.get(), z, sizeof(float) * n * c.z_dim,
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s);
+  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s, mlp_work_.get());
   NGS_CUDA_CHECK(cudaMemcpyAsync(S, S_.get(), sizeof(float) * n * c.filter_size(),
                                  cudaMemcpyDeviceToHost, s));
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -767,7 +848,7 @@ void CudaSession::enqueue_grains(int rows) {
                                  cudaMemcpyHostToDevice, s));
   NGS_CUDA_CHECK(cudaMemcpyAsync(specs_.get(), h_specs_->get(), sizeof(GrainNoise) * rows,
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), rows, S_.get(), s);
+  decoder_mlp_launch(b_.mlp_, z_.get(), rows, S_.get(), s, mlp_work_.get());
   noise_filter_grains_launch(S_.get(), rows, c.l_grain, b_.twiddles_.get(), b_.hann_.get(),
                              specs_.get(), y_.get(), s);
   NGS_CUDA_CHECK(cudaMemcpyAsync(h_y_->get(), y_.get(), sizeof(float) * rows * c.l_grain,
@@ -802,6 +883,12 @@ void CudaSession::decode_grains(const float *z, int B, const GrainSpec *spec, fl
 }
 
 }  // namespace
+
+std::string encoder_on_host(const Backend &backend) {
+  const auto *b = dynamic_cast<const CudaBackend *>(&backend);
+  if (!b) throw Error(kInvalidArgument, "encoder_on_host: not a CUDA backend");
+  return b->encoder_on_host();
+}
 
 std::unique_ptr<Backend> make_backend(const WaveformWeights &w, int device,
                                       const BackendOptions &options,
@@ -844,7 +931,16 @@ std::string cuda_unavailable_reason(int device) {
 
 std::unique_ptr<Backend> make_cuda_backend(const WaveformWeights &weights,
                                            const LatentWeights *latent, int device) {
-  return cuda::make_backend(weights, device, cuda::BackendOptions{}, latent);
+  cuda::BackendOptions opt;
+  // The decoder MLP kernel for an A/B on a GPU (docs/CUDA.md): rows (default) or tiled.
+  if (const char *k = std::getenv("NGS_CUDA_MLP")) {
+    const std::string v = k;
+    if (v == "tiled")
+      opt.mlp_kernel = cuda::MlpKernel::kTiled;
+    else if (v != "rows" && !v.empty())
+      throw Error(kInvalidArgument, "NGS_CUDA_MLP=" + v + ": expected rows or tiled");
+  }
+  return cuda::make_backend(weights, device, opt, latent);
 }
 
 }  // namespace ngs

@@ -54,6 +54,7 @@ __device__ __forceinline__ float row_act(const RowLayer &L, int o, float v) {
 template <int T>
 static __global__ void __launch_bounds__(kRowThreads)
     row_mlp_kernel(RowMlp m, RowInput in, int rows, float *__restrict__ y, int ldy) {
+  NGS_KERNEL_BOUNDS(kRowThreads);
   NGS_DYNAMIC_SHARED(float, smem);
   const int ld = m.ld;
   float *x = smem, *xn = smem + T * ld;

@@ -46,6 +46,7 @@ static __global__ void __launch_bounds__(kNoiseThreads)
                         const float2 *__restrict__ tw, const float *__restrict__ hann,
                         const NoiseParams *__restrict__ params,
                         const GrainNoise *__restrict__ specs, float *__restrict__ y) {
+  NGS_KERNEL_BOUNDS(kNoiseThreads);
   NGS_DYNAMIC_SHARED(float2, smem);
   const int m = 1 << log_m, l = 2 * m, F = m + 1;
   float2 *a = smem, *b = smem + m;
@@ -143,16 +144,21 @@ static int noise_filter_log_m(int l_grain) {
   return log_m;
 }
 
-void noise_filter_prepare(int l_grain) {
+void noise_filter_prepare(int l_grain, size_t smem_optin) {
   noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
+  if (smem > smem_optin)
+    throw Error(kUnsupported, "CUDA noise filter: l_grain " + std::to_string(l_grain) +
+                                  " needs " + std::to_string(smem / 1024) +
+                                  " KiB of shared memory per block; this device allows " +
+                                  std::to_string(smem_optin / 1024) + " KiB");
   if (smem > 48 * 1024) {
     NGS_CUDA_CHECK(cudaFuncSetAttribute(noise_filter_kernel<false>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+                                        static_cast<int>(smem_optin)));
     NGS_CUDA_CHECK(cudaFuncSetAttribute(noise_filter_kernel<true>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(smem)));
+                                        static_cast<int>(smem_optin)));
   }
 }
 

@@ -33,9 +33,12 @@ void noise_filter_tables(int l_grain, float *twiddles, float *hann);
 // Shared memory bytes per block (2 * l_grain floats).
 size_t noise_filter_smem_bytes(int l_grain);
 
-// Once per l_grain, before any launch (not during a graph capture): checks l_grain and
-// opts the kernel in to more than 48 KiB of shared memory when needed (l_grain > 4096).
-void noise_filter_prepare(int l_grain);
+// Once per l_grain, before any launch (not during a graph capture): checks l_grain and that
+// its 8 * l_grain bytes of shared memory fit smem_optin (the device's
+// sharedMemPerBlockOptin: l_grain 16384 needs 128 KiB, more than sm_86/sm_89 allow;
+// kUnsupported with the reason otherwise), and opts the kernel in to smem_optin when it
+// needs more than 48 KiB (the same value for every model: loading another never lowers it).
+void noise_filter_prepare(int l_grain, size_t smem_optin);
 
 // S [n][l_grain/2+1], y [n][l_grain], twiddles [l_grain/2][2], hann [l_grain], params: all
 // device pointers. l_grain: power of two, 8 .. 16384.

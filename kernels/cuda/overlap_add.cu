@@ -23,6 +23,7 @@ __device__ __forceinline__ float ola_sample(const float *__restrict__ y, int t, 
 
 static __global__ void __launch_bounds__(kOlaThreads)
     overlap_add_kernel(OlaParams p, const float *__restrict__ y, float *__restrict__ audio) {
+  NGS_KERNEL_BOUNDS(kOlaThreads);
   const int total = (p.n + 3) * p.hop;
   const int t0 = blockIdx.x * blockDim.x;
   if (p.ola_only) {

@@ -26,6 +26,7 @@ static __global__ void __launch_bounds__(kRnnMaxThreads)
     rnn_sequence_kernel(RnnDevice L, const float *__restrict__ gi, size_t gi_voice,
                         size_t gi_step, int steps, int n_voices, float *__restrict__ out,
                         size_t out_voice, int ldo, float *__restrict__ h_final) {
+  NGS_KERNEL_BOUNDS(kRnnMaxThreads);
   NGS_DYNAMIC_SHARED(float, smem);
   const int H = L.hidden, ng = L.gates(), G = ng * H;
   float *hp = smem, *hn = smem + V * H;  // previous and new h, [V][H] each (swapped per step)

@@ -60,6 +60,7 @@ static __global__ void __launch_bounds__(kStepMaxThreads)
     rnn_step_kernel(StepLayers s, float *__restrict__ state, const int *__restrict__ slot_cls,
                     const int *__restrict__ slots, const int *__restrict__ count,
                     float *__restrict__ h_last, int ld_last, int *__restrict__ cls_rows) {
+  NGS_KERNEL_BOUNDS(kStepMaxThreads);
   const int B = *count;
   const int v0 = blockIdx.x * V;
   if (v0 >= B) return;  // the whole block: past the live voices

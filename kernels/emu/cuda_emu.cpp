@@ -5,10 +5,13 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <random>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -70,7 +73,9 @@ namespace ngs_emu {
 thread_local ThreadCtx *g_current = nullptr;
 
 struct Stream {
+  bool non_blocking = false;  // cudaStreamNonBlocking: not ordered with the legacy stream
   bool capturing = false;
+  bool invalidated = false;   // an unsafe call during the capture: EndCapture fails
   std::vector<std::function<void()>> ops;
 };
 struct Graph {
@@ -139,6 +144,9 @@ struct StackPool {
 
 struct BlockRun {
   std::vector<Fiber> fibers;
+  std::vector<unsigned> order;  // the scheduling order of the current round
+  std::vector<std::pair<const void *, unsigned char *>> statics;  // this block's static shared
+  cudaError_t launch_error = cudaSuccess;  // set by check_kernel_bounds
   void *sched_sp = nullptr;
   Fiber *running = nullptr;
   const std::function<void()> *body = nullptr;
@@ -152,7 +160,127 @@ thread_local StackPool g_stacks;
 thread_local cudaError_t g_last_error = cudaSuccess;
 std::mutex g_attr_mutex;
 std::map<const void *, int> g_max_dyn_smem;
-int g_capturing = 0;
+// Streams being captured by this thread (unsafe calls on it are rejected, as in
+// cudaStreamCaptureModeThreadLocal and Global for the capturing thread).
+thread_local std::vector<Stream *> t_capturing;
+std::atomic<long> g_captures{0};
+
+// ---- strictness controls ----------------------------------------------------------------
+struct ArchInfo {
+  int sm;
+  size_t smem_optin;  // sharedMemPerBlockOptin
+  int sms;            // multiProcessorCount of a representative part
+  const char *part;
+};
+constexpr ArchInfo kArchs[] = {
+    {80, 163 * 1024, 108, "A100"},
+    {86, 99 * 1024, 84, "RTX 3090 / A40"},
+    {89, 99 * 1024, 142, "L40"},
+    {90, 227 * 1024, 132, "H100 / H200"},
+};
+const ArchInfo *find_arch(int sm) {
+  for (const ArchInfo &a : kArchs)
+    if (a.sm == sm) return &a;
+  return nullptr;
+}
+
+std::once_flag g_env_once;
+std::atomic<int> g_order{static_cast<int>(Order::kForward)};
+std::atomic<uint64_t> g_seed{0};
+std::atomic<int> g_arch{90};
+std::atomic<bool> g_seed_printed{false};
+std::atomic<uint64_t> g_launch_counter{0};
+
+void read_env() {
+  std::call_once(g_env_once, [] {
+    if (const char *o = std::getenv("NGS_EMU_ORDER")) {
+      const std::string v = o;
+      if (v == "reverse") g_order = static_cast<int>(Order::kReverse);
+      else if (v == "shuffle") g_order = static_cast<int>(Order::kShuffle);
+      else if (v == "forward" || v.empty()) g_order = static_cast<int>(Order::kForward);
+      else std::fprintf(stderr, "ngs CUDA emulation: NGS_EMU_ORDER=%s is not forward, reverse "
+                                "or shuffle; using forward\n", o);
+    }
+    if (const char *sd = std::getenv("NGS_EMU_SEED")) {
+      g_seed = std::strtoull(sd, nullptr, 0);
+      g_seed_printed = true;  // the user chose it
+    } else {
+      g_seed = (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+    }
+    if (const char *a = std::getenv("NGS_EMU_ARCH")) {
+      const char *d = a;
+      if (std::strncmp(d, "sm_", 3) == 0) d += 3;
+      const int sm = std::atoi(d);
+      if (find_arch(sm)) g_arch = sm;
+      else std::fprintf(stderr, "ngs CUDA emulation: NGS_EMU_ARCH=%s is not sm_80, sm_86, "
+                                "sm_89 or sm_90; using sm_90\n", a);
+    }
+  });
+}
+
+const ArchInfo &cur_arch() {
+  read_env();
+  return *find_arch(g_arch.load());
+}
+
+// A fresh permutation of 0 .. n-1 in the current order mode (seeded per launch / round).
+void make_order(std::vector<unsigned> &v, unsigned n, std::mt19937_64 *rng) {
+  v.resize(n);
+  for (unsigned i = 0; i < n; ++i) v[i] = i;
+  const Order o = static_cast<Order>(g_order.load());
+  if (o == Order::kReverse) std::reverse(v.begin(), v.end());
+  else if (o == Order::kShuffle && rng) std::shuffle(v.begin(), v.end(), *rng);
+}
+
+// ---- host-side view of device memory ----------------------------------------------------
+// Pinned allocations (cudaMallocHost), and synchronous copies from pageable host memory to
+// the device that are still in flight: cudaMemcpy returns once the source is staged, and
+// the copy lands in device memory only when the legacy stream is next synchronised with
+// (cudaDeviceSynchronize, cudaStreamSynchronize of the legacy or a blocking stream, any
+// operation on either, cudaFree). A kernel on a non-blocking stream does not wait for it.
+std::mutex g_mem_mutex;
+std::map<const unsigned char *, size_t> g_pinned;
+struct PendingCopy {
+  void *dst;
+  std::vector<unsigned char> data;
+};
+std::vector<PendingCopy> g_pending;
+
+bool is_pinned(const void *p) {
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  const auto *c = static_cast<const unsigned char *>(p);
+  auto it = g_pinned.upper_bound(c);
+  if (it == g_pinned.begin()) return false;
+  --it;
+  return c < it->first + it->second;
+}
+
+// The legacy stream's earlier work completes (the pending copies land).
+void legacy_sync() {
+  std::vector<PendingCopy> done;
+  {
+    std::lock_guard<std::mutex> lock(g_mem_mutex);
+    done.swap(g_pending);
+  }
+  for (PendingCopy &c : done) std::memcpy(c.dst, c.data.data(), c.data.size());
+}
+
+// Work on stream s is ordered after the legacy stream's unless s is non-blocking.
+void order_after_legacy(cudaStream_t s) {
+  if (!s || !s->non_blocking) legacy_sync();
+}
+
+// An unsafe call during a capture on this thread: invalidates the captures (EndCapture
+// then fails) and returns the error the call reports.
+cudaError_t capture_violation(cudaError_t e) {
+  for (Stream *c : t_capturing) c->invalidated = true;
+  return e;
+}
+bool capturing_here() { return !t_capturing.empty(); }
+
+// Launch configurations the device rejects with cudaErrorLaunchOutOfResources (thrown
+// from inside the first thread that runs; nothing of the block has run yet).
+struct LaunchOutOfResources {};
 
 void switch_to_scheduler(Fiber &f) {
   BlockRun &r = *g_run;
@@ -175,6 +303,7 @@ extern "C" void ngs_emu_fiber_main() {
   g_current = &f.tc;
   try {
     (*r.body)();
+  } catch (const LaunchOutOfResources &) {
   } catch (const std::exception &e) {
     if (r.error.empty()) r.error = e.what();
   } catch (...) {
@@ -226,9 +355,14 @@ void run_block(BlockRun &r, BlockCtx &bc, unsigned n_threads) {
     f.sp = frame;
   }
   const unsigned n_warps = (n_threads + 31) / 32;
+  std::mt19937_64 rng(g_seed.load() ^ (0x9E3779B97F4A7C15ull * (g_launch_counter.load() + 1)) ^
+                      (uint64_t{bc.block_idx.x} << 20) ^ (uint64_t{bc.block_idx.y} << 40) ^
+                      (uint64_t{bc.block_idx.z} << 52));
   for (;;) {
     bool ran = false;
-    for (auto &f : r.fibers) {
+    make_order(r.order, n_threads, &rng);
+    for (unsigned idx : r.order) {
+      Fiber &f = r.fibers[idx];
       if (f.state != State::kReady) continue;
       ran = true;
       r.running = &f;
@@ -242,6 +376,7 @@ void run_block(BlockRun &r, BlockCtx &bc, unsigned n_threads) {
 #endif
       (void)fake;
       g_current = nullptr;
+      if (r.launch_error != cudaSuccess) throw LaunchOutOfResources{};
       if (!r.error.empty()) throw Error(r.error);
     }
     if (ran) continue;
@@ -372,6 +507,71 @@ void *dynamic_shared(size_t) {
   return t.block->dynamic_smem;
 }
 
+void *static_shared(const void *tag, size_t bytes) {
+  current_fiber("a static __shared__ array");
+  BlockRun &r = *g_run;
+  for (auto &e : r.statics)
+    if (e.first == tag) return e.second;
+  unsigned char *p = static_cast<unsigned char *>(std::malloc(bytes ? bytes : 1));
+  if (!p) throw Error("CUDA emulation: cannot allocate static shared memory");
+  std::memset(p, 0xff, bytes);  // shared memory is not initialised on a device
+  r.statics.emplace_back(tag, p);
+  return p;
+}
+
+void check_kernel_bounds(int max_threads, const char *kernel) {
+  Fiber &f = current_fiber("NGS_KERNEL_BOUNDS");
+  const dim3 b = f.tc.block->block_dim;
+  (void)kernel;
+  if (static_cast<long>(b.x) * b.y * b.z > max_threads) {
+    g_run->launch_error = cudaErrorLaunchOutOfResources;
+    throw LaunchOutOfResources{};
+  }
+}
+
+void set_order(Order o) {
+  read_env();
+  g_order = static_cast<int>(o);
+}
+Order order() {
+  read_env();
+  return static_cast<Order>(g_order.load());
+}
+const char *order_name(Order o) {
+  switch (o) {
+    case Order::kForward: return "forward";
+    case Order::kReverse: return "reverse";
+    case Order::kShuffle: return "shuffle";
+  }
+  return "?";
+}
+void set_shuffle_seed(uint64_t seed) {
+  read_env();
+  g_seed = seed;
+  g_seed_printed = true;
+}
+uint64_t shuffle_seed() {
+  read_env();
+  return g_seed.load();
+}
+bool set_arch(int sm) {
+  read_env();
+  if (!find_arch(sm)) return false;
+  g_arch = sm;
+  return true;
+}
+int arch() { return cur_arch().sm; }
+size_t arch_smem_optin() { return cur_arch().smem_optin; }
+long capture_count() { return g_captures.load(); }
+
+cudaError_t func_set_attribute(const void *func, cudaFuncAttribute attr, int value) {
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
+  if (value < 0 || static_cast<size_t>(value) > arch_smem_optin()) return cudaErrorInvalidValue;
+  set_max_dynamic_smem(func, value);
+  return cudaSuccess;
+}
+
 void set_max_dynamic_smem(const void *func, int bytes) {
   std::lock_guard<std::mutex> lock(g_attr_mutex);
   g_max_dyn_smem[func] = bytes;
@@ -390,23 +590,48 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
   bc.grid_dim = grid;
   g_stacks.clean();
   g_run = &r;
+  const Order mode = static_cast<Order>(g_order.load());
+  if (mode == Order::kShuffle && !g_seed_printed.exchange(true))
+    std::fprintf(stderr, "ngs CUDA emulation: shuffled order, NGS_EMU_SEED=%llu\n",
+                 static_cast<unsigned long long>(g_seed.load()));
+  const uint64_t launch_no = g_launch_counter.fetch_add(1);
+  std::mt19937_64 rng(g_seed.load() ^ (0xD1B54A32D192ED03ull * (launch_no + 1)));
+  const unsigned long long n_blocks = static_cast<unsigned long long>(grid.x) * grid.y * grid.z;
+  // The block order: a permutation for reverse/shuffle (grids of up to 2^24 blocks; larger
+  // ones run forward), the blocks one after the other.
+  std::vector<unsigned> perm;
+  if (mode != Order::kForward && n_blocks <= (1u << 24))
+    make_order(perm, static_cast<unsigned>(n_blocks), &rng);
+  auto free_block = [&] {
+    std::free(bc.dynamic_smem);
+    bc.dynamic_smem = nullptr;
+    for (auto &e : r.statics) std::free(e.second);
+    r.statics.clear();
+  };
   try {
-    for (unsigned z = 0; z < grid.z; ++z)
-      for (unsigned y = 0; y < grid.y; ++y)
-        for (unsigned x = 0; x < grid.x; ++x) {
-          bc.block_idx = uint3{x, y, z};
-          // Fresh dynamic shared memory of exactly `smem` bytes per block, filled with a
-          // NaN pattern (shared memory is not initialised on a device).
-          bc.dynamic_smem = smem ? static_cast<unsigned char *>(std::malloc(smem)) : nullptr;
-          if (smem) std::memset(bc.dynamic_smem, 0xff, smem);
-          try {
-            run_block(r, bc, n_threads);
-          } catch (...) {
-            std::free(bc.dynamic_smem);
-            throw;
-          }
-          std::free(bc.dynamic_smem);
-        }
+    for (unsigned long long k = 0; k < n_blocks; ++k) {
+      const unsigned long long b = perm.empty() ? k : perm[k];
+      bc.block_idx = uint3{static_cast<unsigned>(b % grid.x),
+                           static_cast<unsigned>((b / grid.x) % grid.y),
+                           static_cast<unsigned>(b / (static_cast<unsigned long long>(grid.x) * grid.y))};
+      // Fresh dynamic shared memory of exactly `smem` bytes per block, filled with a
+      // NaN pattern (shared memory is not initialised on a device).
+      bc.dynamic_smem = smem ? static_cast<unsigned char *>(std::malloc(smem)) : nullptr;
+      if (smem) std::memset(bc.dynamic_smem, 0xff, smem);
+      try {
+        run_block(r, bc, n_threads);
+      } catch (...) {
+        free_block();
+        throw;
+      }
+      free_block();
+    }
+  } catch (const LaunchOutOfResources &) {
+    g_run = nullptr;
+    g_current = nullptr;
+    g_stacks.dirty = true;
+    g_last_error = cudaErrorLaunchOutOfResources;
+    return;
   } catch (const Error &e) {
     g_run = nullptr;
     g_current = nullptr;
@@ -428,22 +653,35 @@ void launch(const void *func, dim3 grid, dim3 block, size_t smem, cudaStream_t s
     auto it = g_max_dyn_smem.find(func);
     if (it != g_max_dyn_smem.end()) smem_limit = static_cast<size_t>(it->second);
   }
-  if (n_threads == 0 || n_threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 ||
-      grid.z == 0 || grid.y > 65535 || grid.z > 65535 || smem > smem_limit) {
+  // The limits of every architecture ngs targets (sm_80 .. sm_90): at most 1024 threads
+  // (x, y <= 1024, z <= 64), grid x < 2^31, y, z <= 65535, dynamic shared memory within
+  // the kernel's attribute and the architecture's opt-in maximum.
+  smem_limit = std::min(smem_limit, arch_smem_optin());
+  if (n_threads == 0 || n_threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
+      grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||
+      grid.z > 65535 || smem > smem_limit) {
     g_last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  if (!s && capturing_here()) {  // the legacy stream during a capture: an implicit sync
+    g_last_error = capture_violation(cudaErrorStreamCaptureImplicit);
     return;
   }
   if (s && s->capturing) {
     s->ops.push_back([=]() { run_grid(func, grid, block, smem, name, body); });
     return;
   }
+  order_after_legacy(s);
   run_grid(func, grid, block, smem, name, body);
 }
 
 }  // namespace ngs_emu
 
-using ngs_emu::g_capturing;
+using ngs_emu::capture_violation;
+using ngs_emu::capturing_here;
 using ngs_emu::g_last_error;
+using ngs_emu::legacy_sync;
+using ngs_emu::order_after_legacy;
 
 const char *cudaGetErrorString(cudaError_t e) {
   switch (e) {
@@ -454,6 +692,9 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoDevice: return "no CUDA-capable device is detected";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
   }
   return "unknown error";
 }
@@ -466,6 +707,9 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorNoDevice: return "cudaErrorNoDevice";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
   }
   return "cudaErrorUnknown";
 }
@@ -489,36 +733,95 @@ cudaError_t cudaGetDevice(int *d) {
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d) {
   if (!p || d != 0) return cudaErrorInvalidValue;
   std::memset(p, 0, sizeof(*p));
-  std::strcpy(p->name, "ngs CUDA emulation (CPU)");
-  p->major = 9;
-  p->minor = 0;
-  p->multiProcessorCount = 1;
+  const int sm = ngs_emu::arch();
+  std::snprintf(p->name, sizeof(p->name), "ngs CUDA emulation (CPU) of sm_%d", sm);
+  p->major = sm / 10;
+  p->minor = sm % 10;
+  for (const ngs_emu::ArchInfo &a : ngs_emu::kArchs)
+    if (a.sm == sm) p->multiProcessorCount = a.sms;
   p->sharedMemPerBlock = ngs_emu::kDefaultDynamicSmem;
-  p->sharedMemPerBlockOptin = ngs_emu::kMaxDynamicSmemOptin;
+  p->sharedMemPerBlockOptin = ngs_emu::arch_smem_optin();
   p->totalGlobalMem = size_t(1) << 32;
   return cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int d) {
+  if (!value || d != 0) return cudaErrorInvalidValue;
+  cudaDeviceProp p;
+  cudaGetDeviceProperties(&p, 0);
+  switch (attr) {
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(p.sharedMemPerBlock); break;
+    case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+      *value = static_cast<int>(p.sharedMemPerBlockOptin);
+      break;
+    default: return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() {
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
+  legacy_sync();
+  return cudaSuccess;
+}
+// Device memory is uninitialised on a device: poisoned (NaN bytes) here. Allocation during
+// a capture is rejected (and invalidates it), as cudaMalloc may synchronise the device.
 cudaError_t cudaMalloc(void **p, size_t bytes) {
   if (!p) return cudaErrorInvalidValue;
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   *p = std::malloc(bytes ? bytes : 1);
-  return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+  if (!*p) return cudaErrorMemoryAllocation;
+  std::memset(*p, 0xff, bytes);
+  return cudaSuccess;
 }
 cudaError_t cudaFree(void *p) {
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
+  legacy_sync();  // cudaFree synchronises the device
   std::free(p);
   return cudaSuccess;
 }
-cudaError_t cudaMallocHost(void **p, size_t bytes) { return cudaMalloc(p, bytes); }
-cudaError_t cudaFreeHost(void *p) { return cudaFree(p); }
-cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind) {
-  if (g_capturing) return cudaErrorStreamCaptureUnsupported;
+cudaError_t cudaMallocHost(void **p, size_t bytes) {
+  if (!p) return cudaErrorInvalidValue;
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
+  *p = std::malloc(bytes ? bytes : 1);
+  if (!*p) return cudaErrorMemoryAllocation;
+  std::lock_guard<std::mutex> lock(ngs_emu::g_mem_mutex);
+  ngs_emu::g_pinned[static_cast<unsigned char *>(*p)] = bytes ? bytes : 1;
+  return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void *p) {
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
+  legacy_sync();
+  {
+    std::lock_guard<std::mutex> lock(ngs_emu::g_mem_mutex);
+    ngs_emu::g_pinned.erase(static_cast<unsigned char *>(p));
+  }
+  std::free(p);
+  return cudaSuccess;
+}
+// On the legacy stream, after its earlier work. From pageable host memory to the device the
+// call returns once the source is staged and the data lands at the legacy stream's next
+// synchronisation (see legacy_sync); every other copy is complete on return.
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
-  if (bytes) std::memcpy(dst, src, bytes);
+  legacy_sync();
+  if (!bytes) return cudaSuccess;
+  if (kind == cudaMemcpyHostToDevice && !ngs_emu::is_pinned(src)) {
+    const auto *b = static_cast<const unsigned char *>(src);
+    std::lock_guard<std::mutex> lock(ngs_emu::g_mem_mutex);
+    ngs_emu::g_pending.push_back(ngs_emu::PendingCopy{dst, std::vector<unsigned char>(b, b + bytes)});
+    return cudaSuccess;
+  }
+  std::memcpy(dst, src, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpyKind,
                             cudaStream_t s) {
   if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
+  if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
+  if (!(s && s->capturing)) order_after_legacy(s);
   if (s && s->capturing) {
     s->ops.push_back([=]() {
       if (bytes) std::memcpy(dst, src, bytes);
@@ -529,13 +832,16 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
   return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int v, size_t bytes) {
-  if (g_capturing) return cudaErrorStreamCaptureUnsupported;
+  if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   if (bytes && !p) return cudaErrorInvalidValue;
+  legacy_sync();
   if (bytes) std::memset(p, v, bytes);
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
   if (bytes && !p) return cudaErrorInvalidValue;
+  if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
+  if (!(s && s->capturing)) order_after_legacy(s);
   if (s && s->capturing) {
     s->ops.push_back([=]() {
       if (bytes) std::memset(p, v, bytes);
@@ -550,27 +856,47 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) {
   *s = new ngs_emu::Stream();
   return cudaSuccess;
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
+  const cudaError_t e = cudaStreamCreate(s);
+  if (e == cudaSuccess) (*s)->non_blocking = (flags & cudaStreamNonBlocking) != 0;
+  return e;
+}
+namespace {
+void stop_capturing(cudaStream_t s) {
+  auto &v = ngs_emu::t_capturing;
+  v.erase(std::remove(v.begin(), v.end(), s), v.end());
+}
+}  // namespace
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  if (s && s->capturing) --g_capturing;
+  if (s && s->capturing) stop_capturing(s);
   delete s;
   return cudaSuccess;
 }
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
-  if (s && s->capturing) return cudaErrorStreamCaptureUnsupported;
+  if (s && s->capturing) return capture_violation(cudaErrorStreamCaptureUnsupported);
+  if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
+  order_after_legacy(s);
   return cudaSuccess;
 }
 cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
   if (!s || s->capturing) return cudaErrorInvalidValue;  // the legacy stream cannot capture
   s->capturing = true;
+  s->invalidated = false;
   s->ops.clear();
-  ++g_capturing;
+  ngs_emu::t_capturing.push_back(s);
+  ++ngs_emu::g_captures;
   return cudaSuccess;
 }
 cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *g) {
   if (!s || !s->capturing || !g) return cudaErrorInvalidValue;
   s->capturing = false;
-  --g_capturing;
+  stop_capturing(s);
+  if (s->invalidated) {  // an unsafe call during the capture
+    s->invalidated = false;
+    s->ops.clear();
+    *g = nullptr;
+    return cudaErrorStreamCaptureInvalidated;
+  }
   *g = new ngs_emu::Graph{std::move(s->ops)};
   s->ops.clear();
   return cudaSuccess;
@@ -582,10 +908,12 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *e, cudaGraph_t g, unsigned lon
 }
 cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
   if (!e) return cudaErrorInvalidValue;
+  if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
   if (s && s->capturing) {
     s->ops.insert(s->ops.end(), e->ops.begin(), e->ops.end());
     return cudaSuccess;
   }
+  order_after_legacy(s);
   for (auto &op : e->ops) op();
   return cudaSuccess;
 }
@@ -614,10 +942,12 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
                   std::chrono::steady_clock::now().time_since_epoch())
                   .count();
   };
+  if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
   if (s && s->capturing) {
     s->ops.push_back(stamp);
     return cudaSuccess;
   }
+  order_after_legacy(s);
   stamp();
   return cudaSuccess;
 }

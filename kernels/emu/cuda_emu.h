@@ -2,15 +2,20 @@
 // semantics, for the subset documented in docs/CUDA.md. Included first (before any
 // kernel source) by the emulation build, which defines NGS_CUDA_EMULATION.
 //
-// Model: a launch runs the blocks of the grid one after the other on the calling thread;
-// the threads of a block are fibers (own stacks) switched only at __syncthreads() and at
-// warp-level operations, so a barrier is a real barrier and a shuffle a real exchange.
+// Model: a launch runs the blocks of the grid one after the other on the calling thread,
+// in the order the emulation's order mode says (forward, reverse or shuffled: set_order or
+// NGS_EMU_ORDER), so a race between blocks changes the result; the threads of a block are
+// fibers (own stacks) switched only at __syncthreads() and at warp-level operations, run
+// in the same order mode between two of them, so a barrier is a real barrier, a shuffle a
+// real exchange, and a race between lanes changes the result in some mode.
 // A barrier that the live threads of a block do not all reach (at the same place) is an
 // error (ngs_emu::Error is thrown by the launch), never a hang. Device memory is plain
-// malloc'd host memory and dynamic shared memory a malloc'd buffer of exactly the
-// launch's size, so AddressSanitizer sees out-of-bounds accesses; static __shared__
-// arrays are function-local statics (instrumented as globals by AddressSanitizer).
-// Anything outside the subset (no cuda_runtime.h here) fails to compile.
+// malloc'd host memory, poisoned (0xff bytes) by cudaMalloc; dynamic and static shared
+// memory are malloc'd buffers of exactly their size per block, poisoned the same way, so
+// AddressSanitizer sees out-of-bounds accesses and nothing persists between blocks.
+// Launches are checked against the limits of an emulated architecture (set_arch or
+// NGS_EMU_ARCH: sm_80, sm_86, sm_89, sm_90 (default)). Anything outside the subset (no
+// cuda_runtime.h here) fails to compile.
 #pragma once
 
 #ifndef NGS_CUDA_EMULATION
@@ -35,9 +40,13 @@
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __restrict__ __restrict
-// Block-shared storage: one instance per kernel, reused by block after block (blocks run
-// one at a time). `extern __shared__` does not compile: use NGS_DYNAMIC_SHARED.
-#define __shared__ static
+// Block-shared storage is declared with NGS_STATIC_SHARED(T, name, count) (a fresh,
+// poisoned array per block) and NGS_DYNAMIC_SHARED(T, name); a plain `__shared__` (whose
+// function-local static would be zero-initialised and persist across blocks and launches,
+// unlike a device's) does not compile in the emulation.
+#define __shared__ ngs_emu_plain_shared_is_not_emulated_use_NGS_STATIC_SHARED
+// Checked at run time through NGS_KERNEL_BOUNDS(N), the first statement of every kernel
+// that has __launch_bounds__(N) (tests/cpp/cuda.cmake checks that the two agree).
 #define __launch_bounds__(...)
 
 namespace ngs_emu {
@@ -95,6 +104,34 @@ uint64_t warp_exchange(unsigned mask, uint64_t bits, int src, const char *what);
 // Vote: returns the ballot of `pred` over the warp's live lanes.
 unsigned warp_ballot(unsigned mask, bool pred, const char *what);
 void *dynamic_shared(size_t elem_size);
+// The block's instance of the static shared array identified by `tag` (bytes long): the
+// first thread of the block to reach it allocates it, poisoned; freed when the block ends.
+void *static_shared(const void *tag, size_t bytes);
+// A kernel with __launch_bounds__(max_threads) launched with a larger block fails as on a
+// device (cudaErrorLaunchOutOfResources): the launch is abandoned before any thread ran on.
+void check_kernel_bounds(int max_threads, const char *kernel);
+
+// ---- strictness controls (tests; defaults from the environment) --------------------------
+// Order of the blocks of a grid and of the threads of a block between two synchronisation
+// points: kForward (index order), kReverse, kShuffle (a fresh random permutation per launch
+// and per scheduling round, from the shuffle seed). Default: NGS_EMU_ORDER=forward|reverse|
+// shuffle, else forward. NGS_EMU_SEED sets the shuffle seed (else random, printed to stderr
+// once by the first shuffled launch so a failure can be replayed).
+enum class Order { kForward, kReverse, kShuffle };
+void set_order(Order o);
+Order order();
+const char *order_name(Order o);
+void set_shuffle_seed(uint64_t seed);
+uint64_t shuffle_seed();
+// Emulated architecture (compute capability 80, 86, 89 or 90; default NGS_EMU_ARCH=sm_XX,
+// else 90): what cudaGetDeviceProperties reports and what launches and
+// cudaFuncSetAttribute are checked against. Returns false (and changes nothing) for others.
+bool set_arch(int sm);
+int arch();
+size_t arch_smem_optin();  // sharedMemPerBlockOptin of the emulated architecture
+// Stream captures begun so far in this process (cudaStreamBeginCapture), for tests of
+// graph re-use.
+long capture_count();
 
 }  // namespace ngs_emu
 
@@ -107,6 +144,13 @@ void *dynamic_shared(size_t elem_size);
 #define __syncthreads() ::ngs_emu::syncthreads(__FILE__, __LINE__)
 // Dynamic shared memory of the launch, as `T name[]`.
 #define NGS_DYNAMIC_SHARED(T, name) T *name = static_cast<T *>(::ngs_emu::dynamic_shared(sizeof(T)))
+// A static shared array `T name[count]` (nvcc: `__shared__ T name[count]`); one per block.
+#define NGS_STATIC_SHARED(T, name, count)                                                  \
+  static char ngs_emu_tag_##name;  /* its address names the array */                       \
+  T *const name = static_cast<T *>(                                                        \
+      ::ngs_emu::static_shared(&ngs_emu_tag_##name, sizeof(T) * static_cast<size_t>(count)))
+// First statement of a kernel declared with __launch_bounds__(max_threads).
+#define NGS_KERNEL_BOUNDS(max_threads) ::ngs_emu::check_kernel_bounds((max_threads), __func__)
 
 // ---- warp shuffles and votes -------------------------------------------------------------
 namespace ngs_emu {
@@ -212,7 +256,14 @@ inline unsigned __brev(unsigned x) {
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(static_cast<unsigned>(x)); }
 inline int __ffs(int x) { return __builtin_ffs(x); }
-inline float __fdividef(float a, float b) { return a / b; }
+// As on a device (CUDA C Programming Guide, intrinsic functions): for 2^126 < |b| < 2^128
+// __fdividef returns 0 (inf / b: NaN); otherwise the quotient through the reciprocal, which
+// may differ from a / b in the last bit (the device: up to 2 ulp). docs/CUDA.md "Accuracy".
+inline float __fdividef(float a, float b) {
+  const float ab = std::fabs(b);
+  if (ab > 0x1p126f && std::isfinite(ab)) return std::isinf(a) ? NAN : 0.0f * a;
+  return a * (1.0f / b);
+}
 inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : x); }
 // expf, logf, powf, sinf, cosf, sqrtf, fabsf, fmaf, fmaxf, fminf, floorf, tanhf: <math.h>.
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
@@ -285,8 +336,11 @@ enum cudaError_t {
   cudaErrorMemoryAllocation = 2,
   cudaErrorInvalidConfiguration = 9,
   cudaErrorNoDevice = 100,
-  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorLaunchOutOfResources = 701,
   cudaErrorLaunchFailure = 719,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
+  cudaErrorStreamCaptureImplicit = 906,
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,
@@ -327,6 +381,14 @@ cudaError_t cudaGetDeviceCount(int *n);
 cudaError_t cudaSetDevice(int d);
 cudaError_t cudaGetDevice(int *d);
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int d);
+enum cudaDeviceAttr {
+  cudaDevAttrMaxSharedMemoryPerBlock = 8,
+  cudaDevAttrMultiProcessorCount = 16,
+  cudaDevAttrComputeCapabilityMajor = 75,
+  cudaDevAttrComputeCapabilityMinor = 76,
+  cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+};
+cudaError_t cudaDeviceGetAttribute(int *value, cudaDeviceAttr attr, int d);
 cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaMalloc(void **p, size_t bytes);
 template <class T>
@@ -389,18 +451,16 @@ Launch<P...> make_launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t sme
                          cudaStream_t s, const char *name) {
   return Launch<P...>{kernel, grid, block, smem, s, name};
 }
-// Sizes the emulated device reports and enforces.
+// Sizes the emulated device reports and enforces (the opt-in maximum: arch_smem_optin()).
 constexpr size_t kDefaultDynamicSmem = 48 * 1024;
-constexpr size_t kMaxDynamicSmemOptin = 227 * 1024;
+// cudaFuncSetAttribute's checks (the attribute, the value against the architecture,
+// rejected during a stream capture on this thread).
+cudaError_t func_set_attribute(const void *func, cudaFuncAttribute attr, int value);
 }  // namespace ngs_emu
 
 template <class... P>
 inline cudaError_t cudaFuncSetAttribute(void (*func)(P...), cudaFuncAttribute attr, int value) {
-  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
-  if (value < 0 || static_cast<size_t>(value) > ngs_emu::kMaxDynamicSmemOptin)
-    return cudaErrorInvalidValue;
-  ngs_emu::set_max_dynamic_smem(reinterpret_cast<const void *>(func), value);
-  return cudaSuccess;
+  return ngs_emu::func_set_attribute(reinterpret_cast<const void *>(func), attr, value);
 }
 
 // The launch used by every host launcher, in both builds:

@@ -166,9 +166,8 @@ TEST(CudaBackend, FixturePipelinesMatchCpuAndGolden) {
 }
 
 // The whole model through one interface (backend.h): encoder, sequence VAE and sample on
-// the CPU and CUDA backends (the CUDA one delegates the encoder to the CPU code, so that
-// agrees bit for bit; the sequence VAE runs on the device, within 1e-5), against the
-// goldens; 2 threads.
+// the CPU and CUDA backends (the encoder and the sequence VAE run on the device, within
+// 1e-5 of the CPU and the goldens), against the goldens; 2 threads.
 TEST(CudaBackend, WholeModelSessionMatchesCpuAndGolden) {
   NGS_REQUIRE_CUDA_DEVICE();
   const std::vector<std::string> configs = test::fixture_configs();
@@ -196,8 +195,10 @@ TEST(CudaBackend, WholeModelSessionMatchesCpuAndGolden) {
     gs->encoder(g.at("encode.audio").data(), n, mu2.data(), lv2.data());
     EXPECT_LE(rel_l2(mu, g.at("encode.mu")), kTolF32) << "mu";
     EXPECT_LE(rel_l2(lv, g.at("encode.logvar")), kTolF32) << "logvar";
-    EXPECT_EQ(mu, mu2);
-    EXPECT_EQ(lv, lv2);
+    EXPECT_LE(rel_l2(mu2, mu), kTolF32) << "CUDA mu vs CPU";  // the device encoder
+    EXPECT_LE(rel_l2(lv2, lv), kTolF32) << "CUDA logvar vs CPU";
+    EXPECT_LE(rel_l2(mu2, g.at("encode.mu")), kTolF32) << "CUDA mu vs golden";
+    EXPECT_LE(rel_l2(lv2, g.at("encode.logvar")), kTolF32) << "CUDA logvar vs golden";
     std::vector<float> e(8);
     if (!model->has_latent) {
       std::vector<float> z(static_cast<size_t>(c.n_grains) * zd);

@@ -1,9 +1,14 @@
 // Self tests of the CUDA emulation layer (kernels/emu): a barrier race is visible without
-// __syncthreads() and gone with it, divergent barriers and warp-operation misuse are
+// __syncthreads() and gone with it, races between lanes and between blocks change the
+// result under the reversed and shuffled orders, shared and device memory start poisoned
+// and nothing persists between blocks, launches follow the emulated architecture's limits
+// and __launch_bounds__, unsafe calls during a capture are rejected, pageable copies are
+// not ordered with non-blocking streams, divergent barriers and warp-operation misuse are
 // reported (never a hang), out-of-bounds shared/global accesses are caught by
 // AddressSanitizer, shuffles/votes/atomics/half conversions/launch checks/graphs are right.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <numeric>
 #include <vector>
@@ -26,7 +31,7 @@ __global__ void neighbour_kernel(float *out) {
 }
 
 __global__ void static_shared_kernel(int *out) {
-  __shared__ int tile[64];
+  NGS_STATIC_SHARED(int, tile, 64);
   const int t = threadIdx.x;
   tile[63 - t] = t * blockIdx.x;
   __syncthreads();
@@ -55,7 +60,7 @@ __global__ void shared_oob_kernel(float *out, int n) {
 }
 
 __global__ void static_shared_oob_kernel(float *out) {
-  __shared__ float tile[64];
+  NGS_STATIC_SHARED(float, tile, 64);
   tile[threadIdx.x + 1] = 1.0f;  // the last thread writes one past the end
   __syncthreads();
   out[threadIdx.x] = tile[threadIdx.x];
@@ -86,12 +91,12 @@ __global__ void warp_exit_kernel(float *out) {
 }
 
 __global__ void atomic_kernel(int *counter, float *sum) {
-  __shared__ int block_count;
-  if (threadIdx.x == 0) block_count = 0;
+  NGS_STATIC_SHARED(int, block_count, 1);
+  if (threadIdx.x == 0) block_count[0] = 0;
   __syncthreads();
-  atomicAdd(&block_count, 1);
+  atomicAdd(block_count, 1);
   __syncthreads();
-  if (threadIdx.x == 0) atomicAdd(counter, block_count);
+  if (threadIdx.x == 0) atomicAdd(counter, block_count[0]);
   atomicAdd(sum, 0.5f);
 }
 
@@ -103,7 +108,277 @@ __global__ void block_index_kernel(int *out) {
   out[b * blockDim.x * blockDim.y * blockDim.z + t] = b * 1000 + t;
 }
 
+// Racy between lanes: thread t reads the slot of thread t - 1 without a barrier. Runs
+// right only when the lanes happen to run in index order.
+__global__ void lane_race_kernel(float *out) {
+  NGS_DYNAMIC_SHARED(float, s);
+  const int t = threadIdx.x;
+  s[t] = 1.0f + t;
+  out[t] = t == 0 ? 1.0f : s[t - 1] + 1.0f;
+}
+
+// Racy between blocks: block b reads what block b - 1 wrote to global memory.
+__global__ void block_race_kernel(float *x) {
+  const int b = blockIdx.x;
+  if (threadIdx.x == 0) x[b + 1] = x[b] + 1.0f;
+}
+
+// Block 0 writes the static shared array, every block reads it: a block sees only what it
+// wrote itself (poison otherwise), never a value left by an earlier block or launch.
+__global__ void shared_persist_kernel(int *out) {
+  NGS_STATIC_SHARED(int, tile, 64);
+  const int t = threadIdx.x;
+  if (blockIdx.x == 0) tile[t] = 7 + t;
+  __syncthreads();
+  out[blockIdx.x * 64 + t] = tile[t];
+}
+
+__global__ void __launch_bounds__(128) bounded_kernel(float *out) {
+  NGS_KERNEL_BOUNDS(128);
+  out[threadIdx.x] = 3.0f;
+}
+
+// Touches the first and last float of its dynamic shared memory (launch-limit tests).
+__global__ void smem_limit_kernel(float *out, int n) {
+  NGS_DYNAMIC_SHARED(float, s);
+  if (threadIdx.x == 0) s[0] = s[n - 1] = 1.0f;
+  __syncthreads();
+  if (threadIdx.x == 0) out[0] = s[0] + s[n - 1];
+}
+
+__global__ void copy_kernel(const float *in, float *out) { out[threadIdx.x] = in[threadIdx.x]; }
+
+// Restores the emulation's order mode and architecture at the end of a test.
+struct EmuModeGuard {
+  ngs_emu::Order order = ngs_emu::order();
+  int arch = ngs_emu::arch();
+  ~EmuModeGuard() {
+    ngs_emu::set_order(order);
+    ngs_emu::set_arch(arch);
+  }
+};
+
 }  // namespace
+
+TEST(CudaEmu, LaneRaceChangesResultUnderReversedAndShuffledOrder) {
+  EmuModeGuard guard;
+  const int threads = 64;
+  auto wrong = [&](ngs_emu::Order o) {
+    ngs_emu::set_order(o);
+    DevArray<float> out(threads);
+    NGS_LAUNCH(lane_race_kernel, dim3(1), dim3(threads), threads * sizeof(float), nullptr)(out.get());
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    const std::vector<float> o_ = out.host();
+    int n = 0;
+    for (int t = 0; t < threads; ++t) n += !(o_[t] == 1.0f + t);
+    return n;
+  };
+  EXPECT_EQ(wrong(ngs_emu::Order::kForward), 0);  // index order hides the race
+  EXPECT_EQ(wrong(ngs_emu::Order::kReverse), threads - 1);
+  EXPECT_GT(wrong(ngs_emu::Order::kShuffle), 0) << "seed " << ngs_emu::shuffle_seed();
+}
+
+TEST(CudaEmu, BlockRaceChangesResultUnderReversedAndShuffledOrder) {
+  EmuModeGuard guard;
+  const int blocks = 40;
+  auto wrong = [&](ngs_emu::Order o) {
+    ngs_emu::set_order(o);
+    std::vector<float> init(blocks + 1, 0.0f);
+    DevArray<float> x(init);
+    NGS_LAUNCH(block_race_kernel, dim3(blocks), dim3(32), 0, nullptr)(x.get());
+    const std::vector<float> v = x.host();
+    int n = 0;
+    for (int b = 0; b <= blocks; ++b) n += !(v[b] == static_cast<float>(b));
+    return n;
+  };
+  EXPECT_EQ(wrong(ngs_emu::Order::kForward), 0);
+  EXPECT_GT(wrong(ngs_emu::Order::kReverse), blocks / 2);
+  EXPECT_GT(wrong(ngs_emu::Order::kShuffle), 0) << "seed " << ngs_emu::shuffle_seed();
+}
+
+TEST(CudaEmu, OrderModesKeepCorrectKernelsCorrect) {
+  EmuModeGuard guard;
+  for (ngs_emu::Order o : {ngs_emu::Order::kForward, ngs_emu::Order::kReverse,
+                           ngs_emu::Order::kShuffle}) {
+    ngs_emu::set_order(o);
+    SCOPED_TRACE(ngs_emu::order_name(o));
+    DevArray<int> out(4 * 64);
+    NGS_LAUNCH(static_shared_kernel, dim3(4), dim3(64), 0, nullptr)(out.get());
+    const std::vector<int> v = out.host();
+    for (int b = 0; b < 4; ++b)
+      for (int t = 0; t < 64; ++t) EXPECT_EQ(v[b * 64 + t], (63 - t) * b);
+    DevArray<int> w(64 * 8);
+    NGS_LAUNCH(warp_kernel, dim3(1), dim3(64), 0, nullptr)(w.get());
+    EXPECT_EQ(w.host()[8 * 33 + 1], [] {
+      int sum = 0;
+      for (int l = 0; l < 32; ++l) sum += 3 * (32 + l) + 1;
+      return sum;
+    }());
+  }
+}
+
+TEST(CudaEmu, StaticSharedIsPoisonedPerBlock) {
+  for (int launch = 0; launch < 2; ++launch) {
+    DevArray<int> out(3 * 64);
+    NGS_LAUNCH(shared_persist_kernel, dim3(3), dim3(64), 0, nullptr)(out.get());
+    const std::vector<int> v = out.host();
+    for (int t = 0; t < 64; ++t) {
+      EXPECT_EQ(v[t], 7 + t);
+      // not the zero of a fresh static, not block 0's value: the poison (0xff bytes)
+      EXPECT_EQ(v[64 + t], -1) << "launch " << launch;
+      EXPECT_EQ(v[128 + t], -1) << "launch " << launch;
+    }
+  }
+}
+
+TEST(CudaEmu, DeviceMemoryStartsPoisoned) {
+  float *p = nullptr;
+  NGS_TEST_CUDA(cudaMalloc(&p, 16 * sizeof(float)));
+  std::vector<unsigned char> v(16 * sizeof(float), 0);
+  NGS_TEST_CUDA(cudaMemcpy(v.data(), p, v.size(), cudaMemcpyDeviceToHost));
+  for (unsigned char c : v) EXPECT_EQ(c, 0xff);
+  cudaFree(p);
+}
+
+TEST(CudaEmu, LaunchLimitsFollowTheEmulatedArchitecture) {
+  EmuModeGuard guard;
+  DevArray<float> out(1024);
+  struct Case {
+    int sm;
+    size_t optin;
+  };
+  for (Case c : {Case{80, 163 * 1024}, Case{86, 99 * 1024}, Case{89, 99 * 1024},
+                 Case{90, 227 * 1024}}) {
+    SCOPED_TRACE("sm_" + std::to_string(c.sm));
+    ASSERT_TRUE(ngs_emu::set_arch(c.sm));
+    cudaDeviceProp prop;
+    NGS_TEST_CUDA(cudaGetDeviceProperties(&prop, 0));
+    EXPECT_EQ(prop.major * 10 + prop.minor, c.sm);
+    EXPECT_EQ(prop.sharedMemPerBlockOptin, c.optin);
+    EXPECT_EQ(cudaFuncSetAttribute(smem_limit_kernel,
+                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(c.optin + 1024)),
+              cudaErrorInvalidValue);
+    NGS_TEST_CUDA(cudaFuncSetAttribute(smem_limit_kernel,
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(c.optin)));
+    NGS_LAUNCH(smem_limit_kernel, dim3(1), dim3(64), c.optin, nullptr)(
+        out.get(), static_cast<int>(c.optin / sizeof(float)));
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    NGS_LAUNCH(smem_limit_kernel, dim3(1), dim3(64), c.optin + 4, nullptr)(out.get(), 1);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  }
+  // An attribute set for a larger architecture does not carry over to a smaller one.
+  ASSERT_TRUE(ngs_emu::set_arch(86));
+  NGS_LAUNCH(smem_limit_kernel, dim3(1), dim3(64), 150 * 1024, nullptr)(out.get(), 1);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_FALSE(ngs_emu::set_arch(75));
+  EXPECT_EQ(ngs_emu::arch(), 86);
+  // Block and grid dimensions.
+  NGS_LAUNCH(add_kernel, dim3(1), dim3(1024), 0, nullptr)(out.get(), 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  NGS_LAUNCH(add_kernel, dim3(1), dim3(33, 32), 0, nullptr)(out.get(), 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  NGS_LAUNCH(add_kernel, dim3(1), dim3(1, 1, 65), 0, nullptr)(out.get(), 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  NGS_LAUNCH(add_kernel, dim3(1, 65536), dim3(1), 0, nullptr)(out.get(), 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  NGS_LAUNCH(add_kernel, dim3(1, 1, 65536), dim3(1), 0, nullptr)(out.get(), 1.0f);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+}
+
+TEST(CudaEmu, LaunchBoundsAreEnforced) {
+  std::vector<float> zeros(256, 0.0f);
+  DevArray<float> out(zeros);
+  NGS_LAUNCH(bounded_kernel, dim3(1), dim3(128), 0, nullptr)(out.get());
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(out.host()[127], 3.0f);
+  DevArray<float> out2(zeros);
+  NGS_LAUNCH(bounded_kernel, dim3(2), dim3(129), 0, nullptr)(out2.get());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorLaunchOutOfResources);
+  const std::vector<float> v = out2.host();
+  for (float x : v) EXPECT_EQ(x, 0.0f);  // nothing of the kernel ran
+  // usable again afterwards
+  NGS_LAUNCH(bounded_kernel, dim3(1), dim3(64), 0, nullptr)(out2.get());
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
+
+TEST(CudaEmu, UnsafeCallsDuringCaptureAreRejected) {
+  cudaStream_t s = nullptr;
+  NGS_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  DevArray<float> x(std::vector<float>(32, 1.0f));
+  auto capture = [&](auto &&unsafe) {
+    EXPECT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    NGS_LAUNCH(add_kernel, dim3(1), dim3(32), 0, s)(x.get(), 2.0f);
+    unsafe();
+    cudaGraph_t g = reinterpret_cast<cudaGraph_t>(1);
+    EXPECT_EQ(cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+    EXPECT_EQ(g, nullptr);
+  };
+  capture([&] {
+    float *p = nullptr;
+    EXPECT_EQ(cudaMalloc(&p, 64), cudaErrorStreamCaptureUnsupported);
+  });
+  capture([&] {
+    EXPECT_EQ(cudaFuncSetAttribute(add_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 1024),
+              cudaErrorStreamCaptureUnsupported);
+  });
+  capture([&] {  // a launch on the legacy stream
+    NGS_LAUNCH(add_kernel, dim3(1), dim3(32), 0, nullptr)(x.get(), 2.0f);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorStreamCaptureImplicit);
+  });
+  capture([&] {
+    float h = 0.0f;
+    EXPECT_EQ(cudaMemcpyAsync(&h, x.get(), 4, cudaMemcpyDeviceToHost, nullptr),
+              cudaErrorStreamCaptureImplicit);
+  });
+  capture([&] { EXPECT_EQ(cudaMemset(x.get(), 0, 4), cudaErrorStreamCaptureUnsupported); });
+  capture([&] { EXPECT_EQ(cudaDeviceSynchronize(), cudaErrorStreamCaptureUnsupported); });
+  EXPECT_EQ(x.host()[0], 1.0f);  // nothing captured ran
+  // A clean capture still works.
+  NGS_TEST_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  NGS_LAUNCH(add_kernel, dim3(1), dim3(32), 0, s)(x.get(), 2.0f);
+  cudaGraph_t g = nullptr;
+  NGS_TEST_CUDA(cudaStreamEndCapture(s, &g));
+  ASSERT_NE(g, nullptr);
+  cudaGraphDestroy(g);
+  cudaStreamDestroy(s);
+}
+
+TEST(CudaEmu, PageableCopyIsNotOrderedWithNonBlockingStreams) {
+  cudaStream_t s = nullptr;
+  NGS_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const std::vector<float> src(32, 5.0f);
+  float *in = nullptr;
+  NGS_TEST_CUDA(cudaMalloc(&in, 32 * sizeof(float)));
+  DevArray<float> out(32), out2(32);
+  NGS_TEST_CUDA(cudaMemcpy(in, src.data(), 32 * sizeof(float), cudaMemcpyHostToDevice));
+  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in, out.get());  // not ordered: stale data
+  NGS_TEST_CUDA(cudaStreamSynchronize(s));
+  NGS_TEST_CUDA(cudaStreamSynchronize(nullptr));  // the copy has landed now
+  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in, out2.get());
+  NGS_TEST_CUDA(cudaStreamSynchronize(s));
+  EXPECT_TRUE(std::isnan(out.host()[0]));
+  EXPECT_EQ(out2.host()[0], 5.0f);
+  // A blocking stream (and the legacy stream) is ordered after the copy.
+  cudaStream_t blocking = nullptr;
+  NGS_TEST_CUDA(cudaStreamCreate(&blocking));
+  const std::vector<float> src2(32, 6.0f);
+  NGS_TEST_CUDA(cudaMemcpy(in, src2.data(), 32 * sizeof(float), cudaMemcpyHostToDevice));
+  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, blocking)(in, out.get());
+  EXPECT_EQ(out.host()[0], 6.0f);
+  cudaStreamDestroy(blocking);
+  cudaStreamDestroy(s);
+  cudaFree(in);
+}
+
+TEST(CudaEmu, FastDivideFollowsTheDevice) {
+  EXPECT_EQ(__fdividef(1.0f, 0x1p127f), 0.0f);  // 2^126 < |b| < 2^128: 0 on a device
+  EXPECT_EQ(__fdividef(-3.0f, -0x1.8p126f), 0.0f);
+  EXPECT_TRUE(std::isnan(__fdividef(INFINITY, 0x1p127f)));
+  EXPECT_NEAR(__fdividef(1.0f, 3.0f), 1.0f / 3.0f, 1e-7f);
+  EXPECT_EQ(__fdividef(6.0f, 2.0f), 3.0f);
+}
 
 TEST(CudaEmu, BarrierRaceVisibleWithoutSyncthreads) {
   const int blocks = 3, threads = 64;
@@ -166,10 +441,9 @@ TEST(CudaEmu, OutOfBoundsSharedAccessIsCaught) {
   EXPECT_DEATH(NGS_LAUNCH(shared_oob_kernel, dim3(1), dim3(64), 64 * sizeof(float), nullptr)(
                    out.get(), 64),
                "heap-buffer-overflow");
-  // A static array's index is also checked by UBSan's bounds check, which may report first
-  // (with UBSAN_OPTIONS=halt_on_error=1): either report proves the access was caught.
+  // A static shared array is a per-block allocation of exactly its size.
   EXPECT_DEATH(NGS_LAUNCH(static_shared_oob_kernel, dim3(1), dim3(64), 0, nullptr)(out.get()),
-               "global-buffer-overflow|index 64 out of bounds");
+               "heap-buffer-overflow");
   EXPECT_DEATH(NGS_LAUNCH(global_oob_kernel, dim3(1), dim3(64), 0, nullptr)(out.get()),
                "heap-buffer-overflow");
 #else
@@ -257,7 +531,6 @@ TEST(CudaEmu, GraphCaptureDefersAndReplays) {
   DevArray<float> x(std::vector<float>(32, 1.0f));
   ASSERT_EQ(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), cudaSuccess);
   NGS_LAUNCH(add_kernel, dim3(1), dim3(32), 0, s)(x.get(), 2.0f);
-  EXPECT_EQ(cudaMemset(x.get(), 0, 4), cudaErrorStreamCaptureUnsupported);
   cudaGraph_t g = nullptr;
   ASSERT_EQ(cudaStreamEndCapture(s, &g), cudaSuccess);
   EXPECT_EQ(x.host()[0], 1.0f);  // captured, not run

@@ -4,6 +4,8 @@
 // the real backend (test_cuda_device, skipped without a GPU).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <vector>
 
 #include "cpu/ops.h"
@@ -41,10 +43,11 @@ struct MlpUpload {
   std::vector<std::unique_ptr<DevArray<float>>> f;
   std::vector<std::unique_ptr<DevArray<__half>>> h;
   cuda::MlpDevice m;
-  MlpUpload(const WaveformWeights &w, bool half) {
+  MlpUpload(const WaveformWeights &w, bool half, cuda::MlpKernel kernel) {
     const int n_layers = static_cast<int>(w.dec_lin.size()) + 1;
     m.n_layers = n_layers;
     m.half = half;
+    m.kernel = kernel;
     for (int l = 0; l < n_layers; ++l) {
       const Linear &lin = l + 1 < n_layers ? w.dec_lin[l] : w.dec_out;
       const size_t count = static_cast<size_t>(lin.out) * lin.in;
@@ -61,9 +64,20 @@ struct MlpUpload {
       m.dims[l] = lin.in;
       m.dims[l + 1] = lin.out;
     }
-    cuda::decoder_mlp_prepare(m);
+    cuda::decoder_mlp_prepare(m, test::smem_optin());
   }
 };
+
+// Runs the MLP of `up` on device z; returns S (the row kernel with its workspace).
+std::vector<float> run_mlp(const MlpUpload &up, const std::vector<float> &z, int n, int F) {
+  DevArray<float> dz(z), dS(static_cast<size_t>(n) * F);
+  DevArray<float> work(std::max<size_t>(cuda::decoder_mlp_work_floats(up.m, n), 1));
+  cuda::decoder_mlp_launch(up.m, dz.get(), n, dS.get(), nullptr, work.get());
+  return dS.host();
+}
+
+const char *kernel_name(cuda::MlpKernel k) { return k == cuda::MlpKernel::kRows ? "rows" : "tiled"; }
+constexpr cuda::MlpKernel kMlpKernels[] = {cuda::MlpKernel::kRows, cuda::MlpKernel::kTiled};
 
 struct MlpCase {
   int z_dim, h_dim, n_linears, l_grain;
@@ -78,24 +92,27 @@ TEST(CudaKernels, DecoderMlpMatchesCpu) {
   const uint32_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   // Small model: tile 8 in 48 KiB; drum-size model (z 128, h 512, l_grain 2048): tile 8 in
-  // 66 KiB (opt-in); h 1024: tile 4.
-  const std::vector<MlpCase> cases = {
-      {16, 48, 2, 64, {1, 5, 13}, 8}, {128, 512, 3, 2048, {6}, 8}, {64, 1024, 1, 2048, {7}, 4}};
-  for (const MlpCase &mc : cases) {
-    test::RandomDecoder d(mc.z_dim, mc.h_dim, mc.n_linears, mc.l_grain, 5, seed);
-    MlpUpload up(d.w, false);
-    const int F = d.w.cfg.filter_size();
-    EXPECT_EQ(cuda::decoder_mlp_tile(up.m), mc.tile) << "h_dim " << mc.h_dim;
-    for (int n : mc.grains) {
-      SCOPED_TRACE("h_dim " + std::to_string(mc.h_dim) + " n " + std::to_string(n) + " tile " +
-                   std::to_string(cuda::decoder_mlp_tile(up.m)));
-      const std::vector<float> z = test::random_normal(static_cast<size_t>(n) * mc.z_dim, seed + n);
-      DevArray<float> dz(z), dS(static_cast<size_t>(n) * F);
-      cuda::decoder_mlp_launch(up.m, dz.get(), n, dS.get(), nullptr);
-      const std::vector<float> S = dS.host();
-      EXPECT_LE(rel_l2(S, cpu_spectrum(d.w, z, n)), kTolF32);
+  // 66 KiB (opt-in); h 1024: tile 4. The row kernel: rows and grains that do not divide its
+  // 32 x 8 blocks (48, 33, 1025 rows; 1, 5, 13 grains), inputs over two 512-float steps.
+  const std::vector<MlpCase> cases = {{16, 48, 2, 64, {1, 5, 13}, 8},
+                                      {128, 512, 3, 2048, {6}, 8},
+                                      {64, 1024, 1, 2048, {7}, 4},
+                                      {7, 33, 2, 64, {9}, 8}};
+  for (cuda::MlpKernel kernel : kMlpKernels)
+    for (const MlpCase &mc : cases) {
+      test::RandomDecoder d(mc.z_dim, mc.h_dim, mc.n_linears, mc.l_grain, 5, seed);
+      MlpUpload up(d.w, false, kernel);
+      const int F = d.w.cfg.filter_size();
+      EXPECT_EQ(cuda::decoder_mlp_tile(up.m), mc.tile) << "h_dim " << mc.h_dim;
+      for (int n : mc.grains) {
+        SCOPED_TRACE(std::string(kernel_name(kernel)) + " h_dim " + std::to_string(mc.h_dim) +
+                     " n " + std::to_string(n) + " tile " +
+                     std::to_string(cuda::decoder_mlp_tile(up.m)));
+        const std::vector<float> z =
+            test::random_normal(static_cast<size_t>(n) * mc.z_dim, seed + n);
+        EXPECT_LE(rel_l2(run_mlp(up, z, n, F), cpu_spectrum(d.w, z, n)), kTolF32);
+      }
     }
-  }
 }
 
 TEST(CudaKernels, DecoderMlpHalfWeightsMatchCpuOnRoundedWeights) {
@@ -103,7 +120,6 @@ TEST(CudaKernels, DecoderMlpHalfWeightsMatchCpuOnRoundedWeights) {
   const uint32_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   test::RandomDecoder d(16, 64, 3, 256, 5, seed);
-  MlpUpload up(d.w, true);
   // The CPU reference on the same weights rounded to fp16: the half path is then exact
   // to fp32 accuracy; against the unrounded weights it is within the fp16 bound.
   test::RandomDecoder rounded(16, 64, 3, 256, 5, seed);
@@ -111,13 +127,15 @@ TEST(CudaKernels, DecoderMlpHalfWeightsMatchCpuOnRoundedWeights) {
     for (auto &x : rounded.store[i]) x = __half2float(__float2half(x));
   const int n = 11, F = d.w.cfg.filter_size();
   const std::vector<float> z = test::random_normal(static_cast<size_t>(n) * 16, seed + 1);
-  DevArray<float> dz(z), dS(static_cast<size_t>(n) * F);
-  cuda::decoder_mlp_launch(up.m, dz.get(), n, dS.get(), nullptr);
-  const std::vector<float> S = dS.host();
-  EXPECT_LE(rel_l2(S, cpu_spectrum(rounded.w, z, n)), kTolF32);
-  const double err = rel_l2(S, cpu_spectrum(d.w, z, n));
-  EXPECT_LE(err, 1e-2);
-  EXPECT_GT(err, 0.0);  // the half weights were really used
+  for (cuda::MlpKernel kernel : kMlpKernels) {
+    SCOPED_TRACE(kernel_name(kernel));
+    MlpUpload up(d.w, true, kernel);
+    const std::vector<float> S = run_mlp(up, z, n, F);
+    EXPECT_LE(rel_l2(S, cpu_spectrum(rounded.w, z, n)), kTolF32);
+    const double err = rel_l2(S, cpu_spectrum(d.w, z, n));
+    EXPECT_LE(err, 1e-2);
+    EXPECT_GT(err, 0.0);  // the half weights were really used
+  }
 }
 
 TEST(CudaKernels, NoiseFilterMatchesCpu) {
@@ -138,7 +156,7 @@ TEST(CudaKernels, NoiseFilterMatchesCpu) {
     std::vector<float> tw(c.l), hann(c.l);
     cuda::noise_filter_tables(c.l, tw.data(), hann.data());
     const cuda::NoiseParams p{0x0123456789ABCDEFull ^ seed, 3u, c.g0, c.n_total};
-    cuda::noise_filter_prepare(c.l);
+    cuda::noise_filter_prepare(c.l, test::smem_optin());
     DevArray<float> dS(S), dtw(tw), dhann(hann), dy(static_cast<size_t>(c.n) * c.l);
     DevArray<cuda::NoiseParams> dp(std::vector<cuda::NoiseParams>{p});
     cuda::noise_filter_launch(dS.get(), c.n, c.l, dtw.get(), dhann.get(), dp.get(), dy.get(),

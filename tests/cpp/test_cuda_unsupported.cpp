@@ -6,12 +6,12 @@
 
 __global__ void subset_kernel(float *out) {
   NGS_DYNAMIC_SHARED(float, s);
-  __shared__ float tile[32];
+  NGS_STATIC_SHARED(float, tile, 32);
   tile[threadIdx.x & 31] = s[threadIdx.x];
   __syncthreads();
   out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, tile[threadIdx.x & 31], 1);
 #if NGS_EMU_CASE == 1
-  // expect-error: conflicting specifiers in declaration of .raw.|cannot combine with previous .extern.
+  // expect-error: ngs_emu_plain_shared_is_not_emulated_use_NGS_STATIC_SHARED|conflicting specifiers in declaration of .raw.|cannot combine with previous .extern.
   extern __shared__ float raw[];  // dynamic shared memory must use NGS_DYNAMIC_SHARED
   out[0] = raw[0];
 #elif NGS_EMU_CASE == 2
@@ -26,6 +26,10 @@ __global__ void subset_kernel(float *out) {
 #elif NGS_EMU_CASE == 5
   // expect-error: poisoned .__expf.|poisoned identifier
   out[0] = __expf(out[0]);  // fast-math intrinsic: not in the subset
+#elif NGS_EMU_CASE == 7
+  // expect-error: ngs_emu_plain_shared_is_not_emulated_use_NGS_STATIC_SHARED
+  __shared__ float plain[32];  // static shared memory must use NGS_STATIC_SHARED
+  out[0] = plain[0];
 #endif
 }
 

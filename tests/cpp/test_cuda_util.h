@@ -54,6 +54,14 @@ class DevArray {
   size_t n_ = 0;
 };
 
+// The device's sharedMemPerBlockOptin (what the backend opts its kernels in to).
+inline size_t smem_optin(int device = 0) {
+  int v = 0;
+  if (cudaDeviceGetAttribute(&v, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess)
+    throw std::runtime_error("cudaDeviceGetAttribute");
+  return static_cast<size_t>(v);
+}
+
 // A seed for "fresh" random inputs, printed by the tests that use it.
 inline uint32_t fresh_seed() {
   static std::random_device rd;
