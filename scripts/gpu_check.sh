@@ -38,10 +38,11 @@ if [ -n "$PACKAGE" ]; then
   cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNGS_CUDA=ON \
     -DNGS_CUDA_ARCHITECTURES=90-real -DNGS_BUILD_APPS=OFF \
     -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >/dev/null || exit 1
-  cmake --build "$B" -j"$(nproc)" --target test_cuda_device bench_cuda_kernels || exit 1
+  cmake --build "$B" -j"$(nproc)" --target test_cuda_device bench_cuda_kernels bench_cuda_latent || exit 1
   /usr/bin/python3 -m weights_converter.make_fixtures --out "$B/fixtures" >/dev/null || exit 1
   mkdir -p "$PACKAGE/bin" "$PACKAGE/fixtures"
-  cp "$B/tests/test_cuda_device" "$B/bench/bench_cuda_kernels" "$PACKAGE/bin/"
+  cp "$B/tests/test_cuda_device" "$B/bench/bench_cuda_kernels" "$B/bench/bench_cuda_latent" \
+    "$PACKAGE/bin/"
   cp -r "$B/fixtures/." "$PACKAGE/fixtures/"
   cp "$0" "$PACKAGE/gpu_check.sh"
   say "package in $PACKAGE ($(du -sh "$PACKAGE" | cut -f1)); on the GPU machine:"
@@ -90,13 +91,14 @@ else
   say "building for sm_${cap/./} in $B"
   cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNGS_CUDA=ON \
     -DNGS_CUDA_ARCHITECTURES="$arch" >"$OUT/configure.log" 2>&1 || { say "configure failed: $OUT/configure.log"; exit 1; }
-  cmake --build "$B" -j"$(nproc)" --target test_cuda_device bench_cuda_kernels ngs_cli \
+  cmake --build "$B" -j"$(nproc)" --target test_cuda_device bench_cuda_kernels bench_cuda_latent ngs_cli \
     >"$OUT/build.log" 2>&1 || { say "build failed: $OUT/build.log"; exit 1; }
   FIXTURES=$B/fixtures
   /usr/bin/python3 -m weights_converter.make_fixtures --out "$FIXTURES" >/dev/null 2>&1 ||
     python3 -m weights_converter.make_fixtures --out "$FIXTURES" >/dev/null
   mkdir -p "$B/bin-gpu"
-  ln -sf "$B/tests/test_cuda_device" "$B/bench/bench_cuda_kernels" "$B/bin-gpu/"
+  ln -sf "$B/tests/test_cuda_device" "$B/bench/bench_cuda_kernels" "$B/bench/bench_cuda_latent" \
+    "$B/bin-gpu/"
   BIN=$B/bin-gpu
   NGS_CLI=$B/bin/ngs
 fi
@@ -118,7 +120,7 @@ san_json=""
 if command -v compute-sanitizer >/dev/null 2>&1; then
   for tool in memcheck racecheck synccheck; do
     timeout 180 compute-sanitizer --tool "$tool" --error-exitcode 99 "$BIN/test_cuda_device" \
-      --gtest_filter='*Kernels*:*Backend.StagesMatch*:*Encoder.MatchesCpu*:*Encoder.OddChannels*' \
+      --gtest_filter='*Kernels*:*Backend.StagesMatch*:*Encoder.MatchesCpu*:*Encoder.OddChannels*:*CudaLatent.*' \
       >"$OUT/sanitizer_$tool.log" 2>&1
     rc=$?
     say "compute-sanitizer $tool: rc $rc"
@@ -134,6 +136,11 @@ timeout 240 "$BIN/bench_cuda_kernels" --benchmark_min_time=0.2 \
   --benchmark_out="$OUT/bench_cuda_kernels.json" --benchmark_out_format=json \
   >"$OUT/bench_cuda_kernels.log" 2>&1
 bench_rc=$?
+say "sequence-VAE and streaming benchmarks"
+timeout 120 "$BIN/bench_cuda_latent" --benchmark_min_time=0.2 \
+  --benchmark_out="$OUT/bench_cuda_latent.json" --benchmark_out_format=json \
+  >"$OUT/bench_cuda_latent.log" 2>&1
+latent_rc=$?
 if [ -n "$NGS_CLI" ] && [ -x "$NGS_CLI" ] && [ -f models/drums.safetensors ]; then
   say "ngs bench --backend cuda (CUDA_DEVICE_MAX_CONNECTIONS=32)"
   CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 120 "$NGS_CLI" bench models/drums.safetensors \
@@ -148,12 +155,14 @@ cat > "$JSON" <<EOF
                   "report": "device_tests.json"},
  "compute_sanitizer": {${san_json%, }},
  "bench_cuda_kernels": {"rc": $bench_rc, "report": "bench_cuda_kernels.json"},
+ "bench_cuda_latent": {"rc": $latent_rc, "report": "bench_cuda_latent.json"},
  "elapsed_s": $elapsed}
 EOF
 printf '\n%-28s %s\n' "check" "result"
 printf '%-28s %s\n' "GPU" "$gpu_name (sm_${cap/./}, driver $driver)"
 printf '%-28s %s\n' "device tests" "$passed passed, $skipped skipped, rc $tests_rc"
 printf '%-28s %s\n' "kernel benchmarks" "rc $bench_rc ($OUT/bench_cuda_kernels.json)"
+printf '%-28s %s\n' "sequence-VAE benchmarks" "rc $latent_rc ($OUT/bench_cuda_latent.json)"
 printf '%-28s %s\n' "elapsed" "${elapsed} s"
 printf '%-28s %s\n' "report" "$JSON"
-[ "$tests_ok" -eq 1 ] && [ "$bench_rc" -eq 0 ]
+[ "$tests_ok" -eq 1 ] && [ "$bench_rc" -eq 0 ] && [ "$latent_rc" -eq 0 ]
