@@ -15,10 +15,25 @@ namespace ngs::cpu {
 
 class ThreadPool;  // thread_pool.h
 
+// How the encoder runs its convolutions (docs/CPU_BACKEND.md "Encoder").
+enum class EncoderConv {
+  kDefault,   // NGS_ENCODER_CONV=direct|winograd from the environment, else Winograd
+  kDirect,    // im2col + one GEMM per conv (the reference path)
+  kWinograd,  // Winograd F(4,3) for the 3-tap dilated and the strided convs
+};
+
+struct EncoderOptions {
+  EncoderConv conv = EncoderConv::kDefault;
+  // Fast mode: the convolutions' and residual mixes' products in bf16 (inputs and weights
+  // rounded to nearest even) with fp32 sums; linears, bias, activations in fp32.
+  // vdpbf16ps where the CPU has AVX-512 BF16, else an fp32 emulation of the same products.
+  bool fast = false;
+};
+
 // Grain VAE encoder (docs/MODEL_SPEC.md §4.1).
 class WaveformEncoder {
  public:
-  explicit WaveformEncoder(const WaveformWeights &w);
+  explicit WaveformEncoder(const WaveformWeights &w, const EncoderOptions &opt = {});
   ~WaveformEncoder();
   // Scratch floats encode() needs for up to n grains (n_threads: the size of the pool
   // that will be passed to encode(); each thread has its own per-grain buffers).

@@ -1,38 +1,145 @@
 // Grain VAE encoder on the CPU (docs/MODEL_SPEC.md §4.1). Activations are time-major
-// [L][C] so that every conv is im2col rows of contiguous copies + one GEMM; the flatten
-// (channel-major in the model) is absorbed by permuting the columns of enc.lin.0 at
-// prepare time.
+// [L][C]; the flatten (channel-major in the model) is absorbed by permuting the columns of
+// enc.lin.0 at prepare time. Each convolution runs one of three ways (EncoderOptions,
+// docs/CPU_BACKEND.md "Encoder"): im2col rows of contiguous copies + one fp32 GEMM (the
+// direct path), Winograd F(4,3) (encoder_conv.h: the 3-tap dilated convs and the strided
+// ones), or either of them with bf16 products (fast mode). Each residual unit's 1x1
+// convolution and its shortcut are one GEMM over the stacked [h ; x] activations.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "cpu/cpu.h"
+#include "cpu/encoder_conv.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
 namespace ngs::cpu {
 
+namespace {
+
+// One convolution of the encoder, in the algorithm chosen at prepare time.
+struct ConvOp {
+  enum Kind { kDirect, kWino, kDirectBf16 } kind = kDirect;
+  PackedConv direct;  // kDirect
+  WinoConv wino;      // kWino (fp32 or bf16)
+  PackedBf16 dbf;     // kDirectBf16: [C_out][k * C_in], im2col column order
+  int c_in = 0, c_out = 0, k = 0, stride = 1, dilation = 1, pad = 0;
+
+  int out_length(int l_in) const { return (l_in + 2 * pad - dilation * (k - 1) - 1) / stride + 1; }
+  size_t scratch_floats(int l_in) const {
+    switch (kind) {
+      case kWino: return wino_scratch_floats(wino, l_in);
+      case kDirectBf16: return static_cast<size_t>(out_length(l_in)) * dbf.kp / 2 + 16;
+      default: return conv_scratch_floats(direct, l_in);
+    }
+  }
+  void run(const float *x, int ldx, int l_in, float *y, int ldy, Act act, bool input_lrelu,
+           float *scratch) const {
+    switch (kind) {
+      case kWino: wino_conv1d(wino, x, ldx, l_in, y, ldy, act, input_lrelu, scratch); return;
+      case kDirectBf16: run_direct_bf16(x, ldx, l_in, y, ldy, act, input_lrelu, scratch); return;
+      default: conv1d(direct, x, ldx, l_in, y, ldy, act, input_lrelu, scratch); return;
+    }
+  }
+  // im2col straight into bf16 rows (reflection and input LeakyReLU in the gather).
+  void run_direct_bf16(const float *x, int ldx, int l_in, float *y, int ldy, Act act,
+                       bool input_lrelu, float *scratch) const {
+    const int l_out = out_length(l_in), kp = dbf.kp;
+    uint16_t *col = reinterpret_cast<uint16_t *>(scratch);
+    float tmp[512];
+    for (int t = 0; t < l_out; ++t) {
+      uint16_t *row = col + static_cast<size_t>(t) * kp;
+      for (int kk = 0; kk < k; ++kk) {
+        int pos = t * stride + kk * dilation - pad;
+        if (pos < 0) pos = -pos;
+        if (pos >= l_in) pos = 2 * (l_in - 1) - pos;
+        const float *src = x + static_cast<size_t>(pos) * ldx;
+        for (int c0 = 0; c0 < c_in; c0 += 512) {
+          const int nc = std::min(512, c_in - c0);
+          const float *s = src + c0;
+          if (input_lrelu) {
+            for (int i = 0; i < nc; ++i) tmp[i] = lrelu(s[i]);
+            s = tmp;
+          }
+          bf16_convert(s, nc, row + static_cast<size_t>(kk) * c_in + c0);
+        }
+      }
+      if (kp != k * c_in) row[k * c_in] = 0;
+    }
+    gemm_bf16(dbf, col, kp, l_out, y, ldy, act);
+  }
+};
+
+ConvOp make_conv(const Conv1d &c, EncoderConv algo, bool fast) {
+  ConvOp op;
+  op.c_in = c.in;
+  op.c_out = c.out;
+  op.k = c.k;
+  op.stride = c.stride;
+  op.dilation = c.dilation;
+  op.pad = c.pad;
+  // The first conv (one input channel) stays direct: its K of 9 makes any GEMM short.
+  if (algo == EncoderConv::kWinograd && c.in > 1 && wino_supported(c)) {
+    op.kind = ConvOp::kWino;
+    op.wino = wino_pack(c, fast);
+  } else if (fast && c.in > 1) {
+    op.kind = ConvOp::kDirectBf16;
+    std::vector<float> w(static_cast<size_t>(c.out) * c.in * c.k);
+    for (int o = 0; o < c.out; ++o)
+      for (int kk = 0; kk < c.k; ++kk)
+        for (int i = 0; i < c.in; ++i)
+          w[(static_cast<size_t>(o) * c.k + kk) * c.in + i] =
+              c.w[(static_cast<size_t>(o) * c.in + i) * c.k + kk];
+    op.dbf = bf16_pack(w.data(), c.out, c.in * c.k, c.b);
+  } else {
+    op.kind = ConvOp::kDirect;
+    op.direct = conv_pack(c);
+  }
+  return op;
+}
+
+EncoderConv resolve(EncoderConv algo) {
+  if (algo != EncoderConv::kDefault) return algo;
+  const char *env = std::getenv("NGS_ENCODER_CONV");
+  if (env && std::strcmp(env, "direct") == 0) return EncoderConv::kDirect;
+  return EncoderConv::kWinograd;
+}
+
+}  // namespace
+
 struct WaveformEncoder::Impl {
   WaveformConfig cfg;
+  bool fast = false;
   struct Res {
-    PackedConv dil;
-    PackedGemm mix;  // [C][2C]: [pw | sc] over the stacked [h ; x], bias = combined bias
+    ConvOp dil;
+    PackedGemm mix;     // [C][2C]: [pw | sc] over the stacked [h ; x], bias = combined bias
+    PackedBf16 mix_bf;  // the same in bf16 (fast mode)
   };
   struct Stage {
-    PackedConv down;
+    ConvOp down;
     Res res[3];
   };
   std::vector<Stage> stages;
   PackedGemm lin0, lin1, mu, logvar;
   std::vector<float> hann;
   size_t act_floats = 0, col_floats = 0;  // per-grain buffers
+  size_t per_floats() const {
+    // grain, activation, stacked activation, its bf16 copy (fast), conv scratch
+    return static_cast<size_t>(cfg.l_grain) + 2 * act_floats + (fast ? act_floats / 2 + 16 : 0) +
+           col_floats;
+  }
 };
 
-WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
+WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions &opt)
+    : impl_(new Impl) {
   Impl &m = *impl_;
   m.cfg = w.cfg;
+  m.fast = opt.fast;
+  const EncoderConv algo = resolve(opt.conv);
   const int C = w.cfg.channels;
   int l = w.cfg.l_grain;
   // Reflection padding needs pad < length (PyTorch refuses such a model too); checked
@@ -49,22 +156,23 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w) : impl_(new Impl) {
   for (const EncoderStage &s : w.enc) {
     Impl::Stage st;
     check_conv(s.down, l, "strided conv", stage);
-    st.down = conv_pack(s.down);
-    m.col_floats = std::max(m.col_floats, conv_scratch_floats(st.down, l));
-    l = conv_out_length(st.down, l);
+    st.down = make_conv(s.down, algo, m.fast);
+    m.col_floats = std::max(m.col_floats, st.down.scratch_floats(l));
+    l = st.down.out_length(l);
     m.act_floats = std::max(m.act_floats, static_cast<size_t>(l) * 2 * C);
     for (int j = 0; j < 3; ++j) {
       const ResUnit &r = s.res[j];
       check_conv(r.dil, l, "dilated conv", stage);
-      st.res[j].dil = conv_pack(r.dil);
-      m.col_floats = std::max(m.col_floats, conv_scratch_floats(st.res[j].dil, l));
+      st.res[j].dil = make_conv(r.dil, algo, m.fast);
+      m.col_floats = std::max(m.col_floats, st.res[j].dil.scratch_floats(l));
       std::vector<float> cat(static_cast<size_t>(C) * 2 * C);
       for (int o = 0; o < C; ++o)
         for (int i = 0; i < C; ++i) {
           cat[static_cast<size_t>(o) * 2 * C + i] = r.pw.w[static_cast<size_t>(o) * C + i];
           cat[static_cast<size_t>(o) * 2 * C + C + i] = r.sc.w[static_cast<size_t>(o) * C + i];
         }
-      st.res[j].mix = gemm_pack(cat.data(), C, 2 * C, r.bias);
+      if (m.fast) st.res[j].mix_bf = bf16_pack(cat.data(), C, 2 * C, r.bias);
+      else st.res[j].mix = gemm_pack(cat.data(), C, 2 * C, r.bias);
     }
     m.stages.push_back(std::move(st));
     ++stage;
@@ -89,7 +197,7 @@ size_t WaveformEncoder::scratch_floats(int n) const { return scratch_floats(n, 1
 
 size_t WaveformEncoder::scratch_floats(int n, int n_threads) const {
   const Impl &m = *impl_;
-  const size_t per = static_cast<size_t>(m.cfg.l_grain) + 2 * m.act_floats + m.col_floats;
+  const size_t per = m.per_floats();
   const size_t batch = static_cast<size_t>(n) *
                        (m.cfg.flatten_size() + m.cfg.h_dim + m.cfg.z_dim);
   return per * static_cast<size_t>(std::max(n_threads, 1)) + batch + 64;
@@ -125,7 +233,8 @@ void WaveformEncoder::grain(const float *src, bool first, bool last, float *flat
   float *grain = work;
   float *xa = grain + l;           // current activation [L][C]
   float *st = xa + m.act_floats;   // stacked [L][2C]
-  float *col = st + m.act_floats;  // im2col
+  uint16_t *stb = reinterpret_cast<uint16_t *>(st + m.act_floats);  // its bf16 copy (fast)
+  float *col = st + m.act_floats + (m.fast ? m.act_floats / 2 + 16 : 0);  // conv scratch
   for (int i = 0; i < l; ++i) {
     const bool keep = (first && i < half) || (last && i >= half);
     grain[i] = keep ? src[i] : src[i] * m.hann[i];
@@ -135,8 +244,8 @@ void WaveformEncoder::grain(const float *src, bool first, bool last, float *flat
   for (const Impl::Stage &s : m.stages) {
     // x -> st[:, C:2C]; each residual unit: st[:, 0:C] = LReLU(dil(LReLU(x))), then
     // xa = [pw | sc] st + bias, copied back into st[:, C:2C] for the next unit.
-    const int lo = conv_out_length(s.down, L);
-    conv1d(s.down, x, cin, L, st + C, 2 * C, Act::kLrelu, false, col);
+    const int lo = s.down.out_length(L);
+    s.down.run(x, cin, L, st + C, 2 * C, Act::kLrelu, false, col);
     L = lo;
     cin = C;
     for (int j = 0; j < 3; ++j) {
@@ -145,8 +254,13 @@ void WaveformEncoder::grain(const float *src, bool first, bool last, float *flat
         for (int t = 0; t < L; ++t)
           std::memcpy(st + static_cast<size_t>(t) * 2 * C + C, xa + static_cast<size_t>(t) * C,
                       sizeof(float) * C);
-      conv1d(r.dil, st + C, 2 * C, L, st, 2 * C, Act::kLrelu, true, col);
-      gemm(r.mix, st, 2 * C, L, xa, C, Act::kNone);
+      r.dil.run(st + C, 2 * C, L, st, 2 * C, Act::kLrelu, true, col);
+      if (m.fast) {
+        bf16_convert(st, L * 2 * C, stb);
+        gemm_bf16(r.mix_bf, stb, 2 * C, L, xa, C, Act::kNone);
+      } else {
+        gemm(r.mix, st, 2 * C, L, xa, C, Act::kNone);
+      }
     }
     x = xa;
   }
@@ -159,7 +273,7 @@ void WaveformEncoder::encode_grains(const float *const *src, const unsigned char
   const Impl &m = *impl_;
   const WaveformConfig &cfg = m.cfg;
   if (B <= 0) return;
-  const size_t per = static_cast<size_t>(cfg.l_grain) + 2 * m.act_floats + m.col_floats;
+  const size_t per = m.per_floats();
   float *flat = scratch + per;
   float *h1 = flat + static_cast<size_t>(B) * cfg.flatten_size();
   float *h2 = h1 + static_cast<size_t>(B) * cfg.h_dim;
@@ -180,7 +294,7 @@ void WaveformEncoder::encode(const float *audio, int n, float *mu, float *logvar
                              ThreadPool *pool) const {
   const Impl &m = *impl_;
   const WaveformConfig &cfg = m.cfg;
-  const size_t per = static_cast<size_t>(cfg.l_grain) + 2 * m.act_floats + m.col_floats;
+  const size_t per = m.per_floats();
   const int parts = pool ? pool->parts(n) : 1;
   float *flat = scratch + per * static_cast<size_t>(parts);
   float *h1 = flat + static_cast<size_t>(n) * cfg.flatten_size();
