@@ -7,6 +7,7 @@
 // % of --peak.
 //
 //   build/bench/bench_encoder MODEL [--seconds S] [--peak GFLOPS] [--isa avx512|avx2|portable]
+//                                   [--only I] (only variant I, e.g. under perf)
 #include <time.h>
 
 #include <algorithm>
@@ -59,9 +60,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   double seconds = 3, peak = 0;
+  int only = -1;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--peak")) peak = std::atof(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--only")) only = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--isa")) {
       const std::string s = argv[i + 1];
       const Isa isa = s == "portable" ? Isa::kPortable : s == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
@@ -92,6 +95,11 @@ int main(int argc, char **argv) {
   v.push_back({"winograd fp32", {EncoderConv::kWinograd, false}, nullptr, {}, {}});
   v.push_back({"fast (bf16) winograd", {EncoderConv::kWinograd, true}, nullptr, {}, {}});
   v.push_back({"fast (bf16) direct", {EncoderConv::kDirect, true}, nullptr, {}, {}});
+  if (only >= 0 && only < static_cast<int>(v.size())) {
+    Variant keep = std::move(v[only]);
+    v.clear();
+    v.push_back(std::move(keep));
+  }
   for (Variant &x : v) {
     x.enc = std::make_unique<WaveformEncoder>(w, x.opt);
     x.scratch.resize(x.enc->scratch_floats(n));

@@ -21,6 +21,7 @@ KernelTable portable_table() {
   t.lstm_cell = lstm_cell_portable;
   t.gru_cell = gru_cell_portable;
   t.wino_input = wino_input_portable;
+  t.wino_input_bf16 = wino_input_bf16_portable;
   t.wino_output = wino_output_portable;
   t.bf16_convert = bf16_convert_portable;
   t.gemm_bf16_kernel = gemm_bf16_kernel_portable;
@@ -46,6 +47,7 @@ KernelTable avx2_table() {
   t.noise_filter_noise = noise_filter_noise_avx2;
   t.overlap_add_fir_softsign = overlap_add_fir_softsign_avx2;
   t.wino_input = wino_input_avx2;
+  t.wino_input_bf16 = wino_input_bf16_avx2;
   t.wino_output = wino_output_avx2;
   t.bf16_convert = bf16_convert_avx2;
   t.gemm_bf16_kernel = gemm_bf16_kernel_avx2;
@@ -71,6 +73,7 @@ KernelTable avx512_table() {
   t.noise_filter_noise = noise_filter_noise_avx512;
   t.overlap_add_fir_softsign = overlap_add_fir_softsign_avx512;
   t.wino_input = wino_input_avx512;
+  t.wino_input_bf16 = wino_input_bf16_avx512;
   t.wino_output = wino_output_avx512;
   t.bf16_convert = bf16_convert_avx512;
   // AVX-512 BF16 is a separate CPUID bit (Zen 4, Cooper Lake, Sapphire Rapids and later).

@@ -55,6 +55,7 @@ struct KernelTable {
   // GEMM tile of the fast mode with its rows per tile (vdpbf16ps where the CPU has
   // AVX-512 BF16, else the fp32 emulation of the same products); null: portable.
   WinoInputFn wino_input = nullptr;
+  WinoInputBf16Fn wino_input_bf16 = nullptr;
   WinoOutputFn wino_output = nullptr;
   Bf16ConvertFn bf16_convert = nullptr;
   Bf16Kernel gemm_bf16_kernel = nullptr;

@@ -24,6 +24,10 @@ void gemm_bf16_kernel_portable(const Bf16Tile &t) { enc_portable::bf16_tile(t); 
 void wino_input_portable(const float *const *d, int n, bool lrelu, float *u, size_t ldu) {
   enc_portable::wino_input(d, n, lrelu, u, ldu);
 }
+void wino_input_bf16_portable(const float *const *d, int n, bool lrelu, uint16_t *u,
+                              size_t ldu) {
+  enc_portable::wino_input_bf16(d, n, lrelu, u, ldu);
+}
 void wino_output_portable(const float *m, size_t ldm, int n, const float *bias, bool lrelu,
                           float *const *y) {
   enc_portable::wino_output(m, ldm, n, bias, lrelu, y);
@@ -212,22 +216,23 @@ WinoConv wino_pack(const Conv1d &c, bool bf16) {
 
 size_t wino_scratch_floats(const WinoConv &c, int l_in) {
   (void)l_in;
-  const size_t u = kWinoPoints * kChunk * ldu_of(c);
+  const size_t u = kWinoPoints * kChunk * ldu_of(c);  // fp32 U, or bf16 U in half of it
   const size_t m = kWinoPoints * kChunk * static_cast<size_t>(c.c_out);
-  const size_t ub = c.bf16 ? (u + 1) / 2 + 16 : 0;  // bf16 copy of U
-  return u + m + ub;
+  return u + m;
 }
 
 void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y, int ldy,
                  Act act, bool input_lrelu, float *scratch) {
   const KernelTable &table = kernels();
   const WinoInputFn input = table.wino_input ? table.wino_input : wino_input_portable;
+  const WinoInputBf16Fn input_bf16 =
+      table.wino_input_bf16 ? table.wino_input_bf16 : wino_input_bf16_portable;
   const WinoOutputFn output = table.wino_output ? table.wino_output : wino_output_portable;
   const size_t ldu = ldu_of(c);
   const size_t upoint = kChunk * ldu, mpoint = static_cast<size_t>(kChunk) * c.c_out;
   float *U = scratch;
+  uint16_t *Ub = reinterpret_cast<uint16_t *>(scratch);  // bf16 mode: U in bf16
   float *M = U + kWinoPoints * upoint;
-  uint16_t *Ub = reinterpret_cast<uint16_t *>(M + kWinoPoints * mpoint);
   const float *bias = c.bias.data();
   const bool lr = act == Act::kLrelu;
   const int S = c.groups;
@@ -251,28 +256,30 @@ void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y,
     int nt = 0;
     while (nt < kChunk && next_tile(it, tiles[nt])) ++nt;
     if (nt == 0) break;
-    // Input transform: U_i[tile][q * c_in + ch]; the K pad column (odd kdim) is zero.
+    // Input transform: U_i[tile][q * c_in + ch] (fp32, or bf16 in fast mode); the K pad
+    // column (odd kdim) is zero.
     for (int ti = 0; ti < nt; ++ti) {
-      float *u = U + static_cast<size_t>(ti) * ldu;
       for (int q = 0; q < S; ++q) {
         const float *d[kWinoPoints];
         for (int i = 0; i < kWinoPoints; ++i) d[i] = row(tiles[ti], i, q);
-        input(d, c.c_in, input_lrelu, u + static_cast<size_t>(q) * c.c_in, upoint);
+        const size_t off = static_cast<size_t>(ti) * ldu + static_cast<size_t>(q) * c.c_in;
+        if (c.bf16) input_bf16(d, c.c_in, input_lrelu, Ub + off, upoint);
+        else input(d, c.c_in, input_lrelu, U + off, upoint);
       }
       if (ldu != static_cast<size_t>(c.kdim))
-        for (int i = 0; i < kWinoPoints; ++i) u[i * upoint + c.kdim] = 0.0f;
+        for (int i = 0; i < kWinoPoints; ++i) {
+          const size_t at = i * upoint + static_cast<size_t>(ti) * ldu + c.kdim;
+          if (c.bf16) Ub[at] = 0;
+          else U[at] = 0.0f;
+        }
     }
     // The 6 point GEMMs.
     for (int i = 0; i < kWinoPoints; ++i) {
       float *mi = M + i * mpoint;
-      if (c.bf16) {
-        uint16_t *ub = Ub;
-        for (int ti = 0; ti < nt; ++ti)
-          bf16_convert(U + i * upoint + ti * ldu, static_cast<int>(ldu), ub + ti * ldu);
-        gemm_bf16(c.pb[i], ub, static_cast<int>(ldu), nt, mi, c.c_out, Act::kNone);
-      } else {
+      if (c.bf16)
+        gemm_bf16(c.pb[i], Ub + i * upoint, static_cast<int>(ldu), nt, mi, c.c_out, Act::kNone);
+      else
         gemm(c.pt[i], U + i * upoint, static_cast<int>(ldu), nt, mi, c.c_out, Act::kNone);
-      }
     }
     // Output transform, bias, activation; only a tile's valid outputs are stored.
     for (int ti = 0; ti < nt; ++ti) {

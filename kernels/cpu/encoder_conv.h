@@ -114,13 +114,19 @@ void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y,
                  Act act, bool input_lrelu, float *scratch);
 
 // Transform kernels (dispatch table entries), over n contiguous channels:
-// input: d_i = the 6 input rows (null: zeros), u_i = U row i (stride ldu floats apart);
+// input: d_i = the 6 input rows (null: zeros), u_i = U row i (ldu values apart; the
+// _bf16 one stores U in bf16);
 // output: m_i rows of the 6 point products (stride ldm), y_r = 4 output rows (null: not
 // stored), bias [n], lrelu.
 using WinoInputFn = void (*)(const float *const *d, int n, bool lrelu, float *u, size_t ldu);
+using WinoInputBf16Fn = void (*)(const float *const *d, int n, bool lrelu, uint16_t *u,
+                                 size_t ldu);
 using WinoOutputFn = void (*)(const float *m, size_t ldm, int n, const float *bias, bool lrelu,
                               float *const *y);
 void wino_input_portable(const float *const *d, int n, bool lrelu, float *u, size_t ldu);
+void wino_input_bf16_portable(const float *const *d, int n, bool lrelu, uint16_t *u, size_t ldu);
+void wino_input_bf16_avx512(const float *const *d, int n, bool lrelu, uint16_t *u, size_t ldu);
+void wino_input_bf16_avx2(const float *const *d, int n, bool lrelu, uint16_t *u, size_t ldu);
 void wino_output_portable(const float *m, size_t ldm, int n, const float *bias, bool lrelu,
                           float *const *y);
 void wino_input_avx512(const float *const *d, int n, bool lrelu, float *u, size_t ldu);

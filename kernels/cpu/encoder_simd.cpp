@@ -135,6 +135,12 @@ void gemm_bf16_kernel_avx2(const Bf16Tile &t) { enc_avx2::bf16_tile(t); }
 void wino_input_avx512(const float *const *d, int n, bool lrelu, float *u, size_t ldu) {
   enc_avx512::wino_input(d, n, lrelu, u, ldu);
 }
+void wino_input_bf16_avx512(const float *const *d, int n, bool lrelu, uint16_t *u, size_t ldu) {
+  enc_avx512::wino_input_bf16(d, n, lrelu, u, ldu);
+}
+void wino_input_bf16_avx2(const float *const *d, int n, bool lrelu, uint16_t *u, size_t ldu) {
+  enc_avx2::wino_input_bf16(d, n, lrelu, u, ldu);
+}
 void wino_output_avx512(const float *m, size_t ldm, int n, const float *bias, bool lrelu,
                         float *const *y) {
   enc_avx512::wino_output(m, ldm, n, bias, lrelu, y);
@@ -158,6 +164,8 @@ void gemm_bf16_kernel_avx2(const Bf16Tile &) {}
 void wino_input_avx512(const float *const *, int, bool, float *, size_t) {}
 void wino_output_avx512(const float *, size_t, int, const float *, bool, float *const *) {}
 void wino_input_avx2(const float *const *, int, bool, float *, size_t) {}
+void wino_input_bf16_avx512(const float *const *, int, bool, uint16_t *, size_t) {}
+void wino_input_bf16_avx2(const float *const *, int, bool, uint16_t *, size_t) {}
 void wino_output_avx2(const float *, size_t, int, const float *, bool, float *const *) {}
 
 #endif
