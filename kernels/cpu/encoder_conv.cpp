@@ -205,9 +205,18 @@ WinoConv wino_pack(const Conv1d &c, bool bf16) {
           }
           gt[static_cast<size_t>(o) * p.kdim + q * c.in + i] = static_cast<float>(s);
         }
+    // Point inf (G row (0, 0, 1)) sees only tap 2 of each group: in a strided conv the
+    // groups q >= k - 2S have none (taps q + 2S past k), so its GEMM covers only the
+    // leading groups (for k 9, S 4: one group of 4, 1/8 of the conv's products saved).
+    // In bf16 the GEMM's K must stay even, so an odd reduced K keeps the full one.
+    int kpt = p.kdim;
+    if (pt == kWinoPoints - 1 && S > 1) {
+      const int kr = std::max(0, c.k - 2 * S) * c.in;
+      if (!bf16 || kr % 2 == 0) kpt = kr;
+    }
     // The bias is added once, by the output transform: the point GEMMs have none.
-    if (bf16) p.pb[pt] = bf16_pack(gt.data(), c.out, p.kdim, nullptr);
-    else p.pt[pt] = gemm_pack(gt.data(), c.out, p.kdim, nullptr);
+    if (bf16) p.pb[pt] = bf16_pack(gt.data(), c.out, kpt, nullptr, p.kdim);
+    else p.pt[pt] = gemm_pack(gt.data(), c.out, kpt, nullptr, p.kdim);
   }
   p.bias.assign(c.out, 0.0f);
   if (c.b) std::copy(c.b, c.b + c.out, p.bias.begin());

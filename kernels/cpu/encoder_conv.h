@@ -97,7 +97,7 @@ struct WinoConv {
   int groups = 1;  // input phases stacked as channels: 1 (dilated) or stride (strided)
   int kdim = 0;    // groups * c_in: K of the point GEMMs
   bool bf16 = false;
-  PackedGemm pt[kWinoPoints];   // fp32: G_i [c_out][kdim]
+  PackedGemm pt[kWinoPoints];   // fp32: G_i [c_out][kdim] (point 5 of a strided conv: fewer)
   PackedBf16 pb[kWinoPoints];   // bf16 (fast mode)
   std::vector<float> bias;      // [c_out], added by the output transform
 };
