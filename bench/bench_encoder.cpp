@@ -1,5 +1,6 @@
 // The grain encoder's convolution algorithms on a model file (kernels/cpu/encoder_conv.h):
-// the direct im2col path, Winograd F(4,3), and the bf16 fast mode (Winograd and direct),
+// the direct im2col path, Winograd F(4,3) (where the size rule picks it, and on every conv
+// it supports), and the bf16 fast mode (the same choices and direct),
 // one encode of the model's n_grains (a one-shot) per call, 1 thread. The variants are
 // interleaved call by call (so that load from other processes hits them alike) and timed
 // in the thread's CPU time; per variant: median and best ms per call, the conv FLOPs
@@ -95,6 +96,8 @@ int main(int argc, char **argv) {
   v.push_back({"winograd fp32", {EncoderConv::kWinograd, false}, nullptr, {}, {}});
   v.push_back({"fast (bf16) winograd", {EncoderConv::kWinograd, true}, nullptr, {}, {}});
   v.push_back({"fast (bf16) direct", {EncoderConv::kDirect, true}, nullptr, {}, {}});
+  v.push_back({"winograd_all fp32", {EncoderConv::kWinogradAll, false}, nullptr, {}, {}});
+  v.push_back({"fast winograd_all", {EncoderConv::kWinogradAll, true}, nullptr, {}, {}});
   if (only >= 0 && only < static_cast<int>(v.size())) {
     Variant keep = std::move(v[only]);
     v.clear();

@@ -19,7 +19,10 @@ class ThreadPool;  // thread_pool.h
 enum class EncoderConv {
   kDefault,   // NGS_ENCODER_CONV=direct|winograd from the environment, else Winograd
   kDirect,    // im2col + one GEMM per conv (the reference path)
-  kWinograd,  // Winograd F(4,3) for the 3-tap dilated and the strided convs
+  kWinograd,  // Winograd F(4,3) for the 3-tap dilated and the strided convs where it is
+              // faster: fp32, point GEMMs of at least 16 rows (tiles of 4 outputs); fast
+              // mode, every such conv
+  kWinogradAll,  // Winograd for every conv it supports (tests)
 };
 
 struct EncoderOptions {

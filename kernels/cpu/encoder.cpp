@@ -74,7 +74,24 @@ struct ConvOp {
   }
 };
 
-ConvOp make_conv(const Conv1d &c, EncoderConv algo, bool fast) {
+// Where Winograd pays (measured on the drum-size model, Zen 4, 1 MiB L2, per encode of 41
+// grains, direct -> Winograd): stage 0 (512 steps: 128-135 tiles per conv) 104 -> 79 ms,
+// stage 1 (128 steps: 32-36 tiles; its strided conv's point weights, 1.3 MiB, do not fit
+// in L2 and it still gains) 41 -> 34 ms, but stage 2 (32 steps: 8-9 tiles, too few rows
+// to amortise six weight matrices per grain) 12 -> 14 ms; whole encodes, alternated: 3-4 %
+// faster with stage 2 direct. So an fp32 conv runs as Winograd when its point GEMMs have
+// at least 16 rows. In fast mode every supported conv does: the bf16 im2col path is slower
+// than bf16 Winograd at every size measured (bundled model: 3.3 ms for all-Winograd
+// against 3.7 ms with its last stage direct).
+constexpr int kWinoMinTiles = 16;
+
+bool use_winograd(const Conv1d &c, int l_in, EncoderConv algo, bool fast) {
+  if (c.in <= 1 || !wino_supported(c)) return false;  // first conv: K of 9, any GEMM is short
+  if (algo == EncoderConv::kWinogradAll) return true;
+  return algo == EncoderConv::kWinograd && (fast || wino_tiles(c, l_in) >= kWinoMinTiles);
+}
+
+ConvOp make_conv(const Conv1d &c, int l_in, EncoderConv algo, bool fast) {
   ConvOp op;
   op.c_in = c.in;
   op.c_out = c.out;
@@ -82,8 +99,7 @@ ConvOp make_conv(const Conv1d &c, EncoderConv algo, bool fast) {
   op.stride = c.stride;
   op.dilation = c.dilation;
   op.pad = c.pad;
-  // The first conv (one input channel) stays direct: its K of 9 makes any GEMM short.
-  if (algo == EncoderConv::kWinograd && c.in > 1 && wino_supported(c)) {
+  if (use_winograd(c, l_in, algo, fast)) {
     op.kind = ConvOp::kWino;
     op.wino = wino_pack(c, fast);
   } else if (fast && c.in > 1) {
@@ -106,6 +122,7 @@ EncoderConv resolve(EncoderConv algo) {
   if (algo != EncoderConv::kDefault) return algo;
   const char *env = std::getenv("NGS_ENCODER_CONV");
   if (env && std::strcmp(env, "direct") == 0) return EncoderConv::kDirect;
+  if (env && std::strcmp(env, "winograd_all") == 0) return EncoderConv::kWinogradAll;
   return EncoderConv::kWinograd;
 }
 
@@ -156,14 +173,14 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions 
   for (const EncoderStage &s : w.enc) {
     Impl::Stage st;
     check_conv(s.down, l, "strided conv", stage);
-    st.down = make_conv(s.down, algo, m.fast);
+    st.down = make_conv(s.down, l, algo, m.fast);
     m.col_floats = std::max(m.col_floats, st.down.scratch_floats(l));
     l = st.down.out_length(l);
     m.act_floats = std::max(m.act_floats, static_cast<size_t>(l) * 2 * C);
     for (int j = 0; j < 3; ++j) {
       const ResUnit &r = s.res[j];
       check_conv(r.dil, l, "dilated conv", stage);
-      st.res[j].dil = make_conv(r.dil, algo, m.fast);
+      st.res[j].dil = make_conv(r.dil, l, algo, m.fast);
       m.col_floats = std::max(m.col_floats, st.res[j].dil.scratch_floats(l));
       std::vector<float> cat(static_cast<size_t>(C) * 2 * C);
       for (int o = 0; o < C; ++o)

@@ -180,6 +180,16 @@ bool wino_supported(const Conv1d &c) {
   return c.k >= 1 && c.stride >= 1 && c.dilation >= 1 && (wino_dilated(c) || wino_strided(c));
 }
 
+int wino_tiles(const Conv1d &c, int l_in) {
+  const int l_out = (l_in + 2 * c.pad - c.dilation * (c.k - 1) - 1) / c.stride + 1;
+  if (l_out <= 0) return 0;
+  if (!wino_dilated(c)) return (l_out + kWinoTile - 1) / kWinoTile;
+  int n = 0;
+  for (int p = 0; p < c.dilation && p < l_out; ++p)
+    n += ((l_out - p + c.dilation - 1) / c.dilation + kWinoTile - 1) / kWinoTile;
+  return n;
+}
+
 WinoConv wino_pack(const Conv1d &c, bool bf16) {
   WinoConv p;
   p.c_in = c.in;

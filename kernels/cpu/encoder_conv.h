@@ -106,6 +106,8 @@ struct WinoConv {
 // 3 stride taps) can run as Winograd F(4,3).
 bool wino_supported(const Conv1d &c);
 WinoConv wino_pack(const Conv1d &c, bool bf16);
+// Tiles (rows of each point GEMM) of c over l_in input samples.
+int wino_tiles(const Conv1d &c, int l_in);
 // Scratch floats wino_conv1d needs for l_in input samples.
 size_t wino_scratch_floats(const WinoConv &c, int l_in);
 // Same contract as conv1d (ops.h): x [l_in][c_in] (stride ldx) -> y [l_out][c_out]

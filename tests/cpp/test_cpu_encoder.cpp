@@ -287,8 +287,8 @@ TEST(CpuEncoderWinograd, ConvMatchesDirect) {
   }
 }
 
-// Whole encoders on random weights: Winograd against direct (fp32), fast (Winograd and
-// direct) against fp32; channels 13, 20 and 9 (no multiple of 8 or 16),
+// Whole encoders on random weights: Winograd (every conv it supports, and by the size
+// rule) against direct (fp32), fast (Winograd and direct) against fp32; channels 13, 20 and 9 (no multiple of 8 or 16),
 // stage lengths 208, 52, 13 and 336, 84, 21 and 120, 60, 30 (phases of the dilations 3 and 9
 // of every length mod 4), kernel 9 stride 4 and kernel 5 stride 2 (strided Winograd),
 // kernel 7 stride 2 (no Winograd for the strided conv: k > 3 stride falls back to direct).
@@ -305,8 +305,10 @@ TEST(CpuEncoderWinograd, EncoderMatchesDirectAndFastMatchesFp32) {
     std::mt19937 rng(seed++);
     const std::vector<float> audio = randn(static_cast<size_t>(n + 3) * c.hop, rng, 0.5f);
     const WaveformEncoder direct(re.w, {EncoderConv::kDirect, false});
-    const WaveformEncoder wino(re.w, {EncoderConv::kWinograd, false});
-    const WaveformEncoder fast(re.w, {EncoderConv::kWinograd, true});
+    const WaveformEncoder wino(re.w, {EncoderConv::kWinogradAll, false});
+    const WaveformEncoder wino_rule(re.w, {EncoderConv::kWinograd, false});
+    const WaveformEncoder fast(re.w, {EncoderConv::kWinogradAll, true});
+    const WaveformEncoder fast_rule(re.w, {EncoderConv::kWinograd, true});
     const WaveformEncoder fast_direct(re.w, {EncoderConv::kDirect, true});
     for (Isa isa : supported_isas()) {
       isa_set(isa);
@@ -315,6 +317,9 @@ TEST(CpuEncoderWinograd, EncoderMatchesDirectAndFastMatchesFp32) {
       const Encoded d = run(direct, c, audio, n), w = run(wino, c, audio, n);
       EXPECT_LE(rel_l2(w.mu, d.mu), 1e-5) << "winograd mu";
       EXPECT_LE(rel_l2(w.lv, d.lv), 1e-5) << "winograd logvar";
+      const Encoded wr = run(wino_rule, c, audio, n), fr = run(fast_rule, c, audio, n);
+      EXPECT_LE(rel_l2(wr.mu, d.mu), 1e-5) << "winograd (size rule) mu";
+      EXPECT_LE(rel_l2(fr.mu, d.mu), kTolFast) << "fast (size rule) mu";
       const Encoded f = run(fast, c, audio, n), fd = run(fast_direct, c, audio, n);
       EXPECT_LE(rel_l2(f.mu, d.mu), kTolFast) << "fast mu";
       EXPECT_LE(rel_l2(f.lv, d.lv), kTolFast) << "fast logvar";
@@ -335,12 +340,17 @@ TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
     const int n = g.dim("encode.mu", 0), zd = g.dim("encode.mu", 1);
     for (EncoderOptions opt : {EncoderOptions{EncoderConv::kDirect, false},
                                EncoderOptions{EncoderConv::kWinograd, false},
-                               EncoderOptions{EncoderConv::kWinograd, true}}) {
+                               EncoderOptions{EncoderConv::kWinogradAll, false},
+                               EncoderOptions{EncoderConv::kWinograd, true},
+                               EncoderOptions{EncoderConv::kWinogradAll, true},
+                               EncoderOptions{EncoderConv::kDirect, true}}) {
       const WaveformEncoder enc(model->waveform, opt);
       for (Isa isa : supported_isas()) {
         isa_set(isa);
         SCOPED_TRACE(name + " " + isa_name(isa) +
-                     (opt.conv == EncoderConv::kDirect ? " direct" : " winograd") +
+                     (opt.conv == EncoderConv::kDirect     ? " direct"
+                      : opt.conv == EncoderConv::kWinograd ? " winograd"
+                                                           : " winograd_all") +
                      (opt.fast ? " fast" : ""));
         std::vector<float> scratch = poisoned(enc.scratch_floats(n));
         std::vector<float> mu = poisoned(static_cast<size_t>(n) * zd), lv = mu;
