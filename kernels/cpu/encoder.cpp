@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "cpu/cpu.h"
+#include "cpu/dispatch.h"
 #include "cpu/encoder_conv.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
@@ -33,7 +34,8 @@ struct ConvOp {
   size_t scratch_floats(int l_in) const {
     switch (kind) {
       case kWino: return wino_scratch_floats(wino, l_in);
-      case kDirectBf16: return static_cast<size_t>(out_length(l_in)) * dbf.kp / 2 + 16;
+      case kDirectBf16:
+        return (static_cast<size_t>(l_in) * c_in + static_cast<size_t>(out_length(l_in)) * dbf.kp) / 2 + 32;
       default: return conv_scratch_floats(direct, l_in);
     }
   }
@@ -45,28 +47,38 @@ struct ConvOp {
       default: conv1d(direct, x, ldx, l_in, y, ldy, act, input_lrelu, scratch); return;
     }
   }
-  // im2col straight into bf16 rows (reflection and input LeakyReLU in the gather).
+  // The input once to bf16 (input LeakyReLU applied), then im2col rows of bf16 copies
+  // (reflection in the gather).
   void run_direct_bf16(const float *x, int ldx, int l_in, float *y, int ldy, Act act,
                        bool input_lrelu, float *scratch) const {
     const int l_out = out_length(l_in), kp = dbf.kp;
-    uint16_t *col = reinterpret_cast<uint16_t *>(scratch);
-    float tmp[512];
+    uint16_t *xb = reinterpret_cast<uint16_t *>(scratch);
+    uint16_t *col = xb + static_cast<size_t>(l_in) * c_in + 32;
+    float tmp[256];
+    void (*copy_lrelu)(float *, const float *, int) = kernels().lrelu_copy;
+    for (int t = 0; t < l_in; ++t) {
+      const float *src = x + static_cast<size_t>(t) * ldx;
+      uint16_t *dst = xb + static_cast<size_t>(t) * c_in;
+      if (!input_lrelu) {
+        bf16_convert(src, c_in, dst);
+        continue;
+      }
+      for (int c0 = 0; c0 < c_in; c0 += 256) {
+        const int nc = std::min(256, c_in - c0);
+        if (copy_lrelu) copy_lrelu(tmp, src + c0, nc);
+        else
+          for (int i = 0; i < nc; ++i) tmp[i] = lrelu(src[c0 + i]);
+        bf16_convert(tmp, nc, dst + c0);
+      }
+    }
     for (int t = 0; t < l_out; ++t) {
       uint16_t *row = col + static_cast<size_t>(t) * kp;
       for (int kk = 0; kk < k; ++kk) {
         int pos = t * stride + kk * dilation - pad;
         if (pos < 0) pos = -pos;
         if (pos >= l_in) pos = 2 * (l_in - 1) - pos;
-        const float *src = x + static_cast<size_t>(pos) * ldx;
-        for (int c0 = 0; c0 < c_in; c0 += 512) {
-          const int nc = std::min(512, c_in - c0);
-          const float *s = src + c0;
-          if (input_lrelu) {
-            for (int i = 0; i < nc; ++i) tmp[i] = lrelu(s[i]);
-            s = tmp;
-          }
-          bf16_convert(s, nc, row + static_cast<size_t>(kk) * c_in + c0);
-        }
+        std::memcpy(row + static_cast<size_t>(kk) * c_in, xb + static_cast<size_t>(pos) * c_in,
+                    sizeof(uint16_t) * c_in);
       }
       if (kp != k * c_in) row[k * c_in] = 0;
     }
