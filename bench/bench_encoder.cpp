@@ -4,14 +4,16 @@
 // one encode of the model's n_grains (a one-shot) per call, 1 thread. The variants are
 // interleaved call by call (so that load from other processes hits them alike) and timed
 // in the thread's CPU time; per variant: median and best ms per call, the conv FLOPs
-// counted the direct way (so GFLOP/s above the FMA peak means fewer multiplications), and
-// % of --peak.
+// counted the direct way (so GFLOP/s above the FMA peak means fewer multiplications),
+// % of --peak, the speed-up over the first variant and mu's relative L2 distance from the
+// direct fp32 encoder's.
 //
 //   build/bench/bench_encoder MODEL [--seconds S] [--peak GFLOPS] [--isa avx512|avx2|portable]
 //                                   [--only I] (only variant I, e.g. under perf)
 #include <time.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -112,8 +114,23 @@ int main(int argc, char **argv) {
   std::vector<float> audio(static_cast<size_t>(n + 3) * w.cfg.hop);
   for (float &a : audio) a = u(rng);
   std::vector<float> mu(static_cast<size_t>(n) * w.cfg.z_dim), lv(mu.size());
-  for (Variant &x : v)  // warm-up
-    x.enc->encode(audio.data(), n, mu.data(), lv.data(), x.scratch.data());
+  // Warm-up, and each variant's mu against the direct fp32 one (relative L2, in double).
+  std::vector<double> err(v.size(), 0.0);
+  std::vector<float> mu_ref(mu.size());
+  {
+    const WaveformEncoder ref(w, {EncoderConv::kDirect, false});
+    std::vector<float> s(ref.scratch_floats(n));
+    ref.encode(audio.data(), n, mu_ref.data(), lv.data(), s.data());
+  }
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i].enc->encode(audio.data(), n, mu.data(), lv.data(), v[i].scratch.data());
+    double e = 0, r = 0;
+    for (size_t j = 0; j < mu.size(); ++j) {
+      e += (double(mu[j]) - mu_ref[j]) * (double(mu[j]) - mu_ref[j]);
+      r += double(mu_ref[j]) * mu_ref[j];
+    }
+    err[i] = std::sqrt(e / r);
+  }
   const double t_end = thread_ms() + seconds * 1e3;
   while (thread_ms() < t_end)
     for (Variant &x : v) {
@@ -127,19 +144,20 @@ int main(int argc, char **argv) {
               "%.2f GFLOP per encode (direct count)\n",
               argv[1], w.cfg.l_grain, w.cfg.channels, w.cfg.kernel_size, w.cfg.stride, n,
               isa_name(isa_active()), k.gemm_bf16_native ? " + avx512_bf16" : "", flops * 1e-9);
-  std::printf("%-22s %10s %10s %8s %10s %8s\n", "variant", "median ms", "best ms", "calls",
-              "GFLOP/s", "% peak");
+  std::printf("%-22s %10s %10s %8s %10s %8s %10s %12s\n", "variant", "median ms", "best ms",
+              "calls", "GFLOP/s", "% peak", "speed-up", "mu rel. L2");
   const double base = [&] {
     std::vector<double> s = v[0].ms;
     std::sort(s.begin(), s.end());
     return s[s.size() / 2];
   }();
-  for (Variant &x : v) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    Variant &x = v[i];
     std::sort(x.ms.begin(), x.ms.end());
     const double med = x.ms[x.ms.size() / 2];
     const double gf = flops / (med * 1e-3) * 1e-9;
-    std::printf("%-22s %10.2f %10.2f %8zu %10.1f %7.0f%%   %.2fx direct\n", x.name, med, x.ms[0],
-                x.ms.size(), gf, peak > 0 ? 100.0 * gf / peak : 0.0, base / med);
+    std::printf("%-22s %10.2f %10.2f %8zu %10.1f %7.0f%% %9.2fx %12.2e\n", x.name, med, x.ms[0],
+                x.ms.size(), gf, peak > 0 ? 100.0 * gf / peak : 0.0, base / med, err[i]);
   }
   return 0;
 }
