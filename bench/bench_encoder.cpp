@@ -94,12 +94,12 @@ int main(int argc, char **argv) {
     std::vector<double> ms;
   };
   std::vector<Variant> v;
-  v.push_back({"direct fp32", {EncoderConv::kDirect, false}, nullptr, {}, {}});
-  v.push_back({"winograd fp32", {EncoderConv::kWinograd, false}, nullptr, {}, {}});
-  v.push_back({"fast (bf16) winograd", {EncoderConv::kWinograd, true}, nullptr, {}, {}});
-  v.push_back({"fast (bf16) direct", {EncoderConv::kDirect, true}, nullptr, {}, {}});
-  v.push_back({"winograd_all fp32", {EncoderConv::kWinogradAll, false}, nullptr, {}, {}});
-  v.push_back({"fast winograd_all", {EncoderConv::kWinogradAll, true}, nullptr, {}, {}});
+  v.push_back({"direct fp32", {EncoderConv::kDirect, EncoderPrecision::kFp32}, nullptr, {}, {}});
+  v.push_back({"winograd fp32", {EncoderConv::kWinograd, EncoderPrecision::kFp32}, nullptr, {}, {}});
+  v.push_back({"fast (bf16) winograd", {EncoderConv::kWinograd, EncoderPrecision::kBf16}, nullptr, {}, {}});
+  v.push_back({"fast (bf16) direct", {EncoderConv::kDirect, EncoderPrecision::kBf16}, nullptr, {}, {}});
+  v.push_back({"winograd_all fp32", {EncoderConv::kWinogradAll, EncoderPrecision::kFp32}, nullptr, {}, {}});
+  v.push_back({"fast winograd_all", {EncoderConv::kWinogradAll, EncoderPrecision::kBf16}, nullptr, {}, {}});
   if (only >= 0 && only < static_cast<int>(v.size())) {
     Variant keep = std::move(v[only]);
     v.clear();
@@ -118,7 +118,7 @@ int main(int argc, char **argv) {
   std::vector<double> err(v.size(), 0.0);
   std::vector<float> mu_ref(mu.size());
   {
-    const WaveformEncoder ref(w, {EncoderConv::kDirect, false});
+    const WaveformEncoder ref(w, {EncoderConv::kDirect, EncoderPrecision::kFp32});
     std::vector<float> s(ref.scratch_floats(n));
     ref.encode(audio.data(), n, mu_ref.data(), lv.data(), s.data());
   }

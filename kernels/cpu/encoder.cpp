@@ -3,7 +3,7 @@
 // enc.lin.0 at prepare time. Each convolution runs one of three ways (EncoderOptions,
 // docs/CPU_BACKEND.md "Encoder"): im2col rows of contiguous copies + one fp32 GEMM (the
 // direct path), Winograd F(4,3) (encoder_conv.h: the 3-tap dilated convs and the strided
-// ones), or either of them with bf16 products (fast mode). Each residual unit's 1x1
+// ones), or either of them with bf16 products (EncoderPrecision: fast mode). Each residual unit's 1x1
 // convolution and its shortcut are one GEMM over the stacked [h ; x] activations.
 #include <algorithm>
 #include <cstdlib>
@@ -167,7 +167,8 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions 
     : impl_(new Impl) {
   Impl &m = *impl_;
   m.cfg = w.cfg;
-  m.fast = opt.fast;
+  m.fast = opt.precision == EncoderPrecision::kBf16 ||
+           (opt.precision == EncoderPrecision::kFast && kernels().gemm_bf16_native);
   const EncoderConv algo = resolve(opt.conv);
   const int C = w.cfg.channels;
   int l = w.cfg.l_grain;
@@ -221,6 +222,8 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions 
 }
 
 WaveformEncoder::~WaveformEncoder() = default;
+
+bool WaveformEncoder::bf16() const { return impl_->fast; }
 
 size_t WaveformEncoder::scratch_floats(int n) const { return scratch_floats(n, 1); }
 

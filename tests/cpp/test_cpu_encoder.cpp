@@ -304,12 +304,12 @@ TEST(CpuEncoderWinograd, EncoderMatchesDirectAndFastMatchesFp32) {
     const int n = c.n_grains;
     std::mt19937 rng(seed++);
     const std::vector<float> audio = randn(static_cast<size_t>(n + 3) * c.hop, rng, 0.5f);
-    const WaveformEncoder direct(re.w, {EncoderConv::kDirect, false});
-    const WaveformEncoder wino(re.w, {EncoderConv::kWinogradAll, false});
-    const WaveformEncoder wino_rule(re.w, {EncoderConv::kWinograd, false});
-    const WaveformEncoder fast(re.w, {EncoderConv::kWinogradAll, true});
-    const WaveformEncoder fast_rule(re.w, {EncoderConv::kWinograd, true});
-    const WaveformEncoder fast_direct(re.w, {EncoderConv::kDirect, true});
+    const WaveformEncoder direct(re.w, {EncoderConv::kDirect, EncoderPrecision::kFp32});
+    const WaveformEncoder wino(re.w, {EncoderConv::kWinogradAll, EncoderPrecision::kFp32});
+    const WaveformEncoder wino_rule(re.w, {EncoderConv::kWinograd, EncoderPrecision::kFp32});
+    const WaveformEncoder fast(re.w, {EncoderConv::kWinogradAll, EncoderPrecision::kBf16});
+    const WaveformEncoder fast_rule(re.w, {EncoderConv::kWinograd, EncoderPrecision::kBf16});
+    const WaveformEncoder fast_direct(re.w, {EncoderConv::kDirect, EncoderPrecision::kBf16});
     for (Isa isa : supported_isas()) {
       isa_set(isa);
       SCOPED_TRACE("C" + std::to_string(cs.C) + " l" + std::to_string(cs.l) + " k" +
@@ -338,12 +338,12 @@ TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
     std::unique_ptr<ModelFile> model = load_model_file(test::fixture_path(name, "model.safetensors"));
     const test::Golden g = test::load_golden(test::fixture_path(name, "golden.safetensors"));
     const int n = g.dim("encode.mu", 0), zd = g.dim("encode.mu", 1);
-    for (EncoderOptions opt : {EncoderOptions{EncoderConv::kDirect, false},
-                               EncoderOptions{EncoderConv::kWinograd, false},
-                               EncoderOptions{EncoderConv::kWinogradAll, false},
-                               EncoderOptions{EncoderConv::kWinograd, true},
-                               EncoderOptions{EncoderConv::kWinogradAll, true},
-                               EncoderOptions{EncoderConv::kDirect, true}}) {
+    for (EncoderOptions opt : {EncoderOptions{EncoderConv::kDirect, EncoderPrecision::kFp32},
+                               EncoderOptions{EncoderConv::kWinograd, EncoderPrecision::kFp32},
+                               EncoderOptions{EncoderConv::kWinogradAll, EncoderPrecision::kFp32},
+                               EncoderOptions{EncoderConv::kWinograd, EncoderPrecision::kBf16},
+                               EncoderOptions{EncoderConv::kWinogradAll, EncoderPrecision::kBf16},
+                               EncoderOptions{EncoderConv::kDirect, EncoderPrecision::kBf16}}) {
       const WaveformEncoder enc(model->waveform, opt);
       for (Isa isa : supported_isas()) {
         isa_set(isa);
@@ -351,11 +351,11 @@ TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
                      (opt.conv == EncoderConv::kDirect     ? " direct"
                       : opt.conv == EncoderConv::kWinograd ? " winograd"
                                                            : " winograd_all") +
-                     (opt.fast ? " fast" : ""));
+                     ((opt.precision != EncoderPrecision::kFp32) ? " fast" : ""));
         std::vector<float> scratch = poisoned(enc.scratch_floats(n));
         std::vector<float> mu = poisoned(static_cast<size_t>(n) * zd), lv = mu;
         enc.encode(g.at("encode.audio").data(), n, mu.data(), lv.data(), scratch.data());
-        const double tol = opt.fast ? kTolFast : test::kTolF32;
+        const double tol = (opt.precision != EncoderPrecision::kFp32) ? kTolFast : test::kTolF32;
         EXPECT_LE(rel_l2(mu, g.at("encode.mu")), tol) << "mu";
         EXPECT_LE(rel_l2(lv, g.at("encode.logvar")), tol) << "logvar";
         std::vector<float> s2 = poisoned(enc.scratch_floats(n, pool.size()));
@@ -364,6 +364,36 @@ TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
         EXPECT_EQ(mu2, mu) << "threads";
         EXPECT_EQ(lv2, lv) << "threads";
       }
+    }
+  }
+}
+
+// kFast uses bf16 only where the CPU has AVX-512 BF16 (decided at construction from the
+// active ISA table); elsewhere it is the fp32 encoder, bit for bit. kBf16 always is bf16.
+TEST(CpuEncoderBf16, FastModeFallsBackToFp32WithoutBf16Hardware) {
+  IsaGuard guard;
+  RandomEncoder re(12, 704, 9, 4, 3, 77);  // stages of 176, 44, 11 steps
+  const WaveformConfig &c = re.w.cfg;
+  const int n = c.n_grains;
+  std::mt19937 rng(78);
+  const std::vector<float> audio = randn(static_cast<size_t>(n + 3) * c.hop, rng, 0.5f);
+  for (Isa isa : supported_isas()) {
+    isa_set(isa);
+    SCOPED_TRACE(isa_name(isa));
+    const WaveformEncoder fp32(re.w, {EncoderConv::kWinograd, EncoderPrecision::kFp32});
+    const WaveformEncoder fast(re.w, {EncoderConv::kWinograd, EncoderPrecision::kFast});
+    const WaveformEncoder bf16(re.w, {EncoderConv::kWinograd, EncoderPrecision::kBf16});
+    EXPECT_FALSE(fp32.bf16());
+    EXPECT_TRUE(bf16.bf16());
+    EXPECT_EQ(fast.bf16(), kernels().gemm_bf16_native);
+    const Encoded a = run(fp32, c, audio, n), f = run(fast, c, audio, n), b = run(bf16, c, audio, n);
+    if (fast.bf16()) {
+      EXPECT_EQ(f.mu, b.mu);
+      EXPECT_GT(rel_l2(f.mu, a.mu), 0.0);
+      EXPECT_LE(rel_l2(f.mu, a.mu), kTolFast);
+    } else {
+      EXPECT_EQ(f.mu, a.mu);
+      EXPECT_EQ(f.lv, a.lv);
     }
   }
 }
