@@ -92,9 +92,9 @@ struct ConvOp {
 // in L2 and it still gains) 41 -> 34 ms, but stage 2 (32 steps: 8-9 tiles, too few rows
 // to amortise six weight matrices per grain) 12 -> 14 ms; whole encodes, alternated: 3-4 %
 // faster with stage 2 direct. So an fp32 conv runs as Winograd when its point GEMMs have
-// at least 16 rows. In fast mode every supported conv does: the bf16 im2col path is slower
-// than bf16 Winograd at every size measured (bundled model: 3.3 ms for all-Winograd
-// against 3.7 ms with its last stage direct).
+// at least 16 rows. In bf16 every supported conv does: the bf16 im2col path was not
+// faster at any size measured (bundled model: 3.47 ms all-Winograd, 3.54 ms with the
+// last stage direct; the weights are half the bytes, so Winograd's stay cheaper to read).
 constexpr int kWinoMinTiles = 16;
 
 bool use_winograd(const Conv1d &c, int l_in, EncoderConv algo, bool fast) {
