@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -33,15 +34,34 @@ using ngs::test::supported_isas;
 
 namespace {
 
+// Fresh random weights and inputs on every run: the run's seed is printed, and
+// NGS_TEST_SEED=<seed> replays it.
+uint32_t run_seed() {
+  static const uint32_t s = [] {
+    const char *e = std::getenv("NGS_TEST_SEED");
+    const uint32_t v = e && *e ? static_cast<uint32_t>(std::strtoul(e, nullptr, 10))
+                               : std::random_device{}();
+    std::printf("test_cpu_encoder random seed %u (NGS_TEST_SEED=%u replays it)\n", v, v);
+    return v;
+  }();
+  return s;
+}
+
 // Fast mode against fp32 (relative L2 of mu and of logvar over a series): bf16 keeps 8
 // bits of mantissa, so every conv input and weight carries a relative error up to 2^-9;
-// through the encoder's 13 convolutions and mixes that is about 1e-2 of the output norm.
-// Measured: 2.7e-3 to 1.2e-2 on the golden fixtures, 3e-3 to 2.2e-2 on the random
-// encoders below (the same on every ISA path). The native vdpbf16ps kernel and its fp32
-// emulation are compared at the GEMM level (GemmMatchesRoundedReference, 1e-6): through
-// the whole encoder, fp32-level differences flip later bf16 roundings, so two correct
-// paths differ by about as much as either differs from fp32.
-constexpr double kTolFast = 3e-2;
+// Winograd's input transform (coefficients up to 5) rounds values whose cancellation in
+// the output transform (up to 8) amplifies it, about 1e-2 per conv (measured up to
+// 1.14e-2 against a double conv, fresh seeds: kTolBf16Conv); through the encoder's 13
+// convolutions and mixes that stays about 1e-2 of the output norm. Measured: 3e-3 to
+// 1.2e-2 on the golden fixtures (kTolFastGolden), up to 3.3e-2 on the random encoders
+// below over 12 fresh seeds (kTolFast), the same on every ISA path. The native vdpbf16ps
+// kernel and its fp32 emulation are compared at the GEMM level
+// (GemmMatchesRoundedReference, 1e-6): through the whole encoder, fp32-level differences
+// flip later bf16 roundings, so two correct paths differ by about as much as either
+// differs from fp32.
+constexpr double kTolFast = 5e-2;
+constexpr double kTolFastGolden = 3e-2;
+constexpr double kTolBf16Conv = 2e-2;
 
 std::vector<float> randn(size_t n, std::mt19937 &rng, float scale) {
   std::normal_distribution<float> d(0.0f, scale);
@@ -153,7 +173,7 @@ TEST(CpuEncoderBf16, RoundingAndConversion) {
   EXPECT_TRUE(std::isnan(bf16_float(bf16_round(f))));
   EXPECT_EQ(bf16_float(0x4049), 3.140625f);
 
-  std::mt19937 rng(7);
+  std::mt19937 rng(run_seed() + 7);
   std::vector<float> v = randn(1037, rng, 100.0f);
   v[3] = std::numeric_limits<float>::infinity();
   v[17] = -std::numeric_limits<float>::infinity();
@@ -179,7 +199,7 @@ TEST(CpuEncoderBf16, RoundingAndConversion) {
 // multiple of any kernel's rows, several K blocks; every ISA path.
 TEST(CpuEncoderBf16, GemmMatchesRoundedReference) {
   IsaGuard guard;
-  std::mt19937 rng(11);
+  std::mt19937 rng(run_seed() + 11);
   const int shapes[][3] = {{1, 1, 1}, {25, 37, 13}, {13, 16, 32}, {30, 33, 300}, {7, 128, 600}};
   for (const auto &sh : shapes) {
     const int m = sh[0], n = sh[1], k = sh[2];
@@ -233,7 +253,7 @@ TEST(CpuEncoderBf16, GemmMatchesRoundedReference) {
 // and output LeakyReLU, and the row gap left untouched.
 TEST(CpuEncoderWinograd, ConvMatchesDirect) {
   IsaGuard guard;
-  std::mt19937 rng(5);
+  std::mt19937 rng(run_seed() + 5);
   struct Case { int cin, cout, k, stride, dil, pad, l; };
   const Case cases[] = {
       {13, 17, 3, 1, 1, 1, 37},  {16, 16, 3, 1, 3, 3, 50},   {7, 9, 3, 1, 9, 9, 23},
@@ -280,7 +300,7 @@ TEST(CpuEncoderWinograd, ConvMatchesDirect) {
             }
             for (size_t i = static_cast<size_t>(lo) * ldy; i < y.size(); ++i)
               ASSERT_TRUE(std::isnan(y[i])) << "written past the output";
-            EXPECT_LE(std::sqrt(err / norm), bf ? 1e-2 : 2e-6);
+            EXPECT_LE(std::sqrt(err / norm), bf ? kTolBf16Conv : 2e-6);
           }
         }
       }
@@ -297,7 +317,7 @@ TEST(CpuEncoderWinograd, EncoderMatchesDirectAndFastMatchesFp32) {
   struct Case { int C, l, k, s, convs; };
   const Case cases[] = {{13, 832, 9, 4, 3}, {20, 1344, 9, 4, 3}, {16, 240, 5, 2, 3},
                         {9, 96, 7, 2, 2}};
-  uint32_t seed = 100;
+  uint32_t seed = run_seed() + 100;
   for (const Case &cs : cases) {
     RandomEncoder re(cs.C, cs.l, cs.k, cs.s, cs.convs, seed++);
     const WaveformConfig &c = re.w.cfg;
@@ -330,7 +350,7 @@ TEST(CpuEncoderWinograd, EncoderMatchesDirectAndFastMatchesFp32) {
 }
 
 // Direct and Winograd against the goldens (the shared fp32 bound, test_util.h kTolF32),
-// fast mode against the goldens within kTolFast; threads give the same bits.
+// fast mode against the goldens within kTolFastGolden; threads give the same bits.
 TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
   IsaGuard guard;
   ThreadPool pool(3);
@@ -355,7 +375,7 @@ TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
         std::vector<float> scratch = poisoned(enc.scratch_floats(n));
         std::vector<float> mu = poisoned(static_cast<size_t>(n) * zd), lv = mu;
         enc.encode(g.at("encode.audio").data(), n, mu.data(), lv.data(), scratch.data());
-        const double tol = (opt.precision != EncoderPrecision::kFp32) ? kTolFast : test::kTolF32;
+        const double tol = (opt.precision != EncoderPrecision::kFp32) ? kTolFastGolden : test::kTolF32;
         EXPECT_LE(rel_l2(mu, g.at("encode.mu")), tol) << "mu";
         EXPECT_LE(rel_l2(lv, g.at("encode.logvar")), tol) << "logvar";
         std::vector<float> s2 = poisoned(enc.scratch_floats(n, pool.size()));
@@ -372,10 +392,10 @@ TEST(CpuEncoderWinograd, GoldensBothAlgorithmsAndFast) {
 // active ISA table); elsewhere it is the fp32 encoder, bit for bit. kBf16 always is bf16.
 TEST(CpuEncoderBf16, FastModeFallsBackToFp32WithoutBf16Hardware) {
   IsaGuard guard;
-  RandomEncoder re(12, 704, 9, 4, 3, 77);  // stages of 176, 44, 11 steps
+  RandomEncoder re(12, 704, 9, 4, 3, run_seed() + 77);  // stages of 176, 44, 11 steps
   const WaveformConfig &c = re.w.cfg;
   const int n = c.n_grains;
-  std::mt19937 rng(78);
+  std::mt19937 rng(run_seed() + 78);
   const std::vector<float> audio = randn(static_cast<size_t>(n + 3) * c.hop, rng, 0.5f);
   for (Isa isa : supported_isas()) {
     isa_set(isa);
