@@ -70,7 +70,8 @@ class WaveformEncoder {
 
  private:
   void grains(const float *audio, int n, int g0, int g1, float *flat, float *work) const;
-  void grain(const float *src, bool first, bool last, float *flat_row, float *work) const;
+  void group(const float *const *src, const unsigned char *first, const unsigned char *last,
+             int G, float *flat, float *work) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -145,19 +145,20 @@ int out_length(const WinoConv &c, int l_in) {
 // Tiles: dilated, phase p of dilation d has n_p = ceil((l_out - p) / d) outputs, in
 // ceil(n_p / 4) tiles; strided: ceil(l_out / 4) tiles.
 struct TileIter {
-  int d = 1, l_out = 0, p = 0, s0 = 0;
+  int d = 1, l_out = 0, p = 0, s0 = 0, g = 0, batch = 1;
   bool dilated = true;
   int phase_len() const { return p < l_out ? (l_out - p + d - 1) / d : 0; }
 };
 
 struct Tile {
-  int in0, istep, out0, ostep, valid;
+  int in0, istep, out0, ostep, valid, g;
 };
 
-bool next_tile(TileIter &it, Tile &t) {
+// The tiles of one input of the batch, then the next input's.
+bool next_tile_one(TileIter &it, Tile &t) {
   if (!it.dilated) {
     if (it.s0 >= it.l_out) return false;
-    t = Tile{it.s0, 0, it.s0, 1, std::min(kWinoTile, it.l_out - it.s0)};
+    t = Tile{it.s0, 0, it.s0, 1, std::min(kWinoTile, it.l_out - it.s0), it.g};
     it.s0 += kWinoTile;
     return true;
   }
@@ -167,9 +168,19 @@ bool next_tile(TileIter &it, Tile &t) {
   }
   if (it.p >= it.d) return false;
   t = Tile{it.p + it.d * it.s0, it.d, it.p + it.d * it.s0, it.d,
-           std::min(kWinoTile, it.phase_len() - it.s0)};
+           std::min(kWinoTile, it.phase_len() - it.s0), it.g};
   it.s0 += kWinoTile;
   return true;
+}
+
+bool next_tile(TileIter &it, Tile &t) {
+  while (it.g < it.batch) {
+    if (next_tile_one(it, t)) return true;
+    ++it.g;
+    it.p = 0;
+    it.s0 = 0;
+  }
+  return false;
 }
 
 size_t ldu_of(const WinoConv &c) { return static_cast<size_t>((c.kdim + 1) & ~1); }
@@ -241,7 +252,8 @@ size_t wino_scratch_floats(const WinoConv &c, int l_in) {
 }
 
 void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y, int ldy,
-                 Act act, bool input_lrelu, float *scratch) {
+                 Act act, bool input_lrelu, float *scratch, int batch, size_t xstride,
+                 size_t ystride) {
   const KernelTable &table = kernels();
   const WinoInputFn input = table.wino_input ? table.wino_input : wino_input_portable;
   const WinoInputBf16Fn input_bf16 =
@@ -260,6 +272,7 @@ void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y,
   it.dilated = S == 1;
   it.d = S == 1 ? c.dilation : 1;
   it.l_out = out_length(c, l_in);
+  it.batch = batch;
   // Input position of transform tap i of a tile (group q): dilated in0 + d i - pad,
   // strided S (s0 + i) + q - pad; reflected, or null past the padded input.
   auto row = [&](const Tile &t, int i, int q) -> const float * {
@@ -267,7 +280,7 @@ void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y,
     if (pos < -c.pad || pos > l_in - 1 + c.pad) return nullptr;
     if (pos < 0) pos = -pos;
     if (pos >= l_in) pos = 2 * (l_in - 1) - pos;
-    return x + static_cast<size_t>(pos) * ldx;
+    return x + static_cast<size_t>(t.g) * xstride + static_cast<size_t>(pos) * ldx;
   };
 
   Tile tiles[kChunk];
@@ -305,7 +318,9 @@ void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y,
       const Tile &t = tiles[ti];
       float *yr[kWinoTile];
       for (int r = 0; r < kWinoTile; ++r)
-        yr[r] = r < t.valid ? y + static_cast<size_t>(t.out0 + t.ostep * r) * ldy : nullptr;
+        yr[r] = r < t.valid ? y + static_cast<size_t>(t.g) * ystride +
+                                  static_cast<size_t>(t.out0 + t.ostep * r) * ldy
+                            : nullptr;
       output(M + static_cast<size_t>(ti) * c.c_out, mpoint, c.c_out, bias, lr, yr);
     }
   }

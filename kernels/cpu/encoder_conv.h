@@ -111,9 +111,12 @@ int wino_tiles(const Conv1d &c, int l_in);
 // Scratch floats wino_conv1d needs for l_in input samples.
 size_t wino_scratch_floats(const WinoConv &c, int l_in);
 // Same contract as conv1d (ops.h): x [l_in][c_in] (stride ldx) -> y [l_out][c_out]
-// (stride ldy), input_lrelu before, act after.
+// (stride ldy), input_lrelu before, act after; for batch inputs at x + b xstride, outputs
+// at y + b ystride (floats), whose tiles share the point GEMMs (the same results as one
+// call per input, bit for bit).
 void wino_conv1d(const WinoConv &c, const float *x, int ldx, int l_in, float *y, int ldy,
-                 Act act, bool input_lrelu, float *scratch);
+                 Act act, bool input_lrelu, float *scratch, int batch = 1, size_t xstride = 0,
+                 size_t ystride = 0);
 
 // Transform kernels (dispatch table entries), over n contiguous channels:
 // input: d_i = the 6 input rows (null: zeros), u_i = U row i (ldu values apart; the
