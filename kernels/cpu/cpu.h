@@ -15,10 +15,40 @@ namespace ngs::cpu {
 
 class ThreadPool;  // thread_pool.h
 
+// How the encoder runs its convolutions (docs/CPU_BACKEND.md "Encoder").
+enum class EncoderConv {
+  kDefault,   // NGS_ENCODER_CONV=direct|winograd from the environment, else Winograd
+  kDirect,    // im2col + one GEMM per conv (the reference path)
+  kWinograd,  // Winograd F(4,3) for the 3-tap dilated and the strided convs where it is
+              // faster: fp32, point GEMMs of at least 16 rows (tiles of 4 outputs); bf16,
+              // every such conv
+  kWinogradAll,  // Winograd for every conv it supports (tests)
+};
+
+// The precision of the encoder's convolutions and residual mixes (the linears, bias and
+// activations are always fp32).
+enum class EncoderPrecision {
+  kFp32,  // fp32 throughout
+  kFast,  // fast mode: bf16 products (inputs and weights rounded to nearest even) with
+          // fp32 sums where the CPU has AVX-512 BF16 (vdpbf16ps, twice the FMA rate);
+          // elsewhere fp32, because emulating the bf16 products with fp32 FMAs is slower
+          // than the fp32 path itself (bench/RESULTS.md "Encoder, round 2")
+  kBf16,  // bf16 products always: the fp32 emulation of vdpbf16ps where the CPU lacks it
+          // (tests, benchmarks; the same numerics as kFast on a bf16 CPU)
+};
+
+struct EncoderOptions {
+  EncoderConv conv = EncoderConv::kDefault;
+  EncoderPrecision precision = EncoderPrecision::kFp32;
+};
+
 // Grain VAE encoder (docs/MODEL_SPEC.md §4.1).
 class WaveformEncoder {
  public:
-  explicit WaveformEncoder(const WaveformWeights &w);
+  // The choice of kFast is made here, from the active ISA table (NGS_CPU_ISA / isa_set).
+  explicit WaveformEncoder(const WaveformWeights &w, const EncoderOptions &opt = {});
+  // Whether the convolutions run with bf16 products (kBf16, or kFast on a bf16 CPU).
+  bool bf16() const;
   ~WaveformEncoder();
   // Scratch floats encode() needs for up to n grains (n_threads: the size of the pool
   // that will be passed to encode(); each thread has its own per-grain buffers).
@@ -40,7 +70,8 @@ class WaveformEncoder {
 
  private:
   void grains(const float *audio, int n, int g0, int g1, float *flat, float *work) const;
-  void grain(const float *src, bool first, bool last, float *flat_row, float *work) const;
+  void group(const float *const *src, const unsigned char *first, const unsigned char *last,
+             int G, float *flat, float *work) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -20,6 +20,12 @@ KernelTable portable_table() {
   t.rnn_block_gemv = rnn_block_gemv_portable;
   t.lstm_cell = lstm_cell_portable;
   t.gru_cell = gru_cell_portable;
+  t.wino_input = wino_input_portable;
+  t.wino_input_bf16 = wino_input_bf16_portable;
+  t.wino_output = wino_output_portable;
+  t.bf16_convert = bf16_convert_portable;
+  t.gemm_bf16_kernel = gemm_bf16_kernel_portable;
+  t.gemm_bf16_mr = kBf16MrPortable;
   return t;
 }
 
@@ -40,6 +46,12 @@ KernelTable avx2_table() {
   t.decoder_mlp_spectrum_min_f = 24;
   t.noise_filter_noise = noise_filter_noise_avx2;
   t.overlap_add_fir_softsign = overlap_add_fir_softsign_avx2;
+  t.wino_input = wino_input_avx2;
+  t.wino_input_bf16 = wino_input_bf16_avx2;
+  t.wino_output = wino_output_avx2;
+  t.bf16_convert = bf16_convert_avx2;
+  t.gemm_bf16_kernel = gemm_bf16_kernel_avx2;
+  t.gemm_bf16_mr = 6;
   return t;
 }
 
@@ -60,6 +72,14 @@ KernelTable avx512_table() {
   t.decoder_mlp_spectrum_min_f = 40;
   t.noise_filter_noise = noise_filter_noise_avx512;
   t.overlap_add_fir_softsign = overlap_add_fir_softsign_avx512;
+  t.wino_input = wino_input_avx512;
+  t.wino_input_bf16 = wino_input_bf16_avx512;
+  t.wino_output = wino_output_avx512;
+  t.bf16_convert = bf16_convert_avx512;
+  // AVX-512 BF16 is a separate CPUID bit (Zen 4, Cooper Lake, Sapphire Rapids and later).
+  t.gemm_bf16_native = cpu_has_avx512bf16();
+  t.gemm_bf16_kernel = t.gemm_bf16_native ? gemm_bf16_kernel_avx512bf16 : gemm_bf16_kernel_avx512;
+  t.gemm_bf16_mr = t.gemm_bf16_native ? kBf16MrAvx512 : 12;
   return t;
 }
 

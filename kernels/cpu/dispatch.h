@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "cpu/encoder_conv.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
 
@@ -50,6 +51,16 @@ struct KernelTable {
   // overlap_add (overlap_add.cpp): FIR + softsign of outputs [t0, t1); null: portable.
   void (*overlap_add_fir_softsign)(const float *a, int len, const float *fir, int taps,
                                    float bias, float *out, int t0, int t1) = nullptr;
+  // Encoder convolutions (encoder_conv.cpp): the Winograd F(4,3) transforms, and the bf16
+  // GEMM tile of the fast mode with its rows per tile (vdpbf16ps where the CPU has
+  // AVX-512 BF16, else the fp32 emulation of the same products); null: portable.
+  WinoInputFn wino_input = nullptr;
+  WinoInputBf16Fn wino_input_bf16 = nullptr;
+  WinoOutputFn wino_output = nullptr;
+  Bf16ConvertFn bf16_convert = nullptr;
+  Bf16Kernel gemm_bf16_kernel = nullptr;
+  int gemm_bf16_mr = 0;
+  bool gemm_bf16_native = false;  // gemm_bf16_kernel is the vdpbf16ps one
 };
 
 // The active ISA's table (chosen once, at first use; changed only by isa_set).
