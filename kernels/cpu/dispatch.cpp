@@ -12,12 +12,17 @@
 namespace ngs::cpu {
 namespace {
 
+void bf16_portable(KernelTable &t);
+Isa detect();
+
 KernelTable portable_table() {
   KernelTable t;
+  bf16_portable(t);
   t.isa = Isa::kPortable;
   t.gemm_kernel = gemm_kernel_portable;
   t.gemm_mr = kGemmMrPortable;
   t.rnn_block_gemv = rnn_block_gemv_portable;
+  t.rnn_block_gemm = rnn_block_gemm_portable;
   t.lstm_cell = lstm_cell_portable;
   t.gru_cell = gru_cell_portable;
   return t;
@@ -25,12 +30,14 @@ KernelTable portable_table() {
 
 KernelTable avx2_table() {
   KernelTable t;
+  bf16_portable(t);
   t.isa = Isa::kAvx2;
   t.gemm_kernel = gemm_kernel_avx2;
   t.gemm_mr = kGemmMrAvx2;
   t.gemv = gemv_avx2;
   t.lrelu_copy = lrelu_copy_avx2;
   t.rnn_block_gemv = rnn_block_gemv_avx2;
+  t.rnn_block_gemm = rnn_block_gemm_avx2;
   t.lstm_cell = lstm_cell_avx2;
   t.gru_cell = gru_cell_avx2;
   t.rfft_forward = rfft_forward_avx2;
@@ -45,12 +52,14 @@ KernelTable avx2_table() {
 
 KernelTable avx512_table() {
   KernelTable t;
+  bf16_portable(t);
   t.isa = Isa::kAvx512;
   t.gemm_kernel = gemm_kernel_avx512;
   t.gemm_mr = kGemmMrAvx512;
   t.gemv = gemv_avx512;
   t.lrelu_copy = lrelu_copy_avx512;
   t.rnn_block_gemv = rnn_block_gemv_avx512;
+  t.rnn_block_gemm = rnn_block_gemm_avx512;
   t.lstm_cell = lstm_cell_avx512;
   t.gru_cell = gru_cell_avx512;
   t.rfft_forward = rfft_forward_avx512;
@@ -60,13 +69,38 @@ KernelTable avx512_table() {
   t.decoder_mlp_spectrum_min_f = 40;
   t.noise_filter_noise = noise_filter_noise_avx512;
   t.overlap_add_fir_softsign = overlap_add_fir_softsign_avx512;
+  if (cpu_has_bf16()) {  // AVX512_BF16 (Zen 4, Cooper Lake, Sapphire Rapids and later)
+    t.bf16_native = true;
+    t.bf16_convert = bf16_convert_avx512;
+    t.gemm_bf16_kernel = gemm_bf16_kernel_avx512;
+    t.gemv_bf16 = gemv_bf16_avx512;
+    t.rnn_block_gemm_bf16 = rnn_block_gemm_bf16_avx512;
+  }
   return t;
+}
+
+// The portable emulation of the fast-precision kernels: every table starts with it.
+void bf16_portable(KernelTable &t) {
+  t.bf16_native = false;
+  t.bf16_convert = bf16_convert_portable;
+  t.gemm_bf16_kernel = gemm_bf16_kernel_portable;
+  t.gemv_bf16 = gemv_bf16_portable;
+  t.rnn_block_gemm_bf16 = rnn_block_gemm_bf16_portable;
 }
 
 // All three, filled once (first use), indexed by Isa.
 const KernelTable *tables() {
   static const KernelTable t[3] = {portable_table(), avx2_table(), avx512_table()};
   return t;
+}
+
+bool detect_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return detect() == Isa::kAvx512 && __builtin_cpu_supports("avx512bf16");
+#else
+  return false;
+#endif
 }
 
 Isa detect() {
@@ -102,6 +136,11 @@ std::atomic<const KernelTable *> &active() {
 const KernelTable &kernels() { return *active().load(std::memory_order_relaxed); }
 
 const KernelTable &kernels_for(Isa isa) { return tables()[static_cast<int>(isa)]; }
+
+bool cpu_has_bf16() {
+  static const bool has = detect_bf16();
+  return has;
+}
 
 Isa isa_best_supported() {
   static const Isa best = detect();
