@@ -233,7 +233,8 @@ class CudaBackend : public Backend {
 
   bool has_latent() const override { return latent_ != nullptr; }
 
-  std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
+  // Precision::kFast is a CPU mode: CUDA sessions run fp32 (Session::precision()).
+  std::unique_ptr<Session> create_session(int max_grains, int n_threads, Precision) override {
     if (max_grains <= 0)
       throw Error(kInvalidArgument, "CUDA backend: max_grains must be positive");
     if (n_threads < 1 || n_threads > 256)
