@@ -647,10 +647,13 @@ def test_bench_json(model):
     path, info = model
     p = run("bench", path, "--json", "--seconds", 0.2)
     j = json.loads(p.stdout)
-    for key in ["ngs_version", "backend", "threads", "machine", "model_info", "cases", "voices"]:
+    for key in ["ngs_version", "backend", "threads", "precision", "machine", "model_info", "cases",
+                "voices"]:
         assert key in j, key
+    assert j["precision"] == "fp32"
     names = [c["name"] for c in j["cases"]]
-    assert names == ["decode", "sample", "encode", "resynth_10s", "path_10s"]
+    assert names == ["decode", "sample", "sample_x8", "latent_decode", "encode", "resynth_10s",
+                     "path_10s"]
     for c in j["cases"]:
         assert c["runs"] >= 3
         assert 0 < c["min_ms"] <= c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] <= c["max_ms"]

@@ -236,7 +236,7 @@ def test_struct_layout_matches_c_compiler(tmp_path):
         for f, _ in st._fields_:
             lines.append('printf("%s.%s %%zu %%zu\\n", offsetof(%s, %s), sizeof(((%s *)0)->%s));'
                          % (cname, f, cname, f, cname, f))
-    for e in ("ngs_status", "ngs_backend", "ngs_path_kind"):
+    for e in ("ngs_status", "ngs_backend", "ngs_path_kind", "ngs_precision"):
         lines.append('printf("%s %%zu 0\\n", sizeof(%s));' % (e, e))
     lines.append("return 0; }")
     src = tmp_path / "layout.c"
@@ -255,7 +255,7 @@ def test_struct_layout_matches_c_compiler(tmp_path):
         for f, t in st._fields_:
             assert got["%s.%s" % (cname, f)] == (getattr(st, f).offset, ctypes.sizeof(t)), \
                 "%s.%s" % (cname, f)
-    for e in ("ngs_status", "ngs_backend", "ngs_path_kind"):
+    for e in ("ngs_status", "ngs_backend", "ngs_path_kind", "ngs_precision"):
         assert got[e][0] == ctypes.sizeof(ctypes.c_int), e
 
 
@@ -277,6 +277,8 @@ def test_enums_match_library():
         assert re.search(r"NGS_BACKEND_%s\s*=\s*%d\b" % (b.name, int(b)), text), b
     for k in ngs.PathKind:
         assert re.search(r"NGS_PATH_KIND_%s\s*=\s*%d\b" % (k.name, int(k)), text), k
+    for k in ngs.Precision:
+        assert re.search(r"NGS_PRECISION_%s\s*=\s*%d\b" % (k.name, int(k)), text), k
     assert re.search(r"NGS_CLASS_NONE\s*=\s*%d\b" % ngs.CLASS_NONE, text)
 
 
