@@ -56,6 +56,27 @@ BENCHMARK(BM_Gemm)
     ->Args({2, 400, 1025, 512})
     ->Args({1, 400, 1025, 512});
 
+// Fast precision GEMM (bf16 products, fp32 sums: gemm_bf16, AVX512_BF16), the decoder
+// MLP's shapes; GFLOP/s counts 2 per multiply-add like BM_Gemm.
+void BM_GemmBf16(benchmark::State &st) {
+  if (!cpu_has_bf16()) {
+    st.SkipWithError("no AVX512_BF16");
+    return;
+  }
+  const int m = static_cast<int>(st.range(0)), n = static_cast<int>(st.range(1)),
+            k = static_cast<int>(st.range(2));
+  auto w = rnd(static_cast<size_t>(n) * k), b = rnd(n), x = rnd(static_cast<size_t>(m) * k);
+  std::vector<float> y(static_cast<size_t>(m) * n);
+  PackedGemmBf16 p = gemm_pack_bf16(gemm_pack(w.data(), n, k, b.data()));
+  for (auto _ : st) {
+    gemm_bf16_isa(Isa::kAvx512, p, x.data(), k, m, y.data(), n, Act::kLrelu);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOPs"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_GemmBf16)->ArgsProduct({{41, 328}, {512, 1025}, {128, 512}});
+
 void BM_RealFft(benchmark::State &st) {
   const int n = static_cast<int>(st.range(0));
   RealFft fft(n);
@@ -253,21 +274,30 @@ void BM_LatentDecodeDrum(benchmark::State &st) {
   w.mu = lin(c.e_dim, c.e_dim);
   w.logvar = lin(c.e_dim, c.e_dim);
   LatentModel lm(w);
-  std::vector<float> scratch(lm.scratch_floats(41)), z(41 * 128);
-  auto e = rnd(256);
+  const bool fast = st.range(2) != 0;
+  const int B = static_cast<int>(st.range(3));
+  if (fast && !cpu_has_bf16()) {
+    st.SkipWithError("no AVX512_BF16");
+    return;
+  }
+  if (fast) lm.prepare_fast();
+  std::vector<float> scratch(lm.scratch_floats(41, B)), z(static_cast<size_t>(B) * 41 * 128);
+  auto e = rnd(static_cast<size_t>(B) * 256);
   const int threads = static_cast<int>(st.range(1));
   std::unique_ptr<ThreadPool> pool;
   if (threads > 1) pool = std::make_unique<ThreadPool>(threads);
   for (auto _ : st) {
-    lm.decode(e.data(), 3, 41, z.data(), scratch.data(), pool.get());
+    lm.decode_batch(e.data(), 256, 3, B, 41, z.data(), 41 * 128, scratch.data(), pool.get(), fast);
     benchmark::DoNotOptimize(z.data());
   }
   st.SetLabel(std::string(st.range(0) ? "LSTM" : "GRU") + ", " + std::to_string(threads) +
-              " thread(s), CPU time of all threads");
+              " thread(s), " + (fast ? "fast" : "fp32") + ", " + std::to_string(B) +
+              " sequence(s), CPU time of all threads");
 }
-// Args: LSTM (1) or GRU (0), threads.
+// Args: LSTM (1) or GRU (0), threads, fast (1) or fp32 (0), sequences at once.
 BENCHMARK(BM_LatentDecodeDrum)
-    ->Args({1, 1})->Args({0, 1})->Args({1, 2})->Args({0, 2})
+    ->Args({1, 1, 0, 1})->Args({1, 1, 1, 1})->Args({1, 1, 0, 8})->Args({1, 1, 1, 8})
+    ->Args({0, 1, 0, 1})->Args({1, 2, 0, 1})->Args({0, 2, 0, 1})
     ->MeasureProcessCPUTime()->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -227,13 +227,13 @@ inline double tol_f16() {
 }
 // Fast precision (bf16 products, fp32 sums; docs/PRECISION.md) against fp32, relative L2,
 // on random inputs: one GEMM / GEMV with K >= 100 (kernel), one recurrent layer over 7
-// steps, and per stage of the fixture models (test_cpu_fast.cpp). About 2x the largest
-// error measured (docs/PRECISION.md has the measurements).
-constexpr double kTolFastKernel = 6e-3;
-constexpr double kTolFastRnn = 1e-2;
-constexpr double kTolFastDecoderMlp = 1e-2;
-constexpr double kTolFastLatentDecode = 2e-2;
-constexpr double kTolFastLatentEncode = 2e-2;
-constexpr double kTolFastSample = 5e-2;
+// steps, and per stage of the fixture models (test_cpu_fast.cpp). About 2.5x the largest
+// error measured over the fixture configs (docs/PRECISION.md has the measurements).
+constexpr double kTolFastKernel = 6e-3;        // measured <= 2.3e-3
+constexpr double kTolFastRnn = 1e-2;           // <= 4.1e-3
+constexpr double kTolFastDecoderMlp = 4e-3;    // <= 1.4e-3
+constexpr double kTolFastLatentDecode = 2e-2;  // <= 7.9e-3
+constexpr double kTolFastLatentEncode = 2.5e-2;  // <= 1.1e-2
+constexpr double kTolFastSample = 5e-3;        // <= 1.9e-3
 
 }  // namespace ngs::test
