@@ -385,6 +385,16 @@ TEST(CpuFast, SessionSampleBatchEqualsSeparateSamples) {
           ++tested;
         }
         EXPECT_THROW(s->sample_batch(nullptr, ed, cls, 9, n, nullptr, nullptr, len), Error);
+        // Threads split the batch's recurrence by unit blocks: the same bits.
+        auto s2 = backend->create_session(8 * n, 3, pr);
+        std::vector<float> e(static_cast<size_t>(8) * ed);
+        for (float &v : e) v = nd(g);
+        std::vector<NoiseKey> keys(8, NoiseKey{5, 0});
+        for (int b = 0; b < 8; ++b) keys[b].sequence = static_cast<uint32_t>(b);
+        std::vector<float> a1 = poisoned(8 * len), a3 = poisoned(8 * len);
+        s->sample_batch(e.data(), ed, cls, 8, n, keys.data(), a1.data(), len);
+        s2->sample_batch(e.data(), ed, cls, 8, n, keys.data(), a3.data(), len);
+        EXPECT_EQ(0, std::memcmp(a1.data(), a3.data(), sizeof(float) * a1.size())) << "3 threads";
       }
   }
   if (!fixtures().empty()) EXPECT_GT(tested, 0) << "no fixture has a sequence VAE";
