@@ -75,6 +75,31 @@ void BM_GemmBf16(benchmark::State &st) {
   st.counters["GFLOPs"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
                                              benchmark::Counter::kIs1000);
 }
+// Read bandwidth of a buffer of the size of a recurrent matrix (drum size: 4 MiB fp32,
+// 2 MiB bf16), read whole again and again as the recurrence does at each step: the bound of
+// a one-sequence step. Bytes per second in the "bytes_per_second" counter.
+__attribute__((target("avx512f"))) float read_all(const float *p, size_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(p + i));
+    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(p + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(p + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(p + i + 48));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+void BM_ReadBandwidth(benchmark::State &st) {
+  if (isa_best_supported() != Isa::kAvx512) {
+    st.SkipWithError("no AVX-512");
+    return;
+  }
+  const size_t bytes = static_cast<size_t>(st.range(0)) << 10;
+  std::vector<float> buf = rnd(bytes / sizeof(float));
+  for (auto _ : st) benchmark::DoNotOptimize(read_all(buf.data(), buf.size()));
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(bytes));
+}
+BENCHMARK(BM_ReadBandwidth)->Arg(512)->Arg(1024)->Arg(2048)->Arg(4096)->Arg(8192);
+
 BENCHMARK(BM_GemmBf16)->ArgsProduct({{41, 328}, {512, 1025}, {128, 512}});
 
 void BM_RealFft(benchmark::State &st) {
