@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "cpu/cpu.h"
+#include "cpu/dispatch.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
@@ -303,8 +304,10 @@ class CpuBackend final : public Backend {
       throw Error(kInvalidArgument, "cpu backend: max_grains must be >= 1");
     if (n_threads < 1 || n_threads > 256)
       throw Error(kInvalidArgument, "cpu backend: n_threads must be in 1..256");
-    // Fast needs the bf16 dot product; without it the session runs fp32 (precision()).
-    const bool fast = precision == Precision::kFast && cpu_has_bf16();
+    // Fast needs the bf16 dot product in the active dispatch table (not on a CPU without
+    // AVX512_BF16, nor below AVX-512 with NGS_CPU_ISA): otherwise the session runs fp32
+    // (precision()) rather than the slow portable emulation.
+    const bool fast = precision == Precision::kFast && kernels().bf16_native;
     if (fast) prepare_fast();
     return std::make_unique<CpuSession>(p_, encoder_, latent_.get(), max_grains, n_threads, fast);
   }

@@ -309,13 +309,15 @@ TEST(CpuFast, StagesMatchFp32WithinTolerance) {
     const int n = wc.n_grains, F = wc.filter_size();
     std::vector<float> z(static_cast<size_t>(n) * wc.z_dim);
     for (float &v : z) v = nd(g);
+    // Sessions made on the native path; each fast path then runs through them.
+    isa_set(isa_best_supported());
+    auto s32 = backend->create_session(n, 1, Precision::kFp32);
+    auto sf = backend->create_session(n, 1, Precision::kFast);
+    ASSERT_EQ(sf->precision(), Precision::kFast);
+    ASSERT_EQ(s32->precision(), Precision::kFp32);
     for (Isa isa : fast_isas()) {
       isa_set(isa);
       SCOPED_TRACE(f.name + " " + isa_name(isa));
-      auto s32 = backend->create_session(n, 1, Precision::kFp32);
-      auto sf = backend->create_session(n, 1, Precision::kFast);
-      ASSERT_EQ(sf->precision(), Precision::kFast);
-      ASSERT_EQ(s32->precision(), Precision::kFp32);
       std::vector<float> S32 = poisoned(static_cast<size_t>(n) * F), Sf = S32;
       s32->decoder_mlp(z.data(), n, S32.data());
       sf->decoder_mlp(z.data(), n, Sf.data());
@@ -360,11 +362,14 @@ TEST(CpuFast, SessionSampleBatchEqualsSeparateSamples) {
     const int n = wc.n_grains, ed = f.model->latent.cfg.e_dim;
     const int cls = f.model->latent.cfg.n_conds > 0 ? 0 : -1;
     const size_t len = static_cast<size_t>(n + 3) * wc.hop;
-    for (Precision pr : {Precision::kFp32, Precision::kFast})
+    for (Precision pr : {Precision::kFp32, Precision::kFast}) {
+      isa_set(isa_best_supported());
+      auto s = backend->create_session(8 * n, 1, pr);  // on the best path
+      auto s2 = backend->create_session(8 * n, 3, pr);
+      EXPECT_EQ(s->precision(), pr == Precision::kFast && cpu_has_bf16() ? pr : Precision::kFp32);
       for (Isa isa : pr == Precision::kFast ? fast_isas() : supported_isas()) {
         isa_set(isa);
         SCOPED_TRACE(f.name + " " + isa_name(isa) + (pr == Precision::kFast ? " fast" : " fp32"));
-        auto s = backend->create_session(8 * n, 1, pr);
         ASSERT_EQ(s->sample_batch_max(n), 8) << "the CPU session batches up to 8 one-shots";
         for (int B : {2, 5, 8}) {
           std::vector<float> e(static_cast<size_t>(B) * ed);
@@ -386,7 +391,6 @@ TEST(CpuFast, SessionSampleBatchEqualsSeparateSamples) {
         }
         EXPECT_THROW(s->sample_batch(nullptr, ed, cls, 9, n, nullptr, nullptr, len), Error);
         // Threads split the batch's recurrence by unit blocks: the same bits.
-        auto s2 = backend->create_session(8 * n, 3, pr);
         std::vector<float> e(static_cast<size_t>(8) * ed);
         for (float &v : e) v = nd(g);
         std::vector<NoiseKey> keys(8, NoiseKey{5, 0});
@@ -396,6 +400,7 @@ TEST(CpuFast, SessionSampleBatchEqualsSeparateSamples) {
         s2->sample_batch(e.data(), ed, cls, 8, n, keys.data(), a3.data(), len);
         EXPECT_EQ(0, std::memcmp(a1.data(), a3.data(), sizeof(float) * a1.size())) << "3 threads";
       }
+    }
   }
   if (!fixtures().empty()) EXPECT_GT(tested, 0) << "no fixture has a sequence VAE";
 }
@@ -433,8 +438,9 @@ TEST(CpuFast, ApiSampleCountEqualsSeparateOneShots) {
       ngs_context_params cp = ngs_context_default_params();
       cp.precision = pr;
       ASSERT_EQ(ngs_context_init(m.m, cp, &ctx.c), NGS_STATUS_OK);
-      EXPECT_EQ(ngs_context_precision(ctx.c),
-                pr == NGS_PRECISION_FAST && cpu_has_bf16() ? NGS_PRECISION_FAST : NGS_PRECISION_FP32);
+      EXPECT_EQ(ngs_context_precision(ctx.c), pr == NGS_PRECISION_FAST && kernels().bf16_native
+                                                   ? NGS_PRECISION_FAST
+                                                   : NGS_PRECISION_FP32);
       const size_t len = info.sample_length;
       const int n = info.n_grains;
       for (int count = 1; count <= 9; ++count) {
@@ -467,6 +473,21 @@ TEST(CpuFast, ApiSampleCountEqualsSeparateOneShots) {
     }
   }
   if (!test::fixture_configs().empty()) EXPECT_GT(tested, 0);
+}
+
+// A fast session needs the native bf16 kernels in the active table when it is made: below
+// AVX-512 (NGS_CPU_ISA, isa_set) it runs fp32, not the slow emulation.
+TEST(CpuFast, FastFallsBackToFp32WithoutNativeBf16) {
+  IsaGuard guard;
+  ASSERT_FALSE(fixtures().empty());
+  const Fixture &f = fixtures()[0];
+  auto backend = make_cpu_backend(f.model->waveform);
+  for (Isa isa : supported_isas()) {
+    isa_set(isa);
+    auto s = backend->create_session(4, 1, Precision::kFast);
+    EXPECT_EQ(s->precision(), kernels_for(isa).bf16_native ? Precision::kFast : Precision::kFp32)
+        << isa_name(isa);
+  }
 }
 
 TEST(CpuFast, ApiPrecisionParameter) {
