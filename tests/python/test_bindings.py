@@ -420,6 +420,33 @@ def test_sample_golden(fx):
     assert rel(other, one) > 1e-2
 
 
+def test_precision_fast_context(fx):
+    """Context(precision=...): "fp32" is the default path bit for bit; "fast" (bf16
+    products) runs where the CPU has AVX512_BF16 (else fp32, said by ctx.precision), within
+    test_util.h's kTolFastSample (5e-3) of fp32 on the golden one-shot and the golden; count
+    > 1 equals the separate one-shots (embedding i, latent_decode, decode with sequence i)."""
+    c32 = fx.model.context(precision="fp32")
+    assert c32.precision == "fp32"
+    one = c32.sample(fx.cls, fx.temperature, fx.seed)
+    np.testing.assert_array_equal(one, fx.ctx.sample(fx.cls, fx.temperature, fx.seed))
+    cf = fx.model.context(precision=ngs.Precision.FAST)
+    assert cf.precision in ("fp32", "fast")
+    fast = cf.sample(fx.cls, fx.temperature, fx.seed)
+    assert rel(fast, one) <= 5e-3
+    assert rel(fast, fx.g["sample.audio"]) <= 5e-3
+    if cf.precision == "fast":
+        assert rel(fast, one) > 0  # the bf16 path ran
+    for ctx in (c32, cf):
+        five = ctx.sample(fx.cls, fx.temperature, fx.seed, count=5)
+        for i in range(5):
+            e = fx.model.embedding_sample(fx.temperature, fx.seed, i)
+            z = ctx.latent_decode(e, fx.cls)
+            np.testing.assert_array_equal(five[i], ctx.decode(z, seed=fx.seed, sequence=i))
+    for bad in ("fp16", "FAST", 1, None):
+        with pytest.raises(ValueError):
+            fx.model.context(precision=bad)
+
+
 def test_interpolation_golden(fx):
     j = json.loads(fx.meta["golden.interp_params"])
     cls = None if j["class_index"] < 0 else j["class_index"]
