@@ -131,11 +131,24 @@ void sample_interpolation(ngs_context &c, const ngs_sample_params &p, int steps,
   const int ed = c.model->lc().e_dim;
   embedding_sample(*c.model, p.temperature, p.seed, 0, c.e0.data());
   embedding_sample(*c.model, p.temperature, p.seed, 1, c.e1.data());
-  for (int k = 0; k < steps; ++k) {
-    const float t = static_cast<float>(k) / static_cast<float>(steps - 1);
-    for (int i = 0; i < ed; ++i) c.e[i] = c.e0[i] + (c.e1[i] - c.e0[i]) * t;
-    render_one_shot(c, c.e.data(), p.class_index, p.seed, static_cast<uint32_t>(k),
-                    audio + static_cast<size_t>(k) * len);
+  const int cls = c.model->lc().n_conds > 0 ? p.class_index : -1;
+  // Step k: embedding e0 + (e1 - e0) k / (steps - 1), noise sequence k; up to c.batch steps
+  // per backend call (as sample()).
+  for (int k0 = 0; k0 < steps; k0 += c.batch) {
+    const int B = std::min(c.batch, steps - k0);
+    for (int b = 0; b < B; ++b) {
+      const int k = k0 + b;
+      const float t = static_cast<float>(k) / static_cast<float>(steps - 1);
+      float *e = B == 1 ? c.e.data() : c.eb.data() + static_cast<size_t>(b) * ed;
+      for (int i = 0; i < ed; ++i) e[i] = c.e0[i] + (c.e1[i] - c.e0[i]) * t;
+      if (B > 1) c.keys[b] = NoiseKey{p.seed, static_cast<uint32_t>(k)};
+    }
+    if (B == 1)
+      render_one_shot(c, c.e.data(), p.class_index, p.seed, static_cast<uint32_t>(k0),
+                      audio + static_cast<size_t>(k0) * len);
+    else
+      c.session->sample_batch(c.eb.data(), ed, cls, B, c.model->n_grains(), c.keys.data(),
+                              audio + static_cast<size_t>(k0) * len, len);
   }
 }
 

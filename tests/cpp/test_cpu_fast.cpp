@@ -470,6 +470,32 @@ TEST(CpuFast, ApiSampleCountEqualsSeparateOneShots) {
         }
         ++tested;
       }
+      // ngs_sample_interpolation (batched the same way): step k = embedding
+      // e0 + (e1 - e0) k / (steps - 1), noise sequence k.
+      for (int steps : {2, 9, 11}) {
+        ngs_sample_params sp = ngs_sample_default_params();
+        sp.class_index = info.n_classes > 0 ? 0 : NGS_CLASS_NONE;
+        sp.seed = run_seed() + 100;
+        std::vector<float> all = poisoned(steps * len);
+        ASSERT_EQ(ngs_sample_interpolation(ctx.c, sp, steps, all.data(), all.size()), NGS_STATUS_OK)
+            << ngs_last_error();
+        std::vector<float> e0(info.e_dim), e1(info.e_dim), e(info.e_dim),
+            z(static_cast<size_t>(n) * info.z_dim);
+        ASSERT_EQ(ngs_embedding_sample(m.m, sp.temperature, sp.seed, 0, e0.data()), NGS_STATUS_OK);
+        ASSERT_EQ(ngs_embedding_sample(m.m, sp.temperature, sp.seed, 1, e1.data()), NGS_STATUS_OK);
+        for (int k = 0; k < steps; ++k) {
+          const float t = static_cast<float>(k) / static_cast<float>(steps - 1);
+          for (int i = 0; i < info.e_dim; ++i) e[i] = e0[i] + (e1[i] - e0[i]) * t;
+          ASSERT_EQ(ngs_latent_decode(ctx.c, e.data(), sp.class_index, n, z.data()), NGS_STATUS_OK);
+          ngs_decode_params dp = ngs_decode_default_params();
+          dp.seed = sp.seed;
+          dp.sequence = static_cast<uint32_t>(k);
+          std::vector<float> one = poisoned(len);
+          ASSERT_EQ(ngs_decode(ctx.c, z.data(), n, dp, one.data(), len), NGS_STATUS_OK);
+          ASSERT_EQ(0, std::memcmp(one.data(), all.data() + k * len, sizeof(float) * len))
+              << "interpolation step " << k << " of " << steps;
+        }
+      }
     }
   }
   if (!test::fixture_configs().empty()) EXPECT_GT(tested, 0);
