@@ -4,7 +4,9 @@
 // with function-level target attributes and selected at start-up by the dispatch table
 // (dispatch.cpp) only when the CPU has AVX512_BF16.
 // GCC 12 reports its own _mm512_undefined_* placeholders as maybe-uninitialized.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstring>
