@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include "cpu/cpu.h"
+#include "cpu/dispatch.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
@@ -99,6 +100,65 @@ void BM_ReadBandwidth(benchmark::State &st) {
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(bytes));
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(512)->Arg(1024)->Arg(2048)->Arg(4096)->Arg(8192);
+
+// One recurrent step of the drum-size LSTM (h 512: 32 unit blocks of [512][4][16]), one
+// sequence, the matrix read whole from L3 at every step: fp32 (rnn_block_gemv), bf16
+// (vdpbf16ps, the fast path) and, as a measured alternative for fp16 model files, fp16
+// weights widened in the kernel (vcvtph2ps + FMA, exact fp16 weights, fp32 h; a
+// prototype here, not in the library). Arg: 0 fp32, 1 bf16, 2 fp16.
+__attribute__((target("avx512f,avx512vl,f16c,fma"))) void step_fp16(const uint16_t *w,
+                                                                     const float *bias, int k,
+                                                                     const float *x, float *y) {
+  __m512 a[4];
+  for (int q = 0; q < 4; ++q) a[q] = _mm512_loadu_ps(bias + q * 16);
+  for (int i = 0; i < k; ++i) {
+    const __m512 xv = _mm512_set1_ps(x[i]);
+    for (int q = 0; q < 4; ++q) {
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(w + (static_cast<size_t>(i) * 4 + q) * 16));
+      a[q] = _mm512_fmadd_ps(xv, _mm512_cvtph_ps(h), a[q]);
+    }
+  }
+  for (int q = 0; q < 4; ++q) _mm512_storeu_ps(y + q * 16, a[q]);
+}
+__attribute__((target("f16c"))) uint16_t to_fp16(float f) {
+  return static_cast<uint16_t>(_cvtss_sh(f, 0));
+}
+void BM_RecurrentStep(benchmark::State &st) {
+  const int kind = static_cast<int>(st.range(0));
+  if ((kind == 1 && !cpu_has_bf16()) || isa_best_supported() != Isa::kAvx512) {
+    st.SkipWithError("needs AVX-512 (and AVX512_BF16 for bf16)");
+    return;
+  }
+  const int H = 512, blocks = H / 16, bs = 4 * 16;
+  const size_t bsz = static_cast<size_t>(H) * bs;
+  auto w32 = rnd(bsz * blocks, 0.05f), bias = rnd(bs), x = rnd(H);
+  std::vector<uint16_t> w16(bsz * blocks);
+  for (size_t i = 0; i < w16.size(); ++i)
+    w16[i] = kind == 2 ? to_fp16(w32[i]) : bf16_from_float(w32[i]);
+  // bf16 pairs layout: [k/2][4][16][2] per block (PackedRnn::hh16)
+  std::vector<uint16_t> wbf(bsz * blocks);
+  for (int u = 0; u < blocks; ++u)
+    for (int k = 0; k < H; ++k)
+      for (int q = 0; q < 4; ++q)
+        for (int j = 0; j < 16; ++j)
+          wbf[bsz * u + ((static_cast<size_t>(k / 2) * 4 + q) * 16 + j) * 2 + (k & 1)] =
+              bf16_from_float(w32[bsz * u + (static_cast<size_t>(k) * 4 + q) * 16 + j]);
+  std::vector<float> y(static_cast<size_t>(blocks) * bs);
+  const KernelTable &t = kernels_for(Isa::kAvx512);
+  for (auto _ : st) {
+    for (int u = 0; u < blocks; ++u) {
+      float *yu = y.data() + static_cast<size_t>(u) * bs;
+      if (kind == 0) t.rnn_block_gemv(w32.data() + bsz * u, bias.data(), 4, H, x.data(), yu);
+      else if (kind == 1) t.rnn_block_gemm_bf16(wbf.data() + bsz * u, bias.data(), 4, H, x.data(), H, 1, yu, bs);
+      else step_fp16(w16.data() + bsz * u, bias.data(), H, x.data(), yu);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(bsz * blocks) *
+                       (kind == 0 ? 4 : 2));
+  st.SetLabel(kind == 0 ? "fp32" : kind == 1 ? "bf16 vdpbf16ps" : "fp16 vcvtph2ps + fma");
+}
+BENCHMARK(BM_RecurrentStep)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK(BM_GemmBf16)->ArgsProduct({{41, 328}, {512, 1025}, {128, 512}});
 
