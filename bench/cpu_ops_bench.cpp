@@ -7,7 +7,9 @@
 //   /tmp/cpu_ops_bench --benchmark_filter=Gemm
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <string>
@@ -123,8 +125,41 @@ __attribute__((target("avx512f,avx512vl,f16c,fma"))) void step_fp16(const uint16
 __attribute__((target("f16c"))) uint16_t to_fp16(float f) {
   return static_cast<uint16_t>(_cvtss_sh(f, 0));
 }
+// int8 weights with per-row scales and h quantized to u8 per step (AVX512_VNNI vpdpbusd, 64
+// products per instruction; a prototype for the measurement, not in the library).
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void step_i8(
+    const int8_t *w, const float *scale, const float *corr, const float *bias, int k,
+    const uint8_t *xq, float xscale, float *y) {
+  __m512i a[4];
+  for (int q = 0; q < 4; ++q) a[q] = _mm512_setzero_si512();
+  for (int i = 0; i < k / 4; ++i) {
+    int32_t x4;
+    std::memcpy(&x4, xq + 4 * i, 4);
+    const __m512i xv = _mm512_set1_epi32(x4);
+    for (int q = 0; q < 4; ++q)
+      a[q] = _mm512_dpbusd_epi32(a[q], xv, _mm512_loadu_si512(w + (static_cast<size_t>(i) * 4 + q) * 64));
+  }
+  const __m512 xs = _mm512_set1_ps(xscale);
+  for (int q = 0; q < 4; ++q) {
+    const __m512 v = _mm512_sub_ps(_mm512_cvtepi32_ps(a[q]), _mm512_loadu_ps(corr + q * 16));
+    _mm512_storeu_ps(y + q * 16, _mm512_fmadd_ps(_mm512_mul_ps(v, xs), _mm512_loadu_ps(scale + q * 16),
+                                                 _mm512_loadu_ps(bias + q * 16)));
+  }
+}
+__attribute__((target("avx512f,avx512bw"))) float quantize_u8(const float *x, int n, uint8_t *q) {
+  float mx = 1e-30f;
+  for (int i = 0; i < n; ++i) mx = std::max(mx, std::fabs(x[i]));
+  const float s = 127.0f / mx;
+  for (int i = 0; i < n; ++i) q[i] = static_cast<uint8_t>(static_cast<int>(std::lrint(x[i] * s)) + 128);
+  return mx / 127.0f;
+}
 void BM_RecurrentStep(benchmark::State &st) {
   const int kind = static_cast<int>(st.range(0));
+  __builtin_cpu_init();
+  if (kind == 3 && !__builtin_cpu_supports("avx512vnni")) {
+    st.SkipWithError("no AVX512_VNNI");
+    return;
+  }
   if ((kind == 1 && !cpu_has_bf16()) || isa_best_supported() != Isa::kAvx512) {
     st.SkipWithError("needs AVX-512 (and AVX512_BF16 for bf16)");
     return;
@@ -143,22 +178,55 @@ void BM_RecurrentStep(benchmark::State &st) {
         for (int j = 0; j < 16; ++j)
           wbf[bsz * u + ((static_cast<size_t>(k / 2) * 4 + q) * 16 + j) * 2 + (k & 1)] =
               bf16_from_float(w32[bsz * u + (static_cast<size_t>(k) * 4 + q) * 16 + j]);
+  // int8: per gate row (lane) scale max|w| / 127; layout [k/4][4][16][4]; corr = 128 sum(w).
+  std::vector<int8_t> w8(bsz * blocks);
+  std::vector<float> sc(static_cast<size_t>(blocks) * bs), corr(static_cast<size_t>(blocks) * bs);
+  for (int u = 0; u < blocks; ++u)
+    for (int q = 0; q < 4; ++q)
+      for (int j = 0; j < 16; ++j) {
+        float mx = 1e-30f;
+        for (int k = 0; k < H; ++k) mx = std::max(mx, std::fabs(w32[bsz * u + (static_cast<size_t>(k) * 4 + q) * 16 + j]));
+        const size_t r = static_cast<size_t>(u) * bs + q * 16 + j;
+        sc[r] = mx / 127.0f;
+        float sum = 0;
+        for (int k = 0; k < H; ++k) {
+          const int v = static_cast<int>(std::lrint(w32[bsz * u + (static_cast<size_t>(k) * 4 + q) * 16 + j] / sc[r]));
+          w8[bsz * u + ((static_cast<size_t>(k / 4) * 4 + q) * 16 + j) * 4 + (k & 3)] = static_cast<int8_t>(v);
+          sum += static_cast<float>(v);
+        }
+        corr[r] = 128.0f * sum;
+      }
+  std::vector<uint8_t> xq(H);
   std::vector<float> y(static_cast<size_t>(blocks) * bs);
   const KernelTable &t = kernels_for(Isa::kAvx512);
   for (auto _ : st) {
+    const float xs = kind == 3 ? quantize_u8(x.data(), H, xq.data()) : 0.0f;
     for (int u = 0; u < blocks; ++u) {
       float *yu = y.data() + static_cast<size_t>(u) * bs;
       if (kind == 0) t.rnn_block_gemv(w32.data() + bsz * u, bias.data(), 4, H, x.data(), yu);
       else if (kind == 1) t.rnn_block_gemm_bf16(wbf.data() + bsz * u, bias.data(), 4, H, x.data(), H, 1, yu, bs);
-      else step_fp16(w16.data() + bsz * u, bias.data(), H, x.data(), yu);
+      else if (kind == 2) step_fp16(w16.data() + bsz * u, bias.data(), H, x.data(), yu);
+      else step_i8(w8.data() + bsz * u, sc.data() + static_cast<size_t>(u) * bs,
+                   corr.data() + static_cast<size_t>(u) * bs, bias.data(), H, xq.data(), xs, yu);
     }
     benchmark::DoNotOptimize(y.data());
   }
+  // Error of the step's pre-activations against fp32 (relative L2), as a counter.
+  std::vector<float> y32(y.size());
+  for (int u = 0; u < blocks; ++u)
+    t.rnn_block_gemv(w32.data() + bsz * u, bias.data(), 4, H, x.data(), y32.data() + static_cast<size_t>(u) * bs);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < y.size(); ++i) {
+    num += (double(y[i]) - y32[i]) * (double(y[i]) - y32[i]);
+    den += double(y32[i]) * y32[i];
+  }
+  st.counters["rel_l2_vs_fp32"] = std::sqrt(num / den);
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations()) * static_cast<int64_t>(bsz * blocks) *
-                       (kind == 0 ? 4 : 2));
-  st.SetLabel(kind == 0 ? "fp32" : kind == 1 ? "bf16 vdpbf16ps" : "fp16 vcvtph2ps + fma");
+                       (kind == 0 ? 4 : kind == 3 ? 1 : 2));
+  st.SetLabel(kind == 0 ? "fp32" : kind == 1 ? "bf16 vdpbf16ps" : kind == 2 ? "fp16 vcvtph2ps + fma"
+                                                                            : "int8 vpdpbusd, per-row scales");
 }
-BENCHMARK(BM_RecurrentStep)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_RecurrentStep)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Unit(benchmark::kMicrosecond);
 
 BENCHMARK(BM_GemmBf16)->ArgsProduct({{41, 328}, {512, 1025}, {128, 512}});
 
