@@ -76,6 +76,10 @@ KernelTable avx512_table() {
     t.gemv_bf16 = gemv_bf16_avx512;
     t.rnn_block_gemm_bf16 = rnn_block_gemm_bf16_avx512;
   }
+  if (cpu_has_int8()) {
+    t.int8_native = true;
+    t.rnn_block_gemm_i8 = rnn_block_gemm_i8_avx512;
+  }
   return t;
 }
 
@@ -86,6 +90,8 @@ void bf16_portable(KernelTable &t) {
   t.gemm_bf16_kernel = gemm_bf16_kernel_portable;
   t.gemv_bf16 = gemv_bf16_portable;
   t.rnn_block_gemm_bf16 = rnn_block_gemm_bf16_portable;
+  t.int8_native = false;
+  t.rnn_block_gemm_i8 = rnn_block_gemm_i8_portable;
 }
 
 // All three, filled once (first use), indexed by Isa.
@@ -140,6 +146,15 @@ const KernelTable &kernels_for(Isa isa) { return tables()[static_cast<int>(isa)]
 bool cpu_has_bf16() {
   static const bool has = detect_bf16();
   return has;
+}
+
+bool cpu_has_int8() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = cpu_has_bf16() && __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
 }
 
 Isa isa_best_supported() {

@@ -46,6 +46,11 @@ struct KernelTable {
                     const float *x, float *y, bool lrelu) = nullptr;
   void (*rnn_block_gemm_bf16)(const uint16_t *w, const float *bias, int ng, int k,
                               const float *x, int ldx, int B, float *y, int ldy) = nullptr;
+  // The fast recurrence in int8 (AVX512_VNNI when int8_native; else the emulation).
+  bool int8_native = false;
+  void (*rnn_block_gemm_i8)(const int8_t *w, const float *scale, const float *corr,
+                            const float *bias, int ng, int k, const float *x, int ldx, int B,
+                            float *y, int ldy) = nullptr;
   // Real FFT on the four-step vector path (fft.cpp); null: the scalar radix-2 path.
   void (*rfft_forward)(const FourStepPlan &p, const float *in, float *out,
                        float *scratch) = nullptr;

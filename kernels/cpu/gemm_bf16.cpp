@@ -144,6 +144,34 @@ void rnn_block_gemm_bf16_portable(const uint16_t *w, const float *bias, int ng, 
   }
 }
 
+// Portable int8 recurrent block: the same quantization and exact integer sums as the
+// AVX512_VNNI kernel, the same float operations after them: the same bits.
+void rnn_block_gemm_i8_portable(const int8_t *w, const float *scale, const float *corr,
+                                const float *bias, int ng, int k, const float *x, int ldx,
+                                int B, float *y, int ldy) {
+  const int k4 = (k + 3) / 4;
+  for (int b = 0; b < B; ++b) {
+    const float *xb = x + static_cast<size_t>(b) * ldx;
+    float *yb = y + static_cast<size_t>(b) * ldy;
+    float m = 0.0f;
+    for (int i = 0; i < k; ++i) m = std::max(m, std::fabs(xb[i]));
+    const float inv = m > 0.0f ? 127.0f / m : 0.0f, xs = m / 127.0f;
+    for (int g = 0; g < ng; ++g)
+      for (int j = 0; j < kRnnBlock; ++j) {
+        int32_t acc = 0;
+        for (int q = 0; q < k4; ++q)
+          for (int s2 = 0; s2 < 4; ++s2) {
+            const int i = 4 * q + s2;
+            const int xq = i < k ? static_cast<int>(std::lrint(xb[i] * inv)) + 128 : 128;
+            acc += xq * w[((static_cast<size_t>(q) * ng + g) * kRnnBlock + j) * 4 + s2];
+          }
+        const int r = g * kRnnBlock + j;
+        const float v = static_cast<float>(acc) - corr[r];
+        yb[r] = std::fma(v * xs, scale[r], bias[r]);
+      }
+  }
+}
+
 void gemm_bf16_isa(Isa isa, const PackedGemmBf16 &w, const float *x, int ldx, int m, float *y,
                    int ldy, Act act) {
   if (m <= 0 || w.n <= 0) return;

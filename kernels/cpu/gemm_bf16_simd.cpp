@@ -9,6 +9,8 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "cpu/gemm_kernels.h"
@@ -160,7 +162,102 @@ void rnn_bf16_batch(const uint16_t *w, const float *bias, int k, const float *x,
   }
 }
 
+// int8 recurrent block rows (rnn_block_gemm_i8_avx512): R (1..4) rows share every weight
+// load; per row: max |x| (exact), u8 quantization in chunks of kI8Conv, exact int32 sums.
+#define NGS_VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,fma")))
+constexpr int kI8Conv = 1024;
+
+NGS_VNNI inline float absmax(const float *x, int k) {
+  __m512 m = _mm512_setzero_ps();
+  const __m512 sign = _mm512_set1_ps(-0.0f);
+  int i = 0;
+  for (; i + 16 <= k; i += 16) m = _mm512_max_ps(m, _mm512_andnot_ps(sign, _mm512_loadu_ps(x + i)));
+  float r = _mm512_reduce_max_ps(m);
+  for (; i < k; ++i) r = std::max(r, std::fabs(x[i]));
+  return r;
+}
+
+// q[i] = round(x[i] * inv) + 128 for i < n, 128 past n up to a multiple of 16 (4-aligned
+// groups of the last quad hold the zero point, whose weights are 0).
+NGS_VNNI inline void quantize(const float *x, int n, float inv, uint8_t *q) {
+  const __m512 vi = _mm512_set1_ps(inv);
+  const __m512i off = _mm512_set1_epi32(128);
+  for (int i = 0; i < n; i += 16) {
+    const int c = n - i < 16 ? n - i : 16;
+    const __mmask16 mk = static_cast<__mmask16>(c >= 16 ? 0xFFFFu : (1u << c) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
+    const __m512i qi = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, vi)), off);
+    _mm_storeu_si128(reinterpret_cast<__m128i *>(q + i), _mm512_cvtepi32_epi8(qi));
+  }
+}
+
+template <int NG, int R>
+NGS_VNNI void rnn_i8_rows(const int8_t *w, const float *scale, const float *corr, const float *bias,
+                          int k, const float *x, int ldx, float *y, int ldy) {
+  alignas(64) uint8_t xq[R][kI8Conv + 16];
+  float inv[R], xs[R];
+  for (int r = 0; r < R; ++r) {
+    const float m = absmax(x + static_cast<size_t>(r) * ldx, k);
+    inv[r] = m > 0.0f ? 127.0f / m : 0.0f;
+    xs[r] = m / 127.0f;
+  }
+  __m512i a[R][NG];
+  for (int r = 0; r < R; ++r)
+    for (int g = 0; g < NG; ++g) a[r][g] = _mm512_setzero_si512();
+  for (int c0 = 0; c0 < k; c0 += kI8Conv) {
+    const int kc = k - c0 < kI8Conv ? k - c0 : kI8Conv;
+    for (int r = 0; r < R; ++r) quantize(x + static_cast<size_t>(r) * ldx + c0, kc, inv[r], xq[r]);
+    const int k4 = (kc + 3) / 4;
+    const int8_t *wc = w + static_cast<size_t>(c0 / 4) * NG * 64;
+    for (int q = 0; q < k4; ++q) {
+      __m512i xv[R];
+      for (int r = 0; r < R; ++r) {
+        int32_t x4;
+        std::memcpy(&x4, xq[r] + 4 * q, 4);
+        xv[r] = _mm512_set1_epi32(x4);
+      }
+      for (int g = 0; g < NG; ++g) {
+        const __m512i wv = _mm512_loadu_si512(wc + (static_cast<size_t>(q) * NG + g) * 64);
+        for (int r = 0; r < R; ++r) a[r][g] = _mm512_dpbusd_epi32(a[r][g], xv[r], wv);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const __m512 s = _mm512_set1_ps(xs[r]);
+    for (int g = 0; g < NG; ++g) {
+      const __m512 v = _mm512_sub_ps(_mm512_cvtepi32_ps(a[r][g]), _mm512_loadu_ps(corr + g * 16));
+      _mm512_storeu_ps(y + static_cast<size_t>(r) * ldy + g * 16,
+                       _mm512_fmadd_ps(_mm512_mul_ps(v, s), _mm512_loadu_ps(scale + g * 16),
+                                       _mm512_loadu_ps(bias + g * 16)));
+    }
+  }
+}
+
+template <int NG>
+void rnn_i8_batch(const int8_t *w, const float *scale, const float *corr, const float *bias, int k,
+                  const float *x, int ldx, int B, float *y, int ldy) {
+  int b = 0;
+  for (; b + 4 <= B; b += 4)
+    rnn_i8_rows<NG, 4>(w, scale, corr, bias, k, x + static_cast<size_t>(b) * ldx, ldx,
+                       y + static_cast<size_t>(b) * ldy, ldy);
+  const float *xb = x + static_cast<size_t>(b) * ldx;
+  float *yb = y + static_cast<size_t>(b) * ldy;
+  switch (B - b) {
+    case 3: rnn_i8_rows<NG, 3>(w, scale, corr, bias, k, xb, ldx, yb, ldy); break;
+    case 2: rnn_i8_rows<NG, 2>(w, scale, corr, bias, k, xb, ldx, yb, ldy); break;
+    case 1: rnn_i8_rows<NG, 1>(w, scale, corr, bias, k, xb, ldx, yb, ldy); break;
+    default: break;
+  }
+}
+
 }  // namespace
+
+void rnn_block_gemm_i8_avx512(const int8_t *w, const float *scale, const float *corr,
+                              const float *bias, int ng, int k, const float *x, int ldx, int B,
+                              float *y, int ldy) {
+  if (ng == 4) rnn_i8_batch<4>(w, scale, corr, bias, k, x, ldx, B, y, ldy);
+  else rnn_i8_batch<3>(w, scale, corr, bias, k, x, ldx, B, y, ldy);
+}
 
 NGS_BF16 void bf16_convert_avx512(const float *x, int k, uint16_t *p) { to_pairs(x, k, p); }
 
@@ -224,6 +321,8 @@ void rnn_block_gemm_bf16_avx512(const uint16_t *w, const float *bias, int ng, in
 
 void gemm_bf16_kernel_avx512(const GemmBf16Tile &) {}
 void bf16_convert_avx512(const float *, int, uint16_t *) {}
+void rnn_block_gemm_i8_avx512(const int8_t *, const float *, const float *, const float *, int,
+                              int, const float *, int, int, float *, int) {}
 void gemv_bf16_avx512(const uint16_t *, int, const float *, int, int, const float *, float *,
                       bool) {}
 void rnn_block_gemm_bf16_avx512(const uint16_t *, const float *, int, int, const float *, int,

@@ -90,5 +90,15 @@ void rnn_block_gemm_bf16_avx512(const uint16_t *w, const float *bias, int ng, in
                                 const float *x, int ldx, int B, float *y, int ldy);
 void rnn_block_gemm_bf16_portable(const uint16_t *w, const float *bias, int ng, int k,
                                   const float *x, int ldx, int B, float *y, int ldy);
+// The int8 recurrent block (ops.h PackedRnn hh8), B rows: row b's x quantized to u8 with
+// its own scale s = max|x| / 127 (q = round(x / s) + 128), the int32 sums of u8 x int8
+// exact, y = fma((sum - corr) * s, scale, bias) per gate row. AVX512_VNNI vpdpbusd; the
+// portable emulation gives the same bits.
+void rnn_block_gemm_i8_avx512(const int8_t *w, const float *scale, const float *corr,
+                              const float *bias, int ng, int k, const float *x, int ldx, int B,
+                              float *y, int ldy);
+void rnn_block_gemm_i8_portable(const int8_t *w, const float *scale, const float *corr,
+                                const float *bias, int ng, int k, const float *x, int ldx,
+                                int B, float *y, int ldy);
 
 }  // namespace ngs::cpu

@@ -81,6 +81,7 @@ size_t LatentModel::prepare_fast() {
   for (auto *v : {&m.enc_rnn, &m.dec_rnn})
     for (auto &r : *v) {
       rnn_pack_bf16(r);
+      if (cpu_has_int8()) rnn_pack_int8(r);  // the recurrence in int8 (AVX512_VNNI)
       bytes += r.bf16_bytes();
     }
   m.fast_bytes = std::max<size_t>(bytes, 1);

@@ -150,13 +150,28 @@ struct PackedRnn {
   // W_hh[g * h + 16u + j][2q + s].
   PackedGemmBf16 ih16;
   std::vector<uint16_t> hh16;
+  // Fast precision, where the CPU has AVX512_VNNI (rnn_pack_int8; empty until then): the
+  // recurrent matrix in int8 with one scale per gate row, block u = [ceil(h/4)][G][16][4]:
+  // entry (q, g, j, s) = round(W_hh[g * h + 16u + j][4q + s] / scale), scale = max |row| /
+  // 127; i8_scale and i8_corr (128 x the row's sum of int8 weights) [blocks][G][16].
+  std::vector<int8_t> hh8;
+  std::vector<float> i8_scale, i8_corr;
   bool has_bf16() const { return !hh16.empty(); }
-  size_t bf16_bytes() const { return ih16.bytes() + hh16.size() * sizeof(uint16_t); }
+  bool has_int8() const { return !hh8.empty(); }
+  size_t bf16_bytes() const {
+    return ih16.bytes() + hh16.size() * sizeof(uint16_t) + hh8.size() +
+           (i8_scale.size() + i8_corr.size()) * sizeof(float);
+  }
 };
 
 PackedRnn rnn_pack(const RnnLayer &l, RnnType type);
 // Adds the bf16 copies to r (once, before any fast call).
 void rnn_pack_bf16(PackedRnn &r);
+// Adds the int8 recurrent matrix (fast calls then use it for the recurrence).
+void rnn_pack_int8(PackedRnn &r);
+// Whether this CPU has the int8 dot product of the fast recurrence (AVX512_VNNI, with
+// AVX512_BF16).
+bool cpu_has_int8();
 // Scratch floats rnn_forward needs (batch: rnn_forward_batch's B).
 size_t rnn_scratch_floats(const PackedRnn &r, int steps, int batch = 1);
 // x [steps][in] (stride ldx) -> out [steps][h] (stride ldo; may be null), h_final [h]

@@ -52,6 +52,35 @@ void rnn_pack_bf16(PackedRnn &r) {
               bf16_from_float(r.hh[bsz * u + (static_cast<size_t>(k) * ng + q) * kRnnBlock + j]);
 }
 
+void rnn_pack_int8(PackedRnn &r) {
+  if (r.has_int8()) return;
+  const int H = r.hidden, ng = r.type == RnnType::kGru ? 3 : 4, k4 = (H + 3) / 4;
+  const size_t bsz = static_cast<size_t>(H) * ng * kRnnBlock;       // fp32 block
+  const size_t bsz8 = static_cast<size_t>(k4) * ng * kRnnBlock * 4;  // int8 block
+  r.hh8.assign(bsz8 * r.blocks, 0);
+  r.i8_scale.assign(static_cast<size_t>(r.blocks) * ng * kRnnBlock, 0.0f);
+  r.i8_corr.assign(r.i8_scale.size(), 0.0f);
+  for (int u = 0; u < r.blocks; ++u)
+    for (int q = 0; q < ng; ++q)
+      for (int j = 0; j < kRnnBlock; ++j) {
+        auto wv = [&](int k) { return r.hh[bsz * u + (static_cast<size_t>(k) * ng + q) * kRnnBlock + j]; };
+        float m = 0.0f;
+        for (int k = 0; k < H; ++k) m = std::max(m, std::fabs(wv(k)));
+        const size_t row = (static_cast<size_t>(u) * ng + q) * kRnnBlock + j;
+        const float sc = m / 127.0f;
+        r.i8_scale[row] = sc;
+        int sum = 0;
+        for (int k = 0; k < H; ++k) {
+          const int v = m > 0.0f ? static_cast<int>(std::lrint(wv(k) / sc)) : 0;
+          const int c = std::max(-127, std::min(127, v));
+          r.hh8[bsz8 * u + ((static_cast<size_t>(k / 4) * ng + q) * kRnnBlock + j) * 4 + (k & 3)] =
+              static_cast<int8_t>(c);
+          sum += c;
+        }
+        r.i8_corr[row] = 128.0f * static_cast<float>(sum);
+      }
+}
+
 size_t rnn_scratch_floats(const PackedRnn &r, int steps, int batch) {
   const size_t g = static_cast<size_t>(r.type == RnnType::kGru ? 3 : 4) * r.hidden;
   const size_t b = static_cast<size_t>(std::max(batch, 1));
@@ -139,6 +168,8 @@ void rnn_steps(const RnnJob &jb, int b0, int b1) {
   const KernelTable &kt = *jb.k;
   const size_t bsz = static_cast<size_t>(H) * bs;
   const size_t bsz16 = static_cast<size_t>((H + 1) / 2) * bs * 2;
+  const size_t bsz8 = static_cast<size_t>((H + 3) / 4) * bs * 4;
+  const bool int8 = jb.fast && r.has_int8();
   const int u0 = b0 * kRnnBlock, u1 = std::min(H, b1 * kRnnBlock);
   for (int t = 0; t < jb.steps; ++t) {
     const float *h = jb.hbuf[t & 1];
@@ -146,7 +177,11 @@ void rnn_steps(const RnnJob &jb, int b0, int b1) {
     for (int u = b0; u < b1; ++u) {
       float *g = jb.gh + static_cast<size_t>(u) * bs;
       const float *bias = r.hh_b.data() + static_cast<size_t>(u) * bs;
-      if (jb.fast)
+      if (int8)
+        kt.rnn_block_gemm_i8(r.hh8.data() + bsz8 * u, r.i8_scale.data() + static_cast<size_t>(u) * bs,
+                             r.i8_corr.data() + static_cast<size_t>(u) * bs, bias, ng, H, h, H, B,
+                             g, ldg);
+      else if (jb.fast)
         kt.rnn_block_gemm_bf16(r.hh16.data() + bsz16 * u, bias, ng, H, h, H, B, g, ldg);
       else
         kt.rnn_block_gemm(r.hh.data() + bsz * u, bias, ng, H, h, H, B, g, ldg);

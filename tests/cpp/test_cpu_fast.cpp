@@ -188,6 +188,58 @@ TEST(CpuFast, NativeAndPortableKernelsAgree) {
     EXPECT_LE(rel_l2(r1.data() + static_cast<size_t>(r) * ldg, r0.data() + static_cast<size_t>(r) * ldg, ng * kRnnBlock), 1e-6);
 }
 
+// The int8 recurrent block (fast recurrence where the CPU has AVX512_VNNI): the
+// AVX512_VNNI kernel and the portable emulation give the same bits (exact integer sums,
+// the same float operations); against the fp32 block within kTolFastRnnStepInt8.
+TEST(CpuFast, Int8RecurrentBlock) {
+  IsaGuard guard;
+  SCOPED_TRACE("seed " + std::to_string(run_seed()));
+  std::mt19937 g(run_seed() + 6);
+  for (int H : {24, 131, 512, 1500}) {  // partial quads and blocks; > 1024: chunked quantization
+    for (RnnType type : {RnnType::kLstm, RnnType::kGru}) {
+      SCOPED_TRACE("H=" + std::to_string(H));
+      const int ng = type == RnnType::kGru ? 3 : 4, G = ng * H, in = 5, B = 6;
+      auto wih = randv(g, static_cast<size_t>(G) * in), whh = randv(g, static_cast<size_t>(G) * H, -0.1f, 0.1f);
+      auto bih = randv(g, G), bhh = randv(g, G);
+      RnnLayer l{wih.data(), whh.data(), bih.data(), bhh.data(), in, H};
+      PackedRnn p = rnn_pack(l, type);
+      rnn_pack_int8(p);
+      ASSERT_TRUE(p.has_int8());
+      auto h = randv(g, static_cast<size_t>(B) * H);
+      h[3] = 1.0f;  // the row's max: quantized exactly
+      const int bs = ng * kRnnBlock, ldg = bs + 1;
+      const size_t bsz = static_cast<size_t>(H) * bs, bsz8 = static_cast<size_t>((H + 3) / 4) * bs * 4;
+      for (int u = 0; u < p.blocks; ++u) {
+        std::vector<float> y0(static_cast<size_t>(B) * ldg, kNan), y1 = y0, y32 = y0;
+        const float *sc = p.i8_scale.data() + static_cast<size_t>(u) * bs;
+        const float *co = p.i8_corr.data() + static_cast<size_t>(u) * bs;
+        const float *bias = p.hh_b.data() + static_cast<size_t>(u) * bs;
+        kernels_for(Isa::kPortable).rnn_block_gemm_i8(p.hh8.data() + bsz8 * u, sc, co, bias, ng, H,
+                                                      h.data(), H, B, y0.data(), ldg);
+        kernels_for(Isa::kPortable).rnn_block_gemm(p.hh.data() + bsz * u, bias, ng, H, h.data(), H, B,
+                                                   y32.data(), ldg);
+        if (cpu_has_int8()) {
+          kernels_for(Isa::kAvx512).rnn_block_gemm_i8(p.hh8.data() + bsz8 * u, sc, co, bias, ng, H,
+                                                      h.data(), H, B, y1.data(), ldg);
+          for (int b = 0; b < B; ++b)
+            ASSERT_EQ(0, std::memcmp(y0.data() + b * ldg, y1.data() + b * ldg, sizeof(float) * bs))
+                << "block " << u << " row " << b << ": native and emulation differ";
+        }
+        for (int b = 0; b < B; ++b) {
+          // Only the units of this block that exist (past H the weights are 0).
+          std::vector<float> a, c;
+          for (int q = 0; q < ng; ++q)
+            for (int j = 0; j < kRnnBlock && u * kRnnBlock + j < H; ++j) {
+              a.push_back(y0[b * ldg + q * kRnnBlock + j] - bias[q * kRnnBlock + j]);
+              c.push_back(y32[b * ldg + q * kRnnBlock + j] - bias[q * kRnnBlock + j]);
+            }
+          EXPECT_LE(rel_l2(a, c), test::kTolFastRnnStepInt8) << "block " << u << " row " << b;
+        }
+      }
+    }
+  }
+}
+
 namespace {
 
 struct RnnCase {
@@ -209,7 +261,7 @@ RnnCase make_rnn(std::mt19937 &g, RnnType type, int in, int H) {
 }  // namespace
 
 // rnn_forward_batch: sequence b bit for bit rnn_forward's, B = 1..9, fp32 on every ISA and
-// fast on every fast path; fast within kTolFastRnn of fp32.
+// fast (bf16 and int8 recurrence) on every fast path; fast within kTolFastRnn(Int8) of fp32.
 TEST(CpuFast, BatchedRecurrenceEqualsOneSequenceAtATime) {
   IsaGuard guard;
   SCOPED_TRACE("seed " + std::to_string(run_seed()));
@@ -219,8 +271,10 @@ TEST(CpuFast, BatchedRecurrenceEqualsOneSequenceAtATime) {
       for (int H : {24, 131}) {
         const int in = 19, steps = 7, G = (type == RnnType::kGru ? 3 : 4) * H;
         RnnCase rc = make_rnn(g, type, in, H);
+        for (bool with_int8 : {false, true}) {
         PackedRnn p = rnn_pack(rc.layer, type);
         rnn_pack_bf16(p);
+        if (with_int8) rnn_pack_int8(p);
         for (int B : {1, 2, 3, 8, 9}) {
           const int rows = constant ? 1 : steps;
           auto x = randv(g, static_cast<size_t>(B) * rows * in);
@@ -229,7 +283,7 @@ TEST(CpuFast, BatchedRecurrenceEqualsOneSequenceAtATime) {
             const std::vector<Isa> isas = fast ? fast_isas() : supported_isas();
             for (Isa isa : isas) {
               isa_set(isa);
-              SCOPED_TRACE(std::string(isa_name(isa)) + (fast ? " fast" : " fp32") + " B=" +
+              SCOPED_TRACE(std::string(isa_name(isa)) + (fast ? (with_int8 ? " fast int8" : " fast") : " fp32") + " B=" +
                            std::to_string(B) + " H=" + std::to_string(H) +
                            (constant ? " constant" : ""));
               std::vector<float> scratch = poisoned(rnn_scratch_floats(p, steps, B));
@@ -257,12 +311,14 @@ TEST(CpuFast, BatchedRecurrenceEqualsOneSequenceAtATime) {
                       a.push_back(o1[static_cast<size_t>(t) * ldo + j]);
                       c.push_back(o32[static_cast<size_t>(t) * ldo + j]);
                     }
-                  EXPECT_LE(rel_l2(a, c), test::kTolFastRnn) << "fast vs fp32";
+                  EXPECT_LE(rel_l2(a, c), with_int8 ? test::kTolFastRnnInt8 : test::kTolFastRnn)
+                      << "fast vs fp32";
                 }
               }
               (void)G;
             }
           }
+        }
         }
       }
 }
