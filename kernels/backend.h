@@ -43,9 +43,10 @@ struct GrainSpec {
 
 // Arithmetic of a session (ngs_context_params.precision). kFp32: fp32 weights and fp32
 // arithmetic (the reference path, within 1e-5 of the PyTorch oracle). kFast: the CPU
-// backend keeps bf16 copies of the recurrent matrices and of the linear (GEMM) weights
-// and multiplies with the CPU's bf16 dot product (AVX512_BF16 vdpbf16ps), accumulating in
-// fp32 (errors per stage: docs/PRECISION.md). A backend or CPU without a fast path runs
+// backend keeps bf16 copies of the linear (GEMM) weights and multiplies with the CPU's
+// bf16 dot product (AVX512_BF16 vdpbf16ps), accumulating in fp32, and int8 copies of the
+// recurrent matrices for the recurrence (AVX512_VNNI; bf16 without it) (errors per stage:
+// docs/PRECISION.md). A backend or CPU without a fast path runs
 // kFp32 instead and says so through Session::precision().
 enum class Precision { kFp32 = 0, kFast = 1 };
 

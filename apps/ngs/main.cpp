@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   add_int(&app, "--threads", g.threads, 0, 1024, "CPU threads per call (0 = all cores)");
   app.add_option("--precision", g.precision,
-                 "Arithmetic: fp32 (reference) or fast (bf16 products, fp32 sums; "
+                 "Arithmetic: fp32 (reference) or fast (bf16 products, fp32 sums, int8 recurrence; "
                  "docs/PRECISION.md)")
       ->check(CLI::IsMember({"fp32", "fast"}))
       ->capture_default_str();

@@ -915,7 +915,7 @@ class Context(_Closable):
     max_grains: longest series one call may decode/encode (0 = 8 x the model's
     n_grains); n_threads: CPU threads per call; max_loop_length: longest render_loop in
     samples (0 = 10 s); precision: "fp32" (default, the reference) or "fast" (bf16
-    products with fp32 sums, docs/PRECISION.md; runs fp32 where the CPU has no bf16: see
+    products with fp32 sums, int8 recurrence, docs/PRECISION.md; runs fp32 where the CPU has no bf16: see
     the `precision` attribute, the precision actually used)."""
 
     def __init__(self, model, max_grains=0, n_threads=1, max_loop_length=0, precision="fp32"):

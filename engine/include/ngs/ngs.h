@@ -106,9 +106,9 @@ typedef enum ngs_class_none { NGS_CLASS_NONE = -1 } ngs_class_none;
 
 /* Arithmetic of a context (docs/PRECISION.md). FP32: the reference (within 1e-5 relative
    L2 of the PyTorch model). FAST: the CPU backend multiplies in bf16 with fp32
-   accumulation (the recurrent matrices of the sequence VAE, its linears and the grain
-   decoder's MLP; the CPU's AVX512_BF16 dot product): faster, within the documented
-   errors. Where the CPU lacks bf16, and on CUDA, a FAST context runs FP32
+   accumulation (the sequence VAE's linears and the grain decoder's MLP; the CPU's
+   AVX512_BF16 dot product) and runs the recurrence in int8 with exact integer sums
+   (AVX512_VNNI): faster, within the documented errors. Where the CPU lacks bf16, and on CUDA, a FAST context runs FP32
    (ngs_context_precision says which). */
 typedef enum ngs_precision {
     NGS_PRECISION_FP32 = 0,
