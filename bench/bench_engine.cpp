@@ -6,7 +6,8 @@
 //
 // Each case reports ms per call and the real-time factor (audio seconds per compute
 // second) as counters, from wall time (ms, rtf) and from process CPU time (cpu_ms,
-// rtf_cpu); the argument is the thread count (1, then all cores).
+// rtf_cpu); the arguments are the thread count (1, then all cores) and the precision
+// (fast: 0 fp32, 1 fast, docs/PRECISION.md). sample_x8: 8 one-shots in one ngs_sample.
 // Environment: NGS_BENCH_MODELS (model folder, default <build>/bench-models),
 // NGS_BENCH_BACKEND (cpu, cuda or auto; default cpu).
 #include <benchmark/benchmark.h>
@@ -71,7 +72,7 @@ double process_cpu_ms() {
   return double(ts.tv_sec) * 1e3 + double(ts.tv_nsec) * 1e-6;
 }
 
-enum Case { DECODE, SAMPLE, ENCODE, RESYNTH_10S, PATH_10S };
+enum Case { DECODE, SAMPLE, ENCODE, RESYNTH_10S, PATH_10S, SAMPLE_X8 };
 
 void run_case(benchmark::State &state, const std::string &config, Case c) {
   Loaded &l = load(config);
@@ -81,20 +82,27 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
   }
   const ngs_model_info &in = l.info;
   const int threads = int(state.range(0));
+  const bool fast = state.range(1) != 0;  // ngs_context_params.precision
   const int ng = in.n_grains, zd = in.z_dim;
   const int n10 = ngs_model_grains_for_duration(l.model, 10.0);
   Ctx cx;
   ngs_context_params cp = ngs_context_default_params();
   cp.n_threads = threads;
   cp.max_grains = std::max(n10, ng);
+  cp.precision = fast ? NGS_PRECISION_FAST : NGS_PRECISION_FP32;
   if (ngs_context_init(l.model, cp, &cx.ctx) != NGS_STATUS_OK) {
     state.SkipWithError(ngs_last_error());
+    return;
+  }
+  if (fast && ngs_context_precision(cx.ctx) != NGS_PRECISION_FAST) {
+    state.SkipWithError("fast precision unavailable here (no AVX512_BF16 or CUDA backend)");
     return;
   }
   std::mt19937 rng(42);
   std::normal_distribution<float> nd;
   std::uniform_real_distribution<float> ud(-0.5f, 0.5f);
   std::vector<float> z(size_t(ng) * zd), mu(size_t(ng) * zd), audio(in.sample_length);
+  std::vector<float> audio8(c == SAMPLE_X8 ? 8 * in.sample_length : 0);
   for (float &v : z) v = nd(rng);
   std::vector<float> enc_in(in.sample_length);
   for (float &v : enc_in) v = ud(rng);
@@ -114,6 +122,7 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
   double audio_s = 0;
   switch (c) {
     case DECODE: case SAMPLE: case ENCODE: audio_s = double(in.sample_length) / in.sample_rate; break;
+    case SAMPLE_X8: audio_s = 8.0 * double(in.sample_length) / in.sample_rate; break;
     case RESYNTH_10S: audio_s = 10.0; break;
     case PATH_10S: audio_s = double(path_audio.size()) / in.sample_rate; break;
   }
@@ -134,6 +143,13 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
         ++sp.seed;
         st = ngs_sample(cx.ctx, sp, audio.data(), audio.size());
         break;
+      case SAMPLE_X8: {  // 8 one-shots in one call: the sequence VAE advances them together
+        ngs_sample_params s8 = sp;
+        s8.seed = ++sp.seed;
+        s8.count = 8;
+        st = ngs_sample(cx.ctx, s8, audio8.data(), audio8.size());
+        break;
+      }
       case ENCODE: {
         int got = 0;
         st = ngs_encode(cx.ctx, enc_in.data(), enc_in.size(), ngs_encode_default_params(),
@@ -173,15 +189,19 @@ void run_case(benchmark::State &state, const std::string &config, Case c) {
 
 void register_all() {
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const char *names[] = {"decode", "sample", "encode", "resynth_10s", "path_10s"};
+  const char *names[] = {"decode", "sample", "encode", "resynth_10s", "path_10s", "sample_x8"};
   for (const char *config : {"drums22k", "sr16k"}) {
-    for (int c = 0; c < 5; ++c) {
+    for (int c = 0; c < 6; ++c) {
       std::string cfg = config;
       auto *b = benchmark::RegisterBenchmark(
           (cfg + "/" + names[c]).c_str(),
           [cfg, c](benchmark::State &s) { run_case(s, cfg, Case(c)); });
-      b->Arg(1)->ArgName("threads")->UseRealTime()->Unit(benchmark::kMillisecond);
-      if (cores > 1) b->Arg(cores);
+      // Args: threads, fast (ngs_context_params.precision: 0 fp32, 1 fast).
+      b->ArgNames({"threads", "fast"})->UseRealTime()->Unit(benchmark::kMillisecond);
+      for (int fast : {0, 1}) {
+        b->Args({1, fast});
+        if (cores > 1) b->Args({cores, fast});
+      }
     }
   }
 }

@@ -17,6 +17,7 @@
 //   overlap_add    grains -> audio, incl. FIR + softsign (3)  docs/MODEL_SPEC.md §4.2
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -39,6 +40,15 @@ struct GrainSpec {
   int g = 0;
   bool first = false, last = false;
 };
+
+// Arithmetic of a session (ngs_context_params.precision). kFp32: fp32 weights and fp32
+// arithmetic (the reference path, within 1e-5 of the PyTorch oracle). kFast: the CPU
+// backend keeps bf16 copies of the linear (GEMM) weights and multiplies with the CPU's
+// bf16 dot product (AVX512_BF16 vdpbf16ps), accumulating in fp32, and int8 copies of the
+// recurrent matrices for the recurrence (AVX512_VNNI; bf16 without it) (errors per stage:
+// docs/PRECISION.md). A backend or CPU without a fast path runs
+// kFp32 instead and says so through Session::precision().
+enum class Precision { kFp32 = 0, kFast = 1 };
 
 // Per-context state of a backend: the workspace for up to max_grains grains (and the
 // sequence VAE's model length), planned once, and the context's one thread pool (CPU
@@ -94,6 +104,19 @@ class Session {
   // ---- Composite request (one call, so a device backend keeps z on the device) --------
   // latent_decode(e, class_index, n) then decode(z, n, key): audio [(n + 3) * hop].
   virtual void sample(const float *e, int class_index, int n, NoiseKey key, float *audio) = 0;
+  // B one-shots in one call: e [B][ld_e] (embedding b at e + b * ld_e), one class, keys[b] -> audio row b at
+  // audio + b * ld_audio ([(n + 3) * hop] each), B <= sample_batch_max(n). Equals B calls
+  // of sample() (bit for bit on the CPU backend, which runs the B sequences' recurrences
+  // together, reading each recurrent matrix once per step for all of them, and the decoder
+  // MLP as one GEMM over all B * n grains). The default calls sample() B times.
+  virtual void sample_batch(const float *e, int ld_e, int class_index, int B, int n,
+                            const NoiseKey *keys, float *audio, size_t ld_audio);
+  // Largest B of sample_batch for series of n grains (at least 1 when n is within the
+  // session's capacity).
+  virtual int sample_batch_max(int n) const;
+
+  // The precision this session runs (kFp32 when kFast was asked for but is unavailable).
+  virtual Precision precision() const { return Precision::kFp32; }
 };
 
 inline void Session::rnn_plan(int) {
@@ -105,6 +128,13 @@ inline void Session::rnn_start(int, const float *, int) {
 inline void Session::rnn_step(const int *, int, float *, int) {
   throw Error(kUnsupported, "this backend does not stream the sequence VAE");
 }
+inline void Session::sample_batch(const float *e, int ld_e, int class_index, int B, int n,
+                                  const NoiseKey *keys, float *audio, size_t ld_audio) {
+  for (int b = 0; b < B; ++b)
+    sample(e + static_cast<size_t>(b) * ld_e, class_index, n, keys[b],
+           audio + static_cast<size_t>(b) * ld_audio);
+}
+inline int Session::sample_batch_max(int) const { return 1; }
 inline void Session::decode_grains(const float *, int, const GrainSpec *, float *) {
   throw Error(kUnsupported, "this backend does not decode batches of independent grains");
 }
@@ -116,9 +146,14 @@ class Backend {
   // Whether latent_decode / latent_encode / sample are available (latent weights given).
   virtual bool has_latent() const = 0;
   // A session for requests of up to max_grains grains (the sequence VAE's calls also up to
-  // the model's n_grains), with n_threads CPU threads (the caller is one of them).
+  // the model's n_grains), with n_threads CPU threads (the caller is one of them), in the
+  // given precision (the session may run kFp32 instead: Session::precision()).
   // Throws ngs::Error on failure (the C API turns it into a status).
-  virtual std::unique_ptr<Session> create_session(int max_grains, int n_threads) = 0;
+  virtual std::unique_ptr<Session> create_session(int max_grains, int n_threads,
+                                                  Precision precision) = 0;
+  std::unique_ptr<Session> create_session(int max_grains, int n_threads) {
+    return create_session(max_grains, n_threads, Precision::kFp32);
+  }
 };
 
 }  // namespace ngs

@@ -85,6 +85,8 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
                     std::exp(-float(i % size_t(in.sample_rate)) / float(in.sample_rate)) +
                 0.1f * uni(rng);
   std::vector<float> zpath(size_t(n10) * size_t(zd));
+  std::vector<float> audio8(8 * one), emb(size_t(std::max(in.e_dim, 1))), zl(size_t(ng) * size_t(zd));
+  for (float &v : emb) v = normal(rng);
   std::vector<float> path_audio(ngs_model_audio_length(e.model, n10));
 
   std::vector<Case> cases;
@@ -101,6 +103,21 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
                      e.seconds(one), [&, sp]() mutable {
                        ++sp.seed;
                        check(ngs_sample(e.ctx, sp, audio.data(), audio.size()), "sample");
+                     }});
+    // 8 one-shots in one call (the sequence VAE advances all 8 together): compare with
+    // 8 x sample.
+    cases.push_back({"sample_x8", "8 sampled one-shots in one ngs_sample call",
+                     8 * e.seconds(one), [&, sp]() mutable {
+                       ++sp.seed;
+                       sp.count = 8;
+                       check(ngs_sample(e.ctx, sp, audio8.data(), audio8.size()), "sample");
+                     }});
+    // The sequence VAE alone (embedding -> z series of a one-shot).
+    cases.push_back({"latent_decode", "sequence VAE decode of one one-shot (" +
+                                          std::to_string(ng) + " steps)",
+                     e.seconds(one), [&, sp] {
+                       check(ngs_latent_decode(e.ctx, emb.data(), sp.class_index, ng, zl.data()),
+                             "latent_decode");
                      }});
   }
   cases.push_back({"encode", "encode of a one-shot to mu", e.seconds(one), [&] {
@@ -133,7 +150,8 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
                              [&](const Case &c) { return c.name == name; });
       if (it == cases.end())
         throw Failure("unknown or unavailable bench case '" + name +
-                      "' (decode, sample, encode, resynth_10s, path_10s)");
+                      "' (decode, sample, sample_x8, latent_decode, encode, resynth_10s, "
+                      "path_10s)");
       picked.push_back(*it);
     }
     cases = picked;
@@ -146,6 +164,7 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
   j["model"] = o.model;
   j["backend"] = ngs_backend_name(in.backend);
   j["threads"] = g.threads;
+  j["precision"] = ngs_context_precision(e.ctx) == NGS_PRECISION_FAST ? "fast" : "fp32";
   j["seconds_per_case"] = o.seconds;
   j["machine"] = {{"cpu", cpu_model()},
                   {"logical_cores", std::thread::hardware_concurrency()},
@@ -201,8 +220,9 @@ void run_bench(const GlobalOptions &g, const BenchOptions &o) {
   if (o.json) {
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("ngs %s bench: %s, backend %s, %d thread(s), %s\n", ngs_version(),
-                o.model.c_str(), ngs_backend_name(in.backend), g.threads, cpu_model().c_str());
+    std::printf("ngs %s bench: %s, backend %s, %d thread(s), precision %s, %s\n", ngs_version(),
+                o.model.c_str(), ngs_backend_name(in.backend), g.threads,
+                j["precision"].get<std::string>().c_str(), cpu_model().c_str());
     std::printf("%-12s %6s %9s %9s %9s %9s %9s %10s\n", "case", "runs", "mean ms", "p50 ms",
                 "p90 ms", "p99 ms", "max ms", "RTF");
     for (auto &r : j["cases"])

@@ -93,6 +93,18 @@ std::vector<float> load_input(Engine &e, const std::string &path, bool normalize
 
 // ---- info ---------------------------------------------------------------------------
 
+// Whether a context asking for NGS_PRECISION_FAST gets it on this machine and backend.
+static bool fast_available(const ngs_model *model) {
+  ngs_context_params p = ngs_context_default_params();
+  p.precision = NGS_PRECISION_FAST;
+  p.max_loop_length = 1;
+  ngs_context *ctx = nullptr;
+  if (ngs_context_init(model, p, &ctx) != NGS_STATUS_OK) return false;
+  const bool fast = ngs_context_precision(ctx) == NGS_PRECISION_FAST;
+  ngs_context_free(ctx);
+  return fast;
+}
+
 void run_info(const GlobalOptions &g, const InfoOptions &o) {
   Engine e(o.model, g);
   FileSummary fs = summarize_file(o.model);
@@ -123,6 +135,10 @@ void run_info(const GlobalOptions &g, const InfoOptions &o) {
   j["config"] = metadata_json(e.model, "ngs.config");
   j["sources"] = metadata_json(e.model, "ngs.sources");
   j["backend"] = ngs_backend_name(in.backend);
+  // What --precision gives on this machine (fast falls back to fp32 without bf16).
+  const bool fast_here = fast_available(e.model);
+  j["precision"] = ngs_context_precision(e.ctx) == NGS_PRECISION_FAST ? "fast" : "fp32";
+  j["fast_precision_available"] = fast_here;
   j["library_version"] = ngs_version();
   j["load_ms"] = e.load_ms;
   if (o.json) {
@@ -172,6 +188,10 @@ void run_info(const GlobalOptions &g, const InfoOptions &o) {
       }
     }
     std::printf("backend      %s (library %s)\n", ngs_backend_name(in.backend), ngs_version());
+    std::printf("precision    %s (fast: %s)\n",
+                ngs_context_precision(e.ctx) == NGS_PRECISION_FAST ? "fast" : "fp32",
+                fast_here ? "available, bf16 dot product"
+                          : "not available here (no AVX512_BF16, or CUDA): runs fp32");
   }
   std::fprintf(stderr, "ngs: info: model loaded in %.1f ms (no audio rendered)\n", e.load_ms);
 }

@@ -32,6 +32,7 @@ Engine::Engine(const std::string &path, const GlobalOptions &opt, int max_grains
   load_ms = sw.ms();
   cparams_ = ngs_context_default_params();
   cparams_.n_threads = opt.threads;
+  cparams_.precision = opt.precision == "fast" ? NGS_PRECISION_FAST : NGS_PRECISION_FP32;
   reserve_grains(max_grains_ > 0 ? max_grains_ : 8 * info.n_grains);
 }
 

@@ -26,6 +26,7 @@ void check(ngs_status status, const char *what);
 struct GlobalOptions {
   std::string backend = "auto";
   int threads = 1;
+  std::string precision = "fp32";  // fp32 | fast (ngs_context_params.precision)
   bool quiet = false;
 };
 

@@ -23,6 +23,11 @@ int main(int argc, char **argv) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
       ->capture_default_str();
   add_int(&app, "--threads", g.threads, 0, 1024, "CPU threads per call (0 = all cores)");
+  app.add_option("--precision", g.precision,
+                 "Arithmetic: fp32 (reference) or fast (bf16 products, fp32 sums, int8 recurrence; "
+                 "docs/PRECISION.md)")
+      ->check(CLI::IsMember({"fp32", "fast"}))
+      ->capture_default_str();
 
   double peak_dbfs = 0.0;
   auto *peak = add_real(&app, "--peak", peak_dbfs, -60.0, 0.0,

@@ -321,6 +321,7 @@ ngs_context_params ngs_context_default_params(void) {
   p.max_grains = 0;
   p.n_threads = 1;
   p.max_loop_length = 0;
+  p.precision = NGS_PRECISION_FP32;
   return p;
 }
 
@@ -335,11 +336,20 @@ ngs_status ngs_context_init(const ngs_model *model, ngs_context_params params, n
       invalid("n_threads " + std::to_string(params.n_threads) + " must be in [1, 256]");
     if (params.max_loop_length > (static_cast<size_t>(1) << 32))
       invalid("max_loop_length is too large");
+    if (params.precision != NGS_PRECISION_FP32 && params.precision != NGS_PRECISION_FAST)
+      invalid("precision " + std::to_string(static_cast<int>(params.precision)) +
+              " must be NGS_PRECISION_FP32 (0) or NGS_PRECISION_FAST (1)");
     *out = ngs::context_create(*model, params).release();
   });
 }
 
 void ngs_context_free(ngs_context *ctx) { delete ctx; }
+
+ngs_precision ngs_context_precision(const ngs_context *ctx) {
+  if (ctx == nullptr) return NGS_PRECISION_FP32;
+  return ctx->session->precision() == ngs::Precision::kFast ? NGS_PRECISION_FAST
+                                                             : NGS_PRECISION_FP32;
+}
 
 /* ---- grain VAE ---- */
 

@@ -37,7 +37,9 @@ std::unique_ptr<ngs_context> context_create(const ngs_model &m, ngs_context_para
   c->max_loop_length =
       p.max_loop_length == 0 ? static_cast<size_t>(10) * static_cast<size_t>(m.wc().sr) : p.max_loop_length;
   const size_t zn = static_cast<size_t>(c->max_grains) * m.z_dim();
-  c->session = m.compute->create_session(c->max_grains, c->n_threads);
+  c->session = m.compute->create_session(
+      c->max_grains, c->n_threads,
+      p.precision == NGS_PRECISION_FAST ? Precision::kFast : Precision::kFp32);
   c->mu.assign(zn, 0.0f);
   c->logvar.assign(zn, 0.0f);
   c->z.assign(zn, 0.0f);
@@ -46,6 +48,9 @@ std::unique_ptr<ngs_context> context_create(const ngs_model &m, ngs_context_para
     c->e0.assign(ed, 0.0f);
     c->e1.assign(ed, 0.0f);
     c->e.assign(ed, 0.0f);
+    if (c->max_grains >= m.n_grains()) c->batch = c->session->sample_batch_max(m.n_grains());
+    c->eb.assign(static_cast<size_t>(c->batch) * ed, 0.0f);
+    c->keys.resize(c->batch);
   }
   c->seg_in.assign(m.audio_length(c->max_grains), 0.0f);
   c->seg_out.assign(m.audio_length(c->max_grains), 0.0f);
@@ -95,12 +100,29 @@ void render_one_shot(ngs_context &c, const float *e, int class_index, uint64_t s
                     NoiseKey{seed, sequence}, audio);
 }
 
+// One-shot i: embedding and noise of sequence i. Up to c.batch one-shots per backend call
+// (Session::sample_batch: the recurrences of all of them together), bit for bit the same as
+// one call per one-shot.
 void sample(ngs_context &c, const ngs_sample_params &p, float *audio) {
-  const size_t len = c.model->sample_length();
-  for (int i = 0; i < p.count; ++i) {
-    const uint32_t seq = static_cast<uint32_t>(i);
-    embedding_sample(*c.model, p.temperature, p.seed, seq, c.e.data());
-    render_one_shot(c, c.e.data(), p.class_index, p.seed, seq, audio + static_cast<size_t>(i) * len);
+  const ngs_model &m = *c.model;
+  const size_t len = m.sample_length();
+  const int ed = m.lc().e_dim;
+  const int cls = m.lc().n_conds > 0 ? p.class_index : -1;
+  for (int i0 = 0; i0 < p.count; i0 += c.batch) {
+    const int B = std::min(c.batch, p.count - i0);
+    if (B == 1) {
+      const uint32_t seq = static_cast<uint32_t>(i0);
+      embedding_sample(m, p.temperature, p.seed, seq, c.e.data());
+      render_one_shot(c, c.e.data(), p.class_index, p.seed, seq, audio + static_cast<size_t>(i0) * len);
+      continue;
+    }
+    for (int b = 0; b < B; ++b) {
+      const uint32_t seq = static_cast<uint32_t>(i0 + b);
+      embedding_sample(m, p.temperature, p.seed, seq, c.eb.data() + static_cast<size_t>(b) * ed);
+      c.keys[b] = NoiseKey{p.seed, seq};
+    }
+    c.session->sample_batch(c.eb.data(), ed, cls, B, m.n_grains(), c.keys.data(),
+                            audio + static_cast<size_t>(i0) * len, len);
   }
 }
 
@@ -109,11 +131,24 @@ void sample_interpolation(ngs_context &c, const ngs_sample_params &p, int steps,
   const int ed = c.model->lc().e_dim;
   embedding_sample(*c.model, p.temperature, p.seed, 0, c.e0.data());
   embedding_sample(*c.model, p.temperature, p.seed, 1, c.e1.data());
-  for (int k = 0; k < steps; ++k) {
-    const float t = static_cast<float>(k) / static_cast<float>(steps - 1);
-    for (int i = 0; i < ed; ++i) c.e[i] = c.e0[i] + (c.e1[i] - c.e0[i]) * t;
-    render_one_shot(c, c.e.data(), p.class_index, p.seed, static_cast<uint32_t>(k),
-                    audio + static_cast<size_t>(k) * len);
+  const int cls = c.model->lc().n_conds > 0 ? p.class_index : -1;
+  // Step k: embedding e0 + (e1 - e0) k / (steps - 1), noise sequence k; up to c.batch steps
+  // per backend call (as sample()).
+  for (int k0 = 0; k0 < steps; k0 += c.batch) {
+    const int B = std::min(c.batch, steps - k0);
+    for (int b = 0; b < B; ++b) {
+      const int k = k0 + b;
+      const float t = static_cast<float>(k) / static_cast<float>(steps - 1);
+      float *e = B == 1 ? c.e.data() : c.eb.data() + static_cast<size_t>(b) * ed;
+      for (int i = 0; i < ed; ++i) e[i] = c.e0[i] + (c.e1[i] - c.e0[i]) * t;
+      if (B > 1) c.keys[b] = NoiseKey{p.seed, static_cast<uint32_t>(k)};
+    }
+    if (B == 1)
+      render_one_shot(c, c.e.data(), p.class_index, p.seed, static_cast<uint32_t>(k0),
+                      audio + static_cast<size_t>(k0) * len);
+    else
+      c.session->sample_batch(c.eb.data(), ed, cls, B, c.model->n_grains(), c.keys.data(),
+                              audio + static_cast<size_t>(k0) * len, len);
   }
 }
 

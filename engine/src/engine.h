@@ -43,6 +43,10 @@ struct ngs_context {
   std::unique_ptr<ngs::Session> session;
   std::vector<float> mu, logvar, z;  // [max_grains][z_dim]
   std::vector<float> e0, e1, e;      // [e_dim]
+  // Batched one-shots (ngs_sample with count > 1): embeddings [batch][e_dim], noise keys.
+  int batch = 1;
+  std::vector<float> eb;
+  std::vector<ngs::NoiseKey> keys;
   std::vector<float> seg_in, seg_out;  // [(max_grains + 3) * hop]
   std::vector<float> track;            // [max_loop_length]
 };

@@ -4,11 +4,13 @@
 // max_grains with one thread pool for every stage. The grain noise uses the absolute
 // grain index, so any split of a request gives the same numbers.
 #include <algorithm>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "cpu/cpu.h"
+#include "cpu/dispatch.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
 
@@ -19,6 +21,9 @@ struct Prepared {
   WaveformConfig cfg;
   std::vector<PackedGemm> lin;
   PackedGemm out;
+  // Fast precision copies of the decoder MLP (prepare_fast; empty until then).
+  std::vector<PackedGemmBf16> lin16;
+  PackedGemmBf16 out16;
   RealFft fft;
   std::vector<float> hann;
   std::vector<float> fir;
@@ -31,7 +36,20 @@ struct Prepared {
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
   }
+  size_t prepare_fast() {
+    size_t bytes = 0;
+    for (const PackedGemm &g : lin) {
+      lin16.push_back(gemm_pack_bf16(g));
+      bytes += lin16.back().bytes();
+    }
+    out16 = gemm_pack_bf16(out);
+    return bytes + out16.bytes();
+  }
 };
+
+// One-shots per sample_batch call at most: past 8 rows the recurrence is bound by the
+// multiplications, not by reading the matrix, and the latent scratch grows with the batch.
+constexpr int kMaxSampleBatch = 8;
 
 // Workspace planned once for max_grains; with n_threads > 1 one persistent pool splits
 // the grains (decoder stages 1 and 2, the encoder's conv stages), the output samples
@@ -40,13 +58,17 @@ struct Prepared {
 class CpuSession final : public Session {
  public:
   CpuSession(const Prepared &p, const WaveformEncoder &enc, const LatentModel *latent,
-             int max_grains, int n_threads)
+             int max_grains, int n_threads, bool fast)
       : p_(p),
         max_(max_grains),
         parts_(std::max(1, n_threads)),
+        fast_(fast),
         per_(parts_),
         pool_(parts_ > 1 ? std::make_unique<ThreadPool>(parts_) : nullptr),
-        host_(enc, latent, max_grains, std::max(max_grains, p.cfg.n_grains), pool_.get()) {
+        host_(enc, latent, max_grains, std::max(max_grains, p.cfg.n_grains), pool_.get(),
+              latent ? std::max(1, std::min(kMaxSampleBatch, max_grains / std::max(1, p.cfg.n_grains)))
+                     : 1,
+              p.cfg.n_grains, fast) {
     const WaveformConfig &c = p.cfg;
     const size_t n = static_cast<size_t>(max_grains);
     const int F = c.filter_size(), l = c.l_grain;
@@ -89,6 +111,34 @@ class CpuSession final : public Session {
     host_.latent_decode(e, class_index, n, z_.data());
     decode(z_.data(), n, key, audio);
   }
+
+  int sample_batch_max(int n) const override {
+    if (n < 1 || n > max_ || n > p_.cfg.n_grains) return 1;
+    return std::max(1, std::min(host_.latent_batch(), max_ / n));
+  }
+
+  // The B sequences' recurrences together, the decoder MLP over all B * n grains, then the
+  // noise filter and overlap-add of each one-shot (its own noise key): bit for bit B
+  // sample() calls.
+  void sample_batch(const float *e, int ld_e, int class_index, int B, int n, const NoiseKey *keys,
+                    float *audio, size_t ld_audio) override {
+    if (B < 1 || B > sample_batch_max(n))
+      throw Error(kCapacity, "cpu backend: " + std::to_string(B) + " one-shots of " +
+                                 std::to_string(n) + " grains requested, session planned for 1.." +
+                                 std::to_string(sample_batch_max(n)));
+    check(B * n);
+    const WaveformConfig &c = p_.cfg;
+    host_.latent_decode_batch(e, ld_e, class_index, B, n, z_.data(),
+                              static_cast<size_t>(n) * c.z_dim);
+    decoder_mlp(z_.data(), B * n, S_.data());
+    for (int b = 0; b < B; ++b) {
+      noise_filter(S_.data() + static_cast<size_t>(b) * n * c.filter_size(), n, 0, n, keys[b],
+                   y_.data());
+      overlap_add(y_.data(), n, audio + b * ld_audio, false);
+    }
+  }
+
+  Precision precision() const override { return fast_ ? Precision::kFast : Precision::kFp32; }
 
   void decoder_mlp(const float *z, int n, float *S) override {
     check(n);
@@ -166,14 +216,17 @@ class CpuSession final : public Session {
     int width = c.z_dim;
     float *a = s.mlp_a_.data() + static_cast<size_t>(b) * s.width_;
     float *bb = s.mlp_b_.data() + static_cast<size_t>(b) * s.width_;
-    for (const PackedGemm &g : s.p_.lin) {
-      gemm(g, x, width, m, a, g.n, Act::kLrelu);
-      width = g.n;
+    for (size_t i = 0; i < s.p_.lin.size(); ++i) {
+      const int n_out = s.p_.lin[i].n;
+      if (s.fast_) gemm_bf16(s.p_.lin16[i], x, width, m, a, n_out, Act::kLrelu);
+      else gemm(s.p_.lin[i], x, width, m, a, n_out, Act::kLrelu);
+      width = n_out;
       x = a;
       std::swap(a, bb);
     }
     float *S = j.out + static_cast<size_t>(b) * F;
-    gemm(s.p_.out, x, width, m, S, F, Act::kNone);
+    if (s.fast_) gemm_bf16(s.p_.out16, x, width, m, S, F, Act::kNone);
+    else gemm(s.p_.out, x, width, m, S, F, Act::kNone);
     decoder_mlp_spectrum(S, m, F, S, s.per_[part].row.data());
   }
 
@@ -230,6 +283,7 @@ class CpuSession final : public Session {
 
   const Prepared &p_;
   int max_, parts_, width_ = 0;
+  bool fast_;  // Precision::kFast (bf16 copies prepared by the backend)
   std::vector<PerThread> per_;
   std::vector<float> mlp_a_, mlp_b_, S_, y_, ola_, z_;
   std::unique_ptr<ThreadPool> pool_;  // the session's one pool (null with one thread)
@@ -239,36 +293,69 @@ class CpuSession final : public Session {
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const WaveformWeights &w, const LatentWeights *latent)
-      : p_(w),
+      : w_(w),
+        p_(w),
         encoder_(w),
         latent_(latent ? std::make_unique<LatentModel>(*latent) : nullptr) {}
   const char *name() const override { return "cpu"; }
   bool has_latent() const override { return latent_ != nullptr; }
-  std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
+  std::unique_ptr<Session> create_session(int max_grains, int n_threads,
+                                          Precision precision) override {
     if (max_grains < 1)
       throw Error(kInvalidArgument, "cpu backend: max_grains must be >= 1");
     if (n_threads < 1 || n_threads > 256)
       throw Error(kInvalidArgument, "cpu backend: n_threads must be in 1..256");
-    return std::make_unique<CpuSession>(p_, encoder_, latent_.get(), max_grains, n_threads);
+    // Fast needs the bf16 dot product in the active dispatch table (not on a CPU without
+    // AVX512_BF16, nor below AVX-512 with NGS_CPU_ISA): otherwise the session runs fp32
+    // (precision()) rather than the slow portable emulation.
+    const bool fast = precision == Precision::kFast && kernels().bf16_native;
+    if (fast) prepare_fast();
+    return std::make_unique<CpuSession>(p_, fast ? *encoder_fast_ : encoder_, latent_.get(),
+                                        max_grains, n_threads, fast);
   }
 
+  // The bf16 copies of the decoder MLP and of the sequence VAE, and the encoder with bf16
+  // convolutions (EncoderPrecision::kFast), built once (at the first fast session;
+  // sessions already running read only the fp32 weights).
+  void prepare_fast() {
+    std::call_once(fast_once_, [this] {
+      fast_bytes_ = p_.prepare_fast();
+      if (latent_) fast_bytes_ += latent_->prepare_fast();
+      EncoderOptions opt;
+      opt.precision = EncoderPrecision::kFast;
+      encoder_fast_ = std::make_unique<WaveformEncoder>(w_, opt);
+    });
+  }
+  size_t fast_bytes() const { return fast_bytes_; }
+
  private:
+  const WaveformWeights &w_;  // owned by the model, which outlives its backend
   Prepared p_;
   WaveformEncoder encoder_;
+  std::unique_ptr<WaveformEncoder> encoder_fast_;  // prepare_fast
   std::unique_ptr<LatentModel> latent_;
+  std::once_flag fast_once_;
+  size_t fast_bytes_ = 0;
 };
 
 }  // namespace
 
 HostStages::HostStages(const WaveformEncoder &encoder, const LatentModel *latent,
-                       int max_grains, int latent_grains, ThreadPool *pool)
+                       int max_grains, int latent_grains, ThreadPool *pool, int latent_batch,
+                       int batch_grains, bool fast)
     : enc_(encoder),
       latent_(latent),
       max_grains_(max_grains),
       latent_grains_(latent_grains),
+      latent_batch_(std::max(1, latent_batch)),
+      batch_grains_(latent_batch_ > 1 ? std::max(1, batch_grains) : 0),
+      fast_(fast && latent != nullptr && latent->has_fast()),
       pool_(pool),
       enc_scratch_(encoder.scratch_floats(max_grains, pool ? pool->size() : 1), 0.0f),
-      lat_scratch_(latent ? latent->scratch_floats(latent_grains) : 0, 0.0f) {}
+      lat_scratch_(latent ? std::max(latent->scratch_floats(latent_grains),
+                                     latent->scratch_floats(batch_grains_, latent_batch_))
+                          : 0,
+                   0.0f) {}
 
 void HostStages::check(int n, int max, const char *what) const {
   if (n < 1 || n > max)
@@ -285,13 +372,26 @@ void HostStages::encoder(const float *audio, int n, float *mu, float *logvar) {
 void HostStages::latent_decode(const float *e, int class_index, int n, float *z) {
   if (!latent_) throw Error(kInvalidArgument, "latent_decode: the model has no sequence VAE");
   check(n, latent_grains_, "latent_decode");
-  latent_->decode(e, class_index, n, z, lat_scratch_.data(), pool_);
+  latent_->decode(e, class_index, n, z, lat_scratch_.data(), pool_, fast_);
+}
+
+void HostStages::latent_decode_batch(const float *e, int ld_e, int class_index, int B, int n,
+                                     float *z, size_t ldzb) {
+  if (!latent_) throw Error(kInvalidArgument, "latent_decode: the model has no sequence VAE");
+  check(n, latent_grains_, "latent_decode");
+  if (B == 1) return latent_->decode(e, class_index, n, z, lat_scratch_.data(), pool_, fast_);
+  if (B < 1 || B > latent_batch_ || n > batch_grains_)
+    throw Error(kCapacity, "latent_decode: " + std::to_string(B) + " sequences of " +
+                               std::to_string(n) + " grains requested, session planned for 1.." +
+                               std::to_string(latent_batch_) + " of up to " +
+                               std::to_string(batch_grains_));
+  latent_->decode_batch(e, ld_e, class_index, B, n, z, ldzb, lat_scratch_.data(), pool_, fast_);
 }
 
 void HostStages::latent_encode(const float *z, int n, float *e_mu, float *e_logvar) {
   if (!latent_) throw Error(kInvalidArgument, "latent_encode: the model has no sequence VAE");
   check(n, latent_grains_, "latent_encode");
-  latent_->encode(z, n, e_mu, e_logvar, lat_scratch_.data(), pool_);
+  latent_->encode(z, n, e_mu, e_logvar, lat_scratch_.data(), pool_, fast_);
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w, const LatentWeights *latent) {

@@ -82,16 +82,30 @@ class LatentModel {
   explicit LatentModel(const LatentWeights &w);
   ~LatentModel();
   size_t scratch_floats(int n_grains) const;
+  // For decode_batch of up to batch sequences (and encode).
+  size_t scratch_floats(int n_grains, int batch) const;
   // e [e_dim], class_index (-1 when n_conds == 0) -> z [n_grains][z_dim].
   void decode(const float *e, int class_index, int n_grains, float *z, float *scratch) const;
   // z [n_grains][z_dim] -> e_mu, e_logvar [e_dim] (either may be null).
   void encode(const float *z, int n_grains, float *e_mu, float *e_logvar, float *scratch) const;
   // Same with the RNN recurrences split across pool (nullptr: one thread; the scratch size
-  // does not depend on it). Bitwise the same result for any thread count.
+  // does not depend on it). Bitwise the same result for any thread count. fast: the bf16
+  // copies and kernels (ops.h "Fast precision"; prepare_fast() must have run).
   void decode(const float *e, int class_index, int n_grains, float *z, float *scratch,
-              ThreadPool *pool) const;
+              ThreadPool *pool, bool fast = false) const;
   void encode(const float *z, int n_grains, float *e_mu, float *e_logvar, float *scratch,
-              ThreadPool *pool) const;
+              ThreadPool *pool, bool fast = false) const;
+  // B sequences at once (batched one-shots): e_b at e + b * ld_e, one class, z_b
+  // [n_grains][z_dim] at z + b * ldzb. Every recurrent matrix is read once per step for all
+  // B (rnn_forward_batch) and the per-step linears run as one GEMM over B * n_grains rows;
+  // z_b is bit for bit decode()'s of e_b. scratch: scratch_floats(n_grains, B).
+  void decode_batch(const float *e, int ld_e, int class_index, int B, int n_grains, float *z,
+                    size_t ldzb, float *scratch, ThreadPool *pool, bool fast) const;
+  // Builds the bf16 copies of every linear and recurrent matrix (fast precision) once and
+  // returns their size in bytes. Not thread-safe: call it before sharing the model (the
+  // CPU backend does, under a once flag, at the first fast session).
+  size_t prepare_fast();
+  bool has_fast() const;
 
  private:
   struct Impl;
@@ -162,17 +176,25 @@ void ola_stream_output(OlaStream &st, const OlaStreamShape &s, const float *fir,
 class HostStages {
  public:
   // latent may be null (no sequence VAE). pool: n_threads of the session, or null.
+  // latent_batch: the most sequences latent_decode_batch takes, of up to batch_grains
+  // grains each. fast: the sequence VAE in fast precision (latent->prepare_fast() done).
   HostStages(const WaveformEncoder &encoder, const LatentModel *latent, int max_grains,
-             int latent_grains, ThreadPool *pool);
+             int latent_grains, ThreadPool *pool, int latent_batch = 1, int batch_grains = 0,
+             bool fast = false);
   void encoder(const float *audio, int n, float *mu, float *logvar);
   void latent_decode(const float *e, int class_index, int n, float *z);
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar);
+  // B <= latent_batch() sequences (LatentModel::decode_batch).
+  void latent_decode_batch(const float *e, int ld_e, int class_index, int B, int n, float *z,
+                           size_t ldzb);
+  int latent_batch() const { return latent_batch_; }
 
  private:
   void check(int n, int max, const char *what) const;
   const WaveformEncoder &enc_;
   const LatentModel *latent_;
-  int max_grains_, latent_grains_;
+  int max_grains_, latent_grains_, latent_batch_, batch_grains_;
+  bool fast_;
   ThreadPool *pool_;
   std::vector<float> enc_scratch_, lat_scratch_;
 };

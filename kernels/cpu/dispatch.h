@@ -33,6 +33,25 @@ struct KernelTable {
                     float *h) = nullptr;
   void (*gru_cell)(const float *gi, int ldi, const float *gh, int ldh, int n,
                    const float *h_prev, float *h) = nullptr;
+  // B rows of rnn_block_gemv at once (x rows at stride ldx, y rows at stride ldy), each row
+  // bit for bit rnn_block_gemv's (batched one-shots, rnn_forward_batch).
+  void (*rnn_block_gemm)(const float *w, const float *bias, int ng, int k, const float *x,
+                         int ldx, int B, float *y, int ldy) = nullptr;
+  // Fast precision (ops.h "Fast precision"; gemm_bf16*.cpp). bf16_native: these entries
+  // run the CPU's vdpbf16ps (AVX512_BF16, detected at start-up); otherwise they are the
+  // portable emulation of the same arithmetic.
+  bool bf16_native = false;
+  void (*bf16_convert)(const float *x, int k, uint16_t *p) = nullptr;
+  GemmBf16Kernel gemm_bf16_kernel = nullptr;
+  void (*gemv_bf16)(const uint16_t *panels, int kp, const float *bias, int n, int k,
+                    const float *x, float *y, bool lrelu) = nullptr;
+  void (*rnn_block_gemm_bf16)(const uint16_t *w, const float *bias, int ng, int k,
+                              const float *x, int ldx, int B, float *y, int ldy) = nullptr;
+  // The fast recurrence in int8 (AVX512_VNNI when int8_native; else the emulation).
+  bool int8_native = false;
+  void (*rnn_block_gemm_i8)(const int8_t *w, const float *scale, const float *corr,
+                            const float *bias, int ng, int k, const float *x, int ldx, int B,
+                            float *y, int ldy) = nullptr;
   // Real FFT on the four-step vector path (fft.cpp); null: the scalar radix-2 path.
   void (*rfft_forward)(const FourStepPlan &p, const float *in, float *out,
                        float *scratch) = nullptr;
@@ -57,10 +76,10 @@ struct KernelTable {
   WinoInputFn wino_input = nullptr;
   WinoInputBf16Fn wino_input_bf16 = nullptr;
   WinoOutputFn wino_output = nullptr;
-  Bf16ConvertFn bf16_convert = nullptr;
-  Bf16Kernel gemm_bf16_kernel = nullptr;
-  int gemm_bf16_mr = 0;
-  bool gemm_bf16_native = false;  // gemm_bf16_kernel is the vdpbf16ps one
+  Bf16ConvertFn conv_bf16_convert = nullptr;
+  Bf16Kernel conv_bf16_kernel = nullptr;
+  int conv_bf16_mr = 0;
+  bool conv_bf16_native = false;  // conv_bf16_kernel is the vdpbf16ps one
 };
 
 // The active ISA's table (chosen once, at first use; changed only by isa_set).
@@ -74,6 +93,10 @@ constexpr int kGemmMrPortable = 4;
 void gemm_kernel_portable(const GemmTile &t);
 void rnn_block_gemv_portable(const float *w, const float *bias, int ng, int k, const float *x,
                              float *y);
+void rnn_block_gemm_portable(const float *w, const float *bias, int ng, int k, const float *x,
+                             int ldx, int B, float *y, int ldy);
+void rnn_block_gemm_avx2(const float *w, const float *bias, int ng, int k, const float *x,
+                         int ldx, int B, float *y, int ldy);
 void lstm_cell_portable(const float *gi, int ldi, const float *gh, int ldh, int n, float *c,
                         float *h);
 void gru_cell_portable(const float *gi, int ldi, const float *gh, int ldh, int n,

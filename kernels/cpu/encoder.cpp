@@ -67,7 +67,7 @@ struct ConvOp {
       const float *src = x + static_cast<size_t>(t) * ldx;
       uint16_t *dst = xb + static_cast<size_t>(t) * c_in;
       if (!input_lrelu) {
-        bf16_convert(src, c_in, dst);
+        conv_bf16_convert(src, c_in, dst);
         continue;
       }
       for (int c0 = 0; c0 < c_in; c0 += 256) {
@@ -75,7 +75,7 @@ struct ConvOp {
         if (copy_lrelu) copy_lrelu(tmp, src + c0, nc);
         else
           for (int i = 0; i < nc; ++i) tmp[i] = lrelu(src[c0 + i]);
-        bf16_convert(tmp, nc, dst + c0);
+        conv_bf16_convert(tmp, nc, dst + c0);
       }
     }
     for (int t = 0; t < l_out; ++t) {
@@ -188,7 +188,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions 
   Impl &m = *impl_;
   m.cfg = w.cfg;
   m.fast = opt.precision == EncoderPrecision::kBf16 ||
-           (opt.precision == EncoderPrecision::kFast && kernels().gemm_bf16_native);
+           (opt.precision == EncoderPrecision::kFast && kernels().conv_bf16_native);
   const EncoderConv algo = resolve(opt.conv);
   const int C = w.cfg.channels;
   int l = w.cfg.l_grain;
@@ -320,7 +320,7 @@ void WaveformEncoder::group(const float *const *src, const unsigned char *first,
       r.dil.run(st + C, 2 * C, lo, st, 2 * C, Act::kLrelu, true, col, B,
                 static_cast<size_t>(lo) * 2 * C, static_cast<size_t>(lo) * 2 * C);
       if (m.fast) {
-        bf16_convert(st, static_cast<int>(rows * 2 * C), sth);
+        conv_bf16_convert(st, static_cast<int>(rows * 2 * C), sth);
         gemm_bf16(r.mix_bf, sth, 2 * C, static_cast<int>(rows), xa, C, Act::kNone);
       } else {
         gemm(r.mix, st, 2 * C, static_cast<int>(rows), xa, C, Act::kNone);

@@ -20,7 +20,7 @@ namespace ngs::cpu {
 #undef NGS_SIMD_W
 #undef NGS_BF16_MR
 
-void gemm_bf16_kernel_portable(const Bf16Tile &t) { enc_portable::bf16_tile(t); }
+void conv_bf16_kernel_portable(const Bf16Tile &t) { enc_portable::bf16_tile(t); }
 void wino_input_portable(const float *const *d, int n, bool lrelu, float *u, size_t ldu) {
   enc_portable::wino_input(d, n, lrelu, u, ldu);
 }
@@ -44,13 +44,13 @@ uint16_t bf16_round(float x) {
   return static_cast<uint16_t>(b >> 16);
 }
 
-void bf16_convert_portable(const float *src, int n, uint16_t *dst) {
-  enc_portable::bf16_convert(src, n, dst);
+void conv_bf16_convert_portable(const float *src, int n, uint16_t *dst) {
+  enc_portable::conv_bf16_convert(src, n, dst);
 }
 
-void bf16_convert(const float *src, int n, uint16_t *dst) {
-  const Bf16ConvertFn f = kernels().bf16_convert;
-  (f ? f : bf16_convert_portable)(src, n, dst);
+void conv_bf16_convert(const float *src, int n, uint16_t *dst) {
+  const Bf16ConvertFn f = kernels().conv_bf16_convert;
+  (f ? f : conv_bf16_convert_portable)(src, n, dst);
 }
 
 PackedBf16 bf16_pack(const float *w, int n, int k, const float *bias, int ldw) {
@@ -76,9 +76,9 @@ void gemm_bf16(const PackedBf16 &w, const uint16_t *x, int ldx, int m, float *y,
                Act act) {
   if (m <= 0 || w.n <= 0) return;
   const KernelTable &table = kernels();
-  const Bf16Kernel kernel = table.gemm_bf16_kernel ? table.gemm_bf16_kernel
-                                                   : gemm_bf16_kernel_portable;
-  const int mr = table.gemm_bf16_kernel ? table.gemm_bf16_mr : kBf16MrPortable;
+  const Bf16Kernel kernel = table.conv_bf16_kernel ? table.conv_bf16_kernel
+                                                   : conv_bf16_kernel_portable;
+  const int mr = table.conv_bf16_kernel ? table.conv_bf16_mr : kBf16MrPortable;
   const int K = w.kp, N = w.n;
   constexpr int kKc = 256;  // two panels of 256 k: 32 KiB of bf16
   const size_t panel_stride = static_cast<size_t>(K) * 16;

@@ -49,11 +49,11 @@ inline float bf16_float(uint16_t h) {
   return f;
 }
 // dst[i] = bf16(src[i]) for n values (the active ISA's kernel).
-void bf16_convert(const float *src, int n, uint16_t *dst);
+void conv_bf16_convert(const float *src, int n, uint16_t *dst);
 using Bf16ConvertFn = void (*)(const float *src, int n, uint16_t *dst);
-void bf16_convert_portable(const float *src, int n, uint16_t *dst);
-void bf16_convert_avx512(const float *src, int n, uint16_t *dst);
-void bf16_convert_avx2(const float *src, int n, uint16_t *dst);
+void conv_bf16_convert_portable(const float *src, int n, uint16_t *dst);
+void conv_bf16_convert_avx512(const float *src, int n, uint16_t *dst);
+void conv_bf16_convert_avx2(const float *src, int n, uint16_t *dst);
 
 // w [n][k] (row stride ldw, k when 0); bias may be null.
 PackedBf16 bf16_pack(const float *w, int n, int k, const float *bias, int ldw = 0);
@@ -77,11 +77,11 @@ constexpr int kBf16MrAvx512 = 12;
 constexpr int kBf16MrPortable = 4;
 // The AVX-512 BF16 (vdpbf16ps) kernel, and the fp32 emulation of the same products for
 // CPUs without it (portable, AVX2, AVX-512 builds; sums in a different order only).
-void gemm_bf16_kernel_avx512bf16(const Bf16Tile &t);
-void gemm_bf16_kernel_portable(const Bf16Tile &t);
-void gemm_bf16_kernel_avx2(const Bf16Tile &t);
-void gemm_bf16_kernel_avx512(const Bf16Tile &t);
-bool cpu_has_avx512bf16();
+void conv_bf16_kernel_avx512bf16(const Bf16Tile &t);
+void conv_bf16_kernel_portable(const Bf16Tile &t);
+void conv_bf16_kernel_avx2(const Bf16Tile &t);
+void conv_bf16_kernel_avx512(const Bf16Tile &t);
+bool cpu_has_bf16();  // ops.h (dispatch.cpp)
 
 // x: m rows of w.kp bf16 values at stride ldx (>= kp); y rows of N floats at stride ldy.
 void gemm_bf16(const PackedBf16 &w, const uint16_t *x, int ldx, int m, float *y, int ldy,

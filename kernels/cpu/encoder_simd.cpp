@@ -113,25 +113,19 @@ void kbf16_rows(const Bf16Tile &t) {
 
 }  // namespace
 
-void gemm_bf16_kernel_avx512bf16(const Bf16Tile &t) {
+void conv_bf16_kernel_avx512bf16(const Bf16Tile &t) {
   if (t.ncols > 16) kbf16_rows<true>(t);
   else kbf16_rows<false>(t);
 }
 
-bool cpu_has_avx512bf16() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+void conv_bf16_kernel_avx512(const Bf16Tile &t) { enc_avx512::bf16_tile(t); }
+void conv_bf16_convert_avx512(const float *src, int n, uint16_t *dst) {
+  enc_avx512::conv_bf16_convert(src, n, dst);
 }
-
-void gemm_bf16_kernel_avx512(const Bf16Tile &t) { enc_avx512::bf16_tile(t); }
-void bf16_convert_avx512(const float *src, int n, uint16_t *dst) {
-  enc_avx512::bf16_convert(src, n, dst);
+void conv_bf16_convert_avx2(const float *src, int n, uint16_t *dst) {
+  enc_avx2::conv_bf16_convert(src, n, dst);
 }
-void bf16_convert_avx2(const float *src, int n, uint16_t *dst) {
-  enc_avx2::bf16_convert(src, n, dst);
-}
-void gemm_bf16_kernel_avx2(const Bf16Tile &t) { enc_avx2::bf16_tile(t); }
+void conv_bf16_kernel_avx2(const Bf16Tile &t) { enc_avx2::bf16_tile(t); }
 void wino_input_avx512(const float *const *d, int n, bool lrelu, float *u, size_t ldu) {
   enc_avx512::wino_input(d, n, lrelu, u, ldu);
 }
@@ -155,12 +149,11 @@ void wino_output_avx2(const float *m, size_t ldm, int n, const float *bias, bool
 
 #else  // not x86-64: never selected (isa_best_supported() is portable)
 
-void gemm_bf16_kernel_avx512bf16(const Bf16Tile &) {}
-bool cpu_has_avx512bf16() { return false; }
-void gemm_bf16_kernel_avx512(const Bf16Tile &) {}
-void bf16_convert_avx512(const float *, int, uint16_t *) {}
-void bf16_convert_avx2(const float *, int, uint16_t *) {}
-void gemm_bf16_kernel_avx2(const Bf16Tile &) {}
+void conv_bf16_kernel_avx512bf16(const Bf16Tile &) {}
+void conv_bf16_kernel_avx512(const Bf16Tile &) {}
+void conv_bf16_convert_avx512(const float *, int, uint16_t *) {}
+void conv_bf16_convert_avx2(const float *, int, uint16_t *) {}
+void conv_bf16_kernel_avx2(const Bf16Tile &) {}
 void wino_input_avx512(const float *const *, int, bool, float *, size_t) {}
 void wino_output_avx512(const float *, size_t, int, const float *, bool, float *const *) {}
 void wino_input_avx2(const float *const *, int, bool, float *, size_t) {}

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace ngs::cpu {
 
@@ -23,6 +24,29 @@ struct GemmTile {
 
 using GemmKernel = void (*)(const GemmTile &t);
 
+// The bf16 tile (ops.h PackedGemmBf16, fast precision): X rows are fp32 (rounded to bf16
+// by the kernel), the panels bf16 pairs.
+struct GemmBf16Tile {
+  // Row i of the tile as bf16 pairs, at the K block start: xp + i * kGemmBf16Kc / 2
+  // (converted once per row block by the driver, shared by all column panels).
+  const uint32_t *xp = nullptr;
+  const uint16_t *b = nullptr;  // first panel at the K block's first pair; second at + panel_stride
+  size_t panel_stride = 0;      // uint16_t elements
+  int kc = 0;                   // K values in this block (odd only in the last block)
+  int mr = 0;
+  int ncols = 0;  // 1..32; a second panel is read only if ncols > 16
+  float *y = nullptr;
+  int ldy = 0;
+  const float *bias = nullptr;
+  bool from_bias = false;
+  bool lrelu = false;
+};
+
+using GemmBf16Kernel = void (*)(const GemmBf16Tile &t);
+constexpr int kGemmBf16Mr = 12;  // rows per tile of every bf16 kernel
+// The bf16 kernels' K block (even; X tile of kGemmBf16Mr rows converted on the stack).
+constexpr int kGemmBf16Kc = 256;
+
 constexpr int kGemmMrAvx512 = 12;
 constexpr int kGemmMrAvx2 = 6;
 
@@ -42,5 +66,39 @@ void rnn_block_gemv_avx512(const float *w, const float *bias, int ng, int k, con
                            float *y);
 void rnn_block_gemv_avx2(const float *w, const float *bias, int ng, int k, const float *x,
                          float *y);
+// B rows at once: x rows at stride ldx, y rows at stride ldy; row b equals
+// rnn_block_gemv's of x row b bit for bit (same summation), the block read once per pair
+// of rows.
+void rnn_block_gemm_avx512(const float *w, const float *bias, int ng, int k, const float *x,
+                           int ldx, int B, float *y, int ldy);
+
+// bf16 kernels (AVX512_BF16, gemm_bf16_simd.cpp; portable emulation in gemm_bf16.cpp).
+// x [k] -> bf16 p [k rounded up to even; zero past k] (nearest even).
+void bf16_convert_avx512(const float *x, int k, uint16_t *p);
+void bf16_convert_portable(const float *x, int k, uint16_t *p);
+void gemm_bf16_kernel_avx512(const GemmBf16Tile &t);
+void gemm_bf16_kernel_portable(const GemmBf16Tile &t);
+// y[N] = act(W x + b), panels [ceil(n/16)][kp][16][2].
+void gemv_bf16_avx512(const uint16_t *panels, int kp, const float *bias, int n, int k,
+                      const float *x, float *y, bool lrelu);
+void gemv_bf16_portable(const uint16_t *panels, int kp, const float *bias, int n, int k,
+                        const float *x, float *y, bool lrelu);
+// One unit block of a bf16 recurrent matrix (ops.h PackedRnn hh16), B rows: w
+// [ceil(k/2)][ng][16][2], bias [ng][16] -> y row b [ng][16] = bias + W x_b; every row the
+// same arithmetic whatever B.
+void rnn_block_gemm_bf16_avx512(const uint16_t *w, const float *bias, int ng, int k,
+                                const float *x, int ldx, int B, float *y, int ldy);
+void rnn_block_gemm_bf16_portable(const uint16_t *w, const float *bias, int ng, int k,
+                                  const float *x, int ldx, int B, float *y, int ldy);
+// The int8 recurrent block (ops.h PackedRnn hh8), B rows: row b's x quantized to u8 with
+// its own scale s = max|x| / 127 (q = round(x / s) + 128), the int32 sums of u8 x int8
+// exact, y = fma((sum - corr) * s, scale, bias) per gate row. AVX512_VNNI vpdpbusd; the
+// portable emulation gives the same bits.
+void rnn_block_gemm_i8_avx512(const int8_t *w, const float *scale, const float *corr,
+                              const float *bias, int ng, int k, const float *x, int ldx, int B,
+                              float *y, int ldy);
+void rnn_block_gemm_i8_portable(const int8_t *w, const float *scale, const float *corr,
+                                const float *bias, int ng, int k, const float *x, int ldx,
+                                int B, float *y, int ldy);
 
 }  // namespace ngs::cpu

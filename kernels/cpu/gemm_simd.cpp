@@ -6,6 +6,7 @@
 // per panel of the tile.
 #include <immintrin.h>
 
+#include "cpu/dispatch.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
 
@@ -216,30 +217,51 @@ NGS_AVX2 void gemv_avx2(const float *panels, const float *bias, int n, int k, co
 }
 
 // One block of an RNN's recurrent matrix (ops.h PackedRnn): w [k][NG][16], bias [NG][16]
-// -> y [NG][16] = bias + W x. The block is one contiguous stream; each gate sums the even
-// and the odd k in two accumulators (2 NG independent chains).
+// -> y [NG][16] = bias + W x. The block is one contiguous stream. AVX2: each gate sums the
+// even and the odd k in two accumulators (2 NG independent chains). AVX-512: each row and
+// gate one chain from the bias over k in order (NG chains per row hide the FMA latency),
+// R = 1..4 rows sharing every weight load: the same arithmetic per row whatever R, so a
+// batch of rows (rnn_block_gemm) gives bit for bit the single-row results, and with four
+// rows the FMAs, not the loads, bound it.
 namespace {
-template <int NG>
-NGS_AVX512 inline void rnn_block_avx512(const float *w, const float *bias, int k, const float *x,
-                                        float *y) {
-  __m512 a[NG], c[NG];
+template <int NG, int R>
+NGS_AVX512 inline void rnn_rows_avx512(const float *w, const float *bias, int k, const float *x,
+                                       int ldx, float *y, int ldy) {
+  __m512 a[R][NG];
   for (int q = 0; q < NG; ++q) {
-    a[q] = _mm512_loadu_ps(bias + q * 16);
-    c[q] = _mm512_setzero_ps();
+    const __m512 b = _mm512_loadu_ps(bias + q * 16);
+    for (int r = 0; r < R; ++r) a[r][q] = b;
   }
-  int i = 0;
-  for (; i + 2 <= k; i += 2) {
+  const float *xr[R];
+  for (int r = 0; r < R; ++r) xr[r] = x + static_cast<size_t>(r) * ldx;
+  for (int i = 0; i < k; ++i) {
     const float *wi = w + static_cast<size_t>(i) * NG * 16;
-    const __m512 x0 = _mm512_set1_ps(x[i]), x1 = _mm512_set1_ps(x[i + 1]);
-    for (int q = 0; q < NG; ++q) a[q] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(wi + q * 16), a[q]);
-    for (int q = 0; q < NG; ++q) c[q] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(wi + (NG + q) * 16), c[q]);
+    __m512 xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = _mm512_set1_ps(xr[r][i]);
+    for (int q = 0; q < NG; ++q) {
+      const __m512 wv = _mm512_loadu_ps(wi + q * 16);
+      for (int r = 0; r < R; ++r) a[r][q] = _mm512_fmadd_ps(xv[r], wv, a[r][q]);
+    }
   }
-  if (i < k) {
-    const float *wi = w + static_cast<size_t>(i) * NG * 16;
-    for (int q = 0; q < NG; ++q)
-      a[q] = _mm512_fmadd_ps(_mm512_set1_ps(x[i]), _mm512_loadu_ps(wi + q * 16), a[q]);
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NG; ++q) _mm512_storeu_ps(y + static_cast<size_t>(r) * ldy + q * 16, a[r][q]);
+}
+
+template <int NG>
+void rnn_batch_avx512(const float *w, const float *bias, int k, const float *x, int ldx, int B,
+                      float *y, int ldy) {
+  int b = 0;
+  for (; b + 4 <= B; b += 4)
+    rnn_rows_avx512<NG, 4>(w, bias, k, x + static_cast<size_t>(b) * ldx, ldx,
+                           y + static_cast<size_t>(b) * ldy, ldy);
+  const float *xb = x + static_cast<size_t>(b) * ldx;
+  float *yb = y + static_cast<size_t>(b) * ldy;
+  switch (B - b) {
+    case 3: rnn_rows_avx512<NG, 3>(w, bias, k, xb, ldx, yb, ldy); break;
+    case 2: rnn_rows_avx512<NG, 2>(w, bias, k, xb, ldx, yb, ldy); break;
+    case 1: rnn_rows_avx512<NG, 1>(w, bias, k, xb, ldx, yb, ldy); break;
+    default: break;
   }
-  for (int q = 0; q < NG; ++q) _mm512_storeu_ps(y + q * 16, _mm512_add_ps(a[q], c[q]));
 }
 
 template <int NG>
@@ -281,14 +303,28 @@ NGS_AVX2 inline void rnn_block_avx2(const float *w, const float *bias, int k, co
 
 NGS_AVX512 void rnn_block_gemv_avx512(const float *w, const float *bias, int ng, int k,
                                       const float *x, float *y) {
-  if (ng == 4) rnn_block_avx512<4>(w, bias, k, x, y);
-  else rnn_block_avx512<3>(w, bias, k, x, y);
+  if (ng == 4) rnn_rows_avx512<4, 1>(w, bias, k, x, 0, y, 0);
+  else rnn_rows_avx512<3, 1>(w, bias, k, x, 0, y, 0);
 }
 
 NGS_AVX2 void rnn_block_gemv_avx2(const float *w, const float *bias, int ng, int k, const float *x,
                                   float *y) {
   if (ng == 4) rnn_block_avx2<4>(w, bias, k, x, y);
   else rnn_block_avx2<3>(w, bias, k, x, y);
+}
+
+NGS_AVX512 void rnn_block_gemm_avx512(const float *w, const float *bias, int ng, int k,
+                                      const float *x, int ldx, int B, float *y, int ldy) {
+  if (ng == 4) rnn_batch_avx512<4>(w, bias, k, x, ldx, B, y, ldy);
+  else rnn_batch_avx512<3>(w, bias, k, x, ldx, B, y, ldy);
+}
+
+// AVX2 has 16 registers: one row at a time (the block stays in L2 between rows).
+void rnn_block_gemm_avx2(const float *w, const float *bias, int ng, int k, const float *x,
+                         int ldx, int B, float *y, int ldy) {
+  for (int b = 0; b < B; ++b)
+    rnn_block_gemv_avx2(w, bias, ng, k, x + static_cast<size_t>(b) * ldx,
+                        y + static_cast<size_t>(b) * ldy);
 }
 
 NGS_AVX512 void lrelu_copy_avx512(float *dst, const float *src, int n) {
@@ -335,6 +371,10 @@ void lrelu_copy_avx2(float *, const float *, int) {}
 void gemv_avx2(const float *, const float *, int, int, const float *, float *, bool) {}
 void rnn_block_gemv_avx512(const float *, const float *, int, int, const float *, float *) {}
 void rnn_block_gemv_avx2(const float *, const float *, int, int, const float *, float *) {}
+void rnn_block_gemm_avx512(const float *, const float *, int, int, const float *, int, int,
+                           float *, int) {}
+void rnn_block_gemm_avx2(const float *, const float *, int, int, const float *, int, int, float *,
+                         int) {}
 
 #endif
 

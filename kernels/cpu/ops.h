@@ -69,6 +69,42 @@ void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, floa
               Act act, bool accumulate);
 
 // ---------------------------------------------------------------------------------------
+// Fast precision (backend.h Precision::kFast, docs/PRECISION.md): bf16 weights AND bf16
+// activations (both operands of the CPU's bf16 dot product, AVX512_BF16 vdpbf16ps), fp32
+// accumulation and fp32 everywhere else (bias, activations between layers, cell state).
+// bf16 conversion rounds to nearest even (NaN stays NaN); products of two bf16 values are
+// exact in fp32, and each 32-bit lane accumulates acc += x[2p+1] w[2p+1]; acc += x[2p] w[2p]
+// per pair p (vdpbf16ps; denormal inputs and results flush to zero). The portable
+// kernels emulate that arithmetic for machines without the instruction (tests).
+
+uint16_t bf16_from_float(float f);
+float bf16_to_float(uint16_t h);
+// Whether this CPU has the bf16 dot product (AVX512_BF16 with AVX-512 F/VL/BW/DQ); when
+// it does not, a fast session runs fp32 (the portable kernels are for tests).
+bool cpu_has_bf16();
+
+// A GEMM's weights in bf16: the same 16-column panels as PackedGemm, K in pairs:
+// panel p holds W[p*16 + j][2q + s] at data[((p * kp) + q) * 32 + 2 j + s], kp = ceil(k/2),
+// zero padded.
+struct PackedGemmBf16 {
+  int n = 0, k = 0, kp = 0;
+  std::vector<uint16_t> panels;  // [ceil(n / 16)][kp][16][2]
+  std::vector<float> bias;       // [n]
+  size_t bytes() const { return panels.size() * sizeof(uint16_t) + bias.size() * sizeof(float); }
+};
+
+// From the fp32 packing (the same weights rounded to bf16).
+PackedGemmBf16 gemm_pack_bf16(const PackedGemm &w);
+// Y[M][N] = act(X W^T + b) with bf16 products (X rounded to bf16 on the fly), as gemm().
+void gemm_bf16(const PackedGemmBf16 &w, const float *x, int ldx, int m, float *y, int ldy,
+               Act act);
+void gemm_bf16_isa(Isa isa, const PackedGemmBf16 &w, const float *x, int ldx, int m, float *y,
+                   int ldy, Act act);
+// One row (summation order differs from gemm_bf16's).
+void gemv_bf16(const PackedGemmBf16 &w, const float *x, float *y, Act act);
+void gemv_bf16_isa(Isa isa, const PackedGemmBf16 &w, const float *x, float *y, Act act);
+
+// ---------------------------------------------------------------------------------------
 // conv1d over time-major activations: x [L_in][C_in] (row stride ldx), y [L_out][C_out]
 // (row stride ldy). Reflection padding `pad`, stride, dilation. The weight is repacked at
 // prepare time as [C_out][k][C_in] so that an im2col row is k contiguous copies.
@@ -109,11 +145,35 @@ struct PackedRnn {
   PackedGemm ih;   // [G*h][in] + b_ih
   std::vector<float> hh;    // [blocks][h][G][16], blocked as above
   std::vector<float> hh_b;  // [blocks][G][16] b_hh
+  // Fast precision copies (rnn_pack_bf16; empty until then): the input projection and the
+  // recurrent matrix in bf16, block u = [ceil(h/2)][G][16][2]: entry (q, g, j, s) =
+  // W_hh[g * h + 16u + j][2q + s].
+  PackedGemmBf16 ih16;
+  std::vector<uint16_t> hh16;
+  // Fast precision, where the CPU has AVX512_VNNI (rnn_pack_int8; empty until then): the
+  // recurrent matrix in int8 with one scale per gate row, block u = [ceil(h/4)][G][16][4]:
+  // entry (q, g, j, s) = round(W_hh[g * h + 16u + j][4q + s] / scale), scale = max |row| /
+  // 127; i8_scale and i8_corr (128 x the row's sum of int8 weights) [blocks][G][16].
+  std::vector<int8_t> hh8;
+  std::vector<float> i8_scale, i8_corr;
+  bool has_bf16() const { return !hh16.empty(); }
+  bool has_int8() const { return !hh8.empty(); }
+  size_t bf16_bytes() const {
+    return ih16.bytes() + hh16.size() * sizeof(uint16_t) + hh8.size() +
+           (i8_scale.size() + i8_corr.size()) * sizeof(float);
+  }
 };
 
 PackedRnn rnn_pack(const RnnLayer &l, RnnType type);
-// Scratch floats rnn_forward needs.
-size_t rnn_scratch_floats(const PackedRnn &r, int steps);
+// Adds the bf16 copies to r (once, before any fast call).
+void rnn_pack_bf16(PackedRnn &r);
+// Adds the int8 recurrent matrix (fast calls then use it for the recurrence).
+void rnn_pack_int8(PackedRnn &r);
+// Whether this CPU has the int8 dot product of the fast recurrence (AVX512_VNNI, with
+// AVX512_BF16).
+bool cpu_has_int8();
+// Scratch floats rnn_forward needs (batch: rnn_forward_batch's B).
+size_t rnn_scratch_floats(const PackedRnn &r, int steps, int batch = 1);
 // x [steps][in] (stride ldx) -> out [steps][h] (stride ldo; may be null), h_final [h]
 // (may be null). When x_constant, x has one row used at every step (the projection is
 // computed once).
@@ -121,7 +181,17 @@ size_t rnn_scratch_floats(const PackedRnn &r, int steps);
 // gate rows and cell updates) for the whole sequence, with a spinning barrier per step;
 // the result is bitwise the same for any thread count.
 void rnn_forward(const PackedRnn &r, const float *x, int ldx, bool x_constant, int steps,
-                 float *out, int ldo, float *h_final, float *scratch, ThreadPool *pool = nullptr);
+                 float *out, int ldo, float *h_final, float *scratch, ThreadPool *pool = nullptr,
+                 bool fast = false);
+// B independent sequences at once (the recurrent matrix is read once per step for all of
+// them): sequence b's input rows at x + b * ldxb (row stride ldx; one row when
+// x_constant), its output rows at out + b * ldob (row stride ldo), its final h at
+// h_final + b * h. Sequence b's result is bit for bit rnn_forward's of the same input.
+// fast: the bf16 copies (rnn_pack_bf16) and kernels; requires r.has_bf16().
+void rnn_forward_batch(const PackedRnn &r, int B, const float *x, size_t ldxb, int ldx,
+                       bool x_constant, int steps, float *out, size_t ldob, int ldo,
+                       float *h_final, float *scratch, ThreadPool *pool = nullptr,
+                       bool fast = false);
 
 // ---------------------------------------------------------------------------------------
 // Real FFT of a power-of-two length n >= 4. Forward: real [n] -> n/2 + 1 complex numbers,

@@ -319,7 +319,8 @@ class CudaBackend : public Backend {
   // Empty when the encoder runs on the device, else why it runs on the CPU.
   const std::string &encoder_on_host() const { return enc_host_reason_; }
 
-  std::unique_ptr<Session> create_session(int max_grains, int n_threads) override {
+  // Precision::kFast is a CPU mode: CUDA sessions run fp32 (Session::precision()).
+  std::unique_ptr<Session> create_session(int max_grains, int n_threads, Precision) override {
     if (max_grains <= 0)
       throw Error(kInvalidArgument, "CUDA backend: max_grains must be positive");
     if (n_threads < 1 || n_threads > 256)

@@ -641,16 +641,43 @@ def test_example_pattern_parses(model, lib, tmp):
     assert_same(x, _api_loop(lib, pat, 1, 96, 1.0, 3), "example pattern")
 
 
+# ---- precision -------------------------------------------------------------------------
+
+def test_precision_option(model, lib, tmp):
+    """--precision fp32 is the default bit for bit; fast runs (or falls back to fp32 where the
+    CPU has no AVX512_BF16, as ngs info says) within 5e-3 of fp32; a bad value is one line,
+    exit status 2, no file."""
+    path, info = model
+    base = os.path.join(tmp, "a.wav")
+    run("sample", path, "--class", 0, "--seed", 3, "--bits", 32, "-o", base)
+    same = os.path.join(tmp, "b.wav")
+    run("--precision", "fp32", "sample", path, "--class", 0, "--seed", 3, "--bits", 32, "-o", same)
+    assert read_wav(base)[0].tolist() == read_wav(same)[0].tolist()
+    fast = os.path.join(tmp, "c.wav")
+    run("sample", path, "--class", 0, "--seed", 3, "--bits", 32, "--precision", "fast", "-o", fast)
+    a, f = read_wav(base)[0], read_wav(fast)[0]
+    assert np.linalg.norm(f - a) <= 5e-3 * np.linalg.norm(a)
+    j = json.loads(run("--precision", "fast", "info", path, "--json").stdout)
+    assert j["precision"] == ("fast" if j["fast_precision_available"] else "fp32")
+    bad = os.path.join(tmp, "d.wav")
+    p = run("--precision", "fp16", "sample", path, "--class", 0, "-o", bad, ok=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--precision" in p.stderr, p.stderr
+    assert not os.path.exists(bad)
+
+
 # ---- bench -----------------------------------------------------------------------------
 
 def test_bench_json(model):
     path, info = model
     p = run("bench", path, "--json", "--seconds", 0.2)
     j = json.loads(p.stdout)
-    for key in ["ngs_version", "backend", "threads", "machine", "model_info", "cases", "voices"]:
+    for key in ["ngs_version", "backend", "threads", "precision", "machine", "model_info", "cases",
+                "voices"]:
         assert key in j, key
+    assert j["precision"] == "fp32"
     names = [c["name"] for c in j["cases"]]
-    assert names == ["decode", "sample", "encode", "resynth_10s", "path_10s"]
+    assert names == ["decode", "sample", "sample_x8", "latent_decode", "encode", "resynth_10s",
+                     "path_10s"]
     for c in j["cases"]:
         assert c["runs"] >= 3
         assert 0 < c["min_ms"] <= c["p50_ms"] <= c["p90_ms"] <= c["p99_ms"] <= c["max_ms"]

@@ -116,9 +116,11 @@ TEST_P(AllocFree, ProcessingCallsDoNotAllocate) {
   ASSERT_EQ(ngs_model_init_from_file(path.c_str(), ngs_model_default_params(), &m), NGS_STATUS_OK);
   ngs_model_info info;
   ASSERT_EQ(ngs_model_get_info(m, &info), NGS_STATUS_OK);
-  for (int threads : {1, 2}) {
+  for (int mode = 0; mode < 4; ++mode) {  // 1 and 2 threads, fp32 and fast precision
+    const int threads = 1 + mode % 2;
     ngs_context_params cp = ngs_context_default_params();
     cp.n_threads = threads;
+    cp.precision = mode >= 2 ? NGS_PRECISION_FAST : NGS_PRECISION_FP32;
     ngs_context *c = nullptr;
     ASSERT_EQ(ngs_context_init(m, cp, &c), NGS_STATUS_OK);
     const int n_max = 8 * info.n_grains;  // the default max_grains

@@ -59,9 +59,9 @@ uint32_t run_seed() {
 // (GemmMatchesRoundedReference, 1e-6): through the whole encoder, fp32-level differences
 // flip later bf16 roundings, so two correct paths differ by about as much as either
 // differs from fp32.
-constexpr double kTolFast = 5e-2;
-constexpr double kTolFastGolden = 3e-2;
-constexpr double kTolBf16Conv = 2e-2;
+constexpr double kTolFast = test::kTolFastEncoder;
+constexpr double kTolFastGolden = test::kTolFastEncoderGolden;
+constexpr double kTolBf16Conv = test::kTolFastConv;
 
 std::vector<float> randn(size_t n, std::mt19937 &rng, float scale) {
   std::normal_distribution<float> d(0.0f, scale);
@@ -187,7 +187,7 @@ TEST(CpuEncoderBf16, RoundingAndConversion) {
     isa_set(isa);
     SCOPED_TRACE(isa_name(isa));
     std::vector<uint16_t> out(v.size(), 0xdead);
-    bf16_convert(v.data(), static_cast<int>(v.size()), out.data());
+    conv_bf16_convert(v.data(), static_cast<int>(v.size()), out.data());
     for (size_t i = 0; i < v.size(); ++i)
       if (i != 40) EXPECT_EQ(out[i], ref[i]) << i;
     EXPECT_TRUE(std::isnan(bf16_float(out[40])));
@@ -405,7 +405,7 @@ TEST(CpuEncoderBf16, FastModeFallsBackToFp32WithoutBf16Hardware) {
     const WaveformEncoder bf16(re.w, {EncoderConv::kWinograd, EncoderPrecision::kBf16});
     EXPECT_FALSE(fp32.bf16());
     EXPECT_TRUE(bf16.bf16());
-    EXPECT_EQ(fast.bf16(), kernels().gemm_bf16_native);
+    EXPECT_EQ(fast.bf16(), kernels().conv_bf16_native);
     const Encoded a = run(fp32, c, audio, n), f = run(fast, c, audio, n), b = run(bf16, c, audio, n);
     if (fast.bf16()) {
       EXPECT_EQ(f.mu, b.mu);

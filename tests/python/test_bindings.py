@@ -236,7 +236,7 @@ def test_struct_layout_matches_c_compiler(tmp_path):
         for f, _ in st._fields_:
             lines.append('printf("%s.%s %%zu %%zu\\n", offsetof(%s, %s), sizeof(((%s *)0)->%s));'
                          % (cname, f, cname, f, cname, f))
-    for e in ("ngs_status", "ngs_backend", "ngs_path_kind"):
+    for e in ("ngs_status", "ngs_backend", "ngs_path_kind", "ngs_precision"):
         lines.append('printf("%s %%zu 0\\n", sizeof(%s));' % (e, e))
     lines.append("return 0; }")
     src = tmp_path / "layout.c"
@@ -255,7 +255,7 @@ def test_struct_layout_matches_c_compiler(tmp_path):
         for f, t in st._fields_:
             assert got["%s.%s" % (cname, f)] == (getattr(st, f).offset, ctypes.sizeof(t)), \
                 "%s.%s" % (cname, f)
-    for e in ("ngs_status", "ngs_backend", "ngs_path_kind"):
+    for e in ("ngs_status", "ngs_backend", "ngs_path_kind", "ngs_precision"):
         assert got[e][0] == ctypes.sizeof(ctypes.c_int), e
 
 
@@ -277,6 +277,8 @@ def test_enums_match_library():
         assert re.search(r"NGS_BACKEND_%s\s*=\s*%d\b" % (b.name, int(b)), text), b
     for k in ngs.PathKind:
         assert re.search(r"NGS_PATH_KIND_%s\s*=\s*%d\b" % (k.name, int(k)), text), k
+    for k in ngs.Precision:
+        assert re.search(r"NGS_PRECISION_%s\s*=\s*%d\b" % (k.name, int(k)), text), k
     assert re.search(r"NGS_CLASS_NONE\s*=\s*%d\b" % ngs.CLASS_NONE, text)
 
 
@@ -439,6 +441,33 @@ def test_sample_golden(fx):
     assert rel(three[1], three[0]) > 1e-2
     other = fx.ctx.sample(fx.cls, fx.temperature, fx.seed + 1)
     assert rel(other, one) > 1e-2
+
+
+def test_precision_fast_context(fx):
+    """Context(precision=...): "fp32" is the default path bit for bit; "fast" (bf16
+    products) runs where the CPU has AVX512_BF16 (else fp32, said by ctx.precision), within
+    test_util.h's kTolFastSample (5e-3) of fp32 on the golden one-shot and the golden; count
+    > 1 equals the separate one-shots (embedding i, latent_decode, decode with sequence i)."""
+    c32 = fx.model.context(precision="fp32")
+    assert c32.precision == "fp32"
+    one = c32.sample(fx.cls, fx.temperature, fx.seed)
+    np.testing.assert_array_equal(one, fx.ctx.sample(fx.cls, fx.temperature, fx.seed))
+    cf = fx.model.context(precision=ngs.Precision.FAST)
+    assert cf.precision in ("fp32", "fast")
+    fast = cf.sample(fx.cls, fx.temperature, fx.seed)
+    assert rel(fast, one) <= 5e-3
+    assert rel(fast, fx.g["sample.audio"]) <= 5e-3
+    if cf.precision == "fast":
+        assert rel(fast, one) > 0  # the bf16 path ran
+    for ctx in (c32, cf):
+        five = ctx.sample(fx.cls, fx.temperature, fx.seed, count=5)
+        for i in range(5):
+            e = fx.model.embedding_sample(fx.temperature, fx.seed, i)
+            z = ctx.latent_decode(e, fx.cls)
+            np.testing.assert_array_equal(five[i], ctx.decode(z, seed=fx.seed, sequence=i))
+    for bad in ("fp16", "FAST", 1, None):
+        with pytest.raises(ValueError):
+            fx.model.context(precision=bad)
 
 
 def test_interpolation_golden(fx):

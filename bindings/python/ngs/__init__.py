@@ -44,7 +44,8 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, 
 import numpy as np
 
 __all__ = [
-    "NgsError", "LibraryNotFoundError", "ContextBusyError", "Status", "Backend", "PathKind", "CLASS_NONE",
+    "NgsError", "LibraryNotFoundError", "ContextBusyError", "Status", "Backend", "PathKind",
+    "Precision", "CLASS_NONE",
     "ModelInfo", "Model", "Context", "LoopEvent", "Encoded", "LatentEncoded",
     "load_library", "library_path", "version", "model_format_version", "backend_probe",
     "backend_available", "PATH_KINDS",
@@ -93,6 +94,12 @@ class Backend(enum.IntEnum):
     AUTO = 0
     CPU = 1
     CUDA = 2
+
+
+class Precision(enum.IntEnum):
+    """ngs_precision (docs/PRECISION.md)."""
+    FP32 = 0
+    FAST = 1
 
 
 class PathKind(enum.IntEnum):
@@ -147,7 +154,8 @@ class _model_info(Structure):
 
 
 class _context_params(Structure):
-    _fields_ = [("max_grains", c_int), ("n_threads", c_int), ("max_loop_length", c_size_t)]
+    _fields_ = [("max_grains", c_int), ("n_threads", c_int), ("max_loop_length", c_size_t),
+                ("precision", c_int)]
 
 
 class _decode_params(Structure):
@@ -242,6 +250,7 @@ _SIGNATURES = {
     "ngs_context_default_params": (_context_params, []),
     "ngs_context_init": (_status, [_p, _context_params, POINTER(c_void_p)]),
     "ngs_context_free": (None, [_p]),
+    "ngs_context_precision": (c_int, [_p]),
     "ngs_decode_default_params": (_decode_params, []),
     "ngs_decode": (_status, [_p, _p, c_int, _decode_params, _p, c_size_t]),
     "ngs_encode_default_params": (_encode_params, []),
@@ -816,10 +825,10 @@ class Model(_Closable):
         s = _float(seconds, "seconds")
         return int(_lib.ngs_model_grains_for_duration(self._h(), s))
 
-    def context(self, max_grains=0, n_threads=1, max_loop_length=0):
+    def context(self, max_grains=0, n_threads=1, max_loop_length=0, precision="fp32"):
         """A new Context (scratch memory for one thread) on this model."""
         return Context(self, max_grains=max_grains, n_threads=n_threads,
-                       max_loop_length=max_loop_length)
+                       max_loop_length=max_loop_length, precision=precision)
 
     # model-level processes (no context needed)
     @_model_call
@@ -883,6 +892,14 @@ class Model(_Closable):
         return _c_int(n_grains, "n_grains", 1)
 
 
+def _precision(precision):
+    if isinstance(precision, Precision):
+        return int(precision)
+    if isinstance(precision, str) and precision in ("fp32", "fast"):
+        return int(Precision[precision.upper()])
+    raise ValueError("ngs: precision must be \"fp32\" or \"fast\", got %r" % (precision,))
+
+
 def _path_kind(kind):
     if isinstance(kind, PathKind):
         return int(kind)
@@ -917,9 +934,11 @@ class Context(_Closable):
     """Scratch memory of one caller (one per thread) on a Model; all processing calls.
     max_grains: longest series one call may decode/encode (0 = 8 x the model's
     n_grains); n_threads: CPU threads per call; max_loop_length: longest render_loop in
-    samples (0 = 10 s)."""
+    samples (0 = 10 s); precision: "fp32" (default, the reference) or "fast" (bf16
+    products with fp32 sums, int8 recurrence, docs/PRECISION.md; runs fp32 where the CPU has no bf16: see
+    the `precision` attribute, the precision actually used)."""
 
-    def __init__(self, model, max_grains=0, n_threads=1, max_loop_length=0):
+    def __init__(self, model, max_grains=0, n_threads=1, max_loop_length=0, precision="fp32"):
         self._handle = None
         self._busy = threading.Lock()  # held by a call in flight (_context_call)
         self._owner = None             # thread id of that call
@@ -932,6 +951,7 @@ class Context(_Closable):
             p.max_grains = _c_int(max_grains, "max_grains", 0)
             p.n_threads = _c_int(n_threads, "n_threads")
             p.max_loop_length = _int(max_loop_length, "max_loop_length", 0, (1 << 63) - 1)
+            p.precision = _precision(precision)
             h = c_void_p()
             _check(_lib.ngs_context_init(mh, p, ctypes.byref(h)), "ngs_context_init")
             self._handle = h.value
@@ -942,6 +962,8 @@ class Context(_Closable):
             self.max_grains = p.max_grains or 8 * info.n_grains
             self.max_loop_length = p.max_loop_length or 10 * info.sample_rate
             self.n_threads = p.n_threads
+            # What the context runs (fast falls back to fp32 without bf16).
+            self.precision = Precision(_lib.ngs_context_precision(self._handle)).name.lower()
             model._context_created()
             model._contexts.add(self)
         finally:

@@ -104,6 +104,17 @@ typedef enum ngs_backend {
 
 typedef enum ngs_class_none { NGS_CLASS_NONE = -1 } ngs_class_none;
 
+/* Arithmetic of a context (docs/PRECISION.md). FP32: the reference (within 1e-5 relative
+   L2 of the PyTorch model). FAST: the CPU backend multiplies in bf16 with fp32
+   accumulation (the sequence VAE's linears and the grain decoder's MLP; the CPU's
+   AVX512_BF16 dot product) and runs the recurrence in int8 with exact integer sums
+   (AVX512_VNNI): faster, within the documented errors. Where the CPU lacks bf16, and on CUDA, a FAST context runs FP32
+   (ngs_context_precision says which). */
+typedef enum ngs_precision {
+    NGS_PRECISION_FP32 = 0,
+    NGS_PRECISION_FAST = 1,
+} ngs_precision;
+
 typedef struct ngs_model ngs_model;
 typedef struct ngs_context ngs_context;
 
@@ -182,6 +193,7 @@ typedef struct ngs_context_params {
     int n_threads;  /* CPU threads used by one call; default 1 */
     size_t max_loop_length; /* longest ngs_render_loop in samples; 0 = 10 s at the model's
                                rate */
+    ngs_precision precision; /* default NGS_PRECISION_FP32; FAST: see ngs_precision */
 } ngs_context_params;
 
 NGS_API ngs_context_params ngs_context_default_params(void);
@@ -189,6 +201,9 @@ NGS_API ngs_context_params ngs_context_default_params(void);
 NGS_API ngs_status ngs_context_init(const ngs_model *model, ngs_context_params params,
                                     ngs_context **out);
 NGS_API void ngs_context_free(ngs_context *ctx);
+/* The precision the context runs: its params' precision, or NGS_PRECISION_FP32 where FAST
+   is unavailable (no bf16 on this CPU, CUDA backend). NGS_PRECISION_FP32 for NULL. */
+NGS_API ngs_precision ngs_context_precision(const ngs_context *ctx);
 
 /* ---- grain VAE ---------------------------------------------------------------------- */
 
