@@ -356,6 +356,35 @@ void compute_grains(ngs_synth &s, Batch &q, const int *slots, int n) {
   s.stats.grains.fetch_add(static_cast<uint64_t>(B), std::memory_order_relaxed);
 }
 
+int64_t engine_time(const ngs_synth &s, int64_t host_frame, int64_t begun);
+
+// Engine time of the current block's event e, or -1 when it is dropped (malformed, frame
+// outside the block or out of frame order); counts the drop once.
+int64_t direct_time(ngs_synth &s, const ngs_synth_event &e, int n_frames) {
+  if (e.frame >= static_cast<uint32_t>(n_frames) || e.frame < s.direct_last || !event_valid(s, e))
+    return -1;
+  return engine_time(s, s.direct_host + e.frame, s.direct_begun);
+}
+
+// The current block's own events of engine time <= W, in frame order, straight from the
+// caller's array (no copy, so any number of them): they come after every pending event
+// of engine time <= W (posted earlier, or from earlier blocks).
+void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
+  while (s.direct_i < s.direct_n) {
+    const ngs_synth_event &e = s.direct[s.direct_i];
+    const int64_t M = direct_time(s, e, n_frames);
+    if (M < 0) {
+      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+      ++s.direct_i;
+      continue;
+    }
+    if (M > W) break;
+    s.direct_last = e.frame;
+    ++s.direct_i;
+    apply_event(s, e, M);
+  }
+}
+
 // Work for [W, W + hop) begins: its events, then the list of voices that need grains.
 void begin_work(ngs_synth &s, int64_t W) {
   s.begun = W;
@@ -368,6 +397,7 @@ void begin_work(ngs_synth &s, int64_t W) {
     s.pend_head = (s.pend_head + 1) % cap;
     --s.pend_count;
   }
+  if (s.direct_i < s.direct_n) apply_direct(s, W, s.direct_frames);
   s.work_n = 0;
   for (int i = 0; i < s.n_slots; ++i)
     if (needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
@@ -513,13 +543,14 @@ inline const float *tick_output(const ngs_synth &s, int64_t T) {
 
 // ---- events in -----------------------------------------------------------------------------
 
-int64_t engine_time(const ngs_synth &s, int64_t host_frame) {
+int64_t engine_time(const ngs_synth &s, int64_t host_frame, int64_t begun) {
   // Resampled: the nearest model-rate sample (half up), in exact integer arithmetic.
   int64_t M = s.resample ? (2 * host_frame * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.D
                          : host_frame;
   M += s.extra;
-  // Never before work that has begun (cannot happen with the offset chosen at init).
-  return std::max(M, s.begun + 1);
+  // Never before work that had begun when the event arrived (cannot happen with the
+  // offset chosen at init).
+  return std::max(M, begun + 1);
 }
 
 void push_pending(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
@@ -851,10 +882,6 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
 
   // Events.
   s.queue.init(p.queue_size, s.zd);
-  const size_t pend = 2 * static_cast<size_t>(p.queue_size) + 64;
-  s.pending.resize(pend);
-  s.pending_z.assign(pend * s.zd, 0.0f);
-  s.commands.resize(pend + 4 * B);
   s.drain_z.assign(s.zd, 0.0f);
   s.mix[0].assign(s.hop, 0.0f);
   s.mix[1].assign(s.hop, 0.0f);
@@ -879,6 +906,17 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
                                  block_model + 256),
                    0.0f);
   s.in_mask = s.in_ring.size() - 1;
+  // The pending ring: the posts of up to two blocks' drains, and the events passed to
+  // process after a block's last hop point, until their hop point: those of at most the
+  // lead window (a hop, the engine offset D and spread's hop, in host frames) and one
+  // block, at two events per host frame (events before a block's last hop point never
+  // enter it). The commands of one interval: as many, and the stops of every slot.
+  const size_t lead = static_cast<size_t>(std::ceil((s.D + s.extra + s.hop) / s.r_mh)) + 1;
+  const size_t pend = 2 * static_cast<size_t>(p.queue_size) + 64 +
+                      2 * (static_cast<size_t>(p.max_block) + lead);
+  s.pending.resize(pend);
+  s.pending_z.assign(pend * s.zd, 0.0f);
+  s.commands.resize(pend + 2 * static_cast<size_t>(p.max_block) + 4 * B);
   if (s.resample) {
     s.latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_ev) / s.r_mh));
     s.input_latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_in) / s.r_mh));
@@ -907,18 +945,18 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
   ngs_synth_event ev;
   for (size_t k = 0; k < s.queue.capacity() && s.pend_count < s.pending.size(); ++k) {
     if (!s.queue.pop(ev, s.drain_z.data())) break;
-    push_pending(s, ev, engine_time(s, s.host_pos));
+    push_pending(s, ev, engine_time(s, s.host_pos, s.begun));
   }
-  uint32_t last_frame = 0;
-  for (int i = 0; i < n_events; ++i) {
-    const ngs_synth_event &e = events[i];
-    if (e.frame >= static_cast<uint32_t>(n_frames) || e.frame < last_frame || !event_valid(s, e)) {
-      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    last_frame = e.frame;
-    push_pending(s, e, engine_time(s, s.host_pos + e.frame));
-  }
+  // The block's own events are applied at their hop points as the block runs (begin_work),
+  // read from the caller's array; only those after the block's last hop point are copied
+  // (below), so a block may carry any number of events.
+  s.direct = events;
+  s.direct_n = n_events;
+  s.direct_i = 0;
+  s.direct_last = 0;
+  s.direct_host = s.host_pos;
+  s.direct_begun = s.begun;
+  s.direct_frames = n_frames;
   if (!s.resample) {
     write_input(s, in, n_frames);
     int i = 0;
@@ -944,6 +982,19 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
     }
     for (int i = 0; i < n_frames; ++i) out[i] = s.fifo[(s.fifo_read++) & s.fifo_mask];
   }
+  // Events after the block's last hop point wait for theirs in the pending ring.
+  for (; s.direct_i < s.direct_n; ++s.direct_i) {
+    const ngs_synth_event &e = events[s.direct_i];
+    const int64_t M = direct_time(s, e, n_frames);
+    if (M < 0) {
+      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    s.direct_last = e.frame;
+    push_pending(s, e, M);
+  }
+  s.direct = nullptr;
+  s.direct_n = s.direct_i = 0;
   s.host_pos += n_frames;
   const uint64_t dt = cycles() - c0;
   s.stats.blocks.fetch_add(1, std::memory_order_relaxed);
@@ -967,7 +1018,7 @@ bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept {
 
 void reset(ngs_synth &s) noexcept { clear_state(s); }
 
-void get_stats(const ngs_synth &s, ngs_synth_stats &o) {
+void get_stats(const ngs_synth &s, ngs_synth_stats &o) noexcept {
   o.blocks = s.stats.blocks.load(std::memory_order_relaxed);
   o.frames = s.stats.frames.load(std::memory_order_relaxed);
   o.events_applied = s.stats.applied.load(std::memory_order_relaxed);

@@ -173,6 +173,13 @@ struct ngs_synth {
   std::vector<ngs::synth::Pending> pending;  // ring
   std::vector<float> pending_z;
   size_t pend_head = 0, pend_count = 0;
+  // The events of the process call being run (the caller's array, read in place): applied
+  // at their hop points within the block; those after its last hop point go to `pending`.
+  const ngs_synth_event *direct = nullptr;
+  int direct_n = 0, direct_i = 0, direct_frames = 0;
+  uint32_t direct_last = 0;   // frame of the last accepted one (frame order)
+  int64_t direct_host = 0;    // host frame of the block's first sample
+  int64_t direct_begun = 0;   // `begun` when the block started
   std::vector<ngs::synth::Command> commands;
   int n_commands = 0;
   std::vector<float> drain_z;
@@ -210,7 +217,7 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
              float *out, int n_frames);
 bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept;
 void reset(ngs_synth &s) noexcept;
-void get_stats(const ngs_synth &s, ngs_synth_stats &out);
+void get_stats(const ngs_synth &s, ngs_synth_stats &out) noexcept;
 // Whether an event is well formed for this synth (frame not checked).
 bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept;
 

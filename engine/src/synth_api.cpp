@@ -132,11 +132,14 @@ ngs_status ngs_synth_reset(ngs_synth *synth) {
 }
 
 ngs_status ngs_synth_get_stats(const ngs_synth *synth, ngs_synth_stats *out) {
-  return ngs::api_guard([&] {
-    if (!synth) invalid("synth is NULL");
-    if (!out) invalid("out is NULL");
-    ngs::synth::get_stats(*synth, *out);
-  });
+  // Any thread, the audio thread included: NULL arguments are reported with a fixed
+  // message, without the exception machinery (no allocation), as process and post do.
+  if (!synth || !out) {
+    ngs::api_set_error("ngs_synth_get_stats: NULL synth or out");
+    return NGS_STATUS_INVALID_ARGUMENT;
+  }
+  ngs::synth::get_stats(*synth, *out);  // relaxed loads and arithmetic: cannot throw
+  return NGS_STATUS_OK;
 }
 
 }  // extern "C"

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <samplerate.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -379,6 +380,79 @@ TEST_P(SynthTest, BlockSizesGiveIdenticalOutput) {
           << "rate " << rate << " block " << block;
     }
     ngs_synth_free(s);
+  }
+}
+
+// Any number of events passed directly to process is applied (none is lost to the
+// pending ring): thousands of events in one block, a few thousand at its last frame,
+// give the same output bit for bit as the same events spread over 1- and 333-frame
+// blocks, every event is applied or dropped as it should be and none counts as an
+// overflow. Native and 48 kHz host, with and without spread.
+TEST_P(SynthTest, ManyEventsInOneBlockAreAllApplied) {
+  for (int rate : {0, 48000}) {
+    for (int spread : {0, 1}) {
+      ngs_synth_params p = ngs_synth_default_params();
+      p.sample_rate = rate;
+      p.spread = spread;
+      p.queue_size = 16;
+      p.max_voices = 6;
+      ngs_synth *s = make(p);
+      std::mt19937 rng(1234u + static_cast<uint32_t>(rate) + 7u * spread);
+      std::uniform_int_distribution<int> frame_d(0, 4095), voice_d(1, 6), type_d(0, 9);
+      std::uniform_real_distribution<float> gain_d(0.0f, 1.5f);
+      std::vector<int64_t> frames;
+      for (int i = 0; i < 5000; ++i) frames.push_back(frame_d(rng));
+      for (int i = 0; i < 2500; ++i) frames.push_back(4095);  // after the last hop point
+      std::sort(frames.begin(), frames.end());
+      std::vector<Timed> ev;
+      for (int64_t f : frames) {
+        const int32_t v = voice_d(rng);
+        const int t = type_d(rng);
+        if (t < 2) {
+          ev.push_back(free_voice(f, v, random_z(static_cast<uint32_t>(rng())), 0, rng() % 100));
+        } else if (t < 6) {
+          Timed g = simple(f, NGS_SYNTH_EVENT_SET_GAIN, v, static_cast<int32_t>(rng() % 50));
+          g.ev.gain = gain_d(rng);
+          ev.push_back(g);
+        } else if (t < 9) {
+          Timed sl{f, ngs_synth_default_event(NGS_SYNTH_EVENT_SET_LATENT), random_z(static_cast<uint32_t>(rng()))};
+          sl.ev.voice = v;
+          sl.ev.glide = 2;
+          ev.push_back(sl);
+        } else {
+          ev.push_back(simple(f, NGS_SYNTH_EVENT_STOP, v, static_cast<int32_t>(rng() % 200)));
+        }
+      }
+      ev.push_back(free_voice(4095, 1, random_z(5), 0, 3));  // a voice that surely plays
+      const int64_t total = 4096 + 2 * info_.sample_length + 4 * info_.hop_size;
+      std::vector<float> ref;
+      ngs_synth_stats ref_st{};
+      for (int block : {4096, 1, 333}) {
+        ngs_synth_reset(s);
+        ngs_synth_stats st0{}, st{};
+        ngs_synth_get_stats(s, &st0);
+        const std::vector<float> out = render(s, ev, total, block);
+        ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
+        const std::string what = "rate " + std::to_string(rate) + " spread " +
+                                 std::to_string(spread) + " block " + std::to_string(block);
+        EXPECT_EQ(st.queue_overflows - st0.queue_overflows, 0u) << what;
+        EXPECT_EQ(st.events_applied + st.events_dropped - st0.events_applied - st0.events_dropped,
+                  ev.size()) << what;
+        if (ref.empty()) {
+          ref = out;
+          ref_st = st;
+          ref_st.events_applied -= st0.events_applied;
+          double e = 0;
+          for (float x : out) e += static_cast<double>(x) * x;
+          ASSERT_GT(e, 0.0) << what;
+          ASSERT_GT(ref_st.events_applied, ev.size() / 2) << what;
+          continue;
+        }
+        EXPECT_EQ(st.events_applied - st0.events_applied, ref_st.events_applied) << what;
+        ASSERT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size())) << what;
+      }
+      ngs_synth_free(s);
+    }
   }
 }
 
