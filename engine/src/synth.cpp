@@ -33,13 +33,40 @@
 
 #include "common/error.h"
 #include "cpu/ops.h"
+#include "cpu/resample.h"
 
-ngs_synth::~ngs_synth() {
-  if (src_out) src_delete(src_out);
-  if (src_in) src_delete(src_in);
-}
+ngs_synth::~ngs_synth() = default;
 
 namespace ngs::synth {
+
+Converter::Converter() = default;
+Converter::~Converter() {
+  if (src) src_delete(src);
+}
+
+bool Converter::process(const float *in, long n, float *out, long max_out, long *used, long *gen) {
+  if (poly) {
+    poly->process(in, n, out, max_out, used, gen);
+    return true;
+  }
+  SRC_DATA d;
+  std::memset(&d, 0, sizeof d);
+  d.data_in = in;
+  d.input_frames = n;
+  d.data_out = out;
+  d.output_frames = max_out;
+  d.src_ratio = ratio;
+  d.end_of_input = 0;
+  const bool ok = src_process(src, &d) == 0;
+  *used = ok ? d.input_frames_used : 0;
+  *gen = ok ? d.output_frames_gen : 0;
+  return ok;
+}
+
+void Converter::reset() {
+  if (poly) poly->reset();
+  if (src) src_reset(src);
+}
 
 namespace {
 
@@ -86,6 +113,12 @@ size_t pow2_at_least(size_t n) {
 
 // Largest piece of engine output fed to the output converter at once (resampled hosts).
 constexpr int kConvPiece = 16;
+// Largest phase table (floats, L * taps) for which the polyphase converter is used.
+constexpr size_t kPolyphaseMaxTable = 65536;
+
+inline bool is_resynth_start(const ngs_synth_event &ev) {
+  return enum_int(&ev.type) == NGS_SYNTH_EVENT_START && enum_int(&ev.kind) == NGS_SYNTH_VOICE_RESYNTH;
+}
 
 // ---- voices ------------------------------------------------------------------------------
 
@@ -182,6 +215,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
   v.stopping = false;
   v.in0 = M;
   v.out0 = kind == NGS_SYNTH_VOICE_RESYNTH ? M + s.lat_in : e;
+  if (kind == NGS_SYNTH_VOICE_RESYNTH) s.resynth_live = true;
   v.end = INT64_MAX;
   if (ev.seed == NGS_SYNTH_SEED_AUTO) {
     v.key.seed = s.params.seed;
@@ -393,6 +427,7 @@ void begin_work(ngs_synth &s, int64_t W) {
   const size_t cap = s.pending.size();
   while (s.pend_count > 0 && s.pending[s.pend_head].time <= W) {
     const Pending &p = s.pending[s.pend_head];
+    if (is_resynth_start(p.ev)) --s.resynth_pending;
     apply_event(s, p.ev, p.time);
     s.pend_head = (s.pend_head + 1) % cap;
     --s.pend_count;
@@ -499,13 +534,19 @@ void finish_work(ngs_synth &s, int64_t W) {
   mix_range(s, mix, W, cursor, W1);
   s.n_commands = 0;
   int active = 0;
+  bool resynth = false;
   for (int i = 0; i < s.n_slots; ++i) {
     Voice &v = s.voices[i];
     if (!v.active) continue;
     const bool done = v.end <= W1 || (v.ola.length >= 0 && v.out0 + static_cast<int64_t>(v.ola.length) <= W1);
-    if (done) v.active = false;
-    else ++active;
+    if (done) {
+      v.active = false;
+    } else {
+      ++active;
+      resynth = resynth || v.kind == NGS_SYNTH_VOICE_RESYNTH;
+    }
   }
+  s.resynth_live = resynth;
   s.stats.active.store(active, std::memory_order_relaxed);
 }
 
@@ -560,6 +601,7 @@ void push_pending(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     return;
   }
   const size_t i = (s.pend_head + s.pend_count) % cap;
+  if (is_resynth_start(ev)) ++s.resynth_pending;
   Pending &p = s.pending[i];
   p.ev = ev;
   p.time = M;
@@ -582,37 +624,58 @@ void write_input(ngs_synth &s, const float *x, int n) {
 void resample_out(ngs_synth &s, const float *x, int n) {
   long used_total = 0;
   while (used_total < n) {
-    SRC_DATA d;
-    std::memset(&d, 0, sizeof d);
-    d.data_in = x + used_total;
-    d.input_frames = n - used_total;
-    d.data_out = s.src_buf.data();
-    d.output_frames = static_cast<long>(s.src_buf.size());
-    d.src_ratio = 1.0 / s.r_mh;
-    d.end_of_input = 0;
-    if (src_process(s.src_out, &d) != 0) break;
-    for (long i = 0; i < d.output_frames_gen; ++i) s.fifo[(s.fifo_write++) & s.fifo_mask] = s.src_buf[i];
-    used_total += d.input_frames_used;
-    if (d.input_frames_used == 0 && d.output_frames_gen == 0) break;
+    long used = 0, gen = 0;
+    if (!s.conv_out.process(x + used_total, n - used_total, s.src_buf.data(),
+                            static_cast<long>(s.src_buf.size()), &used, &gen))
+      break;
+    for (long i = 0; i < gen; ++i) s.fifo[(s.fifo_write++) & s.fifo_mask] = s.src_buf[i];
+    used_total += used;
+    if (used == 0 && gen == 0) break;
   }
 }
 
-void resample_in(ngs_synth &s, const float *x, int n) {
+// Whether a voice may take input in this block: a resynth voice started (and not seen
+// ended by a hop since), a resynth START waiting in the pending ring or in this block's
+// events.
+bool input_wanted(const ngs_synth &s, const ngs_synth_event *events, int n_events) {
+  if (s.resynth_live || s.resynth_pending > 0) return true;
+  for (int i = 0; i < n_events; ++i)
+    if (is_resynth_start(events[i])) return true;
+  return false;
+}
+
+void resample_in(ngs_synth &s, const float *x, int n, bool wanted) {
   static const float zeros[256] = {};
+  if (s.polyphase) {
+    // Keep the host input as the converter's history; skip the converter while no voice
+    // takes input (engine input indices still advance as if it ran: nobody reads them).
+    for (int i = 0; i < n; ++i) s.in_hist[static_cast<size_t>(s.in_host + i) & s.in_hist_mask] = x ? x[i] : 0.0f;
+    if (!wanted) {
+      s.in_host += n;
+      s.in_running = false;
+      s.in_written = (s.D + s.extra) + s.conv_in.poly->first_output(s.in_host);
+      return;
+    }
+    if (!s.in_running) {  // restart from the last history() host frames
+      cpu::Polyphase &p = *s.conv_in.poly;
+      const int nh = static_cast<int>(std::min<int64_t>(s.in_host, p.history()));
+      float *h = s.src_buf.data();  // src_buf holds >= history() floats (create)
+      for (int i = 0; i < nh; ++i) h[i] = s.in_hist[static_cast<size_t>(s.in_host - nh + i) & s.in_hist_mask];
+      p.restart(s.in_host, h, nh);
+      s.in_running = true;
+    }
+    s.in_host += n;
+  }
   int done = 0;
   while (done < n) {
     const int m = x ? n - done : std::min(n - done, 256);
-    SRC_DATA d;
-    std::memset(&d, 0, sizeof d);
-    d.data_in = x ? x + done : zeros;
-    d.input_frames = m;
-    d.data_out = s.src_buf.data();
-    d.output_frames = static_cast<long>(s.src_buf.size());
-    d.src_ratio = s.r_mh;
-    if (src_process(s.src_in, &d) != 0) break;
-    write_input(s, s.src_buf.data(), static_cast<int>(d.output_frames_gen));
-    done += static_cast<int>(d.input_frames_used);
-    if (d.input_frames_used == 0 && d.output_frames_gen == 0) break;
+    long used = 0, gen = 0;
+    if (!s.conv_in.process(x ? x + done : zeros, m, s.src_buf.data(), static_cast<long>(s.src_buf.size()),
+                           &used, &gen))
+      break;
+    write_input(s, s.src_buf.data(), static_cast<int>(gen));
+    done += static_cast<int>(used);
+    if (used == 0 && gen == 0) break;
   }
 }
 
@@ -632,8 +695,15 @@ void clear_state(ngs_synth &s) {
   std::fill(s.in_ring.begin(), s.in_ring.end(), 0.0f);
   s.in_written = (s.resample ? s.D : 0) + s.extra;
   s.fifo_read = s.fifo_write = 0;
-  if (s.src_out) src_reset(s.src_out);
-  if (s.src_in) src_reset(s.src_in);
+  if (s.resample) {
+    s.conv_out.reset();
+    s.conv_in.reset();
+    std::fill(s.in_hist.begin(), s.in_hist.end(), 0.0f);
+  }
+  s.in_running = true;
+  s.resynth_live = false;
+  s.resynth_pending = 0;
+  s.in_host = 0;
   s.auto_sequence = 0;
   s.stats.active.store(0, std::memory_order_relaxed);
 }
@@ -649,35 +719,24 @@ int64_t find_offset(ngs_synth &s) {
   for (int64_t h = 0; h < frames; ++h) {
     // An event at frame 0 of block h: engine time floor(h r) + D + extra > begun.
     need = std::max(need, begun + 1 - ((2 * h * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.extra));
-    SRC_DATA d;
-    std::memset(&d, 0, sizeof d);
-    d.data_in = one.data();
-    d.input_frames = 1;
-    d.data_out = s.src_buf.data();
-    d.output_frames = static_cast<long>(s.src_buf.size());
-    d.src_ratio = s.r_mh;
-    src_process(s.src_in, &d);
-    produced_in += d.output_frames_gen;
+    long used = 0, gen = 0;
+    s.conv_in.process(one.data(), 1, s.src_buf.data(), static_cast<long>(s.src_buf.size()), &used, &gen);
+    produced_in += gen;
     while (produced_out < h + 1) {
       if (T % s.hop == 0) {
         begun = T + s.extra;
         // Input indices < begun must be written: D + extra + produced_in >= begun.
         need = std::max(need, T - produced_in);
       }
-      SRC_DATA o;
-      std::memset(&o, 0, sizeof o);
-      o.data_in = zero.data();
-      o.input_frames = static_cast<long>(tick_end(s, T) - T);
-      o.data_out = s.src_buf.data();
-      o.output_frames = static_cast<long>(s.src_buf.size());
-      o.src_ratio = 1.0 / s.r_mh;
-      src_process(s.src_out, &o);
-      produced_out += o.output_frames_gen;
+      long used = 0, gen = 0;
+      s.conv_out.process(zero.data(), static_cast<long>(tick_end(s, T) - T), s.src_buf.data(),
+                         static_cast<long>(s.src_buf.size()), &used, &gen);
+      produced_out += gen;
       T = tick_end(s, T);
     }
   }
-  src_reset(s.src_in);
-  src_reset(s.src_out);
+  s.conv_in.reset();
+  s.conv_out.reset();
   return need + 2;
 }
 
@@ -889,15 +948,32 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   // Resamplers and the engine offset.
   size_t block_model = static_cast<size_t>(p.max_block);
   if (s.resample) {
-    int err = 0;
-    s.src_out = src_new(p.resampler, 1, &err);
-    if (!s.src_out) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
-    s.src_in = src_new(p.resampler, 1, &err);
-    if (!s.src_in) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+    // The ngs polyphase converter (the default) when both phase tables fit the bound,
+    // else (or when a libsamplerate converter is asked for) libsamplerate.
+    s.polyphase = p.resampler == NGS_SYNTH_RESAMPLER_POLYPHASE &&
+                  cpu::Polyphase::table_floats(s.sr_model, s.sr_host) <= kPolyphaseMaxTable &&
+                  cpu::Polyphase::table_floats(s.sr_host, s.sr_model) <= kPolyphaseMaxTable;
+    s.conv_out.ratio = 1.0 / s.r_mh;
+    s.conv_in.ratio = s.r_mh;
+    if (s.polyphase) {
+      s.conv_out.poly = std::make_unique<cpu::Polyphase>(s.sr_model, s.sr_host, kConvPiece + s.chunk);
+      s.conv_in.poly = std::make_unique<cpu::Polyphase>(s.sr_host, s.sr_model, p.max_block + 256);
+      s.in_hist.assign(pow2_at_least(static_cast<size_t>(s.conv_in.poly->history()) + p.max_block + 256), 0.0f);
+      s.in_hist_mask = s.in_hist.size() - 1;
+    } else {
+      const int type = p.resampler == NGS_SYNTH_RESAMPLER_POLYPHASE ? SRC_SINC_MEDIUM_QUALITY : p.resampler;
+      int err = 0;
+      s.conv_out.src = src_new(type, 1, &err);
+      if (!s.conv_out.src) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+      s.conv_in.src = src_new(type, 1, &err);
+      if (!s.conv_in.src) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+    }
     const double up = 1.0 / s.r_mh;
     block_model = static_cast<size_t>(std::ceil(p.max_block * s.r_mh)) + 64;
     const size_t out_chunk = static_cast<size_t>(std::ceil(s.chunk * up)) + 64;
-    s.src_buf.assign(std::max(out_chunk, block_model) + 256, 0.0f);
+    size_t buf = std::max(out_chunk, block_model) + 256;
+    if (s.polyphase) buf = std::max(buf, static_cast<size_t>(s.conv_in.poly->history()));
+    s.src_buf.assign(buf, 0.0f);
     s.fifo.assign(pow2_at_least(static_cast<size_t>(p.max_block) + 4 * out_chunk + 256), 0.0f);
     s.fifo_mask = s.fifo.size() - 1;
     s.D = find_offset(s);
@@ -968,7 +1044,7 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
       i += run;
     }
   } else {
-    resample_in(s, in, n_frames);
+    resample_in(s, in, n_frames, !s.polyphase || input_wanted(s, events, n_events));
     // The output converter is fed in pieces of at most kConvPiece engine samples, only as
     // far as this block needs: its cost (libsamplerate's sinc filters dominate the cost of
     // a few voices) is spread over the blocks instead of landing a whole tick's worth in

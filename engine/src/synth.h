@@ -18,7 +18,27 @@
 
 typedef struct SRC_STATE_tag SRC_STATE;
 
+namespace ngs::cpu {
+class Polyphase;
+}
+
 namespace ngs::synth {
+
+// One rate converter: the ngs polyphase converter (kernels/cpu/resample.h) or a
+// libsamplerate state. Both are time-aligned (zero group delay) and independent of how
+// their input is cut into calls.
+struct Converter {
+  SRC_STATE *src = nullptr;
+  std::unique_ptr<cpu::Polyphase> poly;
+  double ratio = 1.0;  // output rate / input rate
+  Converter();
+  ~Converter();
+  Converter(const Converter &) = delete;
+  Converter &operator=(const Converter &) = delete;
+  // Consumes up to n input samples, writes up to max_out; false on a converter error.
+  bool process(const float *in, long n, float *out, long max_out, long *used, long *gen);
+  void reset();
+};
 
 // Path voices advance the offline path code one point per hop (paths.h).
 using ngs::PathCursor;
@@ -194,7 +214,18 @@ struct ngs_synth {
   size_t in_mask = 0;
   int64_t in_written = 0;  // engine index of the next input sample
   // resampling (host rate != model rate)
-  SRC_STATE *src_out = nullptr, *src_in = nullptr;
+  ngs::synth::Converter conv_out, conv_in;
+  bool polyphase = false;     // conv_in / conv_out are the ngs polyphase converter
+  // Polyphase input side: the converter runs only while a voice may take input (a
+  // resynth voice is playing or one is about to start); meanwhile the host input is only
+  // kept in in_hist, and the converter restarts from it (its output is a pure function
+  // of the input, so a restarted stream equals an uninterrupted one bit for bit).
+  bool in_running = true;
+  bool resynth_live = false;  // a resynth voice was started and may still play
+  int resynth_pending = 0;    // resynth STARTs waiting in the pending ring
+  int64_t in_host = 0;        // host input frames received since reset
+  std::vector<float> in_hist;  // host-rate input ring (the converter's history)
+  size_t in_hist_mask = 0;
   std::vector<float> fifo;  // host-rate output ring
   size_t fifo_mask = 0, fifo_read = 0, fifo_write = 0;
   std::vector<float> src_buf;

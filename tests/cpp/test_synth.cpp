@@ -17,6 +17,7 @@
 #include <atomic>
 #include <vector>
 
+#include "cpu/resample.h"
 #include "engine.h"
 #include "ngs/ngs.h"
 #include "synth.h"
@@ -775,15 +776,49 @@ TEST_P(SynthTest, ResetRestartsIdentically) {
   ngs_synth_free(s);
 }
 
+// Converts x (rate in_rate) to out_rate in one call, as the synth's converter of that
+// type: a fresh ngs polyphase converter over the whole stream, or libsamplerate's
+// src_simple. Returns the output count.
+long convert_whole(const float *x, long n, float *y, long max_out, int in_rate, int out_rate,
+                   int resampler) {
+  if (resampler == NGS_SYNTH_RESAMPLER_POLYPHASE) {
+    ngs::cpu::Polyphase r(in_rate, out_rate, static_cast<int>(n));
+    long used = 0, gen = 0;
+    r.process(x, n, y, max_out, &used, &gen);
+    EXPECT_EQ(used, n);
+    return gen;
+  }
+  SRC_DATA d{};
+  d.data_in = x;
+  d.input_frames = n;
+  d.data_out = y;
+  d.output_frames = max_out;
+  d.src_ratio = static_cast<double>(out_rate) / in_rate;
+  EXPECT_EQ(src_simple(&d, resampler, 1), 0);
+  return d.output_frames_gen;
+}
+
 // Host rates other than the model's: the output equals the offline one-shot placed at its
-// engine time and converted by the same libsamplerate converter, and the reported latency
-// is its measured delay.
+// engine time and converted by the same converter (the ngs polyphase converter, the
+// default, and libsamplerate's SRC_SINC_MEDIUM_QUALITY), and the reported latency is its
+// measured delay.
 TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
+  for (int resampler : {NGS_SYNTH_RESAMPLER_POLYPHASE, 1})
   for (int rate : {48000, 44100, 8000, 192000}) {
     ngs_synth_params p = ngs_synth_default_params();
+    EXPECT_EQ(p.resampler, NGS_SYNTH_RESAMPLER_POLYPHASE);
+    p.resampler = resampler;
     p.sample_rate = rate;
     p.max_block = 512;
     ngs_synth *s = make(p);
+    const int sr = info_.sample_rate;
+    // The polyphase converter where both phase tables fit 64 Ki floats (every pair here
+    // but 22.05 <-> 192 kHz), else SRC_SINC_MEDIUM_QUALITY.
+    const bool fits = ngs::cpu::Polyphase::table_floats(sr, rate) <= 65536 &&
+                      ngs::cpu::Polyphase::table_floats(rate, sr) <= 65536;
+    ASSERT_EQ(s->polyphase, resampler == NGS_SYNTH_RESAMPLER_POLYPHASE && fits) << "rate " << rate;
+    if (sr == 16000) EXPECT_TRUE(fits) << "rate " << rate;
+    const int conv_type = s->polyphase ? NGS_SYNTH_RESAMPLER_POLYPHASE : 1;
     const int lat = ngs_synth_latency(s);
     const double r = static_cast<double>(info_.sample_rate) / rate;  // model / host
     const int64_t f0 = 123;
@@ -796,27 +831,15 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     std::vector<float> model_stream(static_cast<size_t>(M + frames * r) + shot.size() + 8192, 0.0f);
     std::copy(shot.begin(), shot.end(), model_stream.begin() + M);
     std::vector<float> ref(static_cast<size_t>(model_stream.size() / r) + 4096, 0.0f);
-    SRC_DATA d{};
-    d.data_in = model_stream.data();
-    d.input_frames = static_cast<long>(model_stream.size());
-    d.data_out = ref.data();
-    d.output_frames = static_cast<long>(ref.size());
-    d.src_ratio = 1.0 / r;
-    ASSERT_EQ(src_simple(&d, p.resampler, 1), 0);
-    ASSERT_GE(d.output_frames_gen, frames);
+    const long d_gen = convert_whole(model_stream.data(), static_cast<long>(model_stream.size()), ref.data(), static_cast<long>(ref.size()), sr, rate, conv_type);
+    ASSERT_GE(d_gen, frames);
     EXPECT_LE(ngs::test::rel_l2(out.data(), ref.data(), static_cast<size_t>(frames)), kTol)
-        << "rate " << rate;
+        << "rate " << rate << " resampler " << resampler;
     // Measured delay: the lag of the best match of the output with the one-shot converted
     // alone (from host frame 0).
     std::vector<float> alone(static_cast<size_t>(shot.size() / r) + 4096, 0.0f);
-    SRC_DATA d2{};
-    d2.data_in = shot.data();
-    d2.input_frames = static_cast<long>(shot.size());
-    d2.data_out = alone.data();
-    d2.output_frames = static_cast<long>(alone.size());
-    d2.src_ratio = 1.0 / r;
-    ASSERT_EQ(src_simple(&d2, p.resampler, 1), 0);
-    const int64_t n = std::min<int64_t>(d2.output_frames_gen, frames - f0 - lat - 8);
+    const long d2_gen = convert_whole(shot.data(), static_cast<long>(shot.size()), alone.data(), static_cast<long>(alone.size()), sr, rate, conv_type);
+    const int64_t n = std::min<int64_t>(d2_gen, frames - f0 - lat - 8);
     int64_t best = -1;
     double best_v = -1e300;
     for (int64_t lag = lat - 8; lag <= lat + 8; ++lag) {
@@ -828,14 +851,16 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
       }
     }
     // Events are placed on the nearest model-rate sample: within half a model sample.
-    EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate;
+    EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate << " resampler " << resampler;
 
     // Resynthesis at this rate: the input through the input converter, encoded and
     // decoded offline, through the output converter.
     ngs_synth_reset(s);
     const int ng5 = 5;
     const size_t seg = ngs_model_audio_length(model_, ng5);
-    const int64_t h0 = 77;
+    // Late enough that the polyphase input converter was skipped before (no voice took
+    // input) and restarts for this voice.
+    const int64_t h0 = 3077;  // 5 frames into a block: the restart needs the history
     const int64_t rframes =
         h0 + ngs_synth_input_latency(s) + static_cast<int64_t>(seg / r) + 2000;
     const std::vector<float> in = random_audio(static_cast<size_t>(rframes), 3);
@@ -846,15 +871,9 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     rs.ev.path_grains = ng5;
     const std::vector<float> rout = render(s, {rs}, rframes, 512, &in);
     std::vector<float> min(static_cast<size_t>(rframes * r) + 4096, 0.0f);
-    SRC_DATA di{};
-    di.data_in = in.data();
-    di.input_frames = static_cast<long>(in.size());
-    di.data_out = min.data();
-    di.output_frames = static_cast<long>(min.size());
-    di.src_ratio = r;
-    ASSERT_EQ(src_simple(&di, p.resampler, 1), 0);
+    const long di_gen = convert_whole(in.data(), static_cast<long>(in.size()), min.data(), static_cast<long>(min.size()), rate, sr, conv_type);
     const int64_t m0 = (2 * h0 * info_.sample_rate + rate) / (2 * rate);  // without D
-    ASSERT_GE(di.output_frames_gen, m0 + static_cast<int64_t>(seg));
+    ASSERT_GE(di_gen, m0 + static_cast<int64_t>(seg));
     std::vector<float> mu(static_cast<size_t>(ng5) * info_.z_dim);
     int ng = 0;
     ASSERT_EQ(ngs_encode(ctx_, min.data() + m0, seg, ngs_encode_default_params(), mu.data(),
@@ -865,16 +884,51 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     std::vector<float> rstream(static_cast<size_t>(E + rframes * r) + dec.size() + 8192, 0.0f);
     std::copy(dec.begin(), dec.end(), rstream.begin() + E);
     std::vector<float> rref(static_cast<size_t>(rstream.size() / r) + 4096, 0.0f);
-    SRC_DATA dr{};
-    dr.data_in = rstream.data();
-    dr.input_frames = static_cast<long>(rstream.size());
-    dr.data_out = rref.data();
-    dr.output_frames = static_cast<long>(rref.size());
-    dr.src_ratio = 1.0 / r;
-    ASSERT_EQ(src_simple(&dr, p.resampler, 1), 0);
+    const long dr_gen = convert_whole(rstream.data(), static_cast<long>(rstream.size()), rref.data(), static_cast<long>(rref.size()), sr, rate, conv_type);
     EXPECT_LE(ngs::test::rel_l2(rout.data(), rref.data(), static_cast<size_t>(rframes)), kTol)
-        << "resynth, rate " << rate;
+        << "resynth, rate " << rate << " resampler " << resampler;
     ngs_synth_free(s);
+  }
+}
+
+// The polyphase input converter runs only while a voice may take input; restarted for a
+// resynth voice from its history, it gives that voice exactly the input of a converter
+// that never stopped (here kept running by a silent resynth voice): bit for bit.
+TEST_P(SynthTest, SkippedInputConverterRestartsExactly) {
+  for (int rate : {48000, 44100}) {
+    for (int block : {64, 333}) {
+      ngs_synth_params p = ngs_synth_default_params();
+      p.sample_rate = rate;
+      p.max_block = 512;
+      ngs_synth *a = make(p), *b = make(p);
+      ASSERT_TRUE(a->polyphase);
+      const int64_t x = 4000 + block / 3;
+      Timed late{x, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+      late.ev.voice = 2;
+      late.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+      late.ev.seed = 8;
+      late.ev.path_grains = 6;
+      Timed silent{0, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+      silent.ev.voice = 1;
+      silent.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+      silent.ev.gain = 0.0f;
+      const int64_t frames = x + ngs_synth_input_latency(a) + 12 * info_.hop_size * rate / info_.sample_rate;
+      const std::vector<float> in = random_audio(static_cast<size_t>(frames), static_cast<uint32_t>(rate + block));
+      const std::vector<float> ya = render(a, {late}, frames, block, &in);
+      const std::vector<float> yb = render(b, {silent, late}, frames, block, &in);
+      double e = 0;
+      for (float v : ya) e += static_cast<double>(v) * v;
+      EXPECT_GT(e, 0.0);
+      EXPECT_EQ(0, std::memcmp(ya.data(), yb.data(), sizeof(float) * ya.size()))
+          << "rate " << rate << " block " << block;
+      EXPECT_TRUE(b->in_running);
+      // a's converter stopped again once its voice had ended.
+      std::vector<float> more(static_cast<size_t>(block) + 4 * info_.sample_length * rate / info_.sample_rate);
+      render(a, {}, static_cast<int64_t>(more.size()), block, &more);
+      EXPECT_FALSE(a->in_running) << "rate " << rate << " block " << block;
+      ngs_synth_free(a);
+      ngs_synth_free(b);
+    }
   }
 }
 

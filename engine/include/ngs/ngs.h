@@ -444,9 +444,16 @@ typedef struct ngs_synth_params {
                            slices (as many as the hop has blocks of max_block frames,
                            at least 4), at the cost of one hop of latency (for host
                            blocks much smaller than a hop); default 0 */
-    int resampler;      /* libsamplerate converter (SRC_SINC_BEST_QUALITY = 0 ..
-                           SRC_LINEAR = 4), default 1 (SRC_SINC_MEDIUM_QUALITY) */
+    int resampler;      /* rate converter: NGS_SYNTH_RESAMPLER_POLYPHASE (5, default:
+                           the ngs polyphase converter, used when its phase tables fit
+                           64 Ki floats, else SRC_SINC_MEDIUM_QUALITY), or a libsamplerate
+                           converter (SRC_SINC_BEST_QUALITY = 0 .. SRC_LINEAR = 4) */
 } ngs_synth_params;
+
+/* ngs_synth_params.resampler: the ngs rational polyphase converter (docs/SYNTH.md
+   "Sample rates": Kaiser-windowed sinc, passband to 0.45 of the lower rate, >= 90 dB
+   from 0.5 of it, zero group delay). */
+#define NGS_SYNTH_RESAMPLER_POLYPHASE 5
 
 NGS_API ngs_synth_params ngs_synth_default_params(void);
 
