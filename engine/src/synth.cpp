@@ -326,70 +326,6 @@ void free_voice_z(ngs_synth &s, Voice &v, float *z) {
   std::memcpy(z, v.z_cur, sizeof(float) * zd);
 }
 
-// One grain for each voice in slots[0 .. n): one batched RNN step for the one-shots, the
-// free voices' latents, one batched encode for the resynth voices, one batched decode.
-void compute_grains(ngs_synth &s, Batch &q, const int *slots, int n) {
-  const int zd = s.zd;
-  int B = 0;
-  // One-shots first, so that the RNN step writes rows 0 .. n1.
-  for (int i = 0; i < n; ++i) {
-    Voice &v = s.voices[slots[i]];
-    if (v.kind != NGS_SYNTH_VOICE_ONE_SHOT) continue;
-    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
-      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
-      s.latent->start(q.e.data(), v.class_index, v.state, q.lat_scratch.data());
-      v.need_start = false;
-    }
-    q.states[B] = v.state;
-    q.classes[B] = v.class_index;
-    q.batch_slot[B++] = slots[i];
-  }
-  const int n1 = B;
-  if (n1 > 0) s.latent->step(q.states.data(), q.classes.data(), n1, q.zb.data(), zd, q.lat_scratch.data());
-  for (int i = 0; i < n; ++i) {
-    Voice &v = s.voices[slots[i]];
-    if (v.kind != NGS_SYNTH_VOICE_FREE) continue;
-    free_voice_z(s, v, q.zb.data() + static_cast<size_t>(B) * zd);
-    q.batch_slot[B++] = slots[i];
-  }
-  const int n2 = B;
-  for (int i = 0; i < n; ++i) {
-    Voice &v = s.voices[slots[i]];
-    if (v.kind != NGS_SYNTH_VOICE_RESYNTH) continue;
-    const int r = B - n2;
-    float *dst = q.enc_in.data() + static_cast<size_t>(r) * s.l;
-    const int64_t t0 = v.in0 + static_cast<int64_t>(v.next_grain) * s.hop;
-    for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
-    q.enc_src[r] = dst;
-    q.first[r] = v.next_grain == 0;
-    q.last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
-    q.batch_slot[B++] = slots[i];
-  }
-  if (B > n2)
-    s.encoder->encode_grains(q.enc_src.data(), q.first.data(), q.last.data(), B - n2,
-                                    q.zb.data() + static_cast<size_t>(n2) * zd, q.enc_scratch.data());
-  for (int b = 0; b < B; ++b) {
-    Voice &v = s.voices[q.batch_slot[b]];
-    GrainSpec &g = q.spec[b];
-    g.key = v.key;
-    g.g = v.next_grain;
-    g.first = v.next_grain == 0;
-    g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
-  }
-  q.session->decode_grains(q.zb.data(), B, q.spec.data(), q.yb.data());
-  for (int b = 0; b < B; ++b) {
-    Voice &v = s.voices[q.batch_slot[b]];
-    const bool last = q.spec[b].last;
-    cpu::ola_stream_add(v.ola, s.shape, q.yb.data() + static_cast<size_t>(b) * s.l, last);
-    ++v.next_grain;
-    if (last) {
-      v.n_total = v.next_grain;
-      v.release = false;
-    }
-  }
-  s.stats.grains.fetch_add(static_cast<uint64_t>(B), std::memory_order_relaxed);
-}
-
 int64_t engine_time(const ngs_synth &s, int64_t host_frame, int64_t begun);
 
 // Engine time of the current block's event e, or -1 when it is dropped (malformed, frame
@@ -419,68 +355,106 @@ void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
   }
 }
 
-// Work for [W, W + hop) begins: its events, then the list of voices that need grains.
-void begin_work(ngs_synth &s, int64_t W) {
-  s.begun = W;
-  s.work_time = W;
-  s.n_commands = 0;
-  const size_t cap = s.pending.size();
-  while (s.pend_count > 0 && s.pending[s.pend_head].time <= W) {
-    const Pending &p = s.pending[s.pend_head];
-    if (is_resynth_start(p.ev)) --s.resynth_pending;
-    apply_event(s, p.ev, p.time);
-    s.pend_head = (s.pend_head + 1) % cap;
-    --s.pend_count;
+// ---- the staged per-hop pipeline ------------------------------------------------------------
+//
+// The work for one interval is a sequence of units in four stages: for every row (a voice
+// that needs a grain, one-shots first, then free, then resynth voices) 0 latent (the
+// one-shot's start and RNN step, the free voice's z, the resynth voice's encode), 1 the
+// decoder MLP, 2 the noise filter and the overlap-add of the grain; then for every voice
+// slot 3 its output for the interval (FIR + softsign) and its mix. Each stage's rows can
+// run in any batches (a row's numbers do not depend on the other rows of its GEMMs), so
+// the units are cut, in this order, into `slices` runs of about equal estimated cost:
+// spread mode then spreads even one voice's grain (RNN step, MLP, noise filter, output)
+// over several host blocks, and the outputs and mixes of many voices too. The mix adds
+// the voices in slot order, so every sample is summed in the same order as before.
+
+// Estimated cost (thousands of instructions, measured with callgrind on the bundled
+// model) of each unit: what matters is their ratio.
+constexpr int kCostOneShot = 180, kCostStart = 20, kCostFree = 1, kCostResynth = 150,
+              kCostMlp = 132, kCostNoise = 30, kCostOutput = 10;
+
+// Rows [b, e) of stage 0 on batch q's scratch.
+void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
+  const int zd = s.zd;
+  const int ob = b, oe = std::min(e, s.row_free);
+  for (int r = ob; r < oe; ++r) {
+    Voice &v = s.voices[s.work[r]];
+    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
+      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
+      s.latent->start(q.e.data(), v.class_index, v.state, q.lat_scratch.data());
+      v.need_start = false;
+    }
+    s.h_states[r] = v.state;
+    s.h_classes[r] = v.class_index;
   }
-  if (s.direct_i < s.direct_n) apply_direct(s, W, s.direct_frames);
-  s.work_n = 0;
-  for (int i = 0; i < s.n_slots; ++i)
-    if (needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
-}
-
-// Voices work[b, e): their grains for the interval, in rounds of one grain per voice (one
-// round unless the FIR looks ahead more than a hop), batched in q.
-void group_work(ngs_synth &s, Batch &q, int b, int e) {
-  for (;;) {
-    int n = 0;
-    for (int i = b; i < e; ++i)
-      if (needs_grain(s, s.voices[s.work[i]], s.work_time)) q.round[n++] = s.work[i];
-    if (n == 0) break;
-    compute_grains(s, q, q.round.data(), n);
+  if (oe > ob)
+    s.latent->step(s.h_states.data() + ob, s.h_classes.data() + ob, oe - ob,
+                   s.h_z.data() + static_cast<size_t>(ob) * zd, zd, q.lat_scratch.data());
+  for (int r = std::max(b, s.row_free); r < std::min(e, s.row_resynth); ++r)
+    free_voice_z(s, s.voices[s.work[r]], s.h_z.data() + static_cast<size_t>(r) * zd);
+  const int rb = std::max(b, s.row_resynth);
+  for (int r = rb; r < e; ++r) {
+    Voice &v = s.voices[s.work[r]];
+    float *dst = s.h_enc.data() + static_cast<size_t>(r) * s.l;
+    const int64_t t0 = v.in0 + static_cast<int64_t>(v.next_grain) * s.hop;
+    for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
+    s.h_enc_src[r] = dst;
+    s.h_first[r] = v.next_grain == 0;
+    s.h_last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
+  }
+  if (e > rb)
+    s.encoder->encode_grains(s.h_enc_src.data() + rb, s.h_first.data() + rb, s.h_last.data() + rb, e - rb,
+                             s.h_z.data() + static_cast<size_t>(rb) * zd, q.enc_scratch.data());
+  for (int r = b; r < e; ++r) {
+    const Voice &v = s.voices[s.work[r]];
+    GrainSpec &g = s.h_spec[r];
+    g.key = v.key;
+    g.g = v.next_grain;
+    g.first = v.next_grain == 0;
+    g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
   }
 }
 
-// Group g of the slice being split across the threads, on thread `part`.
-void group_item(void *ctx, int g, int part) {
-  ngs_synth &s = *static_cast<ngs_synth *>(ctx);
-  const int n = s.group_e - s.group_b;
-  group_work(s, s.batches[part], s.group_b + n * g / s.groups, s.group_b + n * (g + 1) / s.groups);
+void mlp_rows(ngs_synth &s, Batch &q, int b, int e) {
+  if (e > b)
+    q.session->decoder_mlp(s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b,
+                           s.h_S.data() + static_cast<size_t>(b) * s.F);
 }
 
-// Slice k of the work's voices. With workers, the slice is cut into one contiguous group
-// per thread (each batched on its own); a voice's numbers do not depend on its batch, so
-// the output is the same for any thread count.
-void slice_work(ngs_synth &s, int k) {
-  const int b = s.work_n * k / s.slices, e = s.work_n * (k + 1) / s.slices;
-  if (!s.pool || e - b < 2) {
-    group_work(s, s.batches[0], b, e);
-    return;
-  }
-  s.group_b = b;
-  s.group_e = e;
-  s.groups = std::min(e - b, s.pool->size());
-  s.pool->run(group_item, &s, s.groups);
-}
-
-void mix_range(ngs_synth &s, float *mix, int64_t W, int64_t a, int64_t b) {
-  for (int i = 0; i < s.n_slots; ++i) {
-    Voice &v = s.voices[i];
-    if (!v.active) continue;
-    for (int64_t t = std::max(a, v.out0); t < b; ++t) {
-      const float g = v.gain.next() * v.fade.next();
-      if (t >= v.out_t0 && t < v.out_t1) mix[t - W] += v.out[t - v.out_t0] * g;
+// The grains of rows [b, e) are in h_y: each voice's overlap-add takes its grain.
+void add_grains(ngs_synth &s, int b, int e) {
+  for (int r = b; r < e; ++r) {
+    Voice &v = s.voices[s.work[r]];
+    const bool last = s.h_spec[r].last;
+    cpu::ola_stream_add(v.ola, s.shape, s.h_y.data() + static_cast<size_t>(r) * s.l, last);
+    ++v.next_grain;
+    if (last) {
+      v.n_total = v.next_grain;
+      v.release = false;
     }
   }
+  if (e > b) s.stats.grains.fetch_add(static_cast<uint64_t>(e - b), std::memory_order_relaxed);
+}
+
+// Stage 2 for rows [b, e): each grain's noise with its own key, index and window (the
+// window is chosen by (g, n_total) as in a whole decode: an equivalent pair selects the
+// edge halves), then the overlap-add.
+void noise_rows(ngs_synth &s, Batch &q, int b, int e) {
+  for (int r = b; r < e; ++r) {
+    const GrainSpec &g = s.h_spec[r];
+    const int n_total = g.last ? g.g + 1 : g.g + 2;
+    q.session->noise_filter(s.h_S.data() + static_cast<size_t>(r) * s.F, 1, g.g, n_total, g.key,
+                            s.h_y.data() + static_cast<size_t>(r) * s.l);
+  }
+  add_grains(s, b, e);
+}
+
+// Stages 1 and 2 of rows [b, e) in one call (the whole of both stages in one slice).
+void decode_rows(ngs_synth &s, Batch &q, int b, int e) {
+  if (e <= b) return;
+  q.session->decode_grains(s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b, s.h_spec.data() + b,
+                           s.h_y.data() + static_cast<size_t>(b) * s.l);
+  add_grains(s, b, e);
 }
 
 // Slots [b, e): each voice's output (before gain) for the interval being finished.
@@ -499,39 +473,190 @@ void voice_outputs(ngs_synth &s, int b, int e) {
   }
 }
 
-void output_item(void *ctx, int g, int) {
-  ngs_synth &s = *static_cast<ngs_synth *>(ctx);
-  voice_outputs(s, s.n_slots * g / s.groups, s.n_slots * (g + 1) / s.groups);
+// Samples [a, b) of voice v into the mix, its gain and fade advanced per sample.
+inline void mix_span(Voice &v, float *mix, int64_t W, int64_t a, int64_t b) {
+  for (int64_t t = std::max(a, v.out0); t < b; ++t) {
+    const float g = v.gain.next() * v.fade.next();
+    if (t >= v.out_t0 && t < v.out_t1) mix[t - W] += v.out[t - v.out_t0] * g;
+  }
 }
 
-// The voices' output for [W, W + hop), mixed with the interval's commands at their samples.
-void finish_work(ngs_synth &s, int64_t W) {
+// Slots [b, e) mixed into the interval, in slot order, each with its commands at their
+// samples (cmd_at: the sample at which each command applies, found at begin_work).
+void mix_voices(ngs_synth &s, int b, int e) {
+  const int64_t W = s.work_time, W1 = W + s.hop;
   float *mix = s.mix[(W / s.hop) & 1].data();
-  std::fill(mix, mix + s.hop, 0.0f);
-  const int64_t W1 = W + s.hop;
-  if (s.pool && s.n_slots >= 2) {
-    s.groups = std::min(s.n_slots, s.pool->size());
-    s.pool->run(output_item, &s, s.groups);
-  } else {
-    voice_outputs(s, 0, s.n_slots);
+  for (int i = b; i < e; ++i) {
+    Voice &v = s.voices[i];
+    if (!v.active) continue;
+    int64_t cursor = W;
+    for (int c = s.cmd_head[i]; c >= 0; c = s.cmd_next[c]) {
+      const Command &cmd = s.commands[c];
+      const int64_t at = s.cmd_at[c];
+      mix_span(v, mix, W, cursor, at);
+      cursor = at;
+      if (cmd.type == NGS_SYNTH_EVENT_STOP) {
+        v.fade.set(0.0f, cmd.frames);
+        v.end = std::min(v.end, std::max(cmd.time, v.out0) + cmd.frames);
+      } else {
+        v.gain.set(cmd.value, cmd.frames);
+      }
+    }
+    mix_span(v, mix, W, cursor, W1);
   }
+}
+
+// A stage's rows [b, e) on the threads: one contiguous group per thread, each batched on
+// its own (its own session and scratch); the same numbers for any split.
+void run_rows(ngs_synth &s, int stage, int b, int e) {
+  if (e <= b) return;
+  if (!s.pool || e - b < 2) {
+    Batch &q = s.batches[0];
+    switch (stage) {
+      case 0: latent_rows(s, q, b, e); break;
+      case 1: mlp_rows(s, q, b, e); break;
+      case 2: noise_rows(s, q, b, e); break;
+      case 3: decode_rows(s, q, b, e); break;
+      default: voice_outputs(s, b, e); break;
+    }
+    return;
+  }
+  s.job_stage = stage;
+  s.group_b = b;
+  s.group_e = e;
+  s.groups = std::min(e - b, s.pool->size());
+  s.pool->run(
+      [](void *ctx, int g, int part) {
+        ngs_synth &t = *static_cast<ngs_synth *>(ctx);
+        const int n = t.group_e - t.group_b;
+        const int gb = t.group_b + n * g / t.groups, ge = t.group_b + n * (g + 1) / t.groups;
+        Batch &q = t.batches[part];
+        switch (t.job_stage) {
+          case 0: latent_rows(t, q, gb, ge); break;
+          case 1: mlp_rows(t, q, gb, ge); break;
+          case 2: noise_rows(t, q, gb, ge); break;
+          case 3: decode_rows(t, q, gb, ge); break;
+          default: voice_outputs(t, gb, ge); break;
+        }
+      },
+      &s, s.groups);
+}
+
+// Cuts n units of the given costs (in order, after `done` of `total`) into the slices:
+// bound[k] = the first unit of slice k, bound[slices] = n.
+template <class Cost>
+int64_t cut_units(const ngs_synth &s, int n, int64_t done, int64_t total, Cost cost, int *bound) {
+  int k = 0;
+  for (int u = 0; u < n; ++u) {
+    const int64_t c = cost(u);
+    // The slice of the unit's midpoint.
+    const int sl = total <= 0 ? 0 : static_cast<int>(std::min<int64_t>(s.slices - 1, (2 * done + c) * s.slices / (2 * total)));
+    while (k <= sl) bound[k++] = u;
+    done += c;
+  }
+  while (k <= s.slices) bound[k++] = n;
+  return done;
+}
+
+int row_cost(const ngs_synth &s, int r) {
+  if (r < s.row_free) return kCostOneShot + (s.voices[s.work[r]].need_start ? kCostStart : 0);
+  return r < s.row_resynth ? kCostFree : kCostResynth;
+}
+
+// Work for [W, W + hop) begins: its events, the rows (voices that need grains, one-shots
+// first), the commands' samples, and the cut of the units into slices.
+void begin_work(ngs_synth &s, int64_t W) {
+  s.begun = W;
+  s.work_time = W;
+  s.n_commands = 0;
+  const size_t cap = s.pending.size();
+  while (s.pend_count > 0 && s.pending[s.pend_head].time <= W) {
+    const Pending &p = s.pending[s.pend_head];
+    if (is_resynth_start(p.ev)) --s.resynth_pending;
+    apply_event(s, p.ev, p.time);
+    s.pend_head = (s.pend_head + 1) % cap;
+    --s.pend_count;
+  }
+  if (s.direct_i < s.direct_n) apply_direct(s, W, s.direct_frames);
+  s.work_n = 0;
+  for (int kind : {NGS_SYNTH_VOICE_ONE_SHOT, NGS_SYNTH_VOICE_FREE, NGS_SYNTH_VOICE_RESYNTH}) {
+    if (kind == NGS_SYNTH_VOICE_FREE) s.row_free = s.work_n;
+    if (kind == NGS_SYNTH_VOICE_RESYNTH) s.row_resynth = s.work_n;
+    for (int i = 0; i < s.n_slots; ++i)
+      if (s.voices[i].kind == kind && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  }
+  // The samples at which the commands apply (in order, never before the previous one),
+  // and each slot's commands as a list.
+  const int64_t W1 = W + s.hop;
+  std::fill(s.cmd_head.begin(), s.cmd_head.end(), -1);
   int64_t cursor = W;
   for (int c = 0; c < s.n_commands; ++c) {
     const Command &cmd = s.commands[c];
-    const int64_t at = std::min(std::max(cmd.time, cursor), W1);
-    mix_range(s, mix, W, cursor, at);
-    cursor = at;
+    cursor = std::min(std::max(cmd.time, cursor), W1);
+    s.cmd_at[c] = cursor;
+    s.cmd_next[c] = -1;
     if (cmd.slot < 0) continue;
-    Voice &v = s.voices[cmd.slot];
-    if (!v.active) continue;
-    if (cmd.type == NGS_SYNTH_EVENT_STOP) {
-      v.fade.set(0.0f, cmd.frames);
-      v.end = std::min(v.end, std::max(cmd.time, v.out0) + cmd.frames);
-    } else {
-      v.gain.set(cmd.value, cmd.frames);
-    }
+    if (s.cmd_head[cmd.slot] < 0) s.cmd_head[cmd.slot] = c;
+    else s.cmd_next[s.cmd_tail[cmd.slot]] = c;
+    s.cmd_tail[cmd.slot] = c;
   }
-  mix_range(s, mix, W, cursor, W1);
+  float *mix = s.mix[(W / s.hop) & 1].data();
+  std::fill(mix, mix + s.hop, 0.0f);
+  // The cut: rows of stages 0, 1, 2, then the slots' outputs and mixes.
+  const int n = s.work_n, S = s.slices;
+  int64_t total = static_cast<int64_t>(n) * (kCostMlp + kCostNoise);
+  for (int r = 0; r < n; ++r) total += row_cost(s, r);
+  int active = 0;
+  for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
+  total += static_cast<int64_t>(active) * kCostOutput;
+  int64_t done = cut_units(s, n, 0, total, [&](int r) { return row_cost(s, r); }, &s.bounds[0]);
+  done = cut_units(s, n, done, total, [](int) { return kCostMlp; }, &s.bounds[S + 1]);
+  done = cut_units(s, n, done, total, [](int) { return kCostNoise; }, &s.bounds[2 * (S + 1)]);
+  cut_units(s, s.n_slots, done, total, [&](int i) { return s.voices[i].active ? kCostOutput : 0; },
+            &s.bounds[3 * (S + 1)]);
+}
+
+// Voices that still need a grain for this interval after the staged work: rounds of one
+// grain per voice, all stages at once.
+void extra_rounds(ngs_synth &s) {
+  const int64_t W = s.work_time;
+  for (;;) {
+    s.work_n = 0;
+    for (int kind : {NGS_SYNTH_VOICE_ONE_SHOT, NGS_SYNTH_VOICE_FREE, NGS_SYNTH_VOICE_RESYNTH}) {
+      if (kind == NGS_SYNTH_VOICE_FREE) s.row_free = s.work_n;
+      if (kind == NGS_SYNTH_VOICE_RESYNTH) s.row_resynth = s.work_n;
+      for (int i = 0; i < s.n_slots; ++i)
+        if (s.voices[i].kind == kind && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+    }
+    if (s.work_n == 0) return;
+    run_rows(s, 0, 0, s.work_n);
+    run_rows(s, 3, 0, s.work_n);
+  }
+}
+
+// Slice k of the work: its part of each stage, in stage order.
+void slice_work(ngs_synth &s, int k) {
+  const int S = s.slices;
+  const int *b0 = &s.bounds[0], *b1 = &s.bounds[S + 1], *b2 = &s.bounds[2 * (S + 1)],
+            *b3 = &s.bounds[3 * (S + 1)];
+  run_rows(s, 0, b0[k], b0[k + 1]);
+  if (b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
+    run_rows(s, 3, b1[k], b1[k + 1]);  // both decoder stages of the same rows: one call
+  } else {
+    run_rows(s, 1, b1[k], b1[k + 1]);
+    run_rows(s, 2, b2[k], b2[k + 1]);
+  }
+  // A voice may need a second grain in one interval (its grain 1 when its first sample
+  // is less than la past a hop point, or more when the FIR looks ahead more than a hop):
+  // those rounds run in the slice that finishes the noise stage, before any output.
+  if (b2[k + 1] == s.work_n && b2[k] < s.work_n) extra_rounds(s);
+  run_rows(s, 4, b3[k], b3[k + 1]);
+  mix_voices(s, b3[k], b3[k + 1]);
+}
+
+// The interval's end: voices that are over, the counts, the commands consumed.
+void finish_work(ngs_synth &s, int64_t W) {
+  const int64_t W1 = W + s.hop;
   s.n_commands = 0;
   int active = 0;
   bool resynth = false;
@@ -920,19 +1045,21 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   const size_t B = static_cast<size_t>(s.n_slots);
   s.work.assign(B, 0);
   s.batches.resize(static_cast<size_t>(p.n_threads));
+  s.h_z.assign(B * s.zd, 0.0f);
+  s.h_S.assign(B * s.F, 0.0f);
+  s.h_y.assign(B * s.l, 0.0f);
+  s.h_enc.assign(B * s.l, 0.0f);
+  s.h_spec.resize(B);
+  s.h_enc_src.assign(B, nullptr);
+  s.h_first.assign(B, 0);
+  s.h_last.assign(B, 0);
+  s.h_states.assign(B, nullptr);
+  s.h_classes.assign(B, -1);
+  s.bounds.assign(4 * static_cast<size_t>(s.slices + 1), 0);
+  s.cmd_head.assign(B, -1);
+  s.cmd_tail.assign(B, -1);
   for (Batch &q : s.batches) {
     q.session = s.backend->create_session(s.n_slots, 1);
-    q.zb.assign(B * s.zd, 0.0f);
-    q.yb.assign(B * s.l, 0.0f);
-    q.spec.resize(B);
-    q.states.assign(B, nullptr);
-    q.classes.assign(B, -1);
-    q.batch_slot.assign(B, 0);
-    q.round.assign(B, 0);
-    q.enc_src.assign(B, nullptr);
-    q.first.assign(B, 0);
-    q.last.assign(B, 0);
-    q.enc_in.assign(B * s.l, 0.0f);
     q.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
     if (s.latent) q.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
     q.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
@@ -993,6 +1120,8 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.pending.resize(pend);
   s.pending_z.assign(pend * s.zd, 0.0f);
   s.commands.resize(pend + 2 * static_cast<size_t>(p.max_block) + 4 * B);
+  s.cmd_at.assign(s.commands.size(), 0);
+  s.cmd_next.assign(s.commands.size(), -1);
   if (s.resample) {
     s.latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_ev) / s.r_mh));
     s.input_latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_in) / s.r_mh));

@@ -134,15 +134,10 @@ class PostQueue {
   alignas(64) size_t head_ = 0;
 };
 
-// One thread's batch buffers and decoder session (the caller's is batches[0]).
+// One thread's decoder session and scratch (the caller's is batches[0]).
 struct Batch {
   std::unique_ptr<Session> session;
-  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in, e;
-  std::vector<GrainSpec> spec;
-  std::vector<float *> states;
-  std::vector<int> classes, batch_slot, round;
-  std::vector<const float *> enc_src;
-  std::vector<unsigned char> first, last;
+  std::vector<float> lat_scratch, enc_scratch, e;
 };
 
 struct Stats {
@@ -183,11 +178,24 @@ struct ngs_synth {
   uint64_t age_counter = 0;
   uint32_t auto_sequence = 0;
   // per-hop batch work
-  std::vector<int> work;  // slots needing grains in the current work
-  int work_n = 0;
+  // The rows of the current work: slots needing grains, one-shots [0, row_free), free
+  // voices [row_free, row_resynth), resynth voices [row_resynth, work_n).
+  std::vector<int> work;
+  int work_n = 0, row_free = 0, row_resynth = 0;
   int64_t work_time = 0;  // the interval start W being computed
+  // Per-row data of the staged pipeline (synth.cpp "staged per-hop pipeline"), kept
+  // across the slices of a hop: z, spectra, grains, resynth input, specs.
+  std::vector<float> h_z, h_S, h_y, h_enc;
+  std::vector<ngs::GrainSpec> h_spec;
+  std::vector<const float *> h_enc_src;
+  std::vector<unsigned char> h_first, h_last;
+  std::vector<float *> h_states;
+  std::vector<int> h_classes;
+  std::vector<int> bounds;  // [4][slices + 1]: first row (slot for stage 3) of each slice
+  std::vector<int64_t> cmd_at;  // sample at which each command applies
+  std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order
   std::vector<ngs::synth::Batch> batches;  // one per thread
-  int group_b = 0, group_e = 0, groups = 0;  // the slice being split across threads
+  int group_b = 0, group_e = 0, groups = 0, job_stage = 0;  // the rows split across threads
   // events
   ngs::synth::PostQueue queue;
   std::vector<ngs::synth::Pending> pending;  // ring
