@@ -373,23 +373,56 @@ void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
 constexpr int kCostOneShot = 180, kCostStart = 20, kCostFree = 1, kCostResynth = 150,
               kCostMlp = 132, kCostNoise = 30, kCostOutput = 10;
 
-// Rows [b, e) of stage 0 on batch q's scratch.
-void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
-  const int zd = s.zd;
-  const int ob = b, oe = std::min(e, s.row_free);
-  for (int r = ob; r < oe; ++r) {
+// The decoder specs of rows [b, e): noise key, grain index, edge windows.
+void fill_specs(ngs_synth &s, int b, int e) {
+  for (int r = b; r < e; ++r) {
+    const Voice &v = s.voices[s.work[r]];
+    GrainSpec &g = s.h_spec[r];
+    g.key = v.key;
+    g.g = v.next_grain;
+    g.first = v.next_grain == 0;
+    g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
+  }
+}
+
+void latent_rows(ngs_synth &s, Batch &q, int b, int e);
+
+// A one-shot's recurrent state lives in the session of batch owner(slot) (rnn_start /
+// rnn_step), so its rows always run on that session, whichever thread takes them.
+inline int owner(const ngs_synth &s, int slot) { return slot % static_cast<int>(s.batches.size()); }
+
+// One-shot rows [b, e) (all owned by batch q): their RNN starts and one batched step.
+void one_shot_rows(ngs_synth &s, Batch &q, int b, int e) {
+  if (e <= b) return;
+  for (int r = b; r < e; ++r) {
     Voice &v = s.voices[s.work[r]];
     if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
       embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
-      s.latent->start(q.e.data(), v.class_index, v.state, q.lat_scratch.data());
+      q.session->rnn_start(s.work[r], q.e.data(), v.class_index);
       v.need_start = false;
     }
-    s.h_states[r] = v.state;
-    s.h_classes[r] = v.class_index;
   }
-  if (oe > ob)
-    s.latent->step(s.h_states.data() + ob, s.h_classes.data() + ob, oe - ob,
-                   s.h_z.data() + static_cast<size_t>(ob) * zd, zd, q.lat_scratch.data());
+  q.session->rnn_step(s.work.data() + b, e - b, s.h_z.data() + static_cast<size_t>(b) * s.zd, s.zd);
+  fill_specs(s, b, e);
+}
+
+// Stage 0 of rows [b, e), part g of `parts` on batch g: the one-shot rows that batch g
+// owns (the one-shot rows are sorted by owner) and a contiguous share of the others.
+void latent_part(ngs_synth &s, int g, int parts, int b, int e) {
+  Batch &q = s.batches[g];
+  const int oe = std::min(e, s.row_free);
+  int ob = b;
+  while (ob < oe && owner(s, s.work[ob]) < g) ++ob;
+  int oend = ob;
+  while (oend < oe && owner(s, s.work[oend]) == g) ++oend;
+  one_shot_rows(s, q, ob, oend);
+  const int rb = std::max(b, s.row_free), n = e - rb;
+  if (n > 0) latent_rows(s, q, rb + n * g / parts, rb + n * (g + 1) / parts);
+}
+
+// Rows [b, e) of stage 0 that are not one-shots, on batch q's session.
+void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
+  const int zd = s.zd;
   for (int r = std::max(b, s.row_free); r < std::min(e, s.row_resynth); ++r)
     free_voice_z(s, s.voices[s.work[r]], s.h_z.data() + static_cast<size_t>(r) * zd);
   const int rb = std::max(b, s.row_resynth);
@@ -403,16 +436,9 @@ void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
     s.h_last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
   }
   if (e > rb)
-    s.encoder->encode_grains(s.h_enc_src.data() + rb, s.h_first.data() + rb, s.h_last.data() + rb, e - rb,
-                             s.h_z.data() + static_cast<size_t>(rb) * zd, q.enc_scratch.data());
-  for (int r = b; r < e; ++r) {
-    const Voice &v = s.voices[s.work[r]];
-    GrainSpec &g = s.h_spec[r];
-    g.key = v.key;
-    g.g = v.next_grain;
-    g.first = v.next_grain == 0;
-    g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
-  }
+    q.session->encode_grains(s.h_enc_src.data() + rb, s.h_first.data() + rb, s.h_last.data() + rb, e - rb,
+                             s.h_z.data() + static_cast<size_t>(rb) * zd);
+  fill_specs(s, std::max(b, s.row_free), e);
 }
 
 void mlp_rows(ngs_synth &s, Batch &q, int b, int e) {
@@ -510,10 +536,24 @@ void mix_voices(ngs_synth &s, int b, int e) {
 // its own (its own session and scratch); the same numbers for any split.
 void run_rows(ngs_synth &s, int stage, int b, int e) {
   if (e <= b) return;
+  const int nb = static_cast<int>(s.batches.size());
+  if (stage == 0 && (!s.pool || e - b < 2)) {
+    for (int g = 0; g < nb; ++g) latent_part(s, g, nb, b, e);
+    return;
+  }
+  if (stage == 0) {
+    s.group_b = b;
+    s.group_e = e;
+    s.groups = nb;
+    s.pool->run([](void *ctx, int g, int) {
+      ngs_synth &t = *static_cast<ngs_synth *>(ctx);
+      latent_part(t, g, t.groups, t.group_b, t.group_e);
+    }, &s, nb);
+    return;
+  }
   if (!s.pool || e - b < 2) {
     Batch &q = s.batches[0];
     switch (stage) {
-      case 0: latent_rows(s, q, b, e); break;
       case 1: mlp_rows(s, q, b, e); break;
       case 2: noise_rows(s, q, b, e); break;
       case 3: decode_rows(s, q, b, e); break;
@@ -526,13 +566,12 @@ void run_rows(ngs_synth &s, int stage, int b, int e) {
   s.group_e = e;
   s.groups = std::min(e - b, s.pool->size());
   s.pool->run(
-      [](void *ctx, int g, int part) {
+      [](void *ctx, int g, int) {
         ngs_synth &t = *static_cast<ngs_synth *>(ctx);
         const int n = t.group_e - t.group_b;
         const int gb = t.group_b + n * g / t.groups, ge = t.group_b + n * (g + 1) / t.groups;
-        Batch &q = t.batches[part];
+        Batch &q = t.batches[g];  // group g runs once per job: batch g is its alone
         switch (t.job_stage) {
-          case 0: latent_rows(t, q, gb, ge); break;
           case 1: mlp_rows(t, q, gb, ge); break;
           case 2: noise_rows(t, q, gb, ge); break;
           case 3: decode_rows(t, q, gb, ge); break;
@@ -558,6 +597,22 @@ int64_t cut_units(const ngs_synth &s, int n, int64_t done, int64_t total, Cost c
   return done;
 }
 
+// The rows of the work at W: the voices that need a grain, one-shots first (sorted by the
+// batch that holds their state), then free voices, then resynth voices.
+void build_rows(ngs_synth &s, int64_t W) {
+  s.work_n = 0;
+  const int nb = static_cast<int>(s.batches.size());
+  for (int g = 0; g < nb; ++g)
+    for (int i = g; i < s.n_slots; i += nb)
+      if (s.voices[i].kind == NGS_SYNTH_VOICE_ONE_SHOT && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  s.row_free = s.work_n;
+  for (int i = 0; i < s.n_slots; ++i)
+    if (s.voices[i].kind == NGS_SYNTH_VOICE_FREE && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  s.row_resynth = s.work_n;
+  for (int i = 0; i < s.n_slots; ++i)
+    if (s.voices[i].kind == NGS_SYNTH_VOICE_RESYNTH && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+}
+
 int row_cost(const ngs_synth &s, int r) {
   if (r < s.row_free) return kCostOneShot + (s.voices[s.work[r]].need_start ? kCostStart : 0);
   return r < s.row_resynth ? kCostFree : kCostResynth;
@@ -578,13 +633,7 @@ void begin_work(ngs_synth &s, int64_t W) {
     --s.pend_count;
   }
   if (s.direct_i < s.direct_n) apply_direct(s, W, s.direct_frames);
-  s.work_n = 0;
-  for (int kind : {NGS_SYNTH_VOICE_ONE_SHOT, NGS_SYNTH_VOICE_FREE, NGS_SYNTH_VOICE_RESYNTH}) {
-    if (kind == NGS_SYNTH_VOICE_FREE) s.row_free = s.work_n;
-    if (kind == NGS_SYNTH_VOICE_RESYNTH) s.row_resynth = s.work_n;
-    for (int i = 0; i < s.n_slots; ++i)
-      if (s.voices[i].kind == kind && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
-  }
+  build_rows(s, W);
   // The samples at which the commands apply (in order, never before the previous one),
   // and each slot's commands as a list.
   const int64_t W1 = W + s.hop;
@@ -621,13 +670,7 @@ void begin_work(ngs_synth &s, int64_t W) {
 void extra_rounds(ngs_synth &s) {
   const int64_t W = s.work_time;
   for (;;) {
-    s.work_n = 0;
-    for (int kind : {NGS_SYNTH_VOICE_ONE_SHOT, NGS_SYNTH_VOICE_FREE, NGS_SYNTH_VOICE_RESYNTH}) {
-      if (kind == NGS_SYNTH_VOICE_FREE) s.row_free = s.work_n;
-      if (kind == NGS_SYNTH_VOICE_RESYNTH) s.row_resynth = s.work_n;
-      for (int i = 0; i < s.n_slots; ++i)
-        if (s.voices[i].kind == kind && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
-    }
+    build_rows(s, W);
     if (s.work_n == 0) return;
     run_rows(s, 0, 0, s.work_n);
     run_rows(s, 3, 0, s.work_n);
@@ -872,7 +915,7 @@ void prime(ngs_synth &s) {
   std::vector<float> out(static_cast<size_t>(s.params.max_block)), z(static_cast<size_t>(s.zd), 0.0f);
   ngs_synth_event ev[3];
   int n = 0;
-  if (s.latent) {
+  if (s.has_latent) {
     ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
     ev[n].voice = 1;
     ev[n].kind = NGS_SYNTH_VOICE_ONE_SHOT;
@@ -968,7 +1011,7 @@ bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept {
       if (!std::isfinite(ev.gain) || ev.gain < 0.0f) return false;
       const int kind = enum_int(&ev.kind);
       if (kind == NGS_SYNTH_VOICE_ONE_SHOT) {
-        if (!s.latent) return false;
+        if (!s.has_latent) return false;
         const int nc = s.model->lc().n_conds;
         if (nc == 0 ? ev.class_index != NGS_CLASS_NONE : (ev.class_index < 0 || ev.class_index >= nc))
           return false;
@@ -986,6 +1029,34 @@ bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept {
     default: return true;
   }
 }
+
+namespace {
+
+// One session per batch on backend b, each planned for every slot; false when b does not
+// stream (kUnsupported from rnn_plan, encode_grains or decode_grains, probed here).
+bool make_sessions(ngs_synth &s, Backend &b) {
+  try {
+    for (Batch &q : s.batches) {
+      q.session = b.create_session(s.n_slots, 1);
+      if (s.has_latent) q.session->rnn_plan(s.n_slots);
+      // Probes (their outputs are scratch): one grain of each streaming call.
+      GrainSpec spec;
+      spec.first = spec.last = true;
+      std::fill(s.h_z.begin(), s.h_z.begin() + s.zd, 0.0f);
+      q.session->decode_grains(s.h_z.data(), 1, &spec, s.h_y.data());
+      const float *src = s.h_enc.data();
+      const unsigned char one = 1;
+      q.session->encode_grains(&src, &one, &one, 1, s.h_z.data());
+    }
+  } catch (const Error &e) {
+    if (e.status() != kUnsupported) throw;
+    for (Batch &q : s.batches) q.session.reset();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p) {
   auto sp = std::make_unique<ngs_synth>();
@@ -1020,22 +1091,18 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.chunk = (s.hop + s.slices - 1) / s.slices;  // the longest tick
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
-  s.backend = cpu::make_cpu_backend(m.file->waveform);
-  s.encoder = std::make_unique<cpu::WaveformEncoder>(m.file->waveform);
-  if (m.has_latent()) s.latent = std::make_unique<cpu::LatentStream>(m.file->latent);
+  s.has_latent = m.has_latent();
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
   s.fir_bias = m.file->waveform.pp_bias;
 
   // Voices: every buffer carved out of one allocation.
-  const size_t state = s.latent ? s.latent->state_floats() : 0;
-  const size_t per = state + 3 * static_cast<size_t>(s.zd) + s.shape.buffer_floats() + s.hop;
+  const size_t per = 3 * static_cast<size_t>(s.zd) + s.shape.buffer_floats() + s.hop;
   s.voice_mem.assign(per * s.n_slots, 0.0f);
   s.voices.resize(s.n_slots);
   for (int i = 0; i < s.n_slots; ++i) {
     float *b = s.voice_mem.data() + per * i;
     Voice &v = s.voices[i];
-    v.state = b;
-    v.z_cur = b + state;
+    v.z_cur = b;
     v.z_from = v.z_cur + s.zd;
     v.z_target = v.z_from + s.zd;
     v.ola.reset(v.z_target + s.zd, s.shape);
@@ -1053,17 +1120,17 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.h_enc_src.assign(B, nullptr);
   s.h_first.assign(B, 0);
   s.h_last.assign(B, 0);
-  s.h_states.assign(B, nullptr);
-  s.h_classes.assign(B, -1);
   s.bounds.assign(4 * static_cast<size_t>(s.slices + 1), 0);
   s.cmd_head.assign(B, -1);
   s.cmd_tail.assign(B, -1);
-  for (Batch &q : s.batches) {
-    q.session = s.backend->create_session(s.n_slots, 1);
-    q.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
-    if (s.latent) q.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
-    q.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
+  // The sessions: of the model's backend when it streams (rnn_plan, encode_grains,
+  // decode_grains), else of a CPU backend of the synth's own.
+  if (!make_sessions(s, *m.compute)) {
+    s.backend = cpu::make_cpu_backend(m.file->waveform, s.has_latent ? &m.file->latent : nullptr);
+    if (!make_sessions(s, *s.backend))
+      throw Error(kInternalError, "ngs_synth: the CPU backend does not stream");
   }
+  for (Batch &q : s.batches) q.e.assign(s.has_latent ? m.lc().e_dim : 1, 0.0f);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.

@@ -85,7 +85,6 @@ struct Voice {
   bool release = false;        // the next grain is the last
   bool use_path = false;
   PathCursor path;
-  float *state = nullptr;      // LatentStream state (one-shots)
   bool need_start = false;     // one-shot: state not yet started (done with grain 0)
   float temperature = 1.0f;    // one-shot: embedding temperature
   float *z_cur = nullptr, *z_from = nullptr, *z_target = nullptr;  // [z_dim] (free voices)
@@ -134,10 +133,11 @@ class PostQueue {
   alignas(64) size_t head_ = 0;
 };
 
-// One thread's decoder session and scratch (the caller's is batches[0]).
+// One batch's session (its one-shots' recurrent states, decoder and encoder scratch) and
+// embedding buffer; group g of a job runs on batch g.
 struct Batch {
   std::unique_ptr<Session> session;
-  std::vector<float> lat_scratch, enc_scratch, e;
+  std::vector<float> e;
 };
 
 struct Stats {
@@ -163,12 +163,11 @@ struct ngs_synth {
   int latency = 0, input_latency = 0;  // host frames
   int fade_default = 0;                 // model samples
   // kernels
-  // The synth's own CPU backend (sessions: one per batch thread), encoder and streaming
-  // sequence VAE (the model's backend may be CUDA; the synth always computes on the CPU).
-  // Their packed weights are the synth's: a few MB per synth.
+  // The sessions (one per batch: batches[].session) come from the model's backend when it
+  // streams (Session::rnn_plan / rnn_start / rnn_step, encode_grains, decode_grains);
+  // otherwise from this CPU backend of the synth's own (its packed weights: a few MB).
   std::unique_ptr<ngs::Backend> backend;
-  std::unique_ptr<ngs::cpu::WaveformEncoder> encoder;
-  std::unique_ptr<ngs::cpu::LatentStream> latent;
+  bool has_latent = false;  // the model has a sequence VAE (one-shots)
   ngs::cpu::OlaStreamShape shape;
   std::vector<float> fir;
   float fir_bias = 0.0f;
@@ -189,8 +188,6 @@ struct ngs_synth {
   std::vector<ngs::GrainSpec> h_spec;
   std::vector<const float *> h_enc_src;
   std::vector<unsigned char> h_first, h_last;
-  std::vector<float *> h_states;
-  std::vector<int> h_classes;
   std::vector<int> bounds;  // [4][slices + 1]: first row (slot for stage 3) of each slice
   std::vector<int64_t> cmd_at;  // sample at which each command applies
   std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order

@@ -932,6 +932,132 @@ TEST_P(SynthTest, SkippedInputConverterRestartsExactly) {
   }
 }
 
+// A backend wrapper (the synth's view of "the model's backend"): its sessions delegate to
+// the model's CPU sessions and count the streaming calls; with streams = false the
+// streaming calls report kUnsupported, as a backend without them does.
+struct Counts {
+  std::atomic<long> rnn_step{0}, rnn_start{0}, decode_grains{0}, encode_grains{0}, stage_calls{0};
+};
+class WrapSession final : public ngs::Session {
+ public:
+  WrapSession(std::unique_ptr<ngs::Session> in, bool streams, Counts &c)
+      : in_(std::move(in)), streams_(streams), c_(c) {}
+  void encoder(const float *a, int n, float *mu, float *lv) override { in_->encoder(a, n, mu, lv); }
+  void encode_grains(const float *const *src, const unsigned char *f, const unsigned char *l, int B,
+                     float *mu) override {
+    if (!streams_) throw ngs::Error(ngs::kUnsupported, "test: no encode_grains");
+    ++c_.encode_grains;
+    in_->encode_grains(src, f, l, B, mu);
+  }
+  void latent_decode(const float *e, int ci, int n, float *z) override { in_->latent_decode(e, ci, n, z); }
+  void latent_encode(const float *z, int n, float *m, float *l) override { in_->latent_encode(z, n, m, l); }
+  void rnn_plan(int v) override {
+    if (!streams_) throw ngs::Error(ngs::kUnsupported, "test: no rnn_plan");
+    in_->rnn_plan(v);
+  }
+  void rnn_start(int slot, const float *e, int ci) override {
+    ++c_.rnn_start;
+    in_->rnn_start(slot, e, ci);
+  }
+  void rnn_step(const int *slots, int B, float *z, int ldz) override {
+    ++c_.rnn_step;
+    in_->rnn_step(slots, B, z, ldz);
+  }
+  void decode(const float *z, int n, ngs::NoiseKey k, float *a) override { in_->decode(z, n, k, a); }
+  void decoder_mlp(const float *z, int n, float *S) override {
+    ++c_.stage_calls;
+    in_->decoder_mlp(z, n, S);
+  }
+  void noise_filter(const float *S, int n, int g0, int nt, ngs::NoiseKey k, float *y) override {
+    ++c_.stage_calls;
+    in_->noise_filter(S, n, g0, nt, k, y);
+  }
+  void overlap_add(const float *y, int n, float *a, bool o) override { in_->overlap_add(y, n, a, o); }
+  void decode_grains(const float *z, int B, const ngs::GrainSpec *spec, float *y) override {
+    if (!streams_) throw ngs::Error(ngs::kUnsupported, "test: no decode_grains");
+    ++c_.decode_grains;
+    in_->decode_grains(z, B, spec, y);
+  }
+  void sample(const float *e, int ci, int n, ngs::NoiseKey k, float *a) override { in_->sample(e, ci, n, k, a); }
+
+ private:
+  std::unique_ptr<ngs::Session> in_;
+  bool streams_;
+  Counts &c_;
+};
+class WrapBackend final : public ngs::Backend {
+ public:
+  WrapBackend(std::unique_ptr<ngs::Backend> in, bool streams, Counts &c)
+      : in_(std::move(in)), streams_(streams), c_(c) {}
+  const char *name() const override { return "wrap"; }
+  bool has_latent() const override { return in_->has_latent(); }
+  std::unique_ptr<ngs::Session> create_session(int g, int t) override {
+    return std::make_unique<WrapSession>(in_->create_session(g, t), streams_, c_);
+  }
+  std::unique_ptr<ngs::Backend> release() { return std::move(in_); }
+
+ private:
+  std::unique_ptr<ngs::Backend> in_;
+  bool streams_;
+  Counts &c_;
+};
+
+// The synth runs on the model's backend when that streams (rnn_plan / rnn_start /
+// rnn_step, encode_grains, decode_grains: every call of the synth's work goes there), and
+// on a CPU backend of its own when it reports kUnsupported: the same output bit for bit
+// either way (all voice kinds; native and 48 kHz, spread, 1 and 3 threads).
+TEST_P(SynthTest, RunsOnTheModelsBackendOrFallsBackToCpu) {
+  const int hop = info_.hop_size;
+  std::vector<Timed> ev;
+  if (info_.has_latent_model)
+    for (int i = 0; i < 5; ++i) ev.push_back(one_shot(7 + i * hop / 2, 1 + i, 50 + i));
+  ev.push_back(free_voice(30, 10, random_z(3), 6, 9));
+  Timed rs{2 * hop + 3, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+  rs.ev.voice = 11;
+  rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+  rs.ev.path_grains = 5;
+  ev.push_back(rs);
+  std::sort(ev.begin(), ev.end(), [](const Timed &a, const Timed &b) { return a.frame < b.frame; });
+  for (int rate : {0, 48000})
+    for (int spread : {0, 1})
+      for (int threads : {1, 3}) {
+        ngs_synth_params p = ngs_synth_default_params();
+        p.sample_rate = rate;
+        p.spread = spread;
+        p.n_threads = threads;
+        p.max_block = 64;
+        const int64_t frames = 3 * info_.sample_length * (rate ? rate / info_.sample_rate + 1 : 1);
+        const std::vector<float> in = random_audio(static_cast<size_t>(frames), 77);
+        ngs_synth *s0 = make(p);
+        ASSERT_TRUE(s0->backend == nullptr);  // the model's CPU backend streams: no own backend
+        const std::vector<float> ref = render(s0, ev, frames, 64, &in);
+        ngs_synth_free(s0);
+        for (bool streams : {true, false}) {
+          Counts c;
+          auto *wrap = new WrapBackend(std::move(model_->compute), streams, c);
+          model_->compute.reset(wrap);
+          ngs_synth *s = make(p);
+          const std::vector<float> out = render(s, ev, frames, 64, &in);
+          const std::string what = "rate " + std::to_string(rate) + " spread " + std::to_string(spread) +
+                                   " threads " + std::to_string(threads) + (streams ? " streaming" : " fallback");
+          EXPECT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size())) << what;
+          if (streams) {
+            EXPECT_TRUE(s->backend == nullptr) << what;
+            if (info_.has_latent_model) EXPECT_GT(c.rnn_step.load(), 0) << what;
+            EXPECT_GT(c.encode_grains.load(), 0) << what;
+            EXPECT_GT(c.decode_grains.load() + c.stage_calls.load(), 0) << what;
+          } else {
+            EXPECT_TRUE(s->backend != nullptr) << what;
+            EXPECT_EQ(c.rnn_step.load() + c.rnn_start.load() + c.decode_grains.load() +
+                          c.encode_grains.load() + c.stage_calls.load(), 0) << what;
+          }
+          ngs_synth_free(s);
+          std::unique_ptr<ngs::Backend> inner = wrap->release();
+          model_->compute = std::move(inner);
+        }
+      }
+}
+
 // A model without the sequence VAE: free and resynth voices play, one-shots are dropped.
 TEST_P(SynthTest, WaveformOnlyModelDropsOneShots) {
   const std::string path = ngs::test::fixture_path(GetParam(), "model_waveform_only.safetensors");

@@ -358,8 +358,9 @@ NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *event
    until a worker finishes a share of the hop's work that it has already taken.
    One thread at a time may call ngs_synth_process() / ngs_synth_reset(); any number of
    threads may call ngs_synth_post() and ngs_synth_voice_new() concurrently with it.
-   The output does not depend on the host's block sizes. The synth always computes on the
-   CPU, whatever the model's backend. The model must outlive the synth. */
+   The output does not depend on the host's block sizes. The synth computes through the
+   model's backend when that backend streams (per-voice recurrent state, batches of
+   independent grains), else on the CPU. The model must outlive the synth. */
 
 typedef struct ngs_synth ngs_synth;
 
