@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/ops.h"
 #include "cpu/resample.h"
 
 namespace {
@@ -226,6 +227,25 @@ TEST(SynthResample, ChunkingAndRestartDoNotChangeTheOutput) {
           << name(p) << " s " << s;
     }
   }
+}
+
+// Every instruction set computes the same bits (the dot product's lanes and their sum
+// in the same order, no FMA).
+TEST(SynthResample, SameBitsOnEveryIsa) {
+  const ngs::cpu::Isa was = ngs::cpu::isa_active();
+  for (const Pair &p : kPairs) {
+    const std::vector<float> x = noise(3000, static_cast<uint32_t>(p.in ^ p.out));
+    std::vector<float> ref;
+    for (ngs::cpu::Isa isa : {ngs::cpu::Isa::kPortable, ngs::cpu::Isa::kAvx2, ngs::cpu::Isa::kAvx512}) {
+      if (!ngs::cpu::isa_set(isa)) continue;
+      Polyphase r(p.in, p.out, 256);
+      const std::vector<float> y = stream(r, x, 256, 4);
+      if (ref.empty()) ref = y;
+      ASSERT_EQ(y.size(), ref.size());
+      EXPECT_EQ(0, std::memcmp(y.data(), ref.data(), sizeof(float) * y.size())) << name(p) << " isa " << int(isa);
+    }
+  }
+  ngs::cpu::isa_set(was);
 }
 
 TEST(SynthResample, TableSizes) {
