@@ -605,17 +605,52 @@ void build_rows(ngs_synth &s, int64_t W) {
   for (int g = 0; g < nb; ++g)
     for (int i = g; i < s.n_slots; i += nb)
       if (s.voices[i].kind == NGS_SYNTH_VOICE_ONE_SHOT && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
-  s.row_free = s.work_n;
+  s.row_free = s.round_free[0] = s.work_n;
   for (int i = 0; i < s.n_slots; ++i)
     if (s.voices[i].kind == NGS_SYNTH_VOICE_FREE && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
-  s.row_resynth = s.work_n;
+  s.row_resynth = s.round_resynth[0] = s.work_n;
   for (int i = 0; i < s.n_slots; ++i)
     if (s.voices[i].kind == NGS_SYNTH_VOICE_RESYNTH && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  s.rows_a = s.work_n;
+}
+
+// Whether voice v needs another grain in the interval at W after the one of round A (its
+// grain 1 when its first sample is less than la past W).
+bool needs_second(const ngs_synth &s, const Voice &v, int64_t W) {
+  const int g = v.next_grain;
+  if (v.release || (v.n_total >= 0 && g + 1 >= v.n_total)) return false;  // g is its last
+  const int64_t t = need_time(s, v, g + 1);
+  return t < W + s.hop && t < v.end;
+}
+
+// Round B: the rows of round A whose voices need a second grain, in the same order.
+void build_second_rows(ngs_synth &s, int64_t W) {
+  const int nA = s.work_n;
+  int n = nA;
+  for (int r = 0; r < nA; ++r) {
+    if (r == s.round_free[0]) s.round_free[1] = n;
+    if (r == s.round_resynth[0]) s.round_resynth[1] = n;
+    if (needs_second(s, s.voices[s.work[r]], W)) s.work[n++] = s.work[r];
+  }
+  if (s.round_free[0] >= nA) s.round_free[1] = n;
+  if (s.round_resynth[0] >= nA) s.round_resynth[1] = n;
+  s.rows_a = nA;
+  s.work_n = n;
 }
 
 int row_cost(const ngs_synth &s, int r) {
-  if (r < s.row_free) return kCostOneShot + (s.voices[s.work[r]].need_start ? kCostStart : 0);
-  return r < s.row_resynth ? kCostFree : kCostResynth;
+  const int R = r < s.rows_a ? 0 : 1;
+  if (r < s.round_free[R])
+    return kCostOneShot + (R == 0 && s.voices[s.work[r]].need_start ? kCostStart : 0);
+  return r < s.round_resynth[R] ? kCostFree : kCostResynth;
+}
+
+// The slice of the last of n units cut with bound (-1 when n == 0).
+int last_slice(const ngs_synth &s, const int *bound, int n) {
+  if (n <= 0) return -1;
+  int k = 0;
+  while (k + 1 < s.slices && bound[k + 1] <= n - 1) ++k;
+  return k;
 }
 
 // Work for [W, W + hop) begins: its events, the rows (voices that need grains, one-shots
@@ -634,6 +669,7 @@ void begin_work(ngs_synth &s, int64_t W) {
   }
   if (s.direct_i < s.direct_n) apply_direct(s, W, s.direct_frames);
   build_rows(s, W);
+  build_second_rows(s, W);
   // The samples at which the commands apply (in order, never before the previous one),
   // and each slot's commands as a list.
   const int64_t W1 = W + s.hop;
@@ -651,18 +687,28 @@ void begin_work(ngs_synth &s, int64_t W) {
   }
   float *mix = s.mix[(W / s.hop) & 1].data();
   std::fill(mix, mix + s.hop, 0.0f);
-  // The cut: rows of stages 0, 1, 2, then the slots' outputs and mixes.
-  const int n = s.work_n, S = s.slices;
+  // The cut: rows of stages 0, 1, 2 of round A, then of round B, then the slots' outputs
+  // and mixes.
+  const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices;
   int64_t total = static_cast<int64_t>(n) * (kCostMlp + kCostNoise);
   for (int r = 0; r < n; ++r) total += row_cost(s, r);
   int active = 0;
   for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
   total += static_cast<int64_t>(active) * kCostOutput;
-  int64_t done = cut_units(s, n, 0, total, [&](int r) { return row_cost(s, r); }, &s.bounds[0]);
-  done = cut_units(s, n, done, total, [](int) { return kCostMlp; }, &s.bounds[S + 1]);
-  done = cut_units(s, n, done, total, [](int) { return kCostNoise; }, &s.bounds[2 * (S + 1)]);
+  int *bd = s.bounds.data();
+  const int stride = S + 1;
+  int64_t done = 0;
+  for (int R = 0; R < 2; ++R) {
+    const int off = R ? nA : 0, rows = R ? nB : nA;
+    done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r); }, bd + (3 * R) * stride);
+    done = cut_units(s, rows, done, total, [](int) { return kCostMlp; }, bd + (3 * R + 1) * stride);
+    done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (3 * R + 2) * stride);
+  }
   cut_units(s, s.n_slots, done, total, [&](int i) { return s.voices[i].active ? kCostOutput : 0; },
-            &s.bounds[3 * (S + 1)]);
+            bd + 6 * stride);
+  s.rounds_slice = -1;
+  for (int st = 0; st < 6; ++st)
+    s.rounds_slice = std::max(s.rounds_slice, last_slice(s, bd + st * stride, st < 3 ? nA : nB));
 }
 
 // Voices that still need a grain for this interval after the staged work: rounds of one
@@ -679,20 +725,26 @@ void extra_rounds(ngs_synth &s) {
 
 // Slice k of the work: its part of each stage, in stage order.
 void slice_work(ngs_synth &s, int k) {
-  const int S = s.slices;
-  const int *b0 = &s.bounds[0], *b1 = &s.bounds[S + 1], *b2 = &s.bounds[2 * (S + 1)],
-            *b3 = &s.bounds[3 * (S + 1)];
-  run_rows(s, 0, b0[k], b0[k + 1]);
-  if (b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
-    run_rows(s, 3, b1[k], b1[k + 1]);  // both decoder stages of the same rows: one call
-  } else {
-    run_rows(s, 1, b1[k], b1[k + 1]);
-    run_rows(s, 2, b2[k], b2[k + 1]);
+  const int S = s.slices, stride = S + 1;
+  const int *bd = s.bounds.data();
+  for (int R = 0; R < 2; ++R) {
+    const int off = R ? s.rows_a : 0;
+    const int *b0 = bd + (3 * R) * stride, *b1 = b0 + stride, *b2 = b1 + stride;
+    if (b0[k] == b0[k + 1] && b1[k] == b1[k + 1] && b2[k] == b2[k + 1]) continue;
+    s.row_free = s.round_free[R];
+    s.row_resynth = s.round_resynth[R];
+    run_rows(s, 0, off + b0[k], off + b0[k + 1]);
+    if (b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
+      run_rows(s, 3, off + b1[k], off + b1[k + 1]);  // both decoder stages of the same rows: one call
+    } else {
+      run_rows(s, 1, off + b1[k], off + b1[k + 1]);
+      run_rows(s, 2, off + b2[k], off + b2[k + 1]);
+    }
   }
-  // A voice may need a second grain in one interval (its grain 1 when its first sample
-  // is less than la past a hop point, or more when the FIR looks ahead more than a hop):
-  // those rounds run in the slice that finishes the noise stage, before any output.
-  if (b2[k + 1] == s.work_n && b2[k] < s.work_n) extra_rounds(s);
+  // A voice that needs a third grain in one interval (only when the FIR looks ahead more
+  // than a hop): rounds in the slice that ends the staged rows, before any output.
+  if (k == s.rounds_slice) extra_rounds(s);
+  const int *b3 = bd + 6 * stride;
   run_rows(s, 4, b3[k], b3[k + 1]);
   mix_voices(s, b3[k], b3[k + 1]);
 }
@@ -1110,17 +1162,17 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   }
   // Batch buffers: one set per thread, each for every slot (a thread may get them all).
   const size_t B = static_cast<size_t>(s.n_slots);
-  s.work.assign(B, 0);
+  s.work.assign(2 * B, 0);
   s.batches.resize(static_cast<size_t>(p.n_threads));
-  s.h_z.assign(B * s.zd, 0.0f);
-  s.h_S.assign(B * s.F, 0.0f);
-  s.h_y.assign(B * s.l, 0.0f);
-  s.h_enc.assign(B * s.l, 0.0f);
-  s.h_spec.resize(B);
-  s.h_enc_src.assign(B, nullptr);
-  s.h_first.assign(B, 0);
-  s.h_last.assign(B, 0);
-  s.bounds.assign(4 * static_cast<size_t>(s.slices + 1), 0);
+  s.h_z.assign(2 * B * s.zd, 0.0f);
+  s.h_S.assign(2 * B * s.F, 0.0f);
+  s.h_y.assign(2 * B * s.l, 0.0f);
+  s.h_enc.assign(2 * B * s.l, 0.0f);
+  s.h_spec.resize(2 * B);
+  s.h_enc_src.assign(2 * B, nullptr);
+  s.h_first.assign(2 * B, 0);
+  s.h_last.assign(2 * B, 0);
+  s.bounds.assign(7 * static_cast<size_t>(s.slices + 1), 0);
   s.cmd_head.assign(B, -1);
   s.cmd_tail.assign(B, -1);
   // The sessions: of the model's backend when it streams (rnn_plan, encode_grains,

@@ -179,8 +179,12 @@ struct ngs_synth {
   // per-hop batch work
   // The rows of the current work: slots needing grains, one-shots [0, row_free), free
   // voices [row_free, row_resynth), resynth voices [row_resynth, work_n).
+  // Round A: rows [0, rows_a); round B [rows_a, work_n): the voices that need a second
+  // grain in the interval. row_free / row_resynth: the round being run.
   std::vector<int> work;
-  int work_n = 0, row_free = 0, row_resynth = 0;
+  int work_n = 0, row_free = 0, row_resynth = 0, rows_a = 0;
+  int round_free[2] = {0, 0}, round_resynth[2] = {0, 0};
+  int rounds_slice = -1;  // the slice that ends the staged rows (extra rounds run there)
   int64_t work_time = 0;  // the interval start W being computed
   // Per-row data of the staged pipeline (synth.cpp "staged per-hop pipeline"), kept
   // across the slices of a hop: z, spectra, grains, resynth input, specs.
@@ -188,7 +192,7 @@ struct ngs_synth {
   std::vector<ngs::GrainSpec> h_spec;
   std::vector<const float *> h_enc_src;
   std::vector<unsigned char> h_first, h_last;
-  std::vector<int> bounds;  // [4][slices + 1]: first row (slot for stage 3) of each slice
+  std::vector<int> bounds;  // [7][slices + 1]: first row (slot for the outputs) of each slice
   std::vector<int64_t> cmd_at;  // sample at which each command applies
   std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order
   std::vector<ngs::synth::Batch> batches;  // one per thread
