@@ -368,10 +368,13 @@ void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
 // over several host blocks, and the outputs and mixes of many voices too. The mix adds
 // the voices in slot order, so every sample is summed in the same order as before.
 
-// Estimated cost (thousands of instructions, measured with callgrind on the bundled
-// model) of each unit: what matters is their ratio.
+// Estimated cost of each unit (what matters is their ratio): the RNN step and the MLP
+// in thousands of instructions of one grain of the bundled model (callgrind); the noise
+// filter and a voice's output + mix calibrated against them by timing each spread slice
+// with 256 voices (cycles per unit equal across the slices). The output does not depend
+// on them, only how evenly the slices cost.
 constexpr int kCostOneShot = 180, kCostStart = 20, kCostFree = 1, kCostResynth = 150,
-              kCostMlp = 132, kCostNoise = 30, kCostOutput = 10;
+              kCostMlp = 132, kCostNoise = 70, kCostOutput = 40;
 
 // The decoder specs of rows [b, e): noise key, grain index, edge windows.
 void fill_specs(ngs_synth &s, int b, int e) {
