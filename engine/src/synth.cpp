@@ -9,10 +9,13 @@
 // every event of an interval's work is known when that work starts; the output depends
 // on the events and the input only, never on the host's block sizes. With
 // params.spread the work for [W, W + hop) is done in slices during the previous hop
-// (events and input are delayed by one more hop).
+// (events and input are delayed by one more hop): the staged pipeline below, cut by cost.
+// All model compute goes through Session calls of the model's backend (or of a CPU
+// backend of the synth's own when that backend does not stream).
 //
 // With a host rate other than the model's, the engine runs at the model's rate between
-// two libsamplerate converters: events and input are mapped to engine time with a fixed
+// two rate converters (the ngs polyphase converter, kernels/cpu/resample.h, or
+// libsamplerate): events and input are mapped to engine time with a fixed
 // offset D, found at init by simulating the worst case (one-frame host blocks), so that
 // no event or input sample is ever needed before it has arrived.
 #include "synth.h"
@@ -235,7 +238,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     v.class_index = s.model->lc().n_conds > 0 ? ev.class_index : -1;
     v.n_total = s.model->n_grains();
     // The RNN's start (embedding, decoder MLP, first input projection) runs with the
-    // voice's first grain (compute_grains), so that in spread mode the starts of a hop are
+    // voice's first grain (one_shot_rows), so that in spread mode the starts of a hop are
     // sliced with its grains instead of all landing in its first slice.
     v.temperature = ev.temperature;
     v.need_start = true;
