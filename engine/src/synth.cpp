@@ -442,8 +442,9 @@ void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
     s.h_last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
   }
   if (e > rb)
-    q.session->encode_grains(s.h_enc_src.data() + rb, s.h_first.data() + rb, s.h_last.data() + rb, e - rb,
-                             s.h_z.data() + static_cast<size_t>(rb) * zd);
+    (q.enc_session ? q.enc_session : q.session)
+        ->encode_grains(s.h_enc_src.data() + rb, s.h_first.data() + rb, s.h_last.data() + rb, e - rb,
+                        s.h_z.data() + static_cast<size_t>(rb) * zd);
   fill_specs(s, std::max(b, s.row_free), e);
 }
 
@@ -1097,18 +1098,28 @@ bool make_sessions(ngs_synth &s, Backend &b) {
     for (Batch &q : s.batches) {
       q.session = b.create_session(s.n_slots, 1);
       if (s.has_latent) q.session->rnn_plan(s.n_slots);
-      // Probes (their outputs are scratch): one grain of each streaming call.
+      // Probe (its output is scratch): one grain.
       GrainSpec spec;
       spec.first = spec.last = true;
       std::fill(s.h_z.begin(), s.h_z.begin() + s.zd, 0.0f);
       q.session->decode_grains(s.h_z.data(), 1, &spec, s.h_y.data());
-      const float *src = s.h_enc.data();
-      const unsigned char one = 1;
-      q.session->encode_grains(&src, &one, &one, 1, s.h_z.data());
     }
   } catch (const Error &e) {
     if (e.status() != kUnsupported) throw;
     for (Batch &q : s.batches) q.session.reset();
+    return false;
+  }
+  return true;
+}
+
+// Whether the batches' sessions encode independent grains (probed with one grain).
+bool sessions_encode(ngs_synth &s) {
+  try {
+    const float *src = s.h_enc.data();
+    const unsigned char one = 1;
+    for (Batch &q : s.batches) q.session->encode_grains(&src, &one, &one, 1, s.h_z.data());
+  } catch (const Error &e) {
+    if (e.status() != kUnsupported) throw;
     return false;
   }
   return true;
@@ -1187,6 +1198,11 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
     s.backend = cpu::make_cpu_backend(m.file->waveform, s.has_latent ? &m.file->latent : nullptr);
     if (!make_sessions(s, *s.backend))
       throw Error(kInternalError, "ngs_synth: the CPU backend does not stream");
+  } else if (!sessions_encode(s)) {
+    // The backend streams the sequence VAE and the decoder but does not encode grains:
+    // resynth voices encode on CPU sessions of the synth's own.
+    s.backend = cpu::make_cpu_backend(m.file->waveform, nullptr);
+    for (Batch &q : s.batches) q.enc_session = s.backend->create_session(s.n_slots, 1);
   }
   for (Batch &q : s.batches) q.e.assign(s.has_latent ? m.lc().e_dim : 1, 0.0f);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);

@@ -137,6 +137,7 @@ class PostQueue {
 // embedding buffer; group g of a job runs on batch g.
 struct Batch {
   std::unique_ptr<Session> session;
+  std::unique_ptr<Session> enc_session;  // a CPU session when `session` cannot encode_grains
   std::vector<float> e;
 };
 
