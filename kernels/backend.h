@@ -62,6 +62,12 @@ class Session {
   // ---- Grain encoder (docs/MODEL_SPEC.md §4.1) --------------------------------------
   // audio [(n + 3) * hop] -> mu, logvar [n][z_dim] (logvar after Hardtanh).
   virtual void encoder(const float *audio, int n, float *mu, float *logvar) = 0;
+  // B independent grains (the synth's live resynthesis), B <= max_grains: src[b] points at
+  // l_grain host samples; first[b] / last[b] select a series' first / last grain windows.
+  // -> mu [B][z_dim]; row b equals encoder()'s row of the same grain. Backends that do not
+  // stream throw kUnsupported (the synth then uses a CPU session).
+  virtual void encode_grains(const float *const *src, const unsigned char *first,
+                             const unsigned char *last, int B, float *mu);
 
   // ---- Sequence VAE (docs/MODEL_SPEC.md §5); only when the backend has latent weights -
   // e [e_dim], class_index (-1 for an unconditional model) -> z [n][z_dim].
@@ -135,6 +141,10 @@ inline void Session::sample_batch(const float *e, int ld_e, int class_index, int
            audio + static_cast<size_t>(b) * ld_audio);
 }
 inline int Session::sample_batch_max(int) const { return 1; }
+inline void Session::encode_grains(const float *const *, const unsigned char *,
+                                   const unsigned char *, int, float *) {
+  throw Error(kUnsupported, "this backend does not encode batches of independent grains");
+}
 inline void Session::decode_grains(const float *, int, const GrainSpec *, float *) {
   throw Error(kUnsupported, "this backend does not decode batches of independent grains");
 }

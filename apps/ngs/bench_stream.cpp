@@ -89,8 +89,9 @@ struct StreamCase {
 
 class StreamBench {
  public:
-  StreamBench(const std::string &path, const GlobalOptions &g, int rate, double seconds, uint64_t seed)
-      : rate_(rate), threads_(g.threads), seconds_(seconds), seed_(seed) {
+  StreamBench(const std::string &path, const GlobalOptions &g, int rate, double seconds, uint64_t seed,
+              int resampler)
+      : rate_(rate), threads_(g.threads), resampler_(resampler), seconds_(seconds), seed_(seed) {
     check(ngs_model_init_from_file(path.c_str(), ngs_model_default_params(), &model_), "model");
     check(ngs_model_get_info(model_, &info_), "model info");
     if (!info_.has_latent_model)
@@ -110,6 +111,7 @@ class StreamBench {
     p.n_threads = threads_;
     p.spread = spread;
     p.seed = seed_;
+    if (resampler_ >= 0) p.resampler = resampler_;
     p.queue_size = std::max(256, 2 * voices);  // the pending-event ring (2 queue_size + 64) holds a block's triggers
     ngs_synth *s = nullptr;
     check(ngs_synth_init(model_, p, &s), "synth init");
@@ -201,7 +203,7 @@ class StreamBench {
  private:
   ngs_model *model_ = nullptr;
   ngs_model_info info_{};
-  int rate_, threads_;
+  int rate_, threads_, resampler_;
   double seconds_;
   uint64_t seed_;
 };
@@ -264,6 +266,11 @@ StreamBenchOptions &add_stream_bench_options(CLI::App *bench) {
       ->check(CLI::IsMember({"wall", "cpu"}))
       ->capture_default_str();
   bench->add_option("--stream-seed", o.seed, "--stream: seed of the trigger times and voices")->capture_default_str();
+  bench->add_option("--resampler", o.resampler,
+                    "--stream: the synth's rate converter (ngs_synth_params.resampler: 5 ngs polyphase, "
+                    "0..4 libsamplerate; -1 = the synth's default)")
+      ->check(CLI::Range(-1, 5))
+      ->capture_default_str();
   return o;
 }
 
@@ -272,7 +279,7 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   if (!(seconds > 0)) throw Failure("--seconds must be positive");
   const std::vector<int> blocks = parse_list(o.blocks, "blocks", 1, 4096);
   std::vector<int> voices = parse_list(o.voices, "voices", 1, 65536);
-  StreamBench b(model, g, o.rate, seconds, o.seed);
+  StreamBench b(model, g, o.rate, seconds, o.seed, o.resampler);
   const ngs_model_info &in = b.info();
   const std::string load_before = load_average();
   errno = 0;
@@ -288,6 +295,7 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   j["threads"] = g.threads;
   j["seconds_per_case"] = seconds;
   j["clock"] = o.clock;
+  j["resampler"] = o.resampler < 0 ? ngs_synth_default_params().resampler : o.resampler;
   j["machine"] = {{"cpu", cpu_model_name()},
                   {"logical_cores", std::thread::hardware_concurrency()},
                   {"os", std::string(un.sysname) + " " + un.release + " " + un.machine},

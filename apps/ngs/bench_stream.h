@@ -20,6 +20,7 @@ struct StreamBenchOptions {
   bool spread = true;                              // also measure the synth's spread mode
   std::string clock = "wall";                      // real-time criterion: wall or cpu
   uint64_t seed = 1;
+  int resampler = -1;                              // ngs_synth_params.resampler; -1: the default
 };
 
 // Adds --stream and the options above to the bench subcommand; the returned object is

@@ -9,10 +9,13 @@
 // every event of an interval's work is known when that work starts; the output depends
 // on the events and the input only, never on the host's block sizes. With
 // params.spread the work for [W, W + hop) is done in slices during the previous hop
-// (events and input are delayed by one more hop).
+// (events and input are delayed by one more hop): the staged pipeline below, cut by cost.
+// All model compute goes through Session calls of the model's backend (or of a CPU
+// backend of the synth's own when that backend does not stream).
 //
 // With a host rate other than the model's, the engine runs at the model's rate between
-// two libsamplerate converters: events and input are mapped to engine time with a fixed
+// two rate converters (the ngs polyphase converter, kernels/cpu/resample.h, or
+// libsamplerate): events and input are mapped to engine time with a fixed
 // offset D, found at init by simulating the worst case (one-frame host blocks), so that
 // no event or input sample is ever needed before it has arrived.
 #include "synth.h"
@@ -33,13 +36,40 @@
 
 #include "common/error.h"
 #include "cpu/ops.h"
+#include "cpu/resample.h"
 
-ngs_synth::~ngs_synth() {
-  if (src_out) src_delete(src_out);
-  if (src_in) src_delete(src_in);
-}
+ngs_synth::~ngs_synth() = default;
 
 namespace ngs::synth {
+
+Converter::Converter() = default;
+Converter::~Converter() {
+  if (src) src_delete(src);
+}
+
+bool Converter::process(const float *in, long n, float *out, long max_out, long *used, long *gen) {
+  if (poly) {
+    poly->process(in, n, out, max_out, used, gen);
+    return true;
+  }
+  SRC_DATA d;
+  std::memset(&d, 0, sizeof d);
+  d.data_in = in;
+  d.input_frames = n;
+  d.data_out = out;
+  d.output_frames = max_out;
+  d.src_ratio = ratio;
+  d.end_of_input = 0;
+  const bool ok = src_process(src, &d) == 0;
+  *used = ok ? d.input_frames_used : 0;
+  *gen = ok ? d.output_frames_gen : 0;
+  return ok;
+}
+
+void Converter::reset() {
+  if (poly) poly->reset();
+  if (src) src_reset(src);
+}
 
 namespace {
 
@@ -86,6 +116,12 @@ size_t pow2_at_least(size_t n) {
 
 // Largest piece of engine output fed to the output converter at once (resampled hosts).
 constexpr int kConvPiece = 16;
+// Largest phase table (floats, L * taps) for which the polyphase converter is used.
+constexpr size_t kPolyphaseMaxTable = 65536;
+
+inline bool is_resynth_start(const ngs_synth_event &ev) {
+  return enum_int(&ev.type) == NGS_SYNTH_EVENT_START && enum_int(&ev.kind) == NGS_SYNTH_VOICE_RESYNTH;
+}
 
 // ---- voices ------------------------------------------------------------------------------
 
@@ -182,6 +218,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
   v.stopping = false;
   v.in0 = M;
   v.out0 = kind == NGS_SYNTH_VOICE_RESYNTH ? M + s.lat_in : e;
+  if (kind == NGS_SYNTH_VOICE_RESYNTH) s.resynth_live = true;
   v.end = INT64_MAX;
   if (ev.seed == NGS_SYNTH_SEED_AUTO) {
     v.key.seed = s.params.seed;
@@ -201,7 +238,7 @@ void start_voice(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     v.class_index = s.model->lc().n_conds > 0 ? ev.class_index : -1;
     v.n_total = s.model->n_grains();
     // The RNN's start (embedding, decoder MLP, first input projection) runs with the
-    // voice's first grain (compute_grains), so that in spread mode the starts of a hop are
+    // voice's first grain (one_shot_rows), so that in spread mode the starts of a hop are
     // sliced with its grains instead of all landing in its first slice.
     v.temperature = ev.temperature;
     v.need_start = true;
@@ -292,130 +329,165 @@ void free_voice_z(ngs_synth &s, Voice &v, float *z) {
   std::memcpy(z, v.z_cur, sizeof(float) * zd);
 }
 
-// One grain for each voice in slots[0 .. n): one batched RNN step for the one-shots, the
-// free voices' latents, one batched encode for the resynth voices, one batched decode.
-void compute_grains(ngs_synth &s, Batch &q, const int *slots, int n) {
-  const int zd = s.zd;
-  int B = 0;
-  // One-shots first, so that the RNN step writes rows 0 .. n1.
-  for (int i = 0; i < n; ++i) {
-    Voice &v = s.voices[slots[i]];
-    if (v.kind != NGS_SYNTH_VOICE_ONE_SHOT) continue;
-    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
-      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
-      s.latent->start(q.e.data(), v.class_index, v.state, q.lat_scratch.data());
-      v.need_start = false;
+int64_t engine_time(const ngs_synth &s, int64_t host_frame, int64_t begun);
+
+// Engine time of the current block's event e, or -1 when it is dropped (malformed, frame
+// outside the block or out of frame order); counts the drop once.
+int64_t direct_time(ngs_synth &s, const ngs_synth_event &e, int n_frames) {
+  if (e.frame >= static_cast<uint32_t>(n_frames) || e.frame < s.direct_last || !event_valid(s, e))
+    return -1;
+  return engine_time(s, s.direct_host + e.frame, s.direct_begun);
+}
+
+// The current block's own events of engine time <= W, in frame order, straight from the
+// caller's array (no copy, so any number of them): they come after every pending event
+// of engine time <= W (posted earlier, or from earlier blocks).
+void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
+  while (s.direct_i < s.direct_n) {
+    const ngs_synth_event &e = s.direct[s.direct_i];
+    const int64_t M = direct_time(s, e, n_frames);
+    if (M < 0) {
+      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+      ++s.direct_i;
+      continue;
     }
-    q.states[B] = v.state;
-    q.classes[B] = v.class_index;
-    q.batch_slot[B++] = slots[i];
+    if (M > W) break;
+    s.direct_last = e.frame;
+    ++s.direct_i;
+    apply_event(s, e, M);
   }
-  const int n1 = B;
-  if (n1 > 0) s.latent->step(q.states.data(), q.classes.data(), n1, q.zb.data(), zd, q.lat_scratch.data());
-  for (int i = 0; i < n; ++i) {
-    Voice &v = s.voices[slots[i]];
-    if (v.kind != NGS_SYNTH_VOICE_FREE) continue;
-    free_voice_z(s, v, q.zb.data() + static_cast<size_t>(B) * zd);
-    q.batch_slot[B++] = slots[i];
-  }
-  const int n2 = B;
-  for (int i = 0; i < n; ++i) {
-    Voice &v = s.voices[slots[i]];
-    if (v.kind != NGS_SYNTH_VOICE_RESYNTH) continue;
-    const int r = B - n2;
-    float *dst = q.enc_in.data() + static_cast<size_t>(r) * s.l;
-    const int64_t t0 = v.in0 + static_cast<int64_t>(v.next_grain) * s.hop;
-    for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
-    q.enc_src[r] = dst;
-    q.first[r] = v.next_grain == 0;
-    q.last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
-    q.batch_slot[B++] = slots[i];
-  }
-  if (B > n2)
-    s.encoder->encode_grains(q.enc_src.data(), q.first.data(), q.last.data(), B - n2,
-                                    q.zb.data() + static_cast<size_t>(n2) * zd, q.enc_scratch.data());
-  for (int b = 0; b < B; ++b) {
-    Voice &v = s.voices[q.batch_slot[b]];
-    GrainSpec &g = q.spec[b];
+}
+
+// ---- the staged per-hop pipeline ------------------------------------------------------------
+//
+// The work for one interval is a sequence of units in four stages: for every row (a voice
+// that needs a grain, one-shots first, then free, then resynth voices) 0 latent (the
+// one-shot's start and RNN step, the free voice's z, the resynth voice's encode), 1 the
+// decoder MLP, 2 the noise filter and the overlap-add of the grain; then for every voice
+// slot 3 its output for the interval (FIR + softsign) and its mix. Each stage's rows can
+// run in any batches (a row's numbers do not depend on the other rows of its GEMMs), so
+// the units are cut, in this order, into `slices` runs of about equal estimated cost:
+// spread mode then spreads even one voice's grain (RNN step, MLP, noise filter, output)
+// over several host blocks, and the outputs and mixes of many voices too. The mix adds
+// the voices in slot order, so every sample is summed in the same order as before.
+
+// Estimated cost of each unit (what matters is their ratio): the RNN step and the MLP
+// in thousands of instructions of one grain of the bundled model (callgrind); the noise
+// filter and a voice's output + mix calibrated against them by timing each spread slice
+// with 256 voices (cycles per unit equal across the slices). The output does not depend
+// on them, only how evenly the slices cost.
+constexpr int kCostOneShot = 180, kCostStart = 20, kCostFree = 1, kCostResynth = 150,
+              kCostMlp = 132, kCostNoise = 70, kCostOutput = 40;
+
+// The decoder specs of rows [b, e): noise key, grain index, edge windows.
+void fill_specs(ngs_synth &s, int b, int e) {
+  for (int r = b; r < e; ++r) {
+    const Voice &v = s.voices[s.work[r]];
+    GrainSpec &g = s.h_spec[r];
     g.key = v.key;
     g.g = v.next_grain;
     g.first = v.next_grain == 0;
     g.last = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
   }
-  q.session->decode_grains(q.zb.data(), B, q.spec.data(), q.yb.data());
-  for (int b = 0; b < B; ++b) {
-    Voice &v = s.voices[q.batch_slot[b]];
-    const bool last = q.spec[b].last;
-    cpu::ola_stream_add(v.ola, s.shape, q.yb.data() + static_cast<size_t>(b) * s.l, last);
+}
+
+void latent_rows(ngs_synth &s, Batch &q, int b, int e);
+
+// A one-shot's recurrent state lives in the session of batch owner(slot) (rnn_start /
+// rnn_step), so its rows always run on that session, whichever thread takes them.
+inline int owner(const ngs_synth &s, int slot) { return slot % static_cast<int>(s.batches.size()); }
+
+// One-shot rows [b, e) (all owned by batch q): their RNN starts and one batched step.
+void one_shot_rows(ngs_synth &s, Batch &q, int b, int e) {
+  if (e <= b) return;
+  for (int r = b; r < e; ++r) {
+    Voice &v = s.voices[s.work[r]];
+    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
+      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
+      q.session->rnn_start(s.work[r], q.e.data(), v.class_index);
+      v.need_start = false;
+    }
+  }
+  q.session->rnn_step(s.work.data() + b, e - b, s.h_z.data() + static_cast<size_t>(b) * s.zd, s.zd);
+  fill_specs(s, b, e);
+}
+
+// Stage 0 of rows [b, e), part g of `parts` on batch g: the one-shot rows that batch g
+// owns (the one-shot rows are sorted by owner) and a contiguous share of the others.
+void latent_part(ngs_synth &s, int g, int parts, int b, int e) {
+  Batch &q = s.batches[g];
+  const int oe = std::min(e, s.row_free);
+  int ob = b;
+  while (ob < oe && owner(s, s.work[ob]) < g) ++ob;
+  int oend = ob;
+  while (oend < oe && owner(s, s.work[oend]) == g) ++oend;
+  one_shot_rows(s, q, ob, oend);
+  const int rb = std::max(b, s.row_free), n = e - rb;
+  if (n > 0) latent_rows(s, q, rb + n * g / parts, rb + n * (g + 1) / parts);
+}
+
+// Rows [b, e) of stage 0 that are not one-shots, on batch q's session.
+void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
+  const int zd = s.zd;
+  for (int r = std::max(b, s.row_free); r < std::min(e, s.row_resynth); ++r)
+    free_voice_z(s, s.voices[s.work[r]], s.h_z.data() + static_cast<size_t>(r) * zd);
+  const int rb = std::max(b, s.row_resynth);
+  for (int r = rb; r < e; ++r) {
+    Voice &v = s.voices[s.work[r]];
+    float *dst = s.h_enc.data() + static_cast<size_t>(r) * s.l;
+    const int64_t t0 = v.in0 + static_cast<int64_t>(v.next_grain) * s.hop;
+    for (int k = 0; k < s.l; ++k) dst[k] = s.in_ring[static_cast<size_t>(t0 + k) & s.in_mask];
+    s.h_enc_src[r] = dst;
+    s.h_first[r] = v.next_grain == 0;
+    s.h_last[r] = v.release || (v.n_total >= 0 && v.next_grain == v.n_total - 1);
+  }
+  if (e > rb)
+    (q.enc_session ? q.enc_session : q.session)
+        ->encode_grains(s.h_enc_src.data() + rb, s.h_first.data() + rb, s.h_last.data() + rb, e - rb,
+                        s.h_z.data() + static_cast<size_t>(rb) * zd);
+  fill_specs(s, std::max(b, s.row_free), e);
+}
+
+void mlp_rows(ngs_synth &s, Batch &q, int b, int e) {
+  if (e > b)
+    q.session->decoder_mlp(s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b,
+                           s.h_S.data() + static_cast<size_t>(b) * s.F);
+}
+
+// The grains of rows [b, e) are in h_y: each voice's overlap-add takes its grain.
+void add_grains(ngs_synth &s, int b, int e) {
+  for (int r = b; r < e; ++r) {
+    Voice &v = s.voices[s.work[r]];
+    const bool last = s.h_spec[r].last;
+    cpu::ola_stream_add(v.ola, s.shape, s.h_y.data() + static_cast<size_t>(r) * s.l, last);
     ++v.next_grain;
     if (last) {
       v.n_total = v.next_grain;
       v.release = false;
     }
   }
-  s.stats.grains.fetch_add(static_cast<uint64_t>(B), std::memory_order_relaxed);
+  if (e > b) s.stats.grains.fetch_add(static_cast<uint64_t>(e - b), std::memory_order_relaxed);
 }
 
-// Work for [W, W + hop) begins: its events, then the list of voices that need grains.
-void begin_work(ngs_synth &s, int64_t W) {
-  s.begun = W;
-  s.work_time = W;
-  s.n_commands = 0;
-  const size_t cap = s.pending.size();
-  while (s.pend_count > 0 && s.pending[s.pend_head].time <= W) {
-    const Pending &p = s.pending[s.pend_head];
-    apply_event(s, p.ev, p.time);
-    s.pend_head = (s.pend_head + 1) % cap;
-    --s.pend_count;
+// Stage 2 for rows [b, e): each grain's noise with its own key, index and window (the
+// window is chosen by (g, n_total) as in a whole decode: an equivalent pair selects the
+// edge halves), then the overlap-add.
+void noise_rows(ngs_synth &s, Batch &q, int b, int e) {
+  for (int r = b; r < e; ++r) {
+    const GrainSpec &g = s.h_spec[r];
+    const int n_total = g.last ? g.g + 1 : g.g + 2;
+    q.session->noise_filter(s.h_S.data() + static_cast<size_t>(r) * s.F, 1, g.g, n_total, g.key,
+                            s.h_y.data() + static_cast<size_t>(r) * s.l);
   }
-  s.work_n = 0;
-  for (int i = 0; i < s.n_slots; ++i)
-    if (needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  add_grains(s, b, e);
 }
 
-// Voices work[b, e): their grains for the interval, in rounds of one grain per voice (one
-// round unless the FIR looks ahead more than a hop), batched in q.
-void group_work(ngs_synth &s, Batch &q, int b, int e) {
-  for (;;) {
-    int n = 0;
-    for (int i = b; i < e; ++i)
-      if (needs_grain(s, s.voices[s.work[i]], s.work_time)) q.round[n++] = s.work[i];
-    if (n == 0) break;
-    compute_grains(s, q, q.round.data(), n);
-  }
-}
-
-// Group g of the slice being split across the threads, on thread `part`.
-void group_item(void *ctx, int g, int part) {
-  ngs_synth &s = *static_cast<ngs_synth *>(ctx);
-  const int n = s.group_e - s.group_b;
-  group_work(s, s.batches[part], s.group_b + n * g / s.groups, s.group_b + n * (g + 1) / s.groups);
-}
-
-// Slice k of the work's voices. With workers, the slice is cut into one contiguous group
-// per thread (each batched on its own); a voice's numbers do not depend on its batch, so
-// the output is the same for any thread count.
-void slice_work(ngs_synth &s, int k) {
-  const int b = s.work_n * k / s.slices, e = s.work_n * (k + 1) / s.slices;
-  if (!s.pool || e - b < 2) {
-    group_work(s, s.batches[0], b, e);
-    return;
-  }
-  s.group_b = b;
-  s.group_e = e;
-  s.groups = std::min(e - b, s.pool->size());
-  s.pool->run(group_item, &s, s.groups);
-}
-
-void mix_range(ngs_synth &s, float *mix, int64_t W, int64_t a, int64_t b) {
-  for (int i = 0; i < s.n_slots; ++i) {
-    Voice &v = s.voices[i];
-    if (!v.active) continue;
-    for (int64_t t = std::max(a, v.out0); t < b; ++t) {
-      const float g = v.gain.next() * v.fade.next();
-      if (t >= v.out_t0 && t < v.out_t1) mix[t - W] += v.out[t - v.out_t0] * g;
-    }
-  }
+// Stages 1 and 2 of rows [b, e) in one call (the whole of both stages in one slice).
+void decode_rows(ngs_synth &s, Batch &q, int b, int e) {
+  if (e <= b) return;
+  q.session->decode_grains(s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b, s.h_spec.data() + b,
+                           s.h_y.data() + static_cast<size_t>(b) * s.l);
+  add_grains(s, b, e);
 }
 
 // Slots [b, e): each voice's output (before gain) for the interval being finished.
@@ -434,48 +506,274 @@ void voice_outputs(ngs_synth &s, int b, int e) {
   }
 }
 
-void output_item(void *ctx, int g, int) {
-  ngs_synth &s = *static_cast<ngs_synth *>(ctx);
-  voice_outputs(s, s.n_slots * g / s.groups, s.n_slots * (g + 1) / s.groups);
+// Samples [a, b) of voice v into the mix, its gain and fade advanced per sample.
+inline void mix_span(Voice &v, float *mix, int64_t W, int64_t a, int64_t b) {
+  for (int64_t t = std::max(a, v.out0); t < b; ++t) {
+    const float g = v.gain.next() * v.fade.next();
+    if (t >= v.out_t0 && t < v.out_t1) mix[t - W] += v.out[t - v.out_t0] * g;
+  }
 }
 
-// The voices' output for [W, W + hop), mixed with the interval's commands at their samples.
-void finish_work(ngs_synth &s, int64_t W) {
+// Slots [b, e) mixed into the interval, in slot order, each with its commands at their
+// samples (cmd_at: the sample at which each command applies, found at begin_work).
+void mix_voices(ngs_synth &s, int b, int e) {
+  const int64_t W = s.work_time, W1 = W + s.hop;
   float *mix = s.mix[(W / s.hop) & 1].data();
-  std::fill(mix, mix + s.hop, 0.0f);
-  const int64_t W1 = W + s.hop;
-  if (s.pool && s.n_slots >= 2) {
-    s.groups = std::min(s.n_slots, s.pool->size());
-    s.pool->run(output_item, &s, s.groups);
-  } else {
-    voice_outputs(s, 0, s.n_slots);
+  for (int i = b; i < e; ++i) {
+    Voice &v = s.voices[i];
+    if (!v.active) continue;
+    int64_t cursor = W;
+    for (int c = s.cmd_head[i]; c >= 0; c = s.cmd_next[c]) {
+      const Command &cmd = s.commands[c];
+      const int64_t at = s.cmd_at[c];
+      mix_span(v, mix, W, cursor, at);
+      cursor = at;
+      if (cmd.type == NGS_SYNTH_EVENT_STOP) {
+        v.fade.set(0.0f, cmd.frames);
+        v.end = std::min(v.end, std::max(cmd.time, v.out0) + cmd.frames);
+      } else {
+        v.gain.set(cmd.value, cmd.frames);
+      }
+    }
+    mix_span(v, mix, W, cursor, W1);
   }
+}
+
+// A stage's rows [b, e) on the threads: one contiguous group per thread, each batched on
+// its own (its own session and scratch); the same numbers for any split.
+void run_rows(ngs_synth &s, int stage, int b, int e) {
+  if (e <= b) return;
+  const int nb = static_cast<int>(s.batches.size());
+  if (stage == 0 && (!s.pool || e - b < 2)) {
+    for (int g = 0; g < nb; ++g) latent_part(s, g, nb, b, e);
+    return;
+  }
+  if (stage == 0) {
+    s.group_b = b;
+    s.group_e = e;
+    s.groups = nb;
+    s.pool->run([](void *ctx, int g, int) {
+      ngs_synth &t = *static_cast<ngs_synth *>(ctx);
+      latent_part(t, g, t.groups, t.group_b, t.group_e);
+    }, &s, nb);
+    return;
+  }
+  if (!s.pool || e - b < 2) {
+    Batch &q = s.batches[0];
+    switch (stage) {
+      case 1: mlp_rows(s, q, b, e); break;
+      case 2: noise_rows(s, q, b, e); break;
+      case 3: decode_rows(s, q, b, e); break;
+      default: voice_outputs(s, b, e); break;
+    }
+    return;
+  }
+  s.job_stage = stage;
+  s.group_b = b;
+  s.group_e = e;
+  s.groups = std::min(e - b, s.pool->size());
+  s.pool->run(
+      [](void *ctx, int g, int) {
+        ngs_synth &t = *static_cast<ngs_synth *>(ctx);
+        const int n = t.group_e - t.group_b;
+        const int gb = t.group_b + n * g / t.groups, ge = t.group_b + n * (g + 1) / t.groups;
+        Batch &q = t.batches[g];  // group g runs once per job: batch g is its alone
+        switch (t.job_stage) {
+          case 1: mlp_rows(t, q, gb, ge); break;
+          case 2: noise_rows(t, q, gb, ge); break;
+          case 3: decode_rows(t, q, gb, ge); break;
+          default: voice_outputs(t, gb, ge); break;
+        }
+      },
+      &s, s.groups);
+}
+
+// Cuts n units of the given costs (in order, after `done` of `total`) into the slices:
+// bound[k] = the first unit of slice k, bound[slices] = n.
+template <class Cost>
+int64_t cut_units(const ngs_synth &s, int n, int64_t done, int64_t total, Cost cost, int *bound) {
+  int k = 0;
+  for (int u = 0; u < n; ++u) {
+    const int64_t c = cost(u);
+    // The slice of the unit's midpoint.
+    const int sl = total <= 0 ? 0 : static_cast<int>(std::min<int64_t>(s.slices - 1, (2 * done + c) * s.slices / (2 * total)));
+    while (k <= sl) bound[k++] = u;
+    done += c;
+  }
+  while (k <= s.slices) bound[k++] = n;
+  return done;
+}
+
+// The rows of the work at W: the voices that need a grain, one-shots first (sorted by the
+// batch that holds their state), then free voices, then resynth voices.
+void build_rows(ngs_synth &s, int64_t W) {
+  s.work_n = 0;
+  const int nb = static_cast<int>(s.batches.size());
+  for (int g = 0; g < nb; ++g)
+    for (int i = g; i < s.n_slots; i += nb)
+      if (s.voices[i].kind == NGS_SYNTH_VOICE_ONE_SHOT && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  s.row_free = s.round_free[0] = s.work_n;
+  for (int i = 0; i < s.n_slots; ++i)
+    if (s.voices[i].kind == NGS_SYNTH_VOICE_FREE && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  s.row_resynth = s.round_resynth[0] = s.work_n;
+  for (int i = 0; i < s.n_slots; ++i)
+    if (s.voices[i].kind == NGS_SYNTH_VOICE_RESYNTH && needs_grain(s, s.voices[i], W)) s.work[s.work_n++] = i;
+  s.rows_a = s.work_n;
+}
+
+// Whether voice v needs another grain in the interval at W after the one of round A (its
+// grain 1 when its first sample is less than la past W).
+bool needs_second(const ngs_synth &s, const Voice &v, int64_t W) {
+  const int g = v.next_grain;
+  if (v.release || (v.n_total >= 0 && g + 1 >= v.n_total)) return false;  // g is its last
+  const int64_t t = need_time(s, v, g + 1);
+  return t < W + s.hop && t < v.end;
+}
+
+// Round B: the rows of round A whose voices need a second grain, in the same order.
+void build_second_rows(ngs_synth &s, int64_t W) {
+  const int nA = s.work_n;
+  int n = nA;
+  for (int r = 0; r < nA; ++r) {
+    if (r == s.round_free[0]) s.round_free[1] = n;
+    if (r == s.round_resynth[0]) s.round_resynth[1] = n;
+    if (needs_second(s, s.voices[s.work[r]], W)) s.work[n++] = s.work[r];
+  }
+  if (s.round_free[0] >= nA) s.round_free[1] = n;
+  if (s.round_resynth[0] >= nA) s.round_resynth[1] = n;
+  s.rows_a = nA;
+  s.work_n = n;
+}
+
+int row_cost(const ngs_synth &s, int r) {
+  const int R = r < s.rows_a ? 0 : 1;
+  if (r < s.round_free[R])
+    return kCostOneShot + (R == 0 && s.voices[s.work[r]].need_start ? kCostStart : 0);
+  return r < s.round_resynth[R] ? kCostFree : kCostResynth;
+}
+
+// The slice of the last of n units cut with bound (-1 when n == 0).
+int last_slice(const ngs_synth &s, const int *bound, int n) {
+  if (n <= 0) return -1;
+  int k = 0;
+  while (k + 1 < s.slices && bound[k + 1] <= n - 1) ++k;
+  return k;
+}
+
+// Work for [W, W + hop) begins: its events, the rows (voices that need grains, one-shots
+// first), the commands' samples, and the cut of the units into slices.
+void begin_work(ngs_synth &s, int64_t W) {
+  s.begun = W;
+  s.work_time = W;
+  s.n_commands = 0;
+  const size_t cap = s.pending.size();
+  while (s.pend_count > 0 && s.pending[s.pend_head].time <= W) {
+    const Pending &p = s.pending[s.pend_head];
+    if (is_resynth_start(p.ev)) --s.resynth_pending;
+    apply_event(s, p.ev, p.time);
+    s.pend_head = (s.pend_head + 1) % cap;
+    --s.pend_count;
+  }
+  if (s.direct_i < s.direct_n) apply_direct(s, W, s.direct_frames);
+  build_rows(s, W);
+  build_second_rows(s, W);
+  // The samples at which the commands apply (in order, never before the previous one),
+  // and each slot's commands as a list.
+  const int64_t W1 = W + s.hop;
+  std::fill(s.cmd_head.begin(), s.cmd_head.end(), -1);
   int64_t cursor = W;
   for (int c = 0; c < s.n_commands; ++c) {
     const Command &cmd = s.commands[c];
-    const int64_t at = std::min(std::max(cmd.time, cursor), W1);
-    mix_range(s, mix, W, cursor, at);
-    cursor = at;
+    cursor = std::min(std::max(cmd.time, cursor), W1);
+    s.cmd_at[c] = cursor;
+    s.cmd_next[c] = -1;
     if (cmd.slot < 0) continue;
-    Voice &v = s.voices[cmd.slot];
-    if (!v.active) continue;
-    if (cmd.type == NGS_SYNTH_EVENT_STOP) {
-      v.fade.set(0.0f, cmd.frames);
-      v.end = std::min(v.end, std::max(cmd.time, v.out0) + cmd.frames);
+    if (s.cmd_head[cmd.slot] < 0) s.cmd_head[cmd.slot] = c;
+    else s.cmd_next[s.cmd_tail[cmd.slot]] = c;
+    s.cmd_tail[cmd.slot] = c;
+  }
+  float *mix = s.mix[(W / s.hop) & 1].data();
+  std::fill(mix, mix + s.hop, 0.0f);
+  // The cut: rows of stages 0, 1, 2 of round A, then of round B, then the slots' outputs
+  // and mixes.
+  const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices;
+  int64_t total = static_cast<int64_t>(n) * (kCostMlp + kCostNoise);
+  for (int r = 0; r < n; ++r) total += row_cost(s, r);
+  int active = 0;
+  for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
+  total += static_cast<int64_t>(active) * kCostOutput;
+  int *bd = s.bounds.data();
+  const int stride = S + 1;
+  int64_t done = 0;
+  for (int R = 0; R < 2; ++R) {
+    const int off = R ? nA : 0, rows = R ? nB : nA;
+    done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r); }, bd + (3 * R) * stride);
+    done = cut_units(s, rows, done, total, [](int) { return kCostMlp; }, bd + (3 * R + 1) * stride);
+    done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (3 * R + 2) * stride);
+  }
+  cut_units(s, s.n_slots, done, total, [&](int i) { return s.voices[i].active ? kCostOutput : 0; },
+            bd + 6 * stride);
+  s.rounds_slice = -1;
+  for (int st = 0; st < 6; ++st)
+    s.rounds_slice = std::max(s.rounds_slice, last_slice(s, bd + st * stride, st < 3 ? nA : nB));
+}
+
+// Voices that still need a grain for this interval after the staged work: rounds of one
+// grain per voice, all stages at once.
+void extra_rounds(ngs_synth &s) {
+  const int64_t W = s.work_time;
+  for (;;) {
+    build_rows(s, W);
+    if (s.work_n == 0) return;
+    run_rows(s, 0, 0, s.work_n);
+    run_rows(s, 3, 0, s.work_n);
+  }
+}
+
+// Slice k of the work: its part of each stage, in stage order.
+void slice_work(ngs_synth &s, int k) {
+  const int S = s.slices, stride = S + 1;
+  const int *bd = s.bounds.data();
+  for (int R = 0; R < 2; ++R) {
+    const int off = R ? s.rows_a : 0;
+    const int *b0 = bd + (3 * R) * stride, *b1 = b0 + stride, *b2 = b1 + stride;
+    if (b0[k] == b0[k + 1] && b1[k] == b1[k + 1] && b2[k] == b2[k + 1]) continue;
+    s.row_free = s.round_free[R];
+    s.row_resynth = s.round_resynth[R];
+    run_rows(s, 0, off + b0[k], off + b0[k + 1]);
+    if (b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
+      run_rows(s, 3, off + b1[k], off + b1[k + 1]);  // both decoder stages of the same rows: one call
     } else {
-      v.gain.set(cmd.value, cmd.frames);
+      run_rows(s, 1, off + b1[k], off + b1[k + 1]);
+      run_rows(s, 2, off + b2[k], off + b2[k + 1]);
     }
   }
-  mix_range(s, mix, W, cursor, W1);
+  // A voice that needs a third grain in one interval (only when the FIR looks ahead more
+  // than a hop): rounds in the slice that ends the staged rows, before any output.
+  if (k == s.rounds_slice) extra_rounds(s);
+  const int *b3 = bd + 6 * stride;
+  run_rows(s, 4, b3[k], b3[k + 1]);
+  mix_voices(s, b3[k], b3[k + 1]);
+}
+
+// The interval's end: voices that are over, the counts, the commands consumed.
+void finish_work(ngs_synth &s, int64_t W) {
+  const int64_t W1 = W + s.hop;
   s.n_commands = 0;
   int active = 0;
+  bool resynth = false;
   for (int i = 0; i < s.n_slots; ++i) {
     Voice &v = s.voices[i];
     if (!v.active) continue;
     const bool done = v.end <= W1 || (v.ola.length >= 0 && v.out0 + static_cast<int64_t>(v.ola.length) <= W1);
-    if (done) v.active = false;
-    else ++active;
+    if (done) {
+      v.active = false;
+    } else {
+      ++active;
+      resynth = resynth || v.kind == NGS_SYNTH_VOICE_RESYNTH;
+    }
   }
+  s.resynth_live = resynth;
   s.stats.active.store(active, std::memory_order_relaxed);
 }
 
@@ -513,13 +811,14 @@ inline const float *tick_output(const ngs_synth &s, int64_t T) {
 
 // ---- events in -----------------------------------------------------------------------------
 
-int64_t engine_time(const ngs_synth &s, int64_t host_frame) {
+int64_t engine_time(const ngs_synth &s, int64_t host_frame, int64_t begun) {
   // Resampled: the nearest model-rate sample (half up), in exact integer arithmetic.
   int64_t M = s.resample ? (2 * host_frame * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.D
                          : host_frame;
   M += s.extra;
-  // Never before work that has begun (cannot happen with the offset chosen at init).
-  return std::max(M, s.begun + 1);
+  // Never before work that had begun when the event arrived (cannot happen with the
+  // offset chosen at init).
+  return std::max(M, begun + 1);
 }
 
 void push_pending(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
@@ -529,6 +828,7 @@ void push_pending(ngs_synth &s, const ngs_synth_event &ev, int64_t M) {
     return;
   }
   const size_t i = (s.pend_head + s.pend_count) % cap;
+  if (is_resynth_start(ev)) ++s.resynth_pending;
   Pending &p = s.pending[i];
   p.ev = ev;
   p.time = M;
@@ -551,37 +851,58 @@ void write_input(ngs_synth &s, const float *x, int n) {
 void resample_out(ngs_synth &s, const float *x, int n) {
   long used_total = 0;
   while (used_total < n) {
-    SRC_DATA d;
-    std::memset(&d, 0, sizeof d);
-    d.data_in = x + used_total;
-    d.input_frames = n - used_total;
-    d.data_out = s.src_buf.data();
-    d.output_frames = static_cast<long>(s.src_buf.size());
-    d.src_ratio = 1.0 / s.r_mh;
-    d.end_of_input = 0;
-    if (src_process(s.src_out, &d) != 0) break;
-    for (long i = 0; i < d.output_frames_gen; ++i) s.fifo[(s.fifo_write++) & s.fifo_mask] = s.src_buf[i];
-    used_total += d.input_frames_used;
-    if (d.input_frames_used == 0 && d.output_frames_gen == 0) break;
+    long used = 0, gen = 0;
+    if (!s.conv_out.process(x + used_total, n - used_total, s.src_buf.data(),
+                            static_cast<long>(s.src_buf.size()), &used, &gen))
+      break;
+    for (long i = 0; i < gen; ++i) s.fifo[(s.fifo_write++) & s.fifo_mask] = s.src_buf[i];
+    used_total += used;
+    if (used == 0 && gen == 0) break;
   }
 }
 
-void resample_in(ngs_synth &s, const float *x, int n) {
+// Whether a voice may take input in this block: a resynth voice started (and not seen
+// ended by a hop since), a resynth START waiting in the pending ring or in this block's
+// events.
+bool input_wanted(const ngs_synth &s, const ngs_synth_event *events, int n_events) {
+  if (s.resynth_live || s.resynth_pending > 0) return true;
+  for (int i = 0; i < n_events; ++i)
+    if (is_resynth_start(events[i])) return true;
+  return false;
+}
+
+void resample_in(ngs_synth &s, const float *x, int n, bool wanted) {
   static const float zeros[256] = {};
+  if (s.polyphase) {
+    // Keep the host input as the converter's history; skip the converter while no voice
+    // takes input (engine input indices still advance as if it ran: nobody reads them).
+    for (int i = 0; i < n; ++i) s.in_hist[static_cast<size_t>(s.in_host + i) & s.in_hist_mask] = x ? x[i] : 0.0f;
+    if (!wanted) {
+      s.in_host += n;
+      s.in_running = false;
+      s.in_written = (s.D + s.extra) + s.conv_in.poly->first_output(s.in_host);
+      return;
+    }
+    if (!s.in_running) {  // restart from the last history() host frames
+      cpu::Polyphase &p = *s.conv_in.poly;
+      const int nh = static_cast<int>(std::min<int64_t>(s.in_host, p.history()));
+      float *h = s.src_buf.data();  // src_buf holds >= history() floats (create)
+      for (int i = 0; i < nh; ++i) h[i] = s.in_hist[static_cast<size_t>(s.in_host - nh + i) & s.in_hist_mask];
+      p.restart(s.in_host, h, nh);
+      s.in_running = true;
+    }
+    s.in_host += n;
+  }
   int done = 0;
   while (done < n) {
     const int m = x ? n - done : std::min(n - done, 256);
-    SRC_DATA d;
-    std::memset(&d, 0, sizeof d);
-    d.data_in = x ? x + done : zeros;
-    d.input_frames = m;
-    d.data_out = s.src_buf.data();
-    d.output_frames = static_cast<long>(s.src_buf.size());
-    d.src_ratio = s.r_mh;
-    if (src_process(s.src_in, &d) != 0) break;
-    write_input(s, s.src_buf.data(), static_cast<int>(d.output_frames_gen));
-    done += static_cast<int>(d.input_frames_used);
-    if (d.input_frames_used == 0 && d.output_frames_gen == 0) break;
+    long used = 0, gen = 0;
+    if (!s.conv_in.process(x ? x + done : zeros, m, s.src_buf.data(), static_cast<long>(s.src_buf.size()),
+                           &used, &gen))
+      break;
+    write_input(s, s.src_buf.data(), static_cast<int>(gen));
+    done += static_cast<int>(used);
+    if (used == 0 && gen == 0) break;
   }
 }
 
@@ -601,8 +922,15 @@ void clear_state(ngs_synth &s) {
   std::fill(s.in_ring.begin(), s.in_ring.end(), 0.0f);
   s.in_written = (s.resample ? s.D : 0) + s.extra;
   s.fifo_read = s.fifo_write = 0;
-  if (s.src_out) src_reset(s.src_out);
-  if (s.src_in) src_reset(s.src_in);
+  if (s.resample) {
+    s.conv_out.reset();
+    s.conv_in.reset();
+    std::fill(s.in_hist.begin(), s.in_hist.end(), 0.0f);
+  }
+  s.in_running = true;
+  s.resynth_live = false;
+  s.resynth_pending = 0;
+  s.in_host = 0;
   s.auto_sequence = 0;
   s.stats.active.store(0, std::memory_order_relaxed);
 }
@@ -618,35 +946,24 @@ int64_t find_offset(ngs_synth &s) {
   for (int64_t h = 0; h < frames; ++h) {
     // An event at frame 0 of block h: engine time floor(h r) + D + extra > begun.
     need = std::max(need, begun + 1 - ((2 * h * s.sr_model + s.sr_host) / (2 * s.sr_host) + s.extra));
-    SRC_DATA d;
-    std::memset(&d, 0, sizeof d);
-    d.data_in = one.data();
-    d.input_frames = 1;
-    d.data_out = s.src_buf.data();
-    d.output_frames = static_cast<long>(s.src_buf.size());
-    d.src_ratio = s.r_mh;
-    src_process(s.src_in, &d);
-    produced_in += d.output_frames_gen;
+    long used = 0, gen = 0;
+    s.conv_in.process(one.data(), 1, s.src_buf.data(), static_cast<long>(s.src_buf.size()), &used, &gen);
+    produced_in += gen;
     while (produced_out < h + 1) {
       if (T % s.hop == 0) {
         begun = T + s.extra;
         // Input indices < begun must be written: D + extra + produced_in >= begun.
         need = std::max(need, T - produced_in);
       }
-      SRC_DATA o;
-      std::memset(&o, 0, sizeof o);
-      o.data_in = zero.data();
-      o.input_frames = static_cast<long>(tick_end(s, T) - T);
-      o.data_out = s.src_buf.data();
-      o.output_frames = static_cast<long>(s.src_buf.size());
-      o.src_ratio = 1.0 / s.r_mh;
-      src_process(s.src_out, &o);
-      produced_out += o.output_frames_gen;
+      long used = 0, gen = 0;
+      s.conv_out.process(zero.data(), static_cast<long>(tick_end(s, T) - T), s.src_buf.data(),
+                         static_cast<long>(s.src_buf.size()), &used, &gen);
+      produced_out += gen;
       T = tick_end(s, T);
     }
   }
-  src_reset(s.src_in);
-  src_reset(s.src_out);
+  s.conv_in.reset();
+  s.conv_out.reset();
   return need + 2;
 }
 
@@ -657,7 +974,7 @@ void prime(ngs_synth &s) {
   std::vector<float> out(static_cast<size_t>(s.params.max_block)), z(static_cast<size_t>(s.zd), 0.0f);
   ngs_synth_event ev[3];
   int n = 0;
-  if (s.latent) {
+  if (s.has_latent) {
     ev[n] = ngs_synth_default_event(NGS_SYNTH_EVENT_START);
     ev[n].voice = 1;
     ev[n].kind = NGS_SYNTH_VOICE_ONE_SHOT;
@@ -753,7 +1070,7 @@ bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept {
       if (!std::isfinite(ev.gain) || ev.gain < 0.0f) return false;
       const int kind = enum_int(&ev.kind);
       if (kind == NGS_SYNTH_VOICE_ONE_SHOT) {
-        if (!s.latent) return false;
+        if (!s.has_latent) return false;
         const int nc = s.model->lc().n_conds;
         if (nc == 0 ? ev.class_index != NGS_CLASS_NONE : (ev.class_index < 0 || ev.class_index >= nc))
           return false;
@@ -771,6 +1088,44 @@ bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept {
     default: return true;
   }
 }
+
+namespace {
+
+// One session per batch on backend b, each planned for every slot; false when b does not
+// stream (kUnsupported from rnn_plan, encode_grains or decode_grains, probed here).
+bool make_sessions(ngs_synth &s, Backend &b) {
+  try {
+    for (Batch &q : s.batches) {
+      q.session = b.create_session(s.n_slots, 1);
+      if (s.has_latent) q.session->rnn_plan(s.n_slots);
+      // Probe (its output is scratch): one grain.
+      GrainSpec spec;
+      spec.first = spec.last = true;
+      std::fill(s.h_z.begin(), s.h_z.begin() + s.zd, 0.0f);
+      q.session->decode_grains(s.h_z.data(), 1, &spec, s.h_y.data());
+    }
+  } catch (const Error &e) {
+    if (e.status() != kUnsupported) throw;
+    for (Batch &q : s.batches) q.session.reset();
+    return false;
+  }
+  return true;
+}
+
+// Whether the batches' sessions encode independent grains (probed with one grain).
+bool sessions_encode(ngs_synth &s) {
+  try {
+    const float *src = s.h_enc.data();
+    const unsigned char one = 1;
+    for (Batch &q : s.batches) q.session->encode_grains(&src, &one, &one, 1, s.h_z.data());
+  } catch (const Error &e) {
+    if (e.status() != kUnsupported) throw;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
 
 std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p) {
   auto sp = std::make_unique<ngs_synth>();
@@ -805,22 +1160,18 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.chunk = (s.hop + s.slices - 1) / s.slices;  // the longest tick
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
-  s.backend = cpu::make_cpu_backend(m.file->waveform);
-  s.encoder = std::make_unique<cpu::WaveformEncoder>(m.file->waveform);
-  if (m.has_latent()) s.latent = std::make_unique<cpu::LatentStream>(m.file->latent);
+  s.has_latent = m.has_latent();
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
   s.fir_bias = m.file->waveform.pp_bias;
 
   // Voices: every buffer carved out of one allocation.
-  const size_t state = s.latent ? s.latent->state_floats() : 0;
-  const size_t per = state + 3 * static_cast<size_t>(s.zd) + s.shape.buffer_floats() + s.hop;
+  const size_t per = 3 * static_cast<size_t>(s.zd) + s.shape.buffer_floats() + s.hop;
   s.voice_mem.assign(per * s.n_slots, 0.0f);
   s.voices.resize(s.n_slots);
   for (int i = 0; i < s.n_slots; ++i) {
     float *b = s.voice_mem.data() + per * i;
     Voice &v = s.voices[i];
-    v.state = b;
-    v.z_cur = b + state;
+    v.z_cur = b;
     v.z_from = v.z_cur + s.zd;
     v.z_target = v.z_from + s.zd;
     v.ola.reset(v.z_target + s.zd, s.shape);
@@ -828,33 +1179,36 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   }
   // Batch buffers: one set per thread, each for every slot (a thread may get them all).
   const size_t B = static_cast<size_t>(s.n_slots);
-  s.work.assign(B, 0);
+  s.work.assign(2 * B, 0);
   s.batches.resize(static_cast<size_t>(p.n_threads));
-  for (Batch &q : s.batches) {
-    q.session = s.backend->create_session(s.n_slots, 1);
-    q.zb.assign(B * s.zd, 0.0f);
-    q.yb.assign(B * s.l, 0.0f);
-    q.spec.resize(B);
-    q.states.assign(B, nullptr);
-    q.classes.assign(B, -1);
-    q.batch_slot.assign(B, 0);
-    q.round.assign(B, 0);
-    q.enc_src.assign(B, nullptr);
-    q.first.assign(B, 0);
-    q.last.assign(B, 0);
-    q.enc_in.assign(B * s.l, 0.0f);
-    q.enc_scratch.assign(s.encoder->scratch_floats(static_cast<int>(B)), 0.0f);
-    if (s.latent) q.lat_scratch.assign(s.latent->scratch_floats(static_cast<int>(B)), 0.0f);
-    q.e.assign(m.has_latent() ? m.lc().e_dim : 1, 0.0f);
+  s.h_z.assign(2 * B * s.zd, 0.0f);
+  s.h_S.assign(2 * B * s.F, 0.0f);
+  s.h_y.assign(2 * B * s.l, 0.0f);
+  s.h_enc.assign(2 * B * s.l, 0.0f);
+  s.h_spec.resize(2 * B);
+  s.h_enc_src.assign(2 * B, nullptr);
+  s.h_first.assign(2 * B, 0);
+  s.h_last.assign(2 * B, 0);
+  s.bounds.assign(7 * static_cast<size_t>(s.slices + 1), 0);
+  s.cmd_head.assign(B, -1);
+  s.cmd_tail.assign(B, -1);
+  // The sessions: of the model's backend when it streams (rnn_plan, encode_grains,
+  // decode_grains), else of a CPU backend of the synth's own.
+  if (!make_sessions(s, *m.compute)) {
+    s.backend = cpu::make_cpu_backend(m.file->waveform, s.has_latent ? &m.file->latent : nullptr);
+    if (!make_sessions(s, *s.backend))
+      throw Error(kInternalError, "ngs_synth: the CPU backend does not stream");
+  } else if (!sessions_encode(s)) {
+    // The backend streams the sequence VAE and the decoder but does not encode grains:
+    // resynth voices encode on CPU sessions of the synth's own.
+    s.backend = cpu::make_cpu_backend(m.file->waveform, nullptr);
+    for (Batch &q : s.batches) q.enc_session = s.backend->create_session(s.n_slots, 1);
   }
+  for (Batch &q : s.batches) q.e.assign(s.has_latent ? m.lc().e_dim : 1, 0.0f);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.
   s.queue.init(p.queue_size, s.zd);
-  const size_t pend = 2 * static_cast<size_t>(p.queue_size) + 64;
-  s.pending.resize(pend);
-  s.pending_z.assign(pend * s.zd, 0.0f);
-  s.commands.resize(pend + 4 * B);
   s.drain_z.assign(s.zd, 0.0f);
   s.mix[0].assign(s.hop, 0.0f);
   s.mix[1].assign(s.hop, 0.0f);
@@ -862,15 +1216,32 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   // Resamplers and the engine offset.
   size_t block_model = static_cast<size_t>(p.max_block);
   if (s.resample) {
-    int err = 0;
-    s.src_out = src_new(p.resampler, 1, &err);
-    if (!s.src_out) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
-    s.src_in = src_new(p.resampler, 1, &err);
-    if (!s.src_in) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+    // The ngs polyphase converter (the default) when both phase tables fit the bound,
+    // else (or when a libsamplerate converter is asked for) libsamplerate.
+    s.polyphase = p.resampler == NGS_SYNTH_RESAMPLER_POLYPHASE &&
+                  cpu::Polyphase::table_floats(s.sr_model, s.sr_host) <= kPolyphaseMaxTable &&
+                  cpu::Polyphase::table_floats(s.sr_host, s.sr_model) <= kPolyphaseMaxTable;
+    s.conv_out.ratio = 1.0 / s.r_mh;
+    s.conv_in.ratio = s.r_mh;
+    if (s.polyphase) {
+      s.conv_out.poly = std::make_unique<cpu::Polyphase>(s.sr_model, s.sr_host, kConvPiece + s.chunk);
+      s.conv_in.poly = std::make_unique<cpu::Polyphase>(s.sr_host, s.sr_model, p.max_block + 256);
+      s.in_hist.assign(pow2_at_least(static_cast<size_t>(s.conv_in.poly->history()) + p.max_block + 256), 0.0f);
+      s.in_hist_mask = s.in_hist.size() - 1;
+    } else {
+      const int type = p.resampler == NGS_SYNTH_RESAMPLER_POLYPHASE ? SRC_SINC_MEDIUM_QUALITY : p.resampler;
+      int err = 0;
+      s.conv_out.src = src_new(type, 1, &err);
+      if (!s.conv_out.src) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+      s.conv_in.src = src_new(type, 1, &err);
+      if (!s.conv_in.src) throw Error(kInternalError, std::string("libsamplerate: ") + src_strerror(err));
+    }
     const double up = 1.0 / s.r_mh;
     block_model = static_cast<size_t>(std::ceil(p.max_block * s.r_mh)) + 64;
     const size_t out_chunk = static_cast<size_t>(std::ceil(s.chunk * up)) + 64;
-    s.src_buf.assign(std::max(out_chunk, block_model) + 256, 0.0f);
+    size_t buf = std::max(out_chunk, block_model) + 256;
+    if (s.polyphase) buf = std::max(buf, static_cast<size_t>(s.conv_in.poly->history()));
+    s.src_buf.assign(buf, 0.0f);
     s.fifo.assign(pow2_at_least(static_cast<size_t>(p.max_block) + 4 * out_chunk + 256), 0.0f);
     s.fifo_mask = s.fifo.size() - 1;
     s.D = find_offset(s);
@@ -879,6 +1250,19 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
                                  block_model + 256),
                    0.0f);
   s.in_mask = s.in_ring.size() - 1;
+  // The pending ring: the posts of up to two blocks' drains, and the events passed to
+  // process after a block's last hop point, until their hop point: those of at most the
+  // lead window (a hop, the engine offset D and spread's hop, in host frames) and one
+  // block, at two events per host frame (events before a block's last hop point never
+  // enter it). The commands of one interval: as many, and the stops of every slot.
+  const size_t lead = static_cast<size_t>(std::ceil((s.D + s.extra + s.hop) / s.r_mh)) + 1;
+  const size_t pend = 2 * static_cast<size_t>(p.queue_size) + 64 +
+                      2 * (static_cast<size_t>(p.max_block) + lead);
+  s.pending.resize(pend);
+  s.pending_z.assign(pend * s.zd, 0.0f);
+  s.commands.resize(pend + 2 * static_cast<size_t>(p.max_block) + 4 * B);
+  s.cmd_at.assign(s.commands.size(), 0);
+  s.cmd_next.assign(s.commands.size(), -1);
   if (s.resample) {
     s.latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_ev) / s.r_mh));
     s.input_latency = static_cast<int>(std::llround((s.D + s.extra + s.lat_in) / s.r_mh));
@@ -907,18 +1291,18 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
   ngs_synth_event ev;
   for (size_t k = 0; k < s.queue.capacity() && s.pend_count < s.pending.size(); ++k) {
     if (!s.queue.pop(ev, s.drain_z.data())) break;
-    push_pending(s, ev, engine_time(s, s.host_pos));
+    push_pending(s, ev, engine_time(s, s.host_pos, s.begun));
   }
-  uint32_t last_frame = 0;
-  for (int i = 0; i < n_events; ++i) {
-    const ngs_synth_event &e = events[i];
-    if (e.frame >= static_cast<uint32_t>(n_frames) || e.frame < last_frame || !event_valid(s, e)) {
-      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    last_frame = e.frame;
-    push_pending(s, e, engine_time(s, s.host_pos + e.frame));
-  }
+  // The block's own events are applied at their hop points as the block runs (begin_work),
+  // read from the caller's array; only those after the block's last hop point are copied
+  // (below), so a block may carry any number of events.
+  s.direct = events;
+  s.direct_n = n_events;
+  s.direct_i = 0;
+  s.direct_last = 0;
+  s.direct_host = s.host_pos;
+  s.direct_begun = s.begun;
+  s.direct_frames = n_frames;
   if (!s.resample) {
     write_input(s, in, n_frames);
     int i = 0;
@@ -930,7 +1314,7 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
       i += run;
     }
   } else {
-    resample_in(s, in, n_frames);
+    resample_in(s, in, n_frames, !s.polyphase || input_wanted(s, events, n_events));
     // The output converter is fed in pieces of at most kConvPiece engine samples, only as
     // far as this block needs: its cost (libsamplerate's sinc filters dominate the cost of
     // a few voices) is spread over the blocks instead of landing a whole tick's worth in
@@ -944,6 +1328,19 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
     }
     for (int i = 0; i < n_frames; ++i) out[i] = s.fifo[(s.fifo_read++) & s.fifo_mask];
   }
+  // Events after the block's last hop point wait for theirs in the pending ring.
+  for (; s.direct_i < s.direct_n; ++s.direct_i) {
+    const ngs_synth_event &e = events[s.direct_i];
+    const int64_t M = direct_time(s, e, n_frames);
+    if (M < 0) {
+      s.stats.dropped.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    s.direct_last = e.frame;
+    push_pending(s, e, M);
+  }
+  s.direct = nullptr;
+  s.direct_n = s.direct_i = 0;
   s.host_pos += n_frames;
   const uint64_t dt = cycles() - c0;
   s.stats.blocks.fetch_add(1, std::memory_order_relaxed);
@@ -967,7 +1364,7 @@ bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept {
 
 void reset(ngs_synth &s) noexcept { clear_state(s); }
 
-void get_stats(const ngs_synth &s, ngs_synth_stats &o) {
+void get_stats(const ngs_synth &s, ngs_synth_stats &o) noexcept {
   o.blocks = s.stats.blocks.load(std::memory_order_relaxed);
   o.frames = s.stats.frames.load(std::memory_order_relaxed);
   o.events_applied = s.stats.applied.load(std::memory_order_relaxed);

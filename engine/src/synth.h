@@ -18,7 +18,27 @@
 
 typedef struct SRC_STATE_tag SRC_STATE;
 
+namespace ngs::cpu {
+class Polyphase;
+}
+
 namespace ngs::synth {
+
+// One rate converter: the ngs polyphase converter (kernels/cpu/resample.h) or a
+// libsamplerate state. Both are time-aligned (zero group delay) and independent of how
+// their input is cut into calls.
+struct Converter {
+  SRC_STATE *src = nullptr;
+  std::unique_ptr<cpu::Polyphase> poly;
+  double ratio = 1.0;  // output rate / input rate
+  Converter();
+  ~Converter();
+  Converter(const Converter &) = delete;
+  Converter &operator=(const Converter &) = delete;
+  // Consumes up to n input samples, writes up to max_out; false on a converter error.
+  bool process(const float *in, long n, float *out, long max_out, long *used, long *gen);
+  void reset();
+};
 
 // Path voices advance the offline path code one point per hop (paths.h).
 using ngs::PathCursor;
@@ -65,7 +85,6 @@ struct Voice {
   bool release = false;        // the next grain is the last
   bool use_path = false;
   PathCursor path;
-  float *state = nullptr;      // LatentStream state (one-shots)
   bool need_start = false;     // one-shot: state not yet started (done with grain 0)
   float temperature = 1.0f;    // one-shot: embedding temperature
   float *z_cur = nullptr, *z_from = nullptr, *z_target = nullptr;  // [z_dim] (free voices)
@@ -114,15 +133,12 @@ class PostQueue {
   alignas(64) size_t head_ = 0;
 };
 
-// One thread's batch buffers and decoder session (the caller's is batches[0]).
+// One batch's session (its one-shots' recurrent states, decoder and encoder scratch) and
+// embedding buffer; group g of a job runs on batch g.
 struct Batch {
   std::unique_ptr<Session> session;
-  std::vector<float> zb, yb, lat_scratch, enc_scratch, enc_in, e;
-  std::vector<GrainSpec> spec;
-  std::vector<float *> states;
-  std::vector<int> classes, batch_slot, round;
-  std::vector<const float *> enc_src;
-  std::vector<unsigned char> first, last;
+  std::unique_ptr<Session> enc_session;  // a CPU session when `session` cannot encode_grains
+  std::vector<float> e;
 };
 
 struct Stats {
@@ -148,12 +164,11 @@ struct ngs_synth {
   int latency = 0, input_latency = 0;  // host frames
   int fade_default = 0;                 // model samples
   // kernels
-  // The synth's own CPU backend (sessions: one per batch thread), encoder and streaming
-  // sequence VAE (the model's backend may be CUDA; the synth always computes on the CPU).
-  // Their packed weights are the synth's: a few MB per synth.
+  // The sessions (one per batch: batches[].session) come from the model's backend when it
+  // streams (Session::rnn_plan / rnn_start / rnn_step, encode_grains, decode_grains);
+  // otherwise from this CPU backend of the synth's own (its packed weights: a few MB).
   std::unique_ptr<ngs::Backend> backend;
-  std::unique_ptr<ngs::cpu::WaveformEncoder> encoder;
-  std::unique_ptr<ngs::cpu::LatentStream> latent;
+  bool has_latent = false;  // the model has a sequence VAE (one-shots)
   ngs::cpu::OlaStreamShape shape;
   std::vector<float> fir;
   float fir_bias = 0.0f;
@@ -163,16 +178,38 @@ struct ngs_synth {
   uint64_t age_counter = 0;
   uint32_t auto_sequence = 0;
   // per-hop batch work
-  std::vector<int> work;  // slots needing grains in the current work
-  int work_n = 0;
+  // The rows of the current work: slots needing grains, one-shots [0, row_free), free
+  // voices [row_free, row_resynth), resynth voices [row_resynth, work_n).
+  // Round A: rows [0, rows_a); round B [rows_a, work_n): the voices that need a second
+  // grain in the interval. row_free / row_resynth: the round being run.
+  std::vector<int> work;
+  int work_n = 0, row_free = 0, row_resynth = 0, rows_a = 0;
+  int round_free[2] = {0, 0}, round_resynth[2] = {0, 0};
+  int rounds_slice = -1;  // the slice that ends the staged rows (extra rounds run there)
   int64_t work_time = 0;  // the interval start W being computed
+  // Per-row data of the staged pipeline (synth.cpp "staged per-hop pipeline"), kept
+  // across the slices of a hop: z, spectra, grains, resynth input, specs.
+  std::vector<float> h_z, h_S, h_y, h_enc;
+  std::vector<ngs::GrainSpec> h_spec;
+  std::vector<const float *> h_enc_src;
+  std::vector<unsigned char> h_first, h_last;
+  std::vector<int> bounds;  // [7][slices + 1]: first row (slot for the outputs) of each slice
+  std::vector<int64_t> cmd_at;  // sample at which each command applies
+  std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order
   std::vector<ngs::synth::Batch> batches;  // one per thread
-  int group_b = 0, group_e = 0, groups = 0;  // the slice being split across threads
+  int group_b = 0, group_e = 0, groups = 0, job_stage = 0;  // the rows split across threads
   // events
   ngs::synth::PostQueue queue;
   std::vector<ngs::synth::Pending> pending;  // ring
   std::vector<float> pending_z;
   size_t pend_head = 0, pend_count = 0;
+  // The events of the process call being run (the caller's array, read in place): applied
+  // at their hop points within the block; those after its last hop point go to `pending`.
+  const ngs_synth_event *direct = nullptr;
+  int direct_n = 0, direct_i = 0, direct_frames = 0;
+  uint32_t direct_last = 0;   // frame of the last accepted one (frame order)
+  int64_t direct_host = 0;    // host frame of the block's first sample
+  int64_t direct_begun = 0;   // `begun` when the block started
   std::vector<ngs::synth::Command> commands;
   int n_commands = 0;
   std::vector<float> drain_z;
@@ -187,7 +224,18 @@ struct ngs_synth {
   size_t in_mask = 0;
   int64_t in_written = 0;  // engine index of the next input sample
   // resampling (host rate != model rate)
-  SRC_STATE *src_out = nullptr, *src_in = nullptr;
+  ngs::synth::Converter conv_out, conv_in;
+  bool polyphase = false;     // conv_in / conv_out are the ngs polyphase converter
+  // Polyphase input side: the converter runs only while a voice may take input (a
+  // resynth voice is playing or one is about to start); meanwhile the host input is only
+  // kept in in_hist, and the converter restarts from it (its output is a pure function
+  // of the input, so a restarted stream equals an uninterrupted one bit for bit).
+  bool in_running = true;
+  bool resynth_live = false;  // a resynth voice was started and may still play
+  int resynth_pending = 0;    // resynth STARTs waiting in the pending ring
+  int64_t in_host = 0;        // host input frames received since reset
+  std::vector<float> in_hist;  // host-rate input ring (the converter's history)
+  size_t in_hist_mask = 0;
   std::vector<float> fifo;  // host-rate output ring
   size_t fifo_mask = 0, fifo_read = 0, fifo_write = 0;
   std::vector<float> src_buf;
@@ -210,7 +258,7 @@ void process(ngs_synth &s, const ngs_synth_event *events, int n_events, const fl
              float *out, int n_frames);
 bool post(ngs_synth &s, const ngs_synth_event &ev) noexcept;
 void reset(ngs_synth &s) noexcept;
-void get_stats(const ngs_synth &s, ngs_synth_stats &out);
+void get_stats(const ngs_synth &s, ngs_synth_stats &out) noexcept;
 // Whether an event is well formed for this synth (frame not checked).
 bool event_valid(const ngs_synth &s, const ngs_synth_event &ev) noexcept;
 

@@ -40,7 +40,7 @@ ngs_synth_params ngs_synth_default_params(void) {
   p.queue_size = 256;
   p.fade_frames = -1;
   p.spread = 0;
-  p.resampler = 1;
+  p.resampler = NGS_SYNTH_RESAMPLER_POLYPHASE;
   return p;
 }
 
@@ -68,7 +68,7 @@ ngs_status ngs_synth_init(const ngs_model *model, ngs_synth_params params, ngs_s
     check_range("queue_size", params.queue_size, 1, 1 << 16);
     check_range("fade_frames", params.fade_frames, -1, 1 << 24);
     check_range("spread", params.spread, 0, 1);
-    check_range("resampler", params.resampler, 0, 4);
+    check_range("resampler", params.resampler, 0, NGS_SYNTH_RESAMPLER_POLYPHASE);
     *out = ngs::synth::create(*model, params).release();
   });
 }
@@ -132,11 +132,14 @@ ngs_status ngs_synth_reset(ngs_synth *synth) {
 }
 
 ngs_status ngs_synth_get_stats(const ngs_synth *synth, ngs_synth_stats *out) {
-  return ngs::api_guard([&] {
-    if (!synth) invalid("synth is NULL");
-    if (!out) invalid("out is NULL");
-    ngs::synth::get_stats(*synth, *out);
-  });
+  // Any thread, the audio thread included: NULL arguments are reported with a fixed
+  // message, without the exception machinery (no allocation), as process and post do.
+  if (!synth || !out) {
+    ngs::api_set_error("ngs_synth_get_stats: NULL synth or out");
+    return NGS_STATUS_INVALID_ARGUMENT;
+  }
+  ngs::synth::get_stats(*synth, *out);  // relaxed loads and arithmetic: cannot throw
+  return NGS_STATUS_OK;
 }
 
 }  // extern "C"

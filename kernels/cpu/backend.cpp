@@ -58,8 +58,9 @@ constexpr int kMaxSampleBatch = 8;
 class CpuSession final : public Session {
  public:
   CpuSession(const Prepared &p, const WaveformEncoder &enc, const LatentModel *latent,
-             int max_grains, int n_threads, bool fast)
+             const LatentStream *stream, int max_grains, int n_threads, bool fast)
       : p_(p),
+        stream_(stream),
         max_(max_grains),
         parts_(std::max(1, n_threads)),
         fast_(fast),
@@ -91,8 +92,43 @@ class CpuSession final : public Session {
     host_.encoder(audio, n, mu, logvar);
   }
 
+  void encode_grains(const float *const *src, const unsigned char *first,
+                     const unsigned char *last, int B, float *mu) override {
+    host_.encode_grains(src, first, last, B, mu);
+  }
+
   void latent_decode(const float *e, int class_index, int n, float *z) override {
     host_.latent_decode(e, class_index, n, z);
+  }
+
+  // Streaming sequence VAE: the voices' LatentStream states in the session.
+  void rnn_plan(int max_voices) override {
+    if (!stream_) throw Error(kInvalidArgument, "rnn_plan: the model has no sequence VAE");
+    if (max_voices < 1) throw Error(kInvalidArgument, "rnn_plan: max_voices must be >= 1");
+    const size_t n = static_cast<size_t>(max_voices);
+    rnn_state_.assign(n * stream_->state_floats(), 0.0f);
+    rnn_scratch_.assign(std::max(stream_->scratch_floats(max_voices), stream_->scratch_floats(1)), 0.0f);
+    rnn_class_.assign(n, -1);
+    rnn_batch_class_.assign(n, -1);
+    rnn_ptr_.assign(n, nullptr);
+    rnn_voices_ = max_voices;
+  }
+
+  void rnn_start(int slot, const float *e, int class_index) override {
+    rnn_check(slot);
+    stream_->start(e, class_index, rnn_state(slot), rnn_scratch_.data());
+    rnn_class_[static_cast<size_t>(slot)] = class_index;
+  }
+
+  void rnn_step(const int *slots, int B, float *z, int ldz) override {
+    if (B <= 0) return;
+    if (B > rnn_voices_) throw Error(kCapacity, "rnn_step: more voices than rnn_plan planned");
+    for (int b = 0; b < B; ++b) {
+      rnn_check(slots[b]);
+      rnn_ptr_[static_cast<size_t>(b)] = rnn_state(slots[b]);
+      rnn_batch_class_[static_cast<size_t>(b)] = rnn_class_[static_cast<size_t>(slots[b])];
+    }
+    stream_->step(rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data());
   }
 
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override {
@@ -274,6 +310,14 @@ class CpuSession final : public Session {
                              static_cast<int>(p.fir.size()), p.fir_bias, j.out, b, e);
   }
 
+  float *rnn_state(int slot) {
+    return rnn_state_.data() + static_cast<size_t>(slot) * stream_->state_floats();
+  }
+  void rnn_check(int slot) const {
+    if (slot < 0 || slot >= rnn_voices_)
+      throw Error(kInvalidArgument, "rnn: voice slot outside 0..max_voices-1 of rnn_plan");
+  }
+
   void check(int n) const {
     if (n < 1 || n > max_)
       throw Error(kCapacity, "cpu backend: " + std::to_string(n) +
@@ -282,6 +326,11 @@ class CpuSession final : public Session {
   }
 
   const Prepared &p_;
+  const LatentStream *stream_;  // null without sequence VAE
+  std::vector<float> rnn_state_, rnn_scratch_;
+  std::vector<int> rnn_class_, rnn_batch_class_;
+  std::vector<float *> rnn_ptr_;
+  int rnn_voices_ = 0;
   int max_, parts_, width_ = 0;
   bool fast_;  // Precision::kFast (bf16 copies prepared by the backend)
   std::vector<PerThread> per_;
@@ -296,7 +345,8 @@ class CpuBackend final : public Backend {
       : w_(w),
         p_(w),
         encoder_(w),
-        latent_(latent ? std::make_unique<LatentModel>(*latent) : nullptr) {}
+        latent_(latent ? std::make_unique<LatentModel>(*latent) : nullptr),
+        stream_(latent ? std::make_unique<LatentStream>(*latent) : nullptr) {}
   const char *name() const override { return "cpu"; }
   bool has_latent() const override { return latent_ != nullptr; }
   std::unique_ptr<Session> create_session(int max_grains, int n_threads,
@@ -311,7 +361,7 @@ class CpuBackend final : public Backend {
     const bool fast = precision == Precision::kFast && kernels().bf16_native;
     if (fast) prepare_fast();
     return std::make_unique<CpuSession>(p_, fast ? *encoder_fast_ : encoder_, latent_.get(),
-                                        max_grains, n_threads, fast);
+                                        stream_.get(), max_grains, n_threads, fast);
   }
 
   // The bf16 copies of the decoder MLP and of the sequence VAE, and the encoder with bf16
@@ -336,6 +386,7 @@ class CpuBackend final : public Backend {
   std::unique_ptr<LatentModel> latent_;
   std::once_flag fast_once_;
   size_t fast_bytes_ = 0;
+  std::unique_ptr<LatentStream> stream_;  // the streaming form of latent_ (rnn_*)
 };
 
 }  // namespace
@@ -367,6 +418,13 @@ void HostStages::check(int n, int max, const char *what) const {
 void HostStages::encoder(const float *audio, int n, float *mu, float *logvar) {
   check(n, max_grains_, "encoder");
   enc_.encode(audio, n, mu, logvar, enc_scratch_.data(), pool_);
+}
+
+void HostStages::encode_grains(const float *const *src, const unsigned char *first,
+                               const unsigned char *last, int B, float *mu) {
+  if (B <= 0) return;
+  check(B, max_grains_, "encode_grains");
+  enc_.encode_grains(src, first, last, B, mu, enc_scratch_.data());  // scratch_floats(B) <= its size
 }
 
 void HostStages::latent_decode(const float *e, int class_index, int n, float *z) {

@@ -182,6 +182,9 @@ class HostStages {
              int latent_grains, ThreadPool *pool, int latent_batch = 1, int batch_grains = 0,
              bool fast = false);
   void encoder(const float *audio, int n, float *mu, float *logvar);
+  // B <= max_grains independent grains (WaveformEncoder::encode_grains), on one thread.
+  void encode_grains(const float *const *src, const unsigned char *first,
+                     const unsigned char *last, int B, float *mu);
   void latent_decode(const float *e, int class_index, int n, float *z);
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar);
   // B <= latent_batch() sequences (LatentModel::decode_batch).
@@ -201,6 +204,8 @@ class HostStages {
 
 // The CPU backend (backend.h): the grain VAE and, when latent is not null, the sequence
 // VAE. The weights must outlive the backend.
+// Its sessions also stream: rnn_plan / rnn_start / rnn_step (LatentStream, per-voice
+// state in the session), encode_grains and decode_grains (the real-time synth).
 std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w,
                                           const LatentWeights *latent = nullptr);
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <samplerate.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -16,6 +17,7 @@
 #include <atomic>
 #include <vector>
 
+#include "cpu/resample.h"
 #include "engine.h"
 #include "ngs/ngs.h"
 #include "synth.h"
@@ -382,6 +384,79 @@ TEST_P(SynthTest, BlockSizesGiveIdenticalOutput) {
   }
 }
 
+// Any number of events passed directly to process is applied (none is lost to the
+// pending ring): thousands of events in one block, a few thousand at its last frame,
+// give the same output bit for bit as the same events spread over 1- and 333-frame
+// blocks, every event is applied or dropped as it should be and none counts as an
+// overflow. Native and 48 kHz host, with and without spread.
+TEST_P(SynthTest, ManyEventsInOneBlockAreAllApplied) {
+  for (int rate : {0, 48000}) {
+    for (int spread : {0, 1}) {
+      ngs_synth_params p = ngs_synth_default_params();
+      p.sample_rate = rate;
+      p.spread = spread;
+      p.queue_size = 16;
+      p.max_voices = 6;
+      ngs_synth *s = make(p);
+      std::mt19937 rng(1234u + static_cast<uint32_t>(rate) + 7u * spread);
+      std::uniform_int_distribution<int> frame_d(0, 4095), voice_d(1, 6), type_d(0, 9);
+      std::uniform_real_distribution<float> gain_d(0.0f, 1.5f);
+      std::vector<int64_t> frames;
+      for (int i = 0; i < 5000; ++i) frames.push_back(frame_d(rng));
+      for (int i = 0; i < 2500; ++i) frames.push_back(4095);  // after the last hop point
+      std::sort(frames.begin(), frames.end());
+      std::vector<Timed> ev;
+      for (int64_t f : frames) {
+        const int32_t v = voice_d(rng);
+        const int t = type_d(rng);
+        if (t < 2) {
+          ev.push_back(free_voice(f, v, random_z(static_cast<uint32_t>(rng())), 0, rng() % 100));
+        } else if (t < 6) {
+          Timed g = simple(f, NGS_SYNTH_EVENT_SET_GAIN, v, static_cast<int32_t>(rng() % 50));
+          g.ev.gain = gain_d(rng);
+          ev.push_back(g);
+        } else if (t < 9) {
+          Timed sl{f, ngs_synth_default_event(NGS_SYNTH_EVENT_SET_LATENT), random_z(static_cast<uint32_t>(rng()))};
+          sl.ev.voice = v;
+          sl.ev.glide = 2;
+          ev.push_back(sl);
+        } else {
+          ev.push_back(simple(f, NGS_SYNTH_EVENT_STOP, v, static_cast<int32_t>(rng() % 200)));
+        }
+      }
+      ev.push_back(free_voice(4095, 1, random_z(5), 0, 3));  // a voice that surely plays
+      const int64_t total = 4096 + 2 * info_.sample_length + 4 * info_.hop_size;
+      std::vector<float> ref;
+      ngs_synth_stats ref_st{};
+      for (int block : {4096, 1, 333}) {
+        ngs_synth_reset(s);
+        ngs_synth_stats st0{}, st{};
+        ngs_synth_get_stats(s, &st0);
+        const std::vector<float> out = render(s, ev, total, block);
+        ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
+        const std::string what = "rate " + std::to_string(rate) + " spread " +
+                                 std::to_string(spread) + " block " + std::to_string(block);
+        EXPECT_EQ(st.queue_overflows - st0.queue_overflows, 0u) << what;
+        EXPECT_EQ(st.events_applied + st.events_dropped - st0.events_applied - st0.events_dropped,
+                  ev.size()) << what;
+        if (ref.empty()) {
+          ref = out;
+          ref_st = st;
+          ref_st.events_applied -= st0.events_applied;
+          double e = 0;
+          for (float x : out) e += static_cast<double>(x) * x;
+          ASSERT_GT(e, 0.0) << what;
+          ASSERT_GT(ref_st.events_applied, ev.size() / 2) << what;
+          continue;
+        }
+        EXPECT_EQ(st.events_applied - st0.events_applied, ref_st.events_applied) << what;
+        ASSERT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size())) << what;
+      }
+      ngs_synth_free(s);
+    }
+  }
+}
+
 // n_threads > 1 splits each hop's voices into one batch per thread: the same output bit
 // for bit as one thread (a voice's numbers do not depend on its batch).
 TEST_P(SynthTest, ThreadCountDoesNotChangeOutput) {
@@ -701,15 +776,49 @@ TEST_P(SynthTest, ResetRestartsIdentically) {
   ngs_synth_free(s);
 }
 
+// Converts x (rate in_rate) to out_rate in one call, as the synth's converter of that
+// type: a fresh ngs polyphase converter over the whole stream, or libsamplerate's
+// src_simple. Returns the output count.
+long convert_whole(const float *x, long n, float *y, long max_out, int in_rate, int out_rate,
+                   int resampler) {
+  if (resampler == NGS_SYNTH_RESAMPLER_POLYPHASE) {
+    ngs::cpu::Polyphase r(in_rate, out_rate, static_cast<int>(n));
+    long used = 0, gen = 0;
+    r.process(x, n, y, max_out, &used, &gen);
+    EXPECT_EQ(used, n);
+    return gen;
+  }
+  SRC_DATA d{};
+  d.data_in = x;
+  d.input_frames = n;
+  d.data_out = y;
+  d.output_frames = max_out;
+  d.src_ratio = static_cast<double>(out_rate) / in_rate;
+  EXPECT_EQ(src_simple(&d, resampler, 1), 0);
+  return d.output_frames_gen;
+}
+
 // Host rates other than the model's: the output equals the offline one-shot placed at its
-// engine time and converted by the same libsamplerate converter, and the reported latency
-// is its measured delay.
+// engine time and converted by the same converter (the ngs polyphase converter, the
+// default, and libsamplerate's SRC_SINC_MEDIUM_QUALITY), and the reported latency is its
+// measured delay.
 TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
+  for (int resampler : {NGS_SYNTH_RESAMPLER_POLYPHASE, 1})
   for (int rate : {48000, 44100, 8000, 192000}) {
     ngs_synth_params p = ngs_synth_default_params();
+    EXPECT_EQ(p.resampler, NGS_SYNTH_RESAMPLER_POLYPHASE);
+    p.resampler = resampler;
     p.sample_rate = rate;
     p.max_block = 512;
     ngs_synth *s = make(p);
+    const int sr = info_.sample_rate;
+    // The polyphase converter where both phase tables fit 64 Ki floats (every pair here
+    // but 22.05 <-> 192 kHz), else SRC_SINC_MEDIUM_QUALITY.
+    const bool fits = ngs::cpu::Polyphase::table_floats(sr, rate) <= 65536 &&
+                      ngs::cpu::Polyphase::table_floats(rate, sr) <= 65536;
+    ASSERT_EQ(s->polyphase, resampler == NGS_SYNTH_RESAMPLER_POLYPHASE && fits) << "rate " << rate;
+    if (sr == 16000) EXPECT_TRUE(fits) << "rate " << rate;
+    const int conv_type = s->polyphase ? NGS_SYNTH_RESAMPLER_POLYPHASE : 1;
     const int lat = ngs_synth_latency(s);
     const double r = static_cast<double>(info_.sample_rate) / rate;  // model / host
     const int64_t f0 = 123;
@@ -722,27 +831,15 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     std::vector<float> model_stream(static_cast<size_t>(M + frames * r) + shot.size() + 8192, 0.0f);
     std::copy(shot.begin(), shot.end(), model_stream.begin() + M);
     std::vector<float> ref(static_cast<size_t>(model_stream.size() / r) + 4096, 0.0f);
-    SRC_DATA d{};
-    d.data_in = model_stream.data();
-    d.input_frames = static_cast<long>(model_stream.size());
-    d.data_out = ref.data();
-    d.output_frames = static_cast<long>(ref.size());
-    d.src_ratio = 1.0 / r;
-    ASSERT_EQ(src_simple(&d, p.resampler, 1), 0);
-    ASSERT_GE(d.output_frames_gen, frames);
+    const long d_gen = convert_whole(model_stream.data(), static_cast<long>(model_stream.size()), ref.data(), static_cast<long>(ref.size()), sr, rate, conv_type);
+    ASSERT_GE(d_gen, frames);
     EXPECT_LE(ngs::test::rel_l2(out.data(), ref.data(), static_cast<size_t>(frames)), kTol)
-        << "rate " << rate;
+        << "rate " << rate << " resampler " << resampler;
     // Measured delay: the lag of the best match of the output with the one-shot converted
     // alone (from host frame 0).
     std::vector<float> alone(static_cast<size_t>(shot.size() / r) + 4096, 0.0f);
-    SRC_DATA d2{};
-    d2.data_in = shot.data();
-    d2.input_frames = static_cast<long>(shot.size());
-    d2.data_out = alone.data();
-    d2.output_frames = static_cast<long>(alone.size());
-    d2.src_ratio = 1.0 / r;
-    ASSERT_EQ(src_simple(&d2, p.resampler, 1), 0);
-    const int64_t n = std::min<int64_t>(d2.output_frames_gen, frames - f0 - lat - 8);
+    const long d2_gen = convert_whole(shot.data(), static_cast<long>(shot.size()), alone.data(), static_cast<long>(alone.size()), sr, rate, conv_type);
+    const int64_t n = std::min<int64_t>(d2_gen, frames - f0 - lat - 8);
     int64_t best = -1;
     double best_v = -1e300;
     for (int64_t lag = lat - 8; lag <= lat + 8; ++lag) {
@@ -754,14 +851,16 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
       }
     }
     // Events are placed on the nearest model-rate sample: within half a model sample.
-    EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate;
+    EXPECT_NEAR(static_cast<double>(best), lat, 0.5 / r + 1.0) << "rate " << rate << " resampler " << resampler;
 
     // Resynthesis at this rate: the input through the input converter, encoded and
     // decoded offline, through the output converter.
     ngs_synth_reset(s);
     const int ng5 = 5;
     const size_t seg = ngs_model_audio_length(model_, ng5);
-    const int64_t h0 = 77;
+    // Late enough that the polyphase input converter was skipped before (no voice took
+    // input) and restarts for this voice.
+    const int64_t h0 = 3077;  // 5 frames into a block: the restart needs the history
     const int64_t rframes =
         h0 + ngs_synth_input_latency(s) + static_cast<int64_t>(seg / r) + 2000;
     const std::vector<float> in = random_audio(static_cast<size_t>(rframes), 3);
@@ -772,15 +871,9 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     rs.ev.path_grains = ng5;
     const std::vector<float> rout = render(s, {rs}, rframes, 512, &in);
     std::vector<float> min(static_cast<size_t>(rframes * r) + 4096, 0.0f);
-    SRC_DATA di{};
-    di.data_in = in.data();
-    di.input_frames = static_cast<long>(in.size());
-    di.data_out = min.data();
-    di.output_frames = static_cast<long>(min.size());
-    di.src_ratio = r;
-    ASSERT_EQ(src_simple(&di, p.resampler, 1), 0);
+    const long di_gen = convert_whole(in.data(), static_cast<long>(in.size()), min.data(), static_cast<long>(min.size()), rate, sr, conv_type);
     const int64_t m0 = (2 * h0 * info_.sample_rate + rate) / (2 * rate);  // without D
-    ASSERT_GE(di.output_frames_gen, m0 + static_cast<int64_t>(seg));
+    ASSERT_GE(di_gen, m0 + static_cast<int64_t>(seg));
     std::vector<float> mu(static_cast<size_t>(ng5) * info_.z_dim);
     int ng = 0;
     ASSERT_EQ(ngs_encode(ctx_, min.data() + m0, seg, ngs_encode_default_params(), mu.data(),
@@ -791,17 +884,181 @@ TEST_P(SynthTest, ResampledRatesEqualOfflineThroughTheSameConverter) {
     std::vector<float> rstream(static_cast<size_t>(E + rframes * r) + dec.size() + 8192, 0.0f);
     std::copy(dec.begin(), dec.end(), rstream.begin() + E);
     std::vector<float> rref(static_cast<size_t>(rstream.size() / r) + 4096, 0.0f);
-    SRC_DATA dr{};
-    dr.data_in = rstream.data();
-    dr.input_frames = static_cast<long>(rstream.size());
-    dr.data_out = rref.data();
-    dr.output_frames = static_cast<long>(rref.size());
-    dr.src_ratio = 1.0 / r;
-    ASSERT_EQ(src_simple(&dr, p.resampler, 1), 0);
+    const long dr_gen = convert_whole(rstream.data(), static_cast<long>(rstream.size()), rref.data(), static_cast<long>(rref.size()), sr, rate, conv_type);
     EXPECT_LE(ngs::test::rel_l2(rout.data(), rref.data(), static_cast<size_t>(rframes)), kTol)
-        << "resynth, rate " << rate;
+        << "resynth, rate " << rate << " resampler " << resampler;
     ngs_synth_free(s);
   }
+}
+
+// The polyphase input converter runs only while a voice may take input; restarted for a
+// resynth voice from its history, it gives that voice exactly the input of a converter
+// that never stopped (here kept running by a silent resynth voice): bit for bit.
+TEST_P(SynthTest, SkippedInputConverterRestartsExactly) {
+  for (int rate : {48000, 44100}) {
+    for (int block : {64, 333}) {
+      ngs_synth_params p = ngs_synth_default_params();
+      p.sample_rate = rate;
+      p.max_block = 512;
+      ngs_synth *a = make(p), *b = make(p);
+      ASSERT_TRUE(a->polyphase);
+      const int64_t x = 4000 + block / 3;
+      Timed late{x, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+      late.ev.voice = 2;
+      late.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+      late.ev.seed = 8;
+      late.ev.path_grains = 6;
+      Timed silent{0, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+      silent.ev.voice = 1;
+      silent.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+      silent.ev.gain = 0.0f;
+      const int64_t frames = x + ngs_synth_input_latency(a) + 12 * info_.hop_size * rate / info_.sample_rate;
+      const std::vector<float> in = random_audio(static_cast<size_t>(frames), static_cast<uint32_t>(rate + block));
+      const std::vector<float> ya = render(a, {late}, frames, block, &in);
+      const std::vector<float> yb = render(b, {silent, late}, frames, block, &in);
+      double e = 0;
+      for (float v : ya) e += static_cast<double>(v) * v;
+      EXPECT_GT(e, 0.0);
+      EXPECT_EQ(0, std::memcmp(ya.data(), yb.data(), sizeof(float) * ya.size()))
+          << "rate " << rate << " block " << block;
+      EXPECT_TRUE(b->in_running);
+      // a's converter stopped again once its voice had ended.
+      std::vector<float> more(static_cast<size_t>(block) + 4 * info_.sample_length * rate / info_.sample_rate);
+      render(a, {}, static_cast<int64_t>(more.size()), block, &more);
+      EXPECT_FALSE(a->in_running) << "rate " << rate << " block " << block;
+      ngs_synth_free(a);
+      ngs_synth_free(b);
+    }
+  }
+}
+
+// A backend wrapper (the synth's view of "the model's backend"): its sessions delegate to
+// the model's CPU sessions and count the streaming calls; with streams = false the
+// streaming calls report kUnsupported, as a backend without them does.
+struct Counts {
+  std::atomic<long> rnn_step{0}, rnn_start{0}, decode_grains{0}, encode_grains{0}, stage_calls{0};
+};
+class WrapSession final : public ngs::Session {
+ public:
+  WrapSession(std::unique_ptr<ngs::Session> in, bool streams, bool encodes, Counts &c)
+      : in_(std::move(in)), streams_(streams), encodes_(encodes), c_(c) {}
+  void encoder(const float *a, int n, float *mu, float *lv) override { in_->encoder(a, n, mu, lv); }
+  void encode_grains(const float *const *src, const unsigned char *f, const unsigned char *l, int B,
+                     float *mu) override {
+    if (!encodes_) throw ngs::Error(ngs::kUnsupported, "test: no encode_grains");
+    ++c_.encode_grains;
+    in_->encode_grains(src, f, l, B, mu);
+  }
+  void latent_decode(const float *e, int ci, int n, float *z) override { in_->latent_decode(e, ci, n, z); }
+  void latent_encode(const float *z, int n, float *m, float *l) override { in_->latent_encode(z, n, m, l); }
+  void rnn_plan(int v) override {
+    if (!streams_) throw ngs::Error(ngs::kUnsupported, "test: no rnn_plan");
+    in_->rnn_plan(v);
+  }
+  void rnn_start(int slot, const float *e, int ci) override {
+    ++c_.rnn_start;
+    in_->rnn_start(slot, e, ci);
+  }
+  void rnn_step(const int *slots, int B, float *z, int ldz) override {
+    ++c_.rnn_step;
+    in_->rnn_step(slots, B, z, ldz);
+  }
+  void decode(const float *z, int n, ngs::NoiseKey k, float *a) override { in_->decode(z, n, k, a); }
+  void decoder_mlp(const float *z, int n, float *S) override {
+    ++c_.stage_calls;
+    in_->decoder_mlp(z, n, S);
+  }
+  void noise_filter(const float *S, int n, int g0, int nt, ngs::NoiseKey k, float *y) override {
+    ++c_.stage_calls;
+    in_->noise_filter(S, n, g0, nt, k, y);
+  }
+  void overlap_add(const float *y, int n, float *a, bool o) override { in_->overlap_add(y, n, a, o); }
+  void decode_grains(const float *z, int B, const ngs::GrainSpec *spec, float *y) override {
+    if (!streams_) throw ngs::Error(ngs::kUnsupported, "test: no decode_grains");
+    ++c_.decode_grains;
+    in_->decode_grains(z, B, spec, y);
+  }
+  void sample(const float *e, int ci, int n, ngs::NoiseKey k, float *a) override { in_->sample(e, ci, n, k, a); }
+
+ private:
+  std::unique_ptr<ngs::Session> in_;
+  bool streams_, encodes_;
+  Counts &c_;
+};
+class WrapBackend final : public ngs::Backend {
+ public:
+  WrapBackend(std::unique_ptr<ngs::Backend> in, bool streams, bool encodes, Counts &c)
+      : in_(std::move(in)), streams_(streams), encodes_(encodes), c_(c) {}
+  const char *name() const override { return "wrap"; }
+  bool has_latent() const override { return in_->has_latent(); }
+  std::unique_ptr<ngs::Session> create_session(int g, int t, ngs::Precision p) override {
+    return std::make_unique<WrapSession>(in_->create_session(g, t, p), streams_, encodes_, c_);
+  }
+  std::unique_ptr<ngs::Backend> release() { return std::move(in_); }
+
+ private:
+  std::unique_ptr<ngs::Backend> in_;
+  bool streams_, encodes_;
+  Counts &c_;
+};
+
+// The synth runs on the model's backend when that streams (rnn_plan / rnn_start /
+// rnn_step, encode_grains, decode_grains: every call of the synth's work goes there), and
+// on a CPU backend of its own when it reports kUnsupported (for encode_grains alone: only
+// the resynth encoding on the CPU): the same output bit for bit every way (all voice
+// kinds; native and 48 kHz, spread, 1 and 3 threads).
+TEST_P(SynthTest, RunsOnTheModelsBackendOrFallsBackToCpu) {
+  const int hop = info_.hop_size;
+  std::vector<Timed> ev;
+  if (info_.has_latent_model)
+    for (int i = 0; i < 5; ++i) ev.push_back(one_shot(7 + i * hop / 2, 1 + i, 50 + i));
+  ev.push_back(free_voice(30, 10, random_z(3), 6, 9));
+  Timed rs{2 * hop + 3, ngs_synth_default_event(NGS_SYNTH_EVENT_START), {}};
+  rs.ev.voice = 11;
+  rs.ev.kind = NGS_SYNTH_VOICE_RESYNTH;
+  rs.ev.path_grains = 5;
+  ev.push_back(rs);
+  std::sort(ev.begin(), ev.end(), [](const Timed &a, const Timed &b) { return a.frame < b.frame; });
+  for (int rate : {0, 48000})
+    for (int spread : {0, 1})
+      for (int threads : {1, 3}) {
+        ngs_synth_params p = ngs_synth_default_params();
+        p.sample_rate = rate;
+        p.spread = spread;
+        p.n_threads = threads;
+        p.max_block = 64;
+        const int64_t frames = 3 * info_.sample_length * (rate ? rate / info_.sample_rate + 1 : 1);
+        const std::vector<float> in = random_audio(static_cast<size_t>(frames), 77);
+        ngs_synth *s0 = make(p);
+        ASSERT_TRUE(s0->backend == nullptr);  // the model's CPU backend streams: no own backend
+        const std::vector<float> ref = render(s0, ev, frames, 64, &in);
+        ngs_synth_free(s0);
+        for (int mode : {0, 1, 2}) {  // streams and encodes / neither / streams only
+          const bool streams = mode != 1, encodes = mode == 0;
+          Counts c;
+          auto *wrap = new WrapBackend(std::move(model_->compute), streams, encodes, c);
+          model_->compute.reset(wrap);
+          ngs_synth *s = make(p);
+          const std::vector<float> out = render(s, ev, frames, 64, &in);
+          const std::string what = "rate " + std::to_string(rate) + " spread " + std::to_string(spread) +
+                                   " threads " + std::to_string(threads) + " mode " + std::to_string(mode);
+          EXPECT_EQ(0, std::memcmp(out.data(), ref.data(), sizeof(float) * out.size())) << what;
+          if (streams) {
+            EXPECT_EQ(s->backend == nullptr, encodes) << what;
+            if (info_.has_latent_model) EXPECT_GT(c.rnn_step.load(), 0) << what;
+            if (encodes) EXPECT_GT(c.encode_grains.load(), 0) << what;
+            else EXPECT_EQ(c.encode_grains.load(), 0) << what;
+            EXPECT_GT(c.decode_grains.load() + c.stage_calls.load(), 0) << what;
+          } else {
+            EXPECT_TRUE(s->backend != nullptr) << what;
+            EXPECT_EQ(c.rnn_step.load() + c.rnn_start.load() + c.decode_grains.load() +
+                          c.encode_grains.load() + c.stage_calls.load(), 0) << what;
+          }
+          ngs_synth_free(s);
+          std::unique_ptr<ngs::Backend> inner = wrap->release();
+          model_->compute = std::move(inner);
+        }
+      }
 }
 
 // A model without the sequence VAE: free and resynth voices play, one-shots are dropped.

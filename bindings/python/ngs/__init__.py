@@ -1248,7 +1248,7 @@ class Synth(_Closable):
     voice_new() may be called from any thread at any time."""
 
     def __init__(self, model, sample_rate=0, block=4096, voices=16, threads=1, seed=0,
-                 queue_size=256, spread=False, fade_frames=-1, resampler=1):
+                 queue_size=256, spread=False, fade_frames=-1, resampler=5):
         self._handle = None
         self._busy = threading.Lock()
         if not isinstance(model, Model):

@@ -373,8 +373,9 @@ NGS_API ngs_status ngs_render_loop(ngs_context *ctx, const ngs_loop_event *event
    until a worker finishes a share of the hop's work that it has already taken.
    One thread at a time may call ngs_synth_process() / ngs_synth_reset(); any number of
    threads may call ngs_synth_post() and ngs_synth_voice_new() concurrently with it.
-   The output does not depend on the host's block sizes. The synth always computes on the
-   CPU, whatever the model's backend. The model must outlive the synth. */
+   The output does not depend on the host's block sizes. The synth computes through the
+   model's backend when that backend streams (per-voice recurrent state, batches of
+   independent grains), else on the CPU. The model must outlive the synth. */
 
 typedef struct ngs_synth ngs_synth;
 
@@ -459,9 +460,16 @@ typedef struct ngs_synth_params {
                            slices (as many as the hop has blocks of max_block frames,
                            at least 4), at the cost of one hop of latency (for host
                            blocks much smaller than a hop); default 0 */
-    int resampler;      /* libsamplerate converter (SRC_SINC_BEST_QUALITY = 0 ..
-                           SRC_LINEAR = 4), default 1 (SRC_SINC_MEDIUM_QUALITY) */
+    int resampler;      /* rate converter: NGS_SYNTH_RESAMPLER_POLYPHASE (5, default:
+                           the ngs polyphase converter, used when its phase tables fit
+                           64 Ki floats, else SRC_SINC_MEDIUM_QUALITY), or a libsamplerate
+                           converter (SRC_SINC_BEST_QUALITY = 0 .. SRC_LINEAR = 4) */
 } ngs_synth_params;
+
+/* ngs_synth_params.resampler: the ngs rational polyphase converter (docs/SYNTH.md
+   "Sample rates": Kaiser-windowed sinc, passband to 0.45 of the lower rate, >= 90 dB
+   from 0.5 of it, zero group delay). */
+#define NGS_SYNTH_RESAMPLER_POLYPHASE 5
 
 NGS_API ngs_synth_params ngs_synth_default_params(void);
 
