@@ -186,10 +186,11 @@ def drum_score(sr, rng, cfg, t0=20):
 
 
 # Malformed messages: each prints one Pd error and changes nothing (the recording must
-# still equal the reference, which does not have them).
+# still equal the reference, which does not have them). {last}: the model's last class
+# index.
 BAD_MESSAGES = [
     ("trigger Nope", "unknown class 'Nope'"),
-    ("trigger 99", "class index must be an integer in [0, 7], got 99"),
+    ("trigger 99", "class index must be an integer in [0, {last}], got 99"),
     ("trigger 2.5", "class index must be an integer"),
     ("trigger", "trigger: needs a class"),
     ("trigger Kick loud", "gain must be a number"),
@@ -254,6 +255,7 @@ def test_every_class_and_a_path_match_the_offline_renders(tmp_path, rng):
     assert (applied, dropped) == (len(score.ref), 0), stats  # no bad message reached the synth
     assert abs(blocks - score.frame(end - 10) / 64) <= 1  # qlist times: +- a hair
     for msg, err in BAD_MESSAGES:
+        err = err.replace("{last}", str(len(cfg["latent"]["classes"]) - 1))
         assert err in log, f"no error '{err}' for '{msg}':\n{log}"
     assert "the previous model stays open" in log
     synth, off, latency = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=True)
