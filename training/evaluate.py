@@ -423,6 +423,16 @@ def fmt_table(res, base, real, classes):
     return "\n".join(lines)
 
 
+def _nan_to_null(o):
+    if isinstance(o, dict):
+        return {k: _nan_to_null(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_nan_to_null(v) for v in o]
+    if isinstance(o, float) and o != o:
+        return None
+    return o
+
+
 def main():
     ap = argparse.ArgumentParser(description="quality of the drum model (see module doc)")
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "drums.safetensors"))
@@ -462,9 +472,13 @@ def main():
     acc_real = float(np.mean(clf(features(audio[te], sr)) == labels[te]))
     real = {}
     for ci, c in enumerate(classes):
-        real[c] = summarise(audio[te[labels[te] == ci]], sr)
+        sel = te[labels[te] == ci]
+        if sel.size == 0:  # no held-out sound of the class (e.g. after --exclude_trained_in)
+            real[c] = None
+            continue
+        real[c] = summarise(audio[sel], sr)
         real[c]["variety_all_real"] = variety(audio[labels == ci], sr)
-        real[c]["acc"] = float(np.mean(clf(features(audio[te[labels[te] == ci]], sr)) == ci))
+        real[c]["acc"] = float(np.mean(clf(features(audio[sel], sr)) == ci))
 
     w, l, source = load_models(args.run, args.model)
     if w.hparams["sr"] != sr or w.tar_l != audio.shape[1]:
@@ -540,8 +554,8 @@ def main():
                 rows.append(base_gen[c])
             class_picture(os.path.join(args.png, "%s.png" % c.lower()), rows, sr)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        with open(args.json, "w") as f:  # strict JSON: an undefined value (NaN) is null
+            json.dump(_nan_to_null(out), f, indent=1, allow_nan=False)
         print("wrote", args.json)
 
 
