@@ -423,6 +423,14 @@ def fmt_table(res, base, real, classes):
     return "\n".join(lines)
 
 
+def exclude_trained_in(d, other):
+    """(split, count): d's split with every held-out sound whose path is in the training
+    split of the data set `other` marked 2 (neither training nor held out)."""
+    seen = {str(p) for p, s in zip(other["paths"], other["split"]) if s == 0}
+    drop = np.array([s == 1 and str(p) in seen for p, s in zip(d["paths"], d["split"])], bool)
+    return np.where(drop, 2, d["split"]), int(drop.sum())
+
+
 def _nan_to_null(o):
     if isinstance(o, dict):
         return {k: _nan_to_null(v) for k, v in o.items()}
@@ -455,11 +463,7 @@ def main():
     d = dict(np.load(args.data))
     n_excluded = 0
     if args.exclude_trained_in:
-        o = np.load(args.exclude_trained_in)
-        seen = {str(p) for p, s in zip(o["paths"], o["split"]) if s == 0}
-        drop = np.array([s == 1 and str(p) in seen for p, s in zip(d["paths"], d["split"])])
-        n_excluded = int(drop.sum())
-        d["split"] = np.where(drop, 2, d["split"])  # 2: neither training nor held out
+        d["split"], n_excluded = exclude_trained_in(d, np.load(args.exclude_trained_in))
         if not np.any(d["split"] == 1):
             sys.exit("no held-out sound is left after --exclude_trained_in")
     audio, labels, split = d["audio"], d["labels"], d["split"]
