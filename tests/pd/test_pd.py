@@ -319,7 +319,10 @@ def test_open_during_dsp_and_dsp_restarts(tmp_path, rng):
     assert "model_samplerate 22050" in log and "samplerate 16000" in log
     synth, _, _ = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=False)
     k = score.frame(t_open) // 64 * 64
-    assert np.max(np.abs(rec[k - 64:k])) > 1e-4  # a voice plays into the open: it fades out
+    # a voice plays into the open (it fades out): the last one-shot is 300-350 ms into
+    # its decay there, -95 dBFS at the least over 140 seeds of the bundled models (1e-4
+    # failed for 5-20 % of the seeds); no voice is exact silence
+    assert np.max(np.abs(rec[k - 64:k])) > 1e-6
     assert np.max(np.abs(rec[k:])) > 1e-4
     check(rec[:k], synth[:k], "before the open")
     check(rec[k:], synth[k:], "after the open")
