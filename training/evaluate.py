@@ -6,6 +6,8 @@
     python3 training/evaluate.py --baseline /tmp/drums_v1.safetensors \\
         --json models/quality.json --png models/spectrograms
     python3 training/evaluate.py --run training/runs/drums2   # a run's state instead
+    python3 training/evaluate.py --data training/data/drums16k.npz \\
+        --exclude_trained_in training/data/drums16k_mit.npz ...  # held out for both models
 
 All decoding goes through the PyTorch reference (`weights_converter.reference`) with the
 ngs random stream (seeded: one-shots are `ngs sample --seed 7`, sequences 0..K-1), on
@@ -313,7 +315,7 @@ TARGETS = [
     ("variety >= 4 dB median", lambda g: g["gen_variety_median"] >= 4.0),
     ("tail <= -60 dB (Kick, Snare, Tom, Clap, Rim)",
      lambda g: max(g["per_class"][c]["gen"]["tail"] for c in ("Kick", "Snare", "Tom", "Clap", "Rim")
-                   if c in g["per_class"]) <= -60.0),
+                   if "gen" in g["per_class"].get(c, {})) <= -60.0),
     ("median raw peak >= -6 dBFS", lambda g: g["gen_peak_median_dbfs"] >= -6.0),
     ("held-out LSD < 9.71 dB", lambda g: g["reconstruction_lsd_db"]["model"] < 9.71),
 ]
@@ -421,6 +423,24 @@ def fmt_table(res, base, real, classes):
     return "\n".join(lines)
 
 
+def exclude_trained_in(d, other):
+    """(split, count): d's split with every held-out sound whose path is in the training
+    split of the data set `other` marked 2 (neither training nor held out)."""
+    seen = {str(p) for p, s in zip(other["paths"], other["split"]) if s == 0}
+    drop = np.array([s == 1 and str(p) in seen for p, s in zip(d["paths"], d["split"])], bool)
+    return np.where(drop, 2, d["split"]), int(drop.sum())
+
+
+def _nan_to_null(o):
+    if isinstance(o, dict):
+        return {k: _nan_to_null(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_nan_to_null(v) for v in o]
+    if isinstance(o, float) and o != o:
+        return None
+    return o
+
+
 def main():
     ap = argparse.ArgumentParser(description="quality of the drum model (see module doc)")
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "drums.safetensors"))
@@ -432,11 +452,20 @@ def main():
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--md", default=None, help="write the per-class markdown tables here")
     ap.add_argument("--png", default=None, help="folder for the spectrogram pictures")
+    ap.add_argument("--exclude_trained_in", default=None, metavar="NPZ",
+                    help="leave out of the held-out set every sound (by path) in the training "
+                         "split of this other data set (the one the baseline was trained on), so "
+                         "that the held-out sounds are unseen by both models")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
 
     d = dict(np.load(args.data))
+    n_excluded = 0
+    if args.exclude_trained_in:
+        d["split"], n_excluded = exclude_trained_in(d, np.load(args.exclude_trained_in))
+        if not np.any(d["split"] == 1):
+            sys.exit("no held-out sound is left after --exclude_trained_in")
     audio, labels, split = d["audio"], d["labels"], d["split"]
     classes = [str(c) for c in d["classes"]]
     sr = int(d["sr"])
@@ -447,9 +476,13 @@ def main():
     acc_real = float(np.mean(clf(features(audio[te], sr)) == labels[te]))
     real = {}
     for ci, c in enumerate(classes):
-        real[c] = summarise(audio[te[labels[te] == ci]], sr)
+        sel = te[labels[te] == ci]
+        if sel.size == 0:  # no held-out sound of the class (e.g. after --exclude_trained_in)
+            real[c] = None
+            continue
+        real[c] = summarise(audio[sel], sr)
         real[c]["variety_all_real"] = variety(audio[labels == ci], sr)
-        real[c]["acc"] = float(np.mean(clf(features(audio[te[labels[te] == ci]], sr)) == ci))
+        real[c]["acc"] = float(np.mean(clf(features(audio[sel], sr)) == ci))
 
     w, l, source = load_models(args.run, args.model)
     if w.hparams["sr"] != sr or w.tar_l != audio.shape[1]:
@@ -461,6 +494,9 @@ def main():
         wb, lb, sb = load_models(None, args.baseline)
         base, _, base_gen = evaluate_model(wb, lb, d, args, clf, sb)
     out = {"source": source, "classes": classes, "n_test": int(len(te)),
+           "data": os.path.basename(args.data), "baseline_file": args.baseline and os.path.basename(args.baseline),
+           "excluded_trained_in": args.exclude_trained_in and os.path.basename(args.exclude_trained_in),
+           "n_test_excluded": n_excluded,
            "classifier_real_test_accuracy": acc_real, "chance": 1.0 / len(classes),
            "real_test": real, "model": res, "baseline": base}
     out["targets"] = {}
@@ -471,6 +507,8 @@ def main():
             out["targets"][name] = {"model": None, "baseline": None}
 
     print("source:", source, "| baseline:", args.baseline)
+    print("held-out sounds: %d of %s%s" % (len(te), args.data, " (%d left out: in the training split of %s)"
+                                           % (n_excluded, args.exclude_trained_in) if args.exclude_trained_in else ""))
     print("classifier on real test sounds: %.3f (chance %.3f)" % (acc_real, 1.0 / len(classes)))
     for tag, r in (("model", res), ("baseline", base)):
         if r is None:
@@ -520,8 +558,8 @@ def main():
                 rows.append(base_gen[c])
             class_picture(os.path.join(args.png, "%s.png" % c.lower()), rows, sr)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1)
+        with open(args.json, "w") as f:  # strict JSON: an undefined value (NaN) is null
+            json.dump(_nan_to_null(out), f, indent=1, allow_nan=False)
         print("wrote", args.json)
 
 

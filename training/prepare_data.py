@@ -13,7 +13,9 @@ authors did: peak below --min_peak (-60 dBFS) or less than --min_dur s above -30
 the peak.
 
 Licences: every item carries its source and licence (KIT_LICENCES, SOUNDFONTS);
---permissive keeps only MIT / CC0 / CC-BY items (the default model's data set).
+--permissive 1 keeps only MIT / CC0 / CC-BY items: with --merge Rim:Snare, the bundled
+model's data set (models/README.md); the default also keeps the GPL kits (the data of the
+second bundled model, commit 60be5b6).
 
 Every kit under /usr/share/hydrogen/data/drumkits/*/ has a drumkit.xml naming its
 instruments and their sample files (one per velocity layer). Instruments are mapped to
@@ -32,6 +34,8 @@ audio [N, tar_l] float32, labels [N], split [N] (0 train, 1 test), paths, classe
 plus class counts printed and saved as JSON beside it.
 
     python3 training/prepare_data.py [--out training/data/drums16k.npz]
+    python3 training/prepare_data.py --permissive 1 --merge Rim:Snare \\
+        --out training/data/drums16k_mit.npz        # the bundled model's data
 """
 import argparse
 import glob
@@ -311,8 +315,8 @@ def main():
     ap.add_argument("--sources", default="hydrogen,FluidR3_GM,MuseScore_General_Lite",
                     help="comma-separated: hydrogen and/or soundfont names of SOUNDFONTS")
     ap.add_argument("--permissive", type=int, default=0,
-                    help="1: keep only MIT / CC0 / CC-BY items; 0 (default, the bundled "
-                    "model's data): also the GPL kits")
+                    help="1: keep only MIT / CC0 / CC-BY items (the bundled model's data, "
+                    "with --merge Rim:Snare); 0 (default): also the GPL kits")
     ap.add_argument("--velocities", default="40,80,120", help="soundfont note velocities")
     ap.add_argument("--dup_corr", type=float, default=0.995)
     ap.add_argument("--min_peak", type=float, default=1e-3, help="reject quieter (raw peak)")

@@ -186,10 +186,11 @@ def drum_score(sr, rng, cfg, t0=20):
 
 
 # Malformed messages: each prints one Pd error and changes nothing (the recording must
-# still equal the reference, which does not have them).
+# still equal the reference, which does not have them). {last}: the model's last class
+# index.
 BAD_MESSAGES = [
     ("trigger Nope", "unknown class 'Nope'"),
-    ("trigger 99", "class index must be an integer in [0, 7], got 99"),
+    ("trigger 99", "class index must be an integer in [0, {last}], got 99"),
     ("trigger 2.5", "class index must be an integer"),
     ("trigger", "trigger: needs a class"),
     ("trigger Kick loud", "gain must be a number"),
@@ -254,6 +255,7 @@ def test_every_class_and_a_path_match_the_offline_renders(tmp_path, rng):
     assert (applied, dropped) == (len(score.ref), 0), stats  # no bad message reached the synth
     assert abs(blocks - score.frame(end - 10) / 64) <= 1  # qlist times: +- a hair
     for msg, err in BAD_MESSAGES:
+        err = err.replace("{last}", str(len(cfg["latent"]["classes"]) - 1))
         assert err in log, f"no error '{err}' for '{msg}':\n{log}"
     assert "the previous model stays open" in log
     synth, off, latency = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=True)
@@ -317,7 +319,10 @@ def test_open_during_dsp_and_dsp_restarts(tmp_path, rng):
     assert "model_samplerate 22050" in log and "samplerate 16000" in log
     synth, _, _ = run_reference(tmp_path, score, sr, len(rec), DRUMS, offline=False)
     k = score.frame(t_open) // 64 * 64
-    assert np.max(np.abs(rec[k - 64:k])) > 1e-4  # a voice plays into the open: it fades out
+    # a voice plays into the open (it fades out): the last one-shot is 300-350 ms into
+    # its decay there, -95 dBFS at the least over 140 seeds of the bundled models (1e-4
+    # failed for 5-20 % of the seeds); no voice is exact silence
+    assert np.max(np.abs(rec[k - 64:k])) > 1e-6
     assert np.max(np.abs(rec[k:])) > 1e-4
     check(rec[:k], synth[:k], "before the open")
     check(rec[k:], synth[k:], "after the open")
