@@ -155,13 +155,18 @@ TEST(SynthThreads, PostersStatsReaderAndAudioThread) {
                &logs[t]);
         running.fetch_sub(1);
       });
-    uint64_t reads = 0;
+    std::atomic<uint64_t> reads{0};
+    std::atomic<bool> reader_exited{false};
     std::thread reader([&] {
+      struct Exit {  // also when an ASSERT below returns early
+        std::atomic<bool> &flag;
+        ~Exit() { flag.store(true); }
+      } exit_flag{reader_exited};
       ngs_synth_stats st;
       while (!stop_reader.load()) {
         ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
         ASSERT_LE(st.events_applied + st.events_dropped, uint64_t(2 * posts) + 1000);
-        ++reads;
+        reads.fetch_add(1);
         std::this_thread::yield();
       }
     });
@@ -182,9 +187,11 @@ TEST(SynthThreads, PostersStatsReaderAndAudioThread) {
       if (done) after += n;
     }
     for (auto &t : threads) t.join();
+    // On a loaded machine the reader may not have been scheduled yet: let it read once.
+    while (reads.load() == 0 && !reader_exited.load()) std::this_thread::yield();
     stop_reader.store(true);
     reader.join();
-    EXPECT_GT(reads, 0u);
+    EXPECT_GT(reads.load(), 0u);
 
     ngs_synth_stats st;
     ASSERT_EQ(ngs_synth_get_stats(s, &st), NGS_STATUS_OK);
