@@ -65,9 +65,9 @@ def _refused(tmp_path, *args, **kw):
         "channels_negative", "sr_bool", "h_dim_list"])
 def test_hyper_parameters_are_bounded_before_arithmetic(change, match):
     w_hp = dict(MF.CONFIGS["noola"]["waveform"], **change)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     _, probs = CV.check_waveform_hparams(w_hp)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
     assert any(__import__("re").search(match, p) for p in probs), probs
     assert all(len(p) < 300 for p in probs)
 
@@ -86,9 +86,9 @@ def test_latent_hyper_parameters_are_bounded():
 def test_huge_hyper_parameters_in_yaml_through_the_cli(tmp_path, models, capsys):
     w_sd, w_hp, _, _ = models
     ck, y = _write(tmp_path, w_sd, w_hp, "w", yaml.dump(dict(w_hp, stride=1000000, n_convs=1000000000)))
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     rc, err = _cli(capsys, "--waveform-ckpt", ck, "--waveform-hparams", y, "-o", str(tmp_path / "o.st"))
-    assert time.perf_counter() - t0 < 10
+    assert time.process_time() - t0 < 10
     assert rc == 1 and err.startswith("error: ") and "'stride' must be an integer" in err
     assert "Traceback" not in err and not (tmp_path / "o.st").exists()
 
@@ -120,9 +120,9 @@ def test_hostile_yaml_is_refused(tmp_path, models, text, match, capsys):
     y = tmp_path / "h.yaml"
     y.write_bytes(text.encode("latin1") if text.startswith("\xff") else text.encode())
     assert len(LAUGHS) < 800
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     e = _refused(tmp_path, ck, str(y))
-    assert time.perf_counter() - t0 < 5
+    assert time.process_time() - t0 < 5
     assert __import__("re").search(match, str(e)), str(e)
     assert not (tmp_path / "PWNED").exists()
     rc, err = _cli(capsys, "--waveform-ckpt", ck, "--waveform-hparams", str(y), "-o", str(tmp_path / "o.st"))
@@ -287,7 +287,7 @@ def test_large_but_in_range_hyper_parameters_cost_nothing(tmp_path, models):
     without building 2^40-element reference windows."""
     w_sd, w_hp, _, _ = models
     ck, y = _write(tmp_path, w_sd, dict(w_hp, n_grains=1 << 20), "w")
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     e = _refused(tmp_path, ck, y)
-    assert time.perf_counter() - t0 < 10
+    assert time.process_time() - t0 < 10
     assert any("'ola_windows' has shape" in p for p in e.problems), e.problems
