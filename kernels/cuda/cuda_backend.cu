@@ -904,10 +904,10 @@ void CudaSession::decode_grains(const float *z, int B, const GrainSpec *spec, fl
 void CudaSession::plan_encode() {
   const WaveformConfig &c = b_.cfg_;
   const size_t G = static_cast<size_t>(max_grains_);
+  // (No device memset: a legacy-stream memset is not ordered with the session's
+  // non-blocking stream, and every row a graph reads is first copied in by that graph.)
   win_.resize(G * c.l_grain);
-  NGS_CUDA_CHECK(cudaMemset(win_.get(), 0, sizeof(float) * G * c.l_grain));
   edge_.resize(G);
-  NGS_CUDA_CHECK(cudaMemset(edge_.get(), 0, G));
   h_win_ = std::make_unique<PinnedBuffer<float>>(G * c.l_grain);
   std::memset(h_win_->get(), 0, sizeof(float) * G * c.l_grain);
   h_edge_ = std::make_unique<PinnedBuffer<unsigned char>>(G);
