@@ -152,7 +152,7 @@ if [ -n "$NGS_CLI" ] && [ -x "$NGS_CLI" ] && [ -f models/drums.safetensors ]; th
   # The real-time synth on the CUDA backend (docs/CUDA.md "Streaming"): a short run, blocks
   # 64 and 256, 1 / 64 / 256 one-shot voices, no real-time search.
   say "ngs bench --stream --backend cuda (blocks 64, 256; voices 1, 64, 256)"
-  timeout 150 "$NGS_CLI" bench models/drums.safetensors --stream --backend cuda --json \
+  timeout 90 "$NGS_CLI" bench models/drums.safetensors --stream --backend cuda --json \
     --seconds 1 --blocks 64,256 --voices 1,64,256 --no-search \
     >"$OUT/ngs_bench_stream_cuda.json" 2>"$OUT/ngs_bench_stream_cuda.log"
   stream_rc=$?
