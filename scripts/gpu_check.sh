@@ -11,7 +11,8 @@
 # exit 3). Then it runs every device.* test (a SKIPPED device test counts as a failure
 # here), compute-sanitizer (memcheck, racecheck, synccheck) on the device tests when it is
 # installed, and the CUDA benchmarks (kernels, and `ngs bench --backend cuda` with
-# CUDA_DEVICE_MAX_CONNECTIONS=32 when the CLI is there), and writes one JSON file
+# CUDA_DEVICE_MAX_CONNECTIONS=32 and a short `ngs bench --stream --backend cuda` when the
+# CLI is there), and writes one JSON file
 # (DIR/gpu_check.json) and a summary table. Budget: under 8 minutes on an H100/H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -141,10 +142,20 @@ timeout 120 "$BIN/bench_cuda_latent" --benchmark_min_time=0.2 \
   --benchmark_out="$OUT/bench_cuda_latent.json" --benchmark_out_format=json \
   >"$OUT/bench_cuda_latent.log" 2>&1
 latent_rc=$?
+cli_rc=null
+stream_rc=null
 if [ -n "$NGS_CLI" ] && [ -x "$NGS_CLI" ] && [ -f models/drums.safetensors ]; then
   say "ngs bench --backend cuda (CUDA_DEVICE_MAX_CONNECTIONS=32)"
   CUDA_DEVICE_MAX_CONNECTIONS=32 timeout 120 "$NGS_CLI" bench models/drums.safetensors \
     --backend cuda --json --seconds 1 >"$OUT/ngs_bench_cuda.json" 2>"$OUT/ngs_bench_cuda.log"
+  cli_rc=$?
+  # The real-time synth on the CUDA backend (docs/CUDA.md "Streaming"): a short run, blocks
+  # 64 and 256, 1 / 64 / 256 one-shot voices, no real-time search.
+  say "ngs bench --stream --backend cuda (blocks 64, 256; voices 1, 64, 256)"
+  timeout 90 "$NGS_CLI" bench models/drums.safetensors --stream --backend cuda --json \
+    --seconds 1 --blocks 64,256 --voices 1,64,256 --no-search \
+    >"$OUT/ngs_bench_stream_cuda.json" 2>"$OUT/ngs_bench_stream_cuda.log"
+  stream_rc=$?
 fi
 
 # --- 6. one JSON file and a summary -------------------------------------------------------
@@ -156,6 +167,8 @@ cat > "$JSON" <<EOF
  "compute_sanitizer": {${san_json%, }},
  "bench_cuda_kernels": {"rc": $bench_rc, "report": "bench_cuda_kernels.json"},
  "bench_cuda_latent": {"rc": $latent_rc, "report": "bench_cuda_latent.json"},
+ "ngs_bench_cuda": {"rc": $cli_rc, "report": "ngs_bench_cuda.json"},
+ "ngs_bench_stream_cuda": {"rc": $stream_rc, "report": "ngs_bench_stream_cuda.json"},
  "elapsed_s": $elapsed}
 EOF
 printf '\n%-28s %s\n' "check" "result"
@@ -163,6 +176,8 @@ printf '%-28s %s\n' "GPU" "$gpu_name (sm_${cap/./}, driver $driver)"
 printf '%-28s %s\n' "device tests" "$passed passed, $skipped skipped, rc $tests_rc"
 printf '%-28s %s\n' "kernel benchmarks" "rc $bench_rc ($OUT/bench_cuda_kernels.json)"
 printf '%-28s %s\n' "sequence-VAE benchmarks" "rc $latent_rc ($OUT/bench_cuda_latent.json)"
+printf '%-28s %s\n' "ngs bench (cuda)" "rc $cli_rc ($OUT/ngs_bench_cuda.json)"
+printf '%-28s %s\n' "ngs bench --stream (cuda)" "rc $stream_rc ($OUT/ngs_bench_stream_cuda.json)"
 printf '%-28s %s\n' "elapsed" "${elapsed} s"
 printf '%-28s %s\n' "report" "$JSON"
 [ "$tests_ok" -eq 1 ] && [ "$bench_rc" -eq 0 ] && [ "$latent_rc" -eq 0 ]

@@ -92,7 +92,9 @@ class StreamBench {
   StreamBench(const std::string &path, const GlobalOptions &g, int rate, double seconds, uint64_t seed,
               int resampler)
       : rate_(rate), threads_(g.threads), resampler_(resampler), seconds_(seconds), seed_(seed) {
-    check(ngs_model_init_from_file(path.c_str(), ngs_model_default_params(), &model_), "model");
+    ngs_model_params mp = ngs_model_default_params();
+    mp.backend = parse_backend(g.backend);  // --backend: the synth's sessions are the model's
+    check(ngs_model_init_from_file(path.c_str(), mp, &model_), "model");
     check(ngs_model_get_info(model_, &info_), "model info");
     if (!info_.has_latent_model)
       throw Failure("the model has no sequence VAE: the streaming benchmark plays one-shots");
@@ -292,6 +294,7 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   j["model"] = model;
   j["host_rate"] = o.rate;
   j["model_rate"] = in.sample_rate;
+  j["backend"] = ngs_backend_name(in.backend);
   j["threads"] = g.threads;
   j["seconds_per_case"] = seconds;
   j["clock"] = o.clock;
@@ -308,9 +311,9 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
       "(wall clock); fractions of the block period; p99 nearest rank";
 
   if (!as_json) {
-    std::printf("ngs bench --stream: %s, host %d Hz (model %d Hz%s), %d synth thread%s\n", model.c_str(),
-                o.rate, in.sample_rate, o.rate == in.sample_rate ? "" : ", resampled", g.threads,
-                g.threads == 1 ? "" : "s");
+    std::printf("ngs bench --stream: %s, backend %s, host %d Hz (model %d Hz%s), %d synth thread%s\n",
+                model.c_str(), ngs_backend_name(in.backend), o.rate, in.sample_rate,
+                o.rate == in.sample_rate ? "" : ", resampled", g.threads, g.threads == 1 ? "" : "s");
     std::printf("CPU %s, load average %s, nice %d; %.1f s of audio per case\n", cpu_model_name().c_str(),
                 load_before.c_str(), nice_value, seconds);
   }

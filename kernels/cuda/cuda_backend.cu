@@ -5,8 +5,8 @@
 // do not fit the tiles falls back to the CPU code, cpu::HostStages); so does the sequence
 // VAE (latent_decode.cu, latent_encode.cu, rnn_step.cu); sample() keeps z on the device
 // between latent_decode and decode (one graph); the streaming calls (rnn_step,
-// decode_grains) keep the voices' state on the device and replay one graph per batch-size
-// bucket.
+// decode_grains, encode_grains) keep the voices' state on the device and replay one graph
+// per batch-size bucket.
 #include "cuda_backend.cuh"
 
 #include <algorithm>
@@ -147,6 +147,11 @@ class CudaSession : public Session {
   void rnn_start(int slot, const float *e, int class_index) override;
   void rnn_step(const int *slots, int B, float *z, int ldz) override;
   void decode_grains(const float *z, int B, const GrainSpec *spec, float *y) override;
+  // The device encoder over B host windows (encoder.cu's encoder_grains_launch), one CUDA
+  // Graph per batch-size bucket, all planned by the first call (allocates: the synth's
+  // probe at init); on the CPU (cpu::HostStages) when the encoder runs there.
+  void encode_grains(const float *const *src, const unsigned char *first,
+                     const unsigned char *last, int B, float *mu) override;
 
  private:
   static constexpr int kMaxBuckets = 32;
@@ -159,6 +164,8 @@ class CudaSession : public Session {
   void plan_grains(int max_batch);  // decode_grains' buffers and graphs (allocates)
   void enqueue_grains(int rows);    // decode_grains of the rows in h_z_ / h_specs_
   void enqueue_step(int rows);      // rnn_step of the slots in h_slots_ / h_count_
+  void plan_encode();               // encode_grains' buffers and graphs (allocates)
+  void enqueue_encode(int rows);    // encode_grains of the windows in h_win_ / h_edge_
   void check_n(int n, const char *what) const;
   void enqueue_decode(int n);
   // The decode kernels of the n latents already in z_ (noise parameters in h_params_),
@@ -205,6 +212,15 @@ class CudaSession : public Session {
   std::unique_ptr<PinnedBuffer<float>> h_y_;
   GraphExec grain_graphs_[kMaxBuckets];
   bool grain_valid_[kMaxBuckets] = {};
+  // encode_grains: the B windows and their edge flags (bit 0 first, bit 1 last) on the
+  // device and their pinned staging, for up to max_grains_ grains (planned when enc_planned_).
+  bool enc_planned_ = false;
+  DeviceBuffer<float> win_;
+  DeviceBuffer<unsigned char> edge_;
+  std::unique_ptr<PinnedBuffer<float>> h_win_;
+  std::unique_ptr<PinnedBuffer<unsigned char>> h_edge_;
+  GraphExec enc_graphs_[kMaxBuckets];
+  bool enc_valid_[kMaxBuckets] = {};
   // Instantiated decode graphs of the last kGraphCache request sizes (a capture and
   // instantiation costs 50-100 us; a request size seen before replays its graph).
   static constexpr int kGraphCache = 8;
@@ -865,7 +881,9 @@ void CudaSession::decode_grains(const float *z, int B, const GrainSpec *spec, fl
                                         std::to_string(spec[b].g) + " is negative");
   const WaveformConfig &c = b_.cfg_;
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
-  plan_grains(B);  // allocates only when no earlier call or rnn_plan prepared B grains
+  // Every bucket's graph at the first call (or rnn_plan), so that later calls never
+  // capture or allocate (a model without a sequence VAE plans here, at the synth's probe).
+  plan_grains(max_grains_);
   const int rows = bucket_rows(B, max_grains_), i = bucket_index(rows);
   // Rows past B: zero latents and keys (finite, never read back).
   std::memcpy(h_z_.get(), z, sizeof(float) * B * c.z_dim);
@@ -881,6 +899,73 @@ void CudaSession::decode_grains(const float *z, int B, const GrainSpec *spec, fl
   run_graph(grain_graphs_[i], grain_valid_[i], [&] { enqueue_grains(rows); });
   NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   std::memcpy(y, h_y_->get(), sizeof(float) * B * c.l_grain);
+}
+
+void CudaSession::plan_encode() {
+  const WaveformConfig &c = b_.cfg_;
+  const size_t G = static_cast<size_t>(max_grains_);
+  // (No device memset: a legacy-stream memset is not ordered with the session's
+  // non-blocking stream, and every row a graph reads is first copied in by that graph.)
+  win_.resize(G * c.l_grain);
+  edge_.resize(G);
+  h_win_ = std::make_unique<PinnedBuffer<float>>(G * c.l_grain);
+  std::memset(h_win_->get(), 0, sizeof(float) * G * c.l_grain);
+  h_edge_ = std::make_unique<PinnedBuffer<unsigned char>>(G);
+  std::memset(h_edge_->get(), 0, G);
+  for (int rows = 1;; rows = std::min(2 * rows, max_grains_)) {
+    const int i = bucket_index(rows);
+    run_graph(enc_graphs_[i], enc_valid_[i], [&] { enqueue_encode(rows); }, false);
+    if (rows == max_grains_) break;
+  }
+  enc_planned_ = true;
+}
+
+// The windows of `rows` grains to the device, the encoder in chunks of enc_chunk_ grains
+// (its workspace), mu back to h_enc_.
+void CudaSession::enqueue_encode(int rows) {
+  const WaveformConfig &c = b_.cfg_;
+  const cudaStream_t s = stream_.get();
+  NGS_CUDA_CHECK(cudaMemcpyAsync(win_.get(), h_win_->get(), sizeof(float) * rows * c.l_grain,
+                                 cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(edge_.get(), h_edge_->get(), rows, cudaMemcpyHostToDevice, s));
+  for (int g0 = 0; g0 < rows; g0 += enc_chunk_)
+    encoder_grains_launch(b_.enc_dev_->device(), win_.get() + static_cast<size_t>(g0) * c.l_grain,
+                          edge_.get() + g0, std::min(enc_chunk_, rows - g0),
+                          enc_out_.get() + static_cast<size_t>(g0) * c.z_dim, enc_work_.get(), s);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get(), enc_out_.get(), sizeof(float) * rows * c.z_dim,
+                                 cudaMemcpyDeviceToHost, s));
+}
+
+void CudaSession::encode_grains(const float *const *src, const unsigned char *first,
+                                const unsigned char *last, int B, float *mu) {
+  if (!b_.enc_dev_) {
+    host_.encode_grains(src, first, last, B, mu);
+    return;
+  }
+  check_n(B, "encode_grains");
+  if (!src || !first || !last || !mu)
+    throw Error(kInvalidArgument, "CUDA backend: encode_grains: null array");
+  for (int b = 0; b < B; ++b)
+    if (!src[b])
+      throw Error(kInvalidArgument, "CUDA backend: encode_grains: window " + std::to_string(b) +
+                                        " is null");
+  const WaveformConfig &c = b_.cfg_;
+  NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
+  if (!enc_planned_) plan_encode();
+  const int rows = bucket_rows(B, max_grains_), i = bucket_index(rows);
+  const size_t l = static_cast<size_t>(c.l_grain);
+  float *w = h_win_->get();
+  unsigned char *edge = h_edge_->get();
+  for (int b = 0; b < B; ++b) {
+    std::memcpy(w + b * l, src[b], sizeof(float) * l);
+    edge[b] = static_cast<unsigned char>((first[b] ? 1 : 0) | (last[b] ? 2 : 0));
+  }
+  // Rows past B: zero windows (finite, never read back).
+  std::memset(w + B * l, 0, sizeof(float) * (rows - B) * l);
+  std::memset(edge + B, 0, static_cast<size_t>(rows - B));
+  run_graph(enc_graphs_[i], enc_valid_[i], [&] { enqueue_encode(rows); });
+  NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
+  std::memcpy(mu, h_enc_.get(), sizeof(float) * B * c.z_dim);
 }
 
 }  // namespace

@@ -63,6 +63,23 @@ static __global__ void __launch_bounds__(kFrameThreads)
   frames[static_cast<size_t>(g) * l + i] = keep ? v : v * hann[i];
 }
 
+// B independent grains (Session::encode_grains): grain g's window of l samples at
+// windows + g l; edges[g] bit 0 keeps the first half unwindowed (a series' first grain),
+// bit 1 the second half (its last).
+static __global__ void __launch_bounds__(kFrameThreads)
+    encoder_windows_kernel(const float *__restrict__ windows, const unsigned char *__restrict__ edges,
+                           int l, const float *__restrict__ hann, float *__restrict__ frames) {
+  NGS_KERNEL_BOUNDS(kFrameThreads);
+  const int g = blockIdx.y;
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= l) return;
+  const unsigned e = edges[g];
+  const bool keep = ((e & 1u) && i < l / 2) || ((e & 2u) && i >= l / 2);
+  const size_t at = static_cast<size_t>(g) * l + i;
+  const float v = windows[at];
+  frames[at] = keep ? v : v * hann[i];
+}
+
 static __global__ void __launch_bounds__(kConvThreads) encoder_conv_kernel(ConvRun r) {
   NGS_KERNEL_BOUNDS(kConvThreads);
   NGS_DYNAMIC_SHARED(float, smem);
@@ -207,8 +224,7 @@ void launch_conv(const EncConv &c, const float *in0, int c0, const float *in1, f
                  int count, cudaStream_t stream) {
   ConvRun r{c, in0, in1, c0, out, ceil_div(c.l_out, kConvTL)};
   const dim3 grid(static_cast<unsigned>(count) * r.n_tl, ceil_div(c.c_out, kConvTC));
-  auto *kernel = encoder_conv_kernel;
-  NGS_LAUNCH(kernel, grid, dim3(kConvThreads), conv_smem_bytes(c, c.ci_tile), stream)(r);
+  NGS_LAUNCH(encoder_conv_kernel, grid, dim3(kConvThreads), conv_smem_bytes(c, c.ci_tile), stream)(r);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
@@ -216,8 +232,7 @@ void launch_linear(const EncLinear &l, const float *x, int ldx, int n, float *y,
                    float *y2, int ldy2, cudaStream_t stream) {
   LinRun r{l, x, ldx, n, y, y2, ldy, ldy2};
   const dim3 grid(ceil_div(l.out, kLinThreads / 32), ceil_div(n, kLinT));
-  auto *kernel = encoder_linear_kernel;
-  NGS_LAUNCH(kernel, grid, dim3(kLinThreads), 0, stream)(r);
+  NGS_LAUNCH(encoder_linear_kernel, grid, dim3(kLinThreads), 0, stream)(r);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
@@ -279,9 +294,10 @@ size_t encoder_work_floats(const EncoderDevice &e, int chunk) {
               e.h_dim + e.z_dim);
 }
 
-void encoder_launch(const EncoderDevice &e, const float *audio, int g0, int count, int n_total,
-                    float *mu, float *logvar, float *work, cudaStream_t stream) {
-  if (count <= 0) return;
+namespace {
+// The convs, the linears and the heads of `count` framed grains (at the start of work).
+void encoder_body(const EncoderDevice &e, int count, float *mu, float *logvar, float *work,
+                  cudaStream_t stream) {
   const size_t g = static_cast<size_t>(count);
   float *frames = work;
   float *bufs[3] = {frames + g * e.l_grain, nullptr, nullptr};
@@ -289,13 +305,6 @@ void encoder_launch(const EncoderDevice &e, const float *audio, int g0, int coun
   bufs[2] = bufs[1] + g * e.act_floats;
   float *h1 = bufs[2] + g * e.act_floats;
   float *h2 = h1 + g * e.h_dim;
-  {
-    const dim3 grid(ceil_div(e.l_grain, kFrameThreads), count);
-    auto *kernel = encoder_frames_kernel;
-    NGS_LAUNCH(kernel, grid, dim3(kFrameThreads), 0, stream)(audio, g0, n_total, e.l_grain,
-                                                             e.hop, e.hann, frames);
-    NGS_CUDA_CHECK_LAUNCH();
-  }
   const float *x = frames;
   int xi = -1;  // index of x in bufs (-1: the frames)
   for (int s = 0; s < e.n_stages; ++s) {
@@ -314,9 +323,34 @@ void encoder_launch(const EncoderDevice &e, const float *audio, int g0, int coun
   }
   launch_linear(e.lin0, x, e.flatten, count, h1, e.h_dim, nullptr, 0, stream);
   launch_linear(e.lin1, h1, e.h_dim, count, h2, e.z_dim, nullptr, 0, stream);
+  launch_linear(e.head, h2, e.z_dim, count, mu, e.z_dim, logvar, e.z_dim, stream);
+}
+}  // namespace
+
+void encoder_launch(const EncoderDevice &e, const float *audio, int g0, int count, int n_total,
+                    float *mu, float *logvar, float *work, cudaStream_t stream) {
+  if (count <= 0) return;
+  {
+    const dim3 grid(ceil_div(e.l_grain, kFrameThreads), count);
+    NGS_LAUNCH(encoder_frames_kernel, grid, dim3(kFrameThreads), 0, stream)(
+        audio, g0, n_total, e.l_grain, e.hop, e.hann, work);
+    NGS_CUDA_CHECK_LAUNCH();
+  }
   const size_t row = static_cast<size_t>(g0) * e.z_dim;
-  launch_linear(e.head, h2, e.z_dim, count, mu + row, e.z_dim, logvar ? logvar + row : nullptr,
-                e.z_dim, stream);
+  encoder_body(e, count, mu + row, logvar ? logvar + row : nullptr, work, stream);
+}
+
+void encoder_grains_launch(const EncoderDevice &e, const float *windows,
+                           const unsigned char *edges, int count, float *mu, float *work,
+                           cudaStream_t stream) {
+  if (count <= 0) return;
+  {
+    const dim3 grid(ceil_div(e.l_grain, kFrameThreads), count);
+    NGS_LAUNCH(encoder_windows_kernel, grid, dim3(kFrameThreads), 0, stream)(
+        windows, edges, e.l_grain, e.hann, work);
+    NGS_CUDA_CHECK_LAUNCH();
+  }
+  encoder_body(e, count, mu, nullptr, work, stream);
 }
 
 // ---- weights ------------------------------------------------------------------------------

@@ -77,4 +77,13 @@ size_t encoder_work_floats(const EncoderDevice &enc, int chunk);
 void encoder_launch(const EncoderDevice &enc, const float *audio, int g0, int count,
                     int n_total, float *mu, float *logvar, float *work, cudaStream_t stream);
 
+// B independent grains (Session::encode_grains): windows [count][l_grain] (device, the
+// grains' raw samples), edges[g] (device): bit 0 a series' first grain (first half not
+// windowed), bit 1 its last (second half) -> mu [count][z_dim] (device). Row g equals
+// encoder_launch's row of the same grain. work: encoder_work_floats(enc, count); count is
+// at most 65535 (the framing grid's y). Checks every launch.
+void encoder_grains_launch(const EncoderDevice &enc, const float *windows,
+                           const unsigned char *edges, int count, float *mu, float *work,
+                           cudaStream_t stream);
+
 }  // namespace ngs::cuda

@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <string>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -164,6 +165,9 @@ std::map<const void *, int> g_max_dyn_smem;
 // cudaStreamCaptureModeThreadLocal and Global for the capturing thread).
 thread_local std::vector<Stream *> t_capturing;
 std::atomic<long> g_captures{0};
+// Grids run per launch name (launch_count).
+std::mutex g_count_mutex;
+std::map<std::string, long> g_launch_counts;
 
 // ---- strictness controls ----------------------------------------------------------------
 struct ArchInfo {
@@ -564,6 +568,16 @@ int arch() { return cur_arch().sm; }
 size_t arch_smem_optin() { return cur_arch().smem_optin; }
 long capture_count() { return g_captures.load(); }
 
+long launch_count(const char *prefix) {
+  const std::string p = prefix ? prefix : "";
+  std::lock_guard<std::mutex> lock(g_count_mutex);
+  long n = 0;
+  for (auto it = g_launch_counts.lower_bound(p);
+       it != g_launch_counts.end() && it->first.compare(0, p.size(), p) == 0; ++it)
+    n += it->second;
+  return n;
+}
+
 cudaError_t func_set_attribute(const void *func, cudaFuncAttribute attr, int value) {
   if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
@@ -582,6 +596,10 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
               const std::function<void()> &body) {
   (void)func;
   if (g_run) throw Error("CUDA emulation: kernel launch from inside a kernel");
+  {
+    std::lock_guard<std::mutex> lock(g_count_mutex);
+    ++g_launch_counts[name ? name : ""];
+  }
   const unsigned n_threads = block.x * block.y * block.z;
   BlockRun r;
   r.body = &body;

@@ -132,6 +132,11 @@ size_t arch_smem_optin();  // sharedMemPerBlockOptin of the emulated architectur
 // Stream captures begun so far in this process (cudaStreamBeginCapture), for tests of
 // graph re-use.
 long capture_count();
+// Grids run so far in this process (direct launches and graph replays) by the kernels
+// whose launch name (NGS_LAUNCH's first argument as written, e.g. "encoder_conv_kernel",
+// "rnn_step_kernel<8>") starts with `prefix` ("" counts all): tests prove with it that a
+// stage ran on the (emulated) device.
+long launch_count(const char *prefix);
 
 }  // namespace ngs_emu
 

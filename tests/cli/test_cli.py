@@ -686,6 +686,23 @@ def test_bench_json(model):
     assert j["backend"] == "cpu"
 
 
+def test_bench_stream_backend(model, tmp):
+    """`bench --stream` opens its model on --backend (named in the JSON); a backend that
+    cannot run here is one clear error."""
+    path, _ = model
+    short = ["--json", "--seconds", 0.05, "--blocks", 64, "--voices", 1, "--no-search"]
+    j = json.loads(run("bench", path, "--stream", "--backend", "cpu", *short).stdout)
+    assert j["backend"] == "cpu"
+    assert j["cases"] and all(c["voices"] == 1 for c in j["cases"])
+    if run("info", path, "--backend", "cuda", "--json", ok=False).returncode != 0:  # no usable GPU
+        p = run("bench", path, "--stream", "--backend", "cuda", *short, ok=False)
+        assert_error(p, [], tmp)
+        assert "CUDA" in p.stderr
+    else:
+        j = json.loads(run("bench", path, "--stream", "--backend", "cuda", *short).stdout)
+        assert j["backend"] == "cuda"
+
+
 # ---- errors ----------------------------------------------------------------------------
 
 def test_error_bad_model_path(tmp):
