@@ -592,7 +592,7 @@ TEST(CpuFast, ApiPrecisionParameter) {
   EXPECT_EQ(ngs_context_default_params().precision, NGS_PRECISION_FP32);
   for (int bad : {-1, 2, 77}) {
     ngs_context_params cp = ngs_context_default_params();
-    cp.precision = static_cast<ngs_precision>(bad);
+    std::memcpy(&cp.precision, &bad, sizeof bad);  // as a C caller could store it
     ngs_context *ctx = reinterpret_cast<ngs_context *>(0x1);
     EXPECT_EQ(ngs_context_init(m.m, cp, &ctx), NGS_STATUS_INVALID_ARGUMENT);
     EXPECT_EQ(ctx, nullptr);
