@@ -714,21 +714,8 @@ int main(int argc, char **argv) {
   app.add_option("--server", o.server, "JACK server name (default: $JACK_DEFAULT_SERVER, else 'default')");
   app.add_flag("--no-connect", o.no_connect, "Do not connect the output to the system playback ports");
   ngs_cli::add_int(&app, "--threads", o.threads, 1, 64, "CPU threads of the model's calls");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp &e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp &e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion &e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError &e) {
-    std::string msg = e.what();
-    for (char &c : msg)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "%s: error: %s (see %s --help)\n", kProg, msg.c_str(), kProg);
-    return 2;
-  }
+  bool done = false;
+  if (const int rc = ngs_cli::parse_command_line(app, argc, argv, kProg, &done); done) return rc;
   o.seed_given = seed->count() > 0;
   if (!o.seed_given) o.seed = (uint64_t(std::random_device{}()) << 32 | std::random_device{}()) >> 1;
   if (o.rate != 0 && o.rate < 8000) {

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <sstream>
@@ -158,6 +159,27 @@ std::string json_brief(const nlohmann::json &v) {
   if (v.is_array()) return "an array of " + std::to_string(v.size()) + " elements";
   if (v.is_object()) return "an object of " + std::to_string(v.size()) + " keys";
   return truncated(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), 40);
+}
+
+int parse_command_line(CLI::App &app, int argc, char **argv, const char *prog, bool *done) {
+  *done = true;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp &e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion &e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError &e) {
+    std::string msg = e.what();
+    for (char &c : msg)
+      if (c == '\n') c = ' ';
+    std::fprintf(stderr, "%s: error: %s (see %s --help)\n", prog, msg.c_str(), prog);
+    return 2;
+  }
+  *done = false;
+  return 0;
 }
 
 }  // namespace ngs_cli

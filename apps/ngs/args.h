@@ -31,6 +31,11 @@ CLI::Option *add_real(CLI::App *app, const std::string &names, double &field, do
 CLI::Option *add_real(CLI::App *app, const std::string &names, float &field, double lo,
                       double hi, const std::string &help, bool lo_open = false);
 
+// Parses the command line: 0 when the program should run on; otherwise the exit status to
+// return (--help / --version printed: 0; a parse error printed on one line as
+// "<prog>: error: ... (see <prog> --help)": 2).
+int parse_command_line(CLI::App &app, int argc, char **argv, const char *prog, bool *done);
+
 // The parsers behind them; throw std::invalid_argument with the message.
 uint64_t parse_u64(const std::string &text);
 long long parse_int(const std::string &text, long long lo, long long hi);

@@ -124,21 +124,8 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "%s", app.help().c_str());
     return 2;
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp &e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp &e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion &e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError &e) {
-    std::string msg = e.what();
-    for (char &c : msg)
-      if (c == '\n') c = ' ';
-    std::fprintf(stderr, "ngs: error: %s (see ngs --help)\n", msg.c_str());
-    return 2;
-  }
+  bool done = false;
+  if (const int rc = ngs_cli::parse_command_line(app, argc, argv, "ngs", &done); done) return rc;
 
   if (peak->count() > 0) set_output_peak_dbfs(peak_dbfs);
   if (g.threads == 0) g.threads = int(std::max(1u, std::thread::hardware_concurrency()));
