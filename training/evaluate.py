@@ -274,6 +274,13 @@ def load_models(run=None, model=None):
         w = ref.WaveformVAE(**st1["hparams"])
         w.load_state_dict(st1["model"])
         w.eval()
+        cal = os.path.join(run, "calibration.json")
+        if os.path.exists(cal):  # train.py calibrate: the gain export applies
+            with open(cal) as f:
+                g = 10 ** (float(json.load(f)["output_gain_db"]) / 20.0)
+            with torch.no_grad():
+                w.post_pro[0].weight.mul_(g)
+                w.post_pro[0].bias.mul_(g)
         l = None
         p2 = os.path.join(run, "stage2_state.pt")
         if os.path.exists(p2):

@@ -9,6 +9,7 @@ only: no batch axis, no grad, noise as an input).
     python3 training/prepare_data.py                    # training/data/drums16k.npz
     python3 training/train.py stage1 --minutes 50       # resumable: rerun to continue
     python3 training/train.py stage2 --minutes 12
+    python3 training/train.py calibrate                 # output gain fitted on the training split
     python3 training/train.py export                    # authors'-format .ckpt + hparams yaml
     python3 training/train.py table                     # held-out distance over the steps
 
@@ -28,7 +29,8 @@ decaying exponentially from --lr to --lr * 0.1. Batches sample every class equal
 often (--class_power 1). Augmentation: random polarity, random delay of 0..127 samples.
 New runs start with a post-processing FIR gain of --pp_gain_db and a quiet decoder
 (--out_bias), see init_gain: without it the FIR settles at -10 dB and kicks cannot be
-loud or bassy. `table` prints the held-out distances logged every --eval_every steps.
+loud or bassy. `calibrate` fits one output gain on the training split (see calibrate();
+export applies it to post_pro.0). `table` prints the held-out distances logged every --eval_every steps.
 
 Stage 2: the stage-1 encoder (eval mode) gives mu and logvar series [41, z_dim] of every
 training sample; the sequence VAE is trained on z = mu + eps * std (input) to
@@ -475,6 +477,78 @@ def stage2(args):
 
 # ---------------------------------------------------------------- export
 
+# ---------------------------------------------------------------- output level
+
+CALIBRATION = "calibration.json"
+
+
+@torch.no_grad()
+def output_gain_db(run):
+    """The run's calibrated output gain (dB, 0 if not calibrated)."""
+    path = os.path.join(run, CALIBRATION)
+    if not os.path.exists(path):
+        return 0.0
+    with open(path) as f:
+        return float(json.load(f)["output_gain_db"])
+
+
+@torch.no_grad()
+def apply_output_gain(w, gain_db):
+    """Scales post_pro.0 (the post-processing FIR, weight and bias) by the gain: the signal
+    before the final Softsign is multiplied by it exactly."""
+    g = 10 ** (gain_db / 20.0)
+    w.post_pro[0].weight.mul_(g)
+    w.post_pro[0].bias.mul_(g)
+
+
+@torch.no_grad()
+def calibrate(args):
+    """Fits ONE output gain on the TRAINING split: the stage-1 model resynthesises every
+    training sound (z = mu, eval mode, seeded noise) and the gain before the final Softsign
+    is chosen so that the median of the per-sound energy ratio resynthesis / original is
+    0 dB. The trained model comes out quieter than its targets (the Softsign's gradient
+    1 / (1 + |x|)^2 vanishes on loud transients, so the loss settles on a few dB too little
+    level); the gain corrects that bias without retraining. Writes <run>/calibration.json
+    (export and training/evaluate.py --run apply it)."""
+    data = load_data(args.data)
+    st1 = torch.load(os.path.join(args.run, "stage1_state.pt"))
+    w = WaveformVAE(**st1["hparams"])
+    w.load_state_dict(st1["model"])
+    w.eval()
+    torch.manual_seed(args.seed)
+    x_all = data["audio"][data["split"] == 0]
+    pre, e_real = [], []
+    for i in range(0, len(x_all), 16):
+        x = torch.from_numpy(x_all[i:i + 16])
+        mu, _ = w_encode(w, x)
+        y = w_decode(w, mu, x.shape[0]).clamp(-1 + 1e-6, 1 - 1e-6)
+        pre.append(y / (1 - y.abs()))  # the signal before Softsign
+        e_real.append((x ** 2).mean(1))
+    pre, e_real = torch.cat(pre).double(), torch.cat(e_real).double()
+
+    def median_ratio_db(gain_db):
+        p = pre * 10 ** (gain_db / 20.0)
+        y = p / (1 + p.abs())
+        return float(np.median((10 * torch.log10((y ** 2).mean(1) / e_real)).numpy()))
+
+    lo, hi = -24.0, 24.0  # the energy ratio grows monotonically with the gain
+    before = median_ratio_db(0.0)
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if median_ratio_db(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+    gain = 0.5 * (lo + hi)
+    res = {"output_gain_db": round(gain, 3), "median_energy_ratio_db_before": round(before, 3),
+           "median_energy_ratio_db_after": round(median_ratio_db(gain), 3),
+           "n_training_sounds": int(len(e_real)), "stage1_step": int(st1["step"])}
+    with open(os.path.join(args.run, CALIBRATION), "w") as f:
+        json.dump(res, f, indent=1)
+    log(args.run, "calibrate " + json.dumps(res))
+    print(json.dumps(res))
+
+
 def export(args):
     """Writes authors'-format Lightning checkpoints (weights and hyper-parameters, no
     optimiser state) and their hparams yaml files with the converter's checkpoint writer
@@ -489,6 +563,9 @@ def export(args):
         hp["learning_rate"] = st["config"]["lr"]
         model = (WaveformVAE if stage == "stage1" else LatentVAE)(**hp)
         model.load_state_dict(st["model"])
+        if stage == "stage1" and output_gain_db(args.run):
+            apply_output_gain(model, output_gain_db(args.run))
+            print("output gain %+.2f dB applied (%s)" % (output_gain_db(args.run), CALIBRATION))
         ckpt = os.path.join(out, "drums_%s.ckpt" % name)
         yml = os.path.join(out, "drums_%s_hparams.yaml" % name)
         lightning.save_lightning_checkpoint(ckpt, model.state_dict(), hp, epoch=0,
@@ -520,7 +597,7 @@ def table(args):
 
 def main():
     ap = argparse.ArgumentParser(description="train the bundled drum model (see module doc)")
-    ap.add_argument("what", choices=["stage1", "stage2", "export", "table"])
+    ap.add_argument("what", choices=["stage1", "stage2", "calibrate", "export", "table"])
     ap.add_argument("--data", default=os.path.join(HERE, "data", "drums16k.npz"))
     ap.add_argument("--run", default=os.path.join(HERE, "runs", "drums"))
     ap.add_argument("--out", default=None, help="export folder (default <run>/export)")
@@ -558,7 +635,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     os.makedirs(args.run, exist_ok=True)
-    {"stage1": stage1, "stage2": stage2, "export": export, "table": table}[args.what](args)
+    {"stage1": stage1, "stage2": stage2, "calibrate": calibrate, "export": export, "table": table}[args.what](args)
 
 
 if __name__ == "__main__":
