@@ -9,7 +9,8 @@ set(NGS_CUDA_TEST_SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_kernels.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_latent.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_session.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_encoder.cpp
-                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_synth.cpp)
+                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_synth.cpp
+                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_engine_size.cpp)
 ngs_add_gtest(test_cuda_emu
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_emu.cpp ${NGS_CUDA_TEST_SOURCES}
   LIBS ngs_cuda_emu ngs_core
