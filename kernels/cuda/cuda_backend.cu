@@ -902,10 +902,13 @@ void CudaSession::enqueue_encode(int rows) {
   NGS_CUDA_CHECK(cudaMemcpyAsync(win_.get(), h_win_->get(), sizeof(float) * rows * c.l_grain,
                                  cudaMemcpyHostToDevice, s));
   NGS_CUDA_CHECK(cudaMemcpyAsync(edge_.get(), h_edge_->get(), rows, cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(n_.get(), h_n_.get(), sizeof(int), cudaMemcpyHostToDevice, s));
+  // Grains past the live count (*n_) are not computed (a chunk wholly past it: no work).
   for (int g0 = 0; g0 < rows; g0 += enc_chunk_)
     encoder_grains_launch(b_.enc_dev_->device(), win_.get() + static_cast<size_t>(g0) * c.l_grain,
                           edge_.get() + g0, std::min(enc_chunk_, rows - g0),
-                          enc_out_.get() + static_cast<size_t>(g0) * c.z_dim, enc_work_.get(), s);
+                          enc_out_.get() + static_cast<size_t>(g0) * c.z_dim, enc_work_.get(), s,
+                          n_.get(), g0);
   NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get(), enc_out_.get(), sizeof(float) * rows * c.z_dim,
                                  cudaMemcpyDeviceToHost, s));
 }
@@ -934,9 +937,8 @@ void CudaSession::encode_grains(const float *const *src, const unsigned char *fi
     std::memcpy(w + b * l, src[b], sizeof(float) * l);
     edge[b] = static_cast<unsigned char>((first[b] ? 1 : 0) | (last[b] ? 2 : 0));
   }
-  // Rows past B: zero windows (finite, never read back).
-  std::memset(w + B * l, 0, sizeof(float) * (rows - B) * l);
-  std::memset(edge + B, 0, static_cast<size_t>(rows - B));
+  // Rows past B are copied in by the graph but not computed (the kernels read *n_ = B).
+  *h_n_.get() = B;
   run_graph(enc_graphs_[i], enc_valid_[i], [&] { enqueue_encode(rows); });
   NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   std::memcpy(mu, h_enc_.get(), sizeof(float) * B * c.z_dim);
