@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_cuda_util.h"
 #include "common.cuh"
 #include "cuda_backend.cuh"
 #include "cuda/cuda_backend.h"
@@ -21,34 +22,12 @@
 
 namespace {
 
+using ngs::bench::Dev;
+using ngs::bench::no_device;
+using ngs::bench::rnd;
+
 constexpr int kZ = 128, kH = 512, kLinears = 3, kL = 2048, kHop = 512, kF = kL / 2 + 1;
 constexpr int kGrains = 41, kTaps = 65, kSr = 22050, kEncC = 32;
-
-bool no_device(benchmark::State &state) {
-  const std::string reason = ngs::cuda_unavailable_reason(0);
-  if (reason.empty()) return false;
-  state.SkipWithError(("skipped: no device (" + reason + ")").c_str());
-  return true;
-}
-
-std::vector<float> rnd(size_t n, float scale, uint32_t seed) {
-  std::mt19937 g(seed);
-  std::uniform_real_distribution<float> d(-scale, scale);
-  std::vector<float> v(n);
-  for (auto &x : v) x = d(g);
-  return v;
-}
-
-template <class T>
-struct Dev {
-  T *p = nullptr;
-  explicit Dev(const std::vector<T> &v) {
-    NGS_CUDA_CHECK(cudaMalloc(&p, sizeof(T) * v.size()));
-    NGS_CUDA_CHECK(cudaMemcpy(p, v.data(), sizeof(T) * v.size(), cudaMemcpyHostToDevice));
-  }
-  explicit Dev(size_t n) { NGS_CUDA_CHECK(cudaMalloc(&p, sizeof(T) * n)); }
-  ~Dev() { cudaFree(p); }
-};
 
 // Random drum-size decoder weights on the host.
 struct Model {

@@ -1,8 +1,8 @@
 // Google Benchmark cases for the CUDA sequence VAE and the streaming calls (docs/CUDA.md
 // "Sequence VAE: design", bench/RESULTS.md "Sequence VAE and streaming on CUDA"), on a model
-// of the bundled drum model's shape with random weights: sequence VAE GRU h 256, e 64, z 64,
-// n_linears 2, 1 layer, 8 classes, 41 steps; grain decoder z 64, h 256, 3 linears, l_grain
-// 1024, hop 256, 16 kHz. Without a usable GPU every case reports "skipped: no device".
+// of the bundled drum model's shape (models/README.md) with random weights: sequence VAE GRU
+// h 256, e 64, z 64, n_linears 2, 1 layer, 7 classes, 41 steps; grain decoder z 64, h 256,
+// 3 linears, l_grain 1024, hop 256, 16 kHz. Without a usable GPU every case reports "skipped: no device".
 //   BM_CudaLatentDecode/V   latent_decode_launch of V voices (CUDA-event time)
 //   BM_CudaSample           one session sample (wall time, one graph), x_realtime
 //   BM_CudaStreamHop/B      one hop of B streaming voices: rnn_step + decode_grains (wall
@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_cuda_util.h"
 #include "common.cuh"
 #include "cuda/cuda_backend.h"
 #include "cuda_backend.cuh"
@@ -22,15 +23,11 @@
 
 namespace {
 
-constexpr int kZ = 64, kE = 64, kH = 256, kConds = 8, kSteps = 41;
-constexpr int kDecH = 256, kDecLinears = 3, kL = 1024, kHop = 256, kSr = 16000, kTaps = 65;
+using ngs::bench::Dev;
+using ngs::bench::no_device;
 
-bool no_device(benchmark::State &state) {
-  const std::string reason = ngs::cuda_unavailable_reason(0);
-  if (reason.empty()) return false;
-  state.SkipWithError(("skipped: no device (" + reason + ")").c_str());
-  return true;
-}
+constexpr int kZ = 64, kE = 64, kH = 256, kConds = 7, kSteps = 41;
+constexpr int kDecH = 256, kDecLinears = 3, kL = 1024, kHop = 256, kSr = 16000, kTaps = 65;
 
 struct Weights {
   std::vector<std::vector<float>> store;
@@ -108,16 +105,6 @@ struct Weights {
   }
 };
 
-template <class T>
-struct Dev {
-  T *p = nullptr;
-  explicit Dev(const std::vector<T> &v) {
-    NGS_CUDA_CHECK(cudaMalloc(&p, sizeof(T) * v.size()));
-    NGS_CUDA_CHECK(cudaMemcpy(p, v.data(), sizeof(T) * v.size(), cudaMemcpyHostToDevice));
-  }
-  explicit Dev(size_t n) { NGS_CUDA_CHECK(cudaMalloc(&p, sizeof(T) * (n ? n : 1))); }
-  ~Dev() { cudaFree(p); }
-};
 
 void BM_CudaLatentDecode(benchmark::State &state) {
   if (no_device(state)) return;

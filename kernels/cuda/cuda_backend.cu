@@ -1,6 +1,6 @@
 // The CUDA backend (backend.h): device weights and tables of the grain encoder, the decoder
 // and the sequence VAE (uploaded once), sessions with a workspace planned for max_grains, a
-// stream, and CUDA Graphs of the whole decode cached per request size. Every CUDA call and
+// stream, and CUDA Graphs of the whole decode per batch-size bucket. Every CUDA call and
 // every launch is checked. The encoder runs on the device (encoder.cu; a model whose convs
 // do not fit the tiles falls back to the CPU code, cpu::HostStages); so does the sequence
 // VAE (latent_decode.cu, latent_encode.cu, rnn_step.cu); sample() keeps z on the device
@@ -167,10 +167,13 @@ class CudaSession : public Session {
   void plan_encode();               // encode_grains' buffers and graphs (allocates)
   void enqueue_encode(int rows);    // encode_grains of the windows in h_win_ / h_edge_
   void check_n(int n, const char *what) const;
-  void enqueue_decode(int n);
-  // The decode kernels of the n latents already in z_ (noise parameters in h_params_),
+  // The decode of a bucket of `rows` grains whose live count is in h_n_ (copied to n_ by
+  // the graph): the copy of the latents, then enqueue_decode_kernels.
+  void enqueue_decode(int rows);
+  // The decode kernels of the latents already in z_ (noise parameters in h_params_; with
+  // count, the live grain count on the device: a bucket of `rows`, else exactly n = rows),
   // then the copy of the audio to h_audio_.
-  void enqueue_decode_kernels(int n);
+  void enqueue_decode_kernels(int rows, const int *count = nullptr);
   // The decode of the n latents already in h_z_.
   void run_decode(int n, NoiseKey key, float *audio);
 
@@ -181,8 +184,12 @@ class CudaSession : public Session {
   Stream stream_;
   DeviceBuffer<float> z_, S_, y_, audio_, mlp_work_;
   DeviceBuffer<NoiseParams> params_;
+  // The live grain count of a bucketed graph (decode, decode_grains): pinned, copied to the
+  // device by the graph, read by the kernels (rows past it are not computed).
+  DeviceBuffer<int> n_;
   PinnedBuffer<float> h_z_, h_audio_;
   PinnedBuffer<NoiseParams> h_params_;
+  PinnedBuffer<int> h_n_;
   // Sequence VAE: inputs and outputs of latent_decode / latent_encode / sample (one voice,
   // up to latent_grains_ steps) and the work area of their kernels.
   int latent_grains_ = 0;
@@ -221,22 +228,16 @@ class CudaSession : public Session {
   std::unique_ptr<PinnedBuffer<unsigned char>> h_edge_;
   GraphExec enc_graphs_[kMaxBuckets];
   bool enc_valid_[kMaxBuckets] = {};
-  // Instantiated decode graphs of the last kGraphCache request sizes (a capture and
-  // instantiation costs 50-100 us; a request size seen before replays its graph).
-  static constexpr int kGraphCache = 8;
-  struct CachedGraph {
-    int n = 0;
-    uint64_t used = 0;
-    GraphExec exec;
-  };
-  CachedGraph graphs_[kGraphCache];
+  // decode: one graph per batch-size bucket (1, 2, 4, ..., max_grains_), captured at the
+  // bucket's first use; the live count is read on the device, so any n of a bucket
+  // replays it (a capture and instantiation costs 50-100 us).
+  GraphExec decode_graphs_[kMaxBuckets];
+  bool decode_valid_[kMaxBuckets] = {};
   // Device encoder: workspace for enc_chunk_ grains, mu and logvar [2][max_grains][z_dim]
   // on the device and their pinned staging.
   int enc_chunk_ = 0;
   DeviceBuffer<float> enc_work_, enc_out_;
   PinnedBuffer<float> h_enc_;
-  uint64_t graph_clock_ = 0;
-  cudaGraphExec_t graph_for(int n);
 };
 
 class CudaBackend : public Backend {
@@ -373,9 +374,11 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
       audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
       mlp_work_(decoder_mlp_work_floats(b.mlp_, max_grains)),
       params_(1),
+      n_(1),
       h_z_(static_cast<size_t>(std::max(max_grains, b.cfg_.n_grains)) * b.cfg_.z_dim),
       h_audio_(static_cast<size_t>(max_grains + 3) * b.cfg_.hop),
       h_params_(1),
+      h_n_(1),
       // (at most 4096 grains per pass: the framing kernel's grid has a grain per y index)
       enc_chunk_(b.enc_dev_ ? std::max(1, std::min({max_grains, b.opt_.encoder_chunk, 4096}))
                             : 0),
@@ -401,6 +404,18 @@ CudaSession::CudaSession(const CudaBackend &b, int max_grains, int n_threads)
   h_e_out_ = std::make_unique<PinnedBuffer<float>>(2 * static_cast<size_t>(lc.e_dim));
 }
 
+// Bucket of a batch of B (1 <= B <= max): the next power of two, at most max; its index.
+int bucket_rows(int B, int max) {
+  int r = 1;
+  while (r < B) r *= 2;
+  return std::min(r, max);
+}
+int bucket_index(int B) {
+  int i = 0;
+  while ((1 << i) < B) ++i;
+  return i;
+}
+
 void CudaSession::check_n(int n, const char *what) const {
   if (n <= 0)
     throw Error(kInvalidArgument,
@@ -411,28 +426,32 @@ void CudaSession::check_n(int n, const char *what) const {
                                          std::to_string(max_grains_));
 }
 
-// The whole decode on the stream, from the pinned inputs to the pinned output.
-void CudaSession::enqueue_decode(int n) {
+// The whole decode of a bucket on the stream, from the pinned inputs (h_z_, h_params_,
+// h_n_) to the pinned output.
+void CudaSession::enqueue_decode(int rows) {
   const WaveformConfig &c = b_.cfg_;
   const cudaStream_t s = stream_.get();
-  NGS_CUDA_CHECK(cudaMemcpyAsync(z_.get(), h_z_.get(), sizeof(float) * n * c.z_dim,
+  NGS_CUDA_CHECK(cudaMemcpyAsync(z_.get(), h_z_.get(), sizeof(float) * rows * c.z_dim,
                                  cudaMemcpyHostToDevice, s));
-  enqueue_decode_kernels(n);
+  NGS_CUDA_CHECK(cudaMemcpyAsync(n_.get(), h_n_.get(), sizeof(int), cudaMemcpyHostToDevice, s));
+  enqueue_decode_kernels(rows, n_.get());
 }
 
-void CudaSession::enqueue_decode_kernels(int n) {
+void CudaSession::enqueue_decode_kernels(int rows, const int *count) {
   const WaveformConfig &c = b_.cfg_;
   const cudaStream_t s = stream_.get();
   NGS_CUDA_CHECK(cudaMemcpyAsync(params_.get(), h_params_.get(), sizeof(NoiseParams),
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), n, S_.get(), s, mlp_work_.get());
-  noise_filter_launch(S_.get(), n, c.l_grain, b_.twiddles_.get(), b_.hann_.get(), params_.get(),
-                      y_.get(), s);
+  decoder_mlp_launch(b_.mlp_, z_.get(), rows, S_.get(), s, mlp_work_.get(), count);
+  noise_filter_launch(S_.get(), rows, c.l_grain, b_.twiddles_.get(), b_.hann_.get(),
+                      params_.get(), y_.get(), s, count);
   OlaParams ola = b_.ola_;
-  ola.n = n;
+  ola.n = rows;
+  ola.count = count;
   overlap_add_launch(ola, y_.get(), audio_.get(), s);
-  NGS_CUDA_CHECK(cudaMemcpyAsync(h_audio_.get(), audio_.get(), sizeof(float) * (n + 3) * c.hop,
-                                 cudaMemcpyDeviceToHost, s));
+  // (the whole bucket's audio comes back; the caller reads the live (n + 3) hops of it)
+  NGS_CUDA_CHECK(cudaMemcpyAsync(h_audio_.get(), audio_.get(),
+                                 sizeof(float) * (rows + 3) * c.hop, cudaMemcpyDeviceToHost, s));
 }
 
 void CudaSession::encoder(const float *audio, int n, float *mu, float *logvar) {
@@ -476,46 +495,14 @@ void CudaSession::run_decode(int n, NoiseKey key, float *audio) {
   const WaveformConfig &c = b_.cfg_;
   NGS_CUDA_CHECK(cudaSetDevice(b_.device_));
   *h_params_.get() = NoiseParams{key.seed, key.sequence, 0, n};
+  *h_n_.get() = n;
   const cudaStream_t s = stream_.get();
-  if (!b_.opt_.use_graphs) {
-    enqueue_decode(n);
-  } else {
-    NGS_CUDA_CHECK(cudaGraphLaunch(graph_for(n), s));
-  }
+  // Without graphs the launches are exactly n; with them, the graph of n's bucket.
+  const int rows = b_.opt_.use_graphs ? bucket_rows(n, max_grains_) : n;
+  const int i = bucket_index(rows);
+  run_graph(decode_graphs_[i], decode_valid_[i], [&] { enqueue_decode(rows); });
   NGS_CUDA_CHECK(cudaStreamSynchronize(s));
   std::memcpy(audio, h_audio_.get(), sizeof(float) * (n + 3) * c.hop);
-}
-
-// The cached graph of request size n, or a new one in the least recently used slot.
-cudaGraphExec_t CudaSession::graph_for(int n) {
-  for (CachedGraph &g : graphs_)
-    if (g.exec.get() && g.n == n) {
-      g.used = ++graph_clock_;
-      return g.exec.get();
-    }
-  CachedGraph *slot = &graphs_[0];  // an empty slot, else the least recently used
-  for (CachedGraph &g : graphs_)
-    if (!g.exec.get() ? slot->exec.get() != nullptr : (slot->exec.get() && g.used < slot->used))
-      slot = &g;
-  slot->exec.reset();
-  slot->n = 0;
-  const cudaStream_t s = stream_.get();
-  cudaGraph_t graph = nullptr;
-  NGS_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
-  try {
-    enqueue_decode(n);
-  } catch (...) {
-    cudaStreamEndCapture(s, &graph);
-    if (graph) cudaGraphDestroy(graph);
-    throw;
-  }
-  NGS_CUDA_CHECK(cudaStreamEndCapture(s, &graph));
-  const cudaError_t err = cudaGraphInstantiate(slot->exec.out(), graph, 0);
-  cudaGraphDestroy(graph);
-  NGS_CUDA_CHECK(err);
-  slot->n = n;
-  slot->used = ++graph_clock_;
-  return slot->exec.get();
 }
 
 void CudaSession::decoder_mlp(const float *z, int n, float *S) {
@@ -699,18 +686,6 @@ void CudaSession::sample(const float *e, int class_index, int n, NoiseKey key, f
   std::memcpy(audio, h_audio_.get(), sizeof(float) * (n + 3) * c.hop);
 }
 
-// Bucket of a batch of B (1 <= B <= max): the next power of two, at most max; its index.
-int bucket_rows(int B, int max) {
-  int r = 1;
-  while (r < B) r *= 2;
-  return std::min(r, max);
-}
-int bucket_index(int B) {
-  int i = 0;
-  while ((1 << i) < B) ++i;
-  return i;
-}
-
 void CudaSession::rnn_plan(int max_voices) {
   const LatentDevice &d = latent("rnn_plan");
   if (max_voices < 1 || max_voices > (1 << 20))
@@ -726,19 +701,21 @@ void CudaSession::rnn_plan(int max_voices) {
   const int H = d.dec_rnn[d.n_dec_rnn - 1].hidden;
   const size_t V = static_cast<size_t>(max_voices);
   slot_floats_ = rnn_step_state_floats(d);
+  // The memsets on the session's stream: a legacy-stream cudaMemset is not ordered with
+  // this non-blocking stream (the step could read the slots before they are cleared).
+  const cudaStream_t s = stream_.get();
   state_.resize(V * slot_floats_);
-  NGS_CUDA_CHECK(cudaMemset(state_.get(), 0, sizeof(float) * V * slot_floats_));
+  NGS_CUDA_CHECK(cudaMemsetAsync(state_.get(), 0, sizeof(float) * V * slot_floats_, s));
   slot_cls_.resize(V);
-  NGS_CUDA_CHECK(cudaMemset(slot_cls_.get(), 0xff, sizeof(int) * V));  // -1: no class
+  NGS_CUDA_CHECK(cudaMemsetAsync(slot_cls_.get(), 0xff, sizeof(int) * V, s));  // -1: no class
   start_e_.resize(V * lc.e_dim);
   start_cls_.resize(V);
+  // (slots_, h_last_, cls_rows_: no memset; a step writes each row it reads first: the
+  // graph copies the slots in, the step kernel writes h_last and cls_rows up to the count.)
   slots_.resize(V);
-  NGS_CUDA_CHECK(cudaMemset(slots_.get(), 0, sizeof(int) * V));
   count_.resize(1);
   h_last_.resize(V * H);
-  NGS_CUDA_CHECK(cudaMemset(h_last_.get(), 0, sizeof(float) * V * H));
   cls_rows_.resize(V);
-  NGS_CUDA_CHECK(cudaMemset(cls_rows_.get(), 0xff, sizeof(int) * V));
   zs_.resize(V * lc.z_dim);
   h_start_e_ = std::make_unique<PinnedBuffer<float>>(V * lc.e_dim);
   h_start_cls_ = std::make_unique<PinnedBuffer<int>>(V);
@@ -752,7 +729,6 @@ void CudaSession::rnn_plan(int max_voices) {
   pending_starts_ = 0;
   max_voices_ = max_voices;
   // Every bucket's graph now, so that rnn_step never captures (capturing allocates).
-  const cudaStream_t s = stream_.get();
   for (int rows = 1;; rows = std::min(2 * rows, max_voices)) {
     const int i = bucket_index(rows);
     run_graph(step_graphs_[i], step_valid_[i], [&] { enqueue_step(rows); }, false);
@@ -865,9 +841,11 @@ void CudaSession::enqueue_grains(int rows) {
                                  cudaMemcpyHostToDevice, s));
   NGS_CUDA_CHECK(cudaMemcpyAsync(specs_.get(), h_specs_->get(), sizeof(GrainNoise) * rows,
                                  cudaMemcpyHostToDevice, s));
-  decoder_mlp_launch(b_.mlp_, z_.get(), rows, S_.get(), s, mlp_work_.get());
+  NGS_CUDA_CHECK(cudaMemcpyAsync(n_.get(), h_n_.get(), sizeof(int), cudaMemcpyHostToDevice, s));
+  // Grains past the live count (*n_) are not computed.
+  decoder_mlp_launch(b_.mlp_, z_.get(), rows, S_.get(), s, mlp_work_.get(), n_.get());
   noise_filter_grains_launch(S_.get(), rows, c.l_grain, b_.twiddles_.get(), b_.hann_.get(),
-                             specs_.get(), y_.get(), s);
+                             specs_.get(), y_.get(), s, n_.get());
   NGS_CUDA_CHECK(cudaMemcpyAsync(h_y_->get(), y_.get(), sizeof(float) * rows * c.l_grain,
                                  cudaMemcpyDeviceToHost, s));
 }
@@ -885,17 +863,13 @@ void CudaSession::decode_grains(const float *z, int B, const GrainSpec *spec, fl
   // capture or allocate (a model without a sequence VAE plans here, at the synth's probe).
   plan_grains(max_grains_);
   const int rows = bucket_rows(B, max_grains_), i = bucket_index(rows);
-  // Rows past B: zero latents and keys (finite, never read back).
+  // Rows past B are copied in by the graph but not computed (the kernels read *n_ = B).
   std::memcpy(h_z_.get(), z, sizeof(float) * B * c.z_dim);
-  std::memset(h_z_.get() + static_cast<size_t>(B) * c.z_dim, 0,
-              sizeof(float) * (rows - B) * c.z_dim);
   GrainNoise *q = h_specs_->get();
-  for (int b = 0; b < rows; ++b) {
-    q[b] = GrainNoise{0, 0, 0, 0, 0};
-    if (b >= B) continue;
+  for (int b = 0; b < B; ++b)
     q[b] = GrainNoise{spec[b].key.seed, spec[b].key.sequence, spec[b].g, spec[b].first ? 1 : 0,
                       spec[b].last ? 1 : 0};
-  }
+  *h_n_.get() = B;
   run_graph(grain_graphs_[i], grain_valid_[i], [&] { enqueue_grains(rows); });
   NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   std::memcpy(y, h_y_->get(), sizeof(float) * B * c.l_grain);
@@ -928,10 +902,13 @@ void CudaSession::enqueue_encode(int rows) {
   NGS_CUDA_CHECK(cudaMemcpyAsync(win_.get(), h_win_->get(), sizeof(float) * rows * c.l_grain,
                                  cudaMemcpyHostToDevice, s));
   NGS_CUDA_CHECK(cudaMemcpyAsync(edge_.get(), h_edge_->get(), rows, cudaMemcpyHostToDevice, s));
+  NGS_CUDA_CHECK(cudaMemcpyAsync(n_.get(), h_n_.get(), sizeof(int), cudaMemcpyHostToDevice, s));
+  // Grains past the live count (*n_) are not computed (a chunk wholly past it: no work).
   for (int g0 = 0; g0 < rows; g0 += enc_chunk_)
     encoder_grains_launch(b_.enc_dev_->device(), win_.get() + static_cast<size_t>(g0) * c.l_grain,
                           edge_.get() + g0, std::min(enc_chunk_, rows - g0),
-                          enc_out_.get() + static_cast<size_t>(g0) * c.z_dim, enc_work_.get(), s);
+                          enc_out_.get() + static_cast<size_t>(g0) * c.z_dim, enc_work_.get(), s,
+                          n_.get(), g0);
   NGS_CUDA_CHECK(cudaMemcpyAsync(h_enc_.get(), enc_out_.get(), sizeof(float) * rows * c.z_dim,
                                  cudaMemcpyDeviceToHost, s));
 }
@@ -960,9 +937,8 @@ void CudaSession::encode_grains(const float *const *src, const unsigned char *fi
     std::memcpy(w + b * l, src[b], sizeof(float) * l);
     edge[b] = static_cast<unsigned char>((first[b] ? 1 : 0) | (last[b] ? 2 : 0));
   }
-  // Rows past B: zero windows (finite, never read back).
-  std::memset(w + B * l, 0, sizeof(float) * (rows - B) * l);
-  std::memset(edge + B, 0, static_cast<size_t>(rows - B));
+  // Rows past B are copied in by the graph but not computed (the kernels read *n_ = B).
+  *h_n_.get() = B;
   run_graph(enc_graphs_[i], enc_valid_[i], [&] { enqueue_encode(rows); });
   NGS_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
   std::memcpy(mu, h_enc_.get(), sizeof(float) * B * c.z_dim);

@@ -27,7 +27,7 @@ size_t mlp_smem_bytes(const MlpDevice &m, int tile) {
 template <int T, bool kHalf>
 static __global__ void __launch_bounds__(kMlpThreads)
     decoder_mlp_kernel(MlpDevice m, int ld, const float *__restrict__ z, int n,
-                       float *__restrict__ S) {
+                       const int *__restrict__ count, float *__restrict__ S) {
   NGS_KERNEL_BOUNDS(kMlpThreads);
   NGS_DYNAMIC_SHARED(float, smem);
   float *x = smem, *x_next = smem + T * ld;  // ping-pong activations [T][ld]
@@ -35,6 +35,8 @@ static __global__ void __launch_bounds__(kMlpThreads)
   const int F = m.dims[m.n_layers];
   const int z_dim = m.dims[0];
   const int g0 = blockIdx.x * T;
+  if (count && *count < n) n = *count;  // grains past the live count: not computed
+  if (g0 >= n) return;                  // the whole block
   const int nt = n - g0 < T ? n - g0 : T;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n_warps = blockDim.x >> 5;
 
@@ -126,11 +128,11 @@ void decoder_mlp_prepare(const MlpDevice &mlp, size_t smem_optin) {
 
 template <int T>
 static void decoder_mlp_launch_tile(const MlpDevice &m, const float *z, int n, float *S,
-                                    cudaStream_t stream) {
+                                    const int *count, cudaStream_t stream) {
   const dim3 grid(ceil_div(n, T)), block(kMlpThreads);
   const size_t smem = mlp_smem_bytes(m, T);
   auto *kernel = m.half ? decoder_mlp_kernel<T, true> : decoder_mlp_kernel<T, false>;
-  NGS_LAUNCH(kernel, grid, block, smem, stream)(m, mlp_ld(m), z, n, S);
+  NGS_LAUNCH(kernel, grid, block, smem, stream)(m, mlp_ld(m), z, n, count, S);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
@@ -163,13 +165,15 @@ template <bool kHalf>
 static __global__ void __launch_bounds__(kRowsThreads)
     decoder_mlp_rows_kernel(const float *__restrict__ w, const __half *__restrict__ w_half,
                             const float *__restrict__ bias, int din, int dout,
-                            const float *__restrict__ x, int n, float *__restrict__ y,
-                            bool output_layer) {
+                            const float *__restrict__ x, int n, const int *__restrict__ count,
+                            float *__restrict__ y, bool output_layer) {
   NGS_KERNEL_BOUNDS(kRowsThreads);
+  const int g0 = blockIdx.x * kRowsGrains;  // grain tiles in x: up to 2^31 - 1 of them
+  if (count && *count < n) n = *count;      // grains past the live count: not computed
+  if (g0 >= n) return;                      // the whole block
   NGS_STATIC_SHARED(float, xs, kRowsGrains * kRowsKChunk);  // [8][kRowsKChunk]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int o0 = blockIdx.y * kRowsPerBlock + warp * kRowsPerWarp;
-  const int g0 = blockIdx.x * kRowsGrains;  // grain tiles in x: up to 2^31 - 1 of them
   // After the transpose reduction lane l holds the sum of row o0 + l / 8, grain g0 + l % 8:
   // its bias is loaded before the products.
   const int my_row = o0 + lane / kRowsGrains, my_grain = g0 + lane % kRowsGrains;
@@ -221,8 +225,10 @@ static __global__ void __launch_bounds__(kRowsThreads)
 // S[k] = (-1)^k (H[k]/2 + (H[k-1] + H[k+1])/4), H[-1] = H[1], H[F] = H[F-2]; H, S [n][F].
 // A block per grain.
 static __global__ void __launch_bounds__(kRowsThreads)
-    decoder_mlp_window_kernel(const float *__restrict__ H, int F, float *__restrict__ S) {
+    decoder_mlp_window_kernel(const float *__restrict__ H, int F, const int *__restrict__ count,
+                              float *__restrict__ S) {
   NGS_KERNEL_BOUNDS(kRowsThreads);
+  if (count && static_cast<int>(blockIdx.x) >= *count) return;  // past the live grains
   const float *h = H + static_cast<size_t>(blockIdx.x) * F;
   float *out = S + static_cast<size_t>(blockIdx.x) * F;
   for (int k = threadIdx.x; k < F; k += blockDim.x) {
@@ -242,7 +248,7 @@ size_t decoder_mlp_work_floats(const MlpDevice &mlp, int n) {
 }
 
 static void decoder_mlp_launch_rows(const MlpDevice &m, const float *z, int n, float *S,
-                                    float *work, cudaStream_t stream) {
+                                    float *work, const int *count, cudaStream_t stream) {
   if (!work) throw Error(kInvalidArgument, "CUDA decoder MLP: the row kernel needs a workspace");
   size_t h = 0;
   for (int l = 1; l < m.n_layers; ++l) h = h > static_cast<size_t>(m.dims[l]) ? h : m.dims[l];
@@ -257,27 +263,27 @@ static void decoder_mlp_launch_rows(const MlpDevice &m, const float *z, int n, f
     const dim3 grid(ceil_div(n, kRowsGrains), ceil_div(dout, kRowsPerBlock));
     auto *kernel = m.half ? decoder_mlp_rows_kernel<true> : decoder_mlp_rows_kernel<false>;
     NGS_LAUNCH(kernel, grid, dim3(kRowsThreads), 0, stream)(m.w[l], m.w_half[l], m.b[l], din,
-                                                            dout, x, n, y, last);
+                                                            dout, x, n, count, y, last);
     NGS_CUDA_CHECK_LAUNCH();
     x = y;
   }
   auto *window = decoder_mlp_window_kernel;
-  NGS_LAUNCH(window, dim3(n), dim3(kRowsThreads), 0, stream)(H, F, S);
+  NGS_LAUNCH(window, dim3(n), dim3(kRowsThreads), 0, stream)(H, F, count, S);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
 void decoder_mlp_launch(const MlpDevice &mlp, const float *z, int n, float *S,
-                        cudaStream_t stream, float *work) {
+                        cudaStream_t stream, float *work, const int *count) {
   if (n <= 0) return;
   if (mlp.kernel == MlpKernel::kRows) {
-    decoder_mlp_launch_rows(mlp, z, n, S, work, stream);
+    decoder_mlp_launch_rows(mlp, z, n, S, work, count, stream);
     return;
   }
   switch (decoder_mlp_tile(mlp)) {
-    case 8: decoder_mlp_launch_tile<8>(mlp, z, n, S, stream); break;
-    case 4: decoder_mlp_launch_tile<4>(mlp, z, n, S, stream); break;
-    case 2: decoder_mlp_launch_tile<2>(mlp, z, n, S, stream); break;
-    default: decoder_mlp_launch_tile<1>(mlp, z, n, S, stream); break;
+    case 8: decoder_mlp_launch_tile<8>(mlp, z, n, S, count, stream); break;
+    case 4: decoder_mlp_launch_tile<4>(mlp, z, n, S, count, stream); break;
+    case 2: decoder_mlp_launch_tile<2>(mlp, z, n, S, count, stream); break;
+    default: decoder_mlp_launch_tile<1>(mlp, z, n, S, count, stream); break;
   }
 }
 

@@ -45,8 +45,10 @@ int decoder_mlp_tile(const MlpDevice &mlp);
 void decoder_mlp_prepare(const MlpDevice &mlp, size_t smem_optin);
 
 // z, S: device arrays [n][dims[0]], [n][F]; work: decoder_mlp_work_floats(mlp, n) device
-// floats (kRows; may be null for kTiled). Checks the launches.
+// floats (kRows; may be null for kTiled). count: null, or a device int read by the kernels:
+// only the first min(n, *count) grains are computed and written (a graph captured for a
+// bucket of n grains serves every smaller count). Checks the launches.
 void decoder_mlp_launch(const MlpDevice &mlp, const float *z, int n, float *S,
-                        cudaStream_t stream, float *work = nullptr);
+                        cudaStream_t stream, float *work = nullptr, const int *count = nullptr);
 
 }  // namespace ngs::cuda

@@ -25,6 +25,9 @@ struct ConvRun {
   int c0;
   float *out;
   int n_tl;  // time tiles per grain
+  // Device, may be null: only grains g < *live - live_base are computed (a bucketed graph).
+  const int *live;
+  int live_base;
 };
 
 struct LinRun {
@@ -33,7 +36,16 @@ struct LinRun {
   int ldx, n;
   float *y, *y2;
   int ldy, ldy2;
+  const int *live;  // as ConvRun
+  int live_base;
 };
+
+// The grains of a launch of `n` to compute: n, or fewer when a device count is given.
+__device__ __forceinline__ int enc_live(int n, const int *live, int base) {
+  if (!live) return n;
+  const int l = *live - base;
+  return l < n ? l : n;
+}
 
 int conv_span(const EncConv &c) { return (kConvTL - 1) * c.stride + (c.k - 1) * c.dilation + 1; }
 size_t conv_smem_bytes(const EncConv &c, int ci_tile) {
@@ -68,9 +80,11 @@ static __global__ void __launch_bounds__(kFrameThreads)
 // bit 1 the second half (its last).
 static __global__ void __launch_bounds__(kFrameThreads)
     encoder_windows_kernel(const float *__restrict__ windows, const unsigned char *__restrict__ edges,
-                           int l, const float *__restrict__ hann, float *__restrict__ frames) {
+                           int l, const float *__restrict__ hann, const int *__restrict__ live,
+                           int live_base, float *__restrict__ frames) {
   NGS_KERNEL_BOUNDS(kFrameThreads);
   const int g = blockIdx.y;
+  if (g >= enc_live(static_cast<int>(gridDim.y), live, live_base)) return;  // past the count
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= l) return;
   const unsigned e = edges[g];
@@ -85,6 +99,7 @@ static __global__ void __launch_bounds__(kConvThreads) encoder_conv_kernel(ConvR
   NGS_DYNAMIC_SHARED(float, smem);
   const EncConv &c = r.c;
   const int g = blockIdx.x / r.n_tl, tl = blockIdx.x - g * r.n_tl;
+  if (r.live && g >= *r.live - r.live_base) return;  // the whole block: past the count
   const int t0 = tl * kConvTL, co0 = blockIdx.y * kConvTC;
   const int tx = threadIdx.x % kConvTL, ty = threadIdx.x / kConvTL;
   const int span = (kConvTL - 1) * c.stride + (c.k - 1) * c.dilation + 1;
@@ -149,6 +164,8 @@ static __global__ void __launch_bounds__(kLinThreads) encoder_linear_kernel(LinR
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int o = blockIdx.x * (kLinThreads / 32) + warp;
   const int g0 = blockIdx.y * kLinT;
+  const int n = enc_live(r.n, r.live, r.live_base);
+  if (g0 >= n) return;  // the whole block: past the count
   float acc[kLinT];
 #pragma unroll
   for (int t = 0; t < kLinT; ++t) acc[t] = 0.0f;
@@ -156,7 +173,7 @@ static __global__ void __launch_bounds__(kLinThreads) encoder_linear_kernel(LinR
     const int kc = L.in - k0 < kLinKC ? L.in - k0 : kLinKC;
     for (int i = threadIdx.x; i < kLinT * kLinKC; i += blockDim.x) {
       const int t = i / kLinKC, k = i - t * kLinKC;
-      xs[i] = g0 + t < r.n && k < kc ? r.x[static_cast<size_t>(g0 + t) * r.ldx + k0 + k] : 0.0f;
+      xs[i] = g0 + t < n && k < kc ? r.x[static_cast<size_t>(g0 + t) * r.ldx + k0 + k] : 0.0f;
     }
     __syncthreads();
     if (o < L.out) {
@@ -172,7 +189,7 @@ static __global__ void __launch_bounds__(kLinThreads) encoder_linear_kernel(LinR
   if (o >= L.out) return;  // the whole warp
 #pragma unroll
   for (int t = 0; t < kLinT; ++t) acc[t] = warp_sum(acc[t]);
-  if (lane >= kLinT || g0 + lane >= r.n) return;
+  if (lane >= kLinT || g0 + lane >= n) return;
   float v = 0.0f;
 #pragma unroll
   for (int t = 0; t < kLinT; ++t)
@@ -221,16 +238,16 @@ void conv_prepare(EncConv &c, const char *what, int stage) {
 }
 
 void launch_conv(const EncConv &c, const float *in0, int c0, const float *in1, float *out,
-                 int count, cudaStream_t stream) {
-  ConvRun r{c, in0, in1, c0, out, ceil_div(c.l_out, kConvTL)};
+                 int count, const int *live, int live_base, cudaStream_t stream) {
+  ConvRun r{c, in0, in1, c0, out, ceil_div(c.l_out, kConvTL), live, live_base};
   const dim3 grid(static_cast<unsigned>(count) * r.n_tl, ceil_div(c.c_out, kConvTC));
   NGS_LAUNCH(encoder_conv_kernel, grid, dim3(kConvThreads), conv_smem_bytes(c, c.ci_tile), stream)(r);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
 void launch_linear(const EncLinear &l, const float *x, int ldx, int n, float *y, int ldy,
-                   float *y2, int ldy2, cudaStream_t stream) {
-  LinRun r{l, x, ldx, n, y, y2, ldy, ldy2};
+                   float *y2, int ldy2, const int *live, int live_base, cudaStream_t stream) {
+  LinRun r{l, x, ldx, n, y, y2, ldy, ldy2, live, live_base};
   const dim3 grid(ceil_div(l.out, kLinThreads / 32), ceil_div(n, kLinT));
   NGS_LAUNCH(encoder_linear_kernel, grid, dim3(kLinThreads), 0, stream)(r);
   NGS_CUDA_CHECK_LAUNCH();
@@ -297,7 +314,7 @@ size_t encoder_work_floats(const EncoderDevice &e, int chunk) {
 namespace {
 // The convs, the linears and the heads of `count` framed grains (at the start of work).
 void encoder_body(const EncoderDevice &e, int count, float *mu, float *logvar, float *work,
-                  cudaStream_t stream) {
+                  const int *live, int live_base, cudaStream_t stream) {
   const size_t g = static_cast<size_t>(count);
   float *frames = work;
   float *bufs[3] = {frames + g * e.l_grain, nullptr, nullptr};
@@ -310,20 +327,20 @@ void encoder_body(const EncoderDevice &e, int count, float *mu, float *logvar, f
   for (int s = 0; s < e.n_stages; ++s) {
     const EncoderDevice::Stage &st = e.stages[s];
     const int di = (xi + 1) % 3;
-    launch_conv(st.down, x, st.down.c_in, nullptr, bufs[di], count, stream);
+    launch_conv(st.down, x, st.down.c_in, nullptr, bufs[di], count, live, live_base, stream);
     xi = di;
     for (int j = 0; j < 3; ++j) {
       const int hi = (xi + 1) % 3, oi = (xi + 2) % 3;
-      launch_conv(st.dil[j], bufs[xi], e.channels, nullptr, bufs[hi], count, stream);
+      launch_conv(st.dil[j], bufs[xi], e.channels, nullptr, bufs[hi], count, live, live_base, stream);
       // [pw | sc] over the stacked [h ; x] + the combined bias: the residual add fused.
-      launch_conv(st.mix[j], bufs[hi], e.channels, bufs[xi], bufs[oi], count, stream);
+      launch_conv(st.mix[j], bufs[hi], e.channels, bufs[xi], bufs[oi], count, live, live_base, stream);
       xi = oi;
     }
     x = bufs[xi];
   }
-  launch_linear(e.lin0, x, e.flatten, count, h1, e.h_dim, nullptr, 0, stream);
-  launch_linear(e.lin1, h1, e.h_dim, count, h2, e.z_dim, nullptr, 0, stream);
-  launch_linear(e.head, h2, e.z_dim, count, mu, e.z_dim, logvar, e.z_dim, stream);
+  launch_linear(e.lin0, x, e.flatten, count, h1, e.h_dim, nullptr, 0, live, live_base, stream);
+  launch_linear(e.lin1, h1, e.h_dim, count, h2, e.z_dim, nullptr, 0, live, live_base, stream);
+  launch_linear(e.head, h2, e.z_dim, count, mu, e.z_dim, logvar, e.z_dim, live, live_base, stream);
 }
 }  // namespace
 
@@ -337,20 +354,20 @@ void encoder_launch(const EncoderDevice &e, const float *audio, int g0, int coun
     NGS_CUDA_CHECK_LAUNCH();
   }
   const size_t row = static_cast<size_t>(g0) * e.z_dim;
-  encoder_body(e, count, mu + row, logvar ? logvar + row : nullptr, work, stream);
+  encoder_body(e, count, mu + row, logvar ? logvar + row : nullptr, work, nullptr, 0, stream);
 }
 
 void encoder_grains_launch(const EncoderDevice &e, const float *windows,
                            const unsigned char *edges, int count, float *mu, float *work,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const int *live, int live_base) {
   if (count <= 0) return;
   {
     const dim3 grid(ceil_div(e.l_grain, kFrameThreads), count);
     NGS_LAUNCH(encoder_windows_kernel, grid, dim3(kFrameThreads), 0, stream)(
-        windows, edges, e.l_grain, e.hann, work);
+        windows, edges, e.l_grain, e.hann, live, live_base, work);
     NGS_CUDA_CHECK_LAUNCH();
   }
-  encoder_body(e, count, mu, nullptr, work, stream);
+  encoder_body(e, count, mu, nullptr, work, live, live_base, stream);
 }
 
 // ---- weights ------------------------------------------------------------------------------

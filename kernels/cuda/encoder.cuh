@@ -81,9 +81,11 @@ void encoder_launch(const EncoderDevice &enc, const float *audio, int g0, int co
 // grains' raw samples), edges[g] (device): bit 0 a series' first grain (first half not
 // windowed), bit 1 its last (second half) -> mu [count][z_dim] (device). Row g equals
 // encoder_launch's row of the same grain. work: encoder_work_floats(enc, count); count is
-// at most 65535 (the framing grid's y). Checks every launch.
+// at most 65535 (the framing grid's y). live: null, or a device int: only the grains
+// g < *live - live_base of this launch are computed and written (a chunk of a bucketed
+// graph whose first grain is grain live_base of the batch). Checks every launch.
 void encoder_grains_launch(const EncoderDevice &enc, const float *windows,
                            const unsigned char *edges, int count, float *mu, float *work,
-                           cudaStream_t stream);
+                           cudaStream_t stream, const int *live = nullptr, int live_base = 0);
 
 }  // namespace ngs::cuda

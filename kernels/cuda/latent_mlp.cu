@@ -59,7 +59,9 @@ static __global__ void __launch_bounds__(kRowThreads)
   const int ld = m.ld;
   float *x = smem, *xn = smem + T * ld;
   const int r0 = blockIdx.x * T;
-  const int nt = rows - r0 < T ? rows - r0 : T;
+  const int live = in.count && *in.count < rows ? *in.count : rows;
+  if (r0 >= live) return;  // the whole block: past the live rows
+  const int nt = live - r0 < T ? live - r0 : T;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, n_warps = blockDim.x >> 5;
 
   const int w0 = in.x_width + in.n_conds;

@@ -43,6 +43,9 @@ struct RowInput {
   int ldx = 0, x_width = 0;
   const int *cls = nullptr;  // device, may be null when n_conds == 0
   int rows_per_class = 1, n_conds = 0;
+  // Device, may be null: only the first min(rows, *count) rows are computed (the rest of y
+  // is not written), so a graph captured for a bucket of `rows` serves every smaller count.
+  const int *count = nullptr;
 };
 
 // y [rows][ldy] = the chain applied to every input row. All pointers are device pointers.

@@ -45,12 +45,14 @@ static __global__ void __launch_bounds__(kNoiseThreads)
     noise_filter_kernel(const float *__restrict__ S, int log_m,
                         const float2 *__restrict__ tw, const float *__restrict__ hann,
                         const NoiseParams *__restrict__ params,
-                        const GrainNoise *__restrict__ specs, float *__restrict__ y) {
+                        const GrainNoise *__restrict__ specs, const int *__restrict__ count,
+                        float *__restrict__ y) {
   NGS_KERNEL_BOUNDS(kNoiseThreads);
+  const int i = blockIdx.x;
+  if (count && i >= *count) return;  // past the live grains: not computed
   NGS_DYNAMIC_SHARED(float2, smem);
   const int m = 1 << log_m, l = 2 * m, F = m + 1;
   float2 *a = smem, *b = smem + m;
-  const int i = blockIdx.x;
   NoiseParams p;
   bool first, last;
   if (kSpecs) {
@@ -164,25 +166,25 @@ void noise_filter_prepare(int l_grain, size_t smem_optin) {
 
 void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
                          const float *hann, const NoiseParams *params, float *y,
-                         cudaStream_t stream) {
+                         cudaStream_t stream, const int *count) {
   if (n <= 0) return;
   const int log_m = noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
   auto *kernel = noise_filter_kernel<false>;
   NGS_LAUNCH(kernel, dim3(n), dim3(kNoiseThreads), smem, stream)(
-      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, params, nullptr, y);
+      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, params, nullptr, count, y);
   NGS_CUDA_CHECK_LAUNCH();
 }
 
 void noise_filter_grains_launch(const float *S, int n, int l_grain, const float *twiddles,
                                 const float *hann, const GrainNoise *specs, float *y,
-                                cudaStream_t stream) {
+                                cudaStream_t stream, const int *count) {
   if (n <= 0) return;
   const int log_m = noise_filter_log_m(l_grain);
   const size_t smem = noise_filter_smem_bytes(l_grain);
   auto *kernel = noise_filter_kernel<true>;
   NGS_LAUNCH(kernel, dim3(n), dim3(kNoiseThreads), smem, stream)(
-      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, nullptr, specs, y);
+      S, log_m, reinterpret_cast<const float2 *>(twiddles), hann, nullptr, specs, count, y);
   NGS_CUDA_CHECK_LAUNCH();
 }
 

@@ -41,14 +41,16 @@ size_t noise_filter_smem_bytes(int l_grain);
 void noise_filter_prepare(int l_grain, size_t smem_optin);
 
 // S [n][l_grain/2+1], y [n][l_grain], twiddles [l_grain/2][2], hann [l_grain], params: all
-// device pointers. l_grain: power of two, 8 .. 16384.
+// device pointers. l_grain: power of two, 8 .. 16384. count: null, or a device int: only
+// grains 0 .. min(n, *count) - 1 of the call are computed and written (one captured graph
+// per bucket of n serves every smaller count).
 void noise_filter_launch(const float *S, int n, int l_grain, const float *twiddles,
                          const float *hann, const NoiseParams *params, float *y,
-                         cudaStream_t stream);
+                         cudaStream_t stream, const int *count = nullptr);
 
 // The same for n independent grains: grain i with specs[i] (device [n]).
 void noise_filter_grains_launch(const float *S, int n, int l_grain, const float *twiddles,
                                 const float *hann, const GrainNoise *specs, float *y,
-                                cudaStream_t stream);
+                                cudaStream_t stream, const int *count = nullptr);
 
 }  // namespace ngs::cuda

@@ -24,8 +24,10 @@ __device__ __forceinline__ float ola_sample(const float *__restrict__ y, int t, 
 static __global__ void __launch_bounds__(kOlaThreads)
     overlap_add_kernel(OlaParams p, const float *__restrict__ y, float *__restrict__ audio) {
   NGS_KERNEL_BOUNDS(kOlaThreads);
+  if (p.count && *p.count < p.n) p.n = *p.count;  // the live series
   const int total = (p.n + 3) * p.hop;
   const int t0 = blockIdx.x * blockDim.x;
+  if (t0 >= total) return;  // the whole block: past the live series' audio
   if (p.ola_only) {
     const int t = t0 + threadIdx.x;
     if (t < total) audio[t] = ola_sample(y, t, p.n, p.l_grain, p.hop, p.normalize);

@@ -15,6 +15,9 @@ struct OlaParams {
   const float *fir = nullptr;  // device [fir_len]
   int fir_len = 0;             // odd
   float bias = 0.0f;
+  // Device, may be null: the series has min(n, *count) grains (audio [(that + 3) * hop]
+  // written, the rest not), so a graph captured for a bucket of n serves every smaller count.
+  const int *count = nullptr;
 };
 
 // y [n][l_grain] and audio [(n + 3) * hop]: device pointers.

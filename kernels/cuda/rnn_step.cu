@@ -152,6 +152,7 @@ void rnn_step_launch(const LatentDevice &d, float *state, const int *slot_cls,
   in.ldx = in.x_width = H;
   in.cls = cls_rows;
   in.n_conds = d.cfg.n_conds;
+  in.count = count;  // rows past the live voices: not computed
   row_mlp_launch(d.dec_z, in, rows, z, d.cfg.z_dim, stream);
 }
 

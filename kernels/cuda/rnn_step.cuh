@@ -24,9 +24,8 @@ void rnn_start_launch(const LatentDevice &d, const float *e, const int *cls, flo
 // One step of the voices slots[0 .. *count - 1] (distinct; *count read on the device, so a
 // captured graph serves any count up to `rows`): their state is advanced and row b of z
 // [rows][z_dim] is voice b's next z. slot_cls [slots]: each slot's class. h_last
-// [rows][last hidden] and cls_rows [rows] are work areas; rows past *count of z are
-// computed from them as left by earlier calls (keep them initialised). Device memory;
-// checks the launches.
+// [rows][last hidden] and cls_rows [rows] are work areas; rows past *count are neither
+// computed nor written (in z, h_last or cls_rows). Device memory; checks the launches.
 void rnn_step_launch(const LatentDevice &d, float *state, const int *slot_cls,
                      const int *slots, const int *count, int rows, float *z, float *h_last,
                      int *cls_rows, cudaStream_t stream);

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -147,7 +148,12 @@ struct BlockRun {
   std::vector<Fiber> fibers;
   std::vector<unsigned> order;  // the scheduling order of the current round
   std::vector<std::pair<const void *, unsigned char *>> statics;  // this block's static shared
-  cudaError_t launch_error = cudaSuccess;  // set by check_kernel_bounds
+  cudaError_t launch_error = cudaSuccess;  // set by check_kernel_bounds / static_shared
+  // Shared memory of the launch: its dynamic bytes, the static bytes of this block so far,
+  // and the limit of the two together (48 KiB, or the architecture's opt-in maximum for a
+  // kernel opted in with cudaFuncSetAttribute).
+  const void *func = nullptr;
+  size_t dynamic_bytes = 0, static_bytes = 0, smem_total_limit = 0;
   void *sched_sp = nullptr;
   Fiber *running = nullptr;
   const std::function<void()> *body = nullptr;
@@ -161,6 +167,9 @@ thread_local StackPool g_stacks;
 thread_local cudaError_t g_last_error = cudaSuccess;
 std::mutex g_attr_mutex;
 std::map<const void *, int> g_max_dyn_smem;
+// Static shared bytes per kernel, learnt from its blocks (NGS_STATIC_SHARED allocates them
+// when a thread first reaches the declaration): later launches are checked before they run.
+std::map<const void *, size_t> g_static_smem;
 // Streams being captured by this thread (unsafe calls on it are rejected, as in
 // cudaStreamCaptureModeThreadLocal and Global for the capturing thread).
 thread_local std::vector<Stream *> t_capturing;
@@ -247,8 +256,32 @@ std::map<const unsigned char *, size_t> g_pinned;
 struct PendingCopy {
   void *dst;
   std::vector<unsigned char> data;
+  std::thread::id owner;  // the thread that issued it
+  const char *what;       // "cudaMemcpy" or "cudaMemset"
 };
 std::vector<PendingCopy> g_pending;
+
+// Work enqueued on a non-blocking stream while a legacy-stream copy or memset issued by
+// this thread has not been synchronised with: on a device the two are not ordered (the work
+// may run before, during or after the legacy write), so it is rejected here, like an unsafe
+// call during a capture: the call reports cudaErrorNotPermitted (a launch through
+// cudaGetLastError) and does nothing; stderr names both. Only this thread's legacy writes
+// count (another thread's are ordered by whatever synchronises the two threads).
+cudaError_t check_unordered(cudaStream_t s, const char *what) {
+  if (!s || !s->non_blocking) return cudaSuccess;
+  std::lock_guard<std::mutex> lock(g_mem_mutex);
+  const std::thread::id me = std::this_thread::get_id();
+  for (const PendingCopy &c : g_pending)
+    if (c.owner == me) {
+      std::fprintf(stderr,
+                   "ngs CUDA emulation: %s on a non-blocking stream while this thread's "
+                   "legacy-stream %s of %zu bytes to %p is not synchronised (unordered: "
+                   "cudaErrorNotPermitted)\n",
+                   what, c.what, c.data.size(), c.dst);
+      return cudaErrorNotPermitted;
+    }
+  return cudaSuccess;
+}
 
 bool is_pinned(const void *p) {
   std::lock_guard<std::mutex> lock(g_mem_mutex);
@@ -516,6 +549,17 @@ void *static_shared(const void *tag, size_t bytes) {
   BlockRun &r = *g_run;
   for (auto &e : r.statics)
     if (e.first == tag) return e.second;
+  // Static plus dynamic shared memory against the limit, as a device checks at launch.
+  r.static_bytes += bytes;
+  {
+    std::lock_guard<std::mutex> lock(g_attr_mutex);
+    size_t &known = g_static_smem[r.func];
+    if (r.static_bytes > known) known = r.static_bytes;
+  }
+  if (r.static_bytes + r.dynamic_bytes > r.smem_total_limit) {
+    r.launch_error = cudaErrorInvalidConfiguration;
+    throw LaunchOutOfResources{};
+  }
   unsigned char *p = static_cast<unsigned char *>(std::malloc(bytes ? bytes : 1));
   if (!p) throw Error("CUDA emulation: cannot allocate static shared memory");
   std::memset(p, 0xff, bytes);  // shared memory is not initialised on a device
@@ -581,7 +625,16 @@ long launch_count(const char *prefix) {
 cudaError_t func_set_attribute(const void *func, cudaFuncAttribute attr, int value) {
   if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return cudaErrorInvalidValue;
-  if (value < 0 || static_cast<size_t>(value) > arch_smem_optin()) return cudaErrorInvalidValue;
+  size_t static_bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_attr_mutex);
+    auto it = g_static_smem.find(func);
+    if (it != g_static_smem.end()) static_bytes = it->second;
+  }
+  // The dynamic maximum plus the kernel's static shared memory (when a launch has shown
+  // it) must fit the opt-in maximum.
+  if (value < 0 || static_cast<size_t>(value) + static_bytes > arch_smem_optin())
+    return cudaErrorInvalidValue;
   set_max_dynamic_smem(func, value);
   return cudaSuccess;
 }
@@ -603,6 +656,18 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
   const unsigned n_threads = block.x * block.y * block.z;
   BlockRun r;
   r.body = &body;
+  r.func = func;
+  r.dynamic_bytes = smem;
+  {
+    std::lock_guard<std::mutex> lock(g_attr_mutex);
+    r.smem_total_limit =
+        g_max_dyn_smem.count(func) ? arch_smem_optin() : std::min(kDefaultDynamicSmem, arch_smem_optin());
+    auto it = g_static_smem.find(func);
+    if (it != g_static_smem.end() && it->second + smem > r.smem_total_limit) {
+      g_last_error = cudaErrorInvalidConfiguration;  // known static + dynamic: before any block
+      return;
+    }
+  }
   BlockCtx bc;
   bc.block_dim = block;
   bc.grid_dim = grid;
@@ -625,6 +690,7 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
     bc.dynamic_smem = nullptr;
     for (auto &e : r.statics) std::free(e.second);
     r.statics.clear();
+    r.static_bytes = 0;
   };
   try {
     for (unsigned long long k = 0; k < n_blocks; ++k) {
@@ -648,7 +714,7 @@ void run_grid(const void *func, dim3 grid, dim3 block, size_t smem, const char *
     g_run = nullptr;
     g_current = nullptr;
     g_stacks.dirty = true;
-    g_last_error = cudaErrorLaunchOutOfResources;
+    g_last_error = r.launch_error != cudaSuccess ? r.launch_error : cudaErrorLaunchOutOfResources;
     return;
   } catch (const Error &e) {
     g_run = nullptr;
@@ -689,6 +755,10 @@ void launch(const void *func, dim3 grid, dim3 block, size_t smem, cudaStream_t s
     s->ops.push_back([=]() { run_grid(func, grid, block, smem, name, body); });
     return;
   }
+  if (const cudaError_t e = check_unordered(s, "a kernel launch")) {
+    g_last_error = e;
+    return;
+  }
   order_after_legacy(s);
   run_grid(func, grid, block, smem, name, body);
 }
@@ -711,6 +781,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
+    case cudaErrorNotPermitted: return "operation not permitted";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing blocking stream";
   }
@@ -726,6 +797,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorNotPermitted: return "cudaErrorNotPermitted";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
   }
@@ -829,7 +901,8 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind 
   if (kind == cudaMemcpyHostToDevice && !ngs_emu::is_pinned(src)) {
     const auto *b = static_cast<const unsigned char *>(src);
     std::lock_guard<std::mutex> lock(ngs_emu::g_mem_mutex);
-    ngs_emu::g_pending.push_back(ngs_emu::PendingCopy{dst, std::vector<unsigned char>(b, b + bytes)});
+    ngs_emu::g_pending.push_back(ngs_emu::PendingCopy{dst, std::vector<unsigned char>(b, b + bytes),
+                                                      std::this_thread::get_id(), "cudaMemcpy"});
     return cudaSuccess;
   }
   std::memcpy(dst, src, bytes);
@@ -839,7 +912,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
                             cudaStream_t s) {
   if (bytes && (!dst || !src)) return cudaErrorInvalidValue;
   if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
-  if (!(s && s->capturing)) order_after_legacy(s);
+  if (!(s && s->capturing)) {
+    if (const cudaError_t e = ngs_emu::check_unordered(s, "cudaMemcpyAsync")) return e;
+    order_after_legacy(s);
+  }
   if (s && s->capturing) {
     s->ops.push_back([=]() {
       if (bytes) std::memcpy(dst, src, bytes);
@@ -849,17 +925,31 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes, cudaMemcpy
   if (bytes) std::memcpy(dst, src, bytes);
   return cudaSuccess;
 }
+// On the legacy stream, after its earlier work, and asynchronous with respect to the host
+// for device memory (CUDA runtime API): the bytes land at the legacy stream's next
+// synchronisation, like a pageable copy (a non-blocking stream is not ordered after it).
 cudaError_t cudaMemset(void *p, int v, size_t bytes) {
   if (capturing_here()) return capture_violation(cudaErrorStreamCaptureUnsupported);
   if (bytes && !p) return cudaErrorInvalidValue;
   legacy_sync();
-  if (bytes) std::memset(p, v, bytes);
+  if (!bytes) return cudaSuccess;
+  if (ngs_emu::is_pinned(p)) {
+    std::memset(p, v, bytes);
+    return cudaSuccess;
+  }
+  std::lock_guard<std::mutex> lock(ngs_emu::g_mem_mutex);
+  ngs_emu::g_pending.push_back(ngs_emu::PendingCopy{
+      p, std::vector<unsigned char>(bytes, static_cast<unsigned char>(v)),
+      std::this_thread::get_id(), "cudaMemset"});
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s) {
   if (bytes && !p) return cudaErrorInvalidValue;
   if (!s && capturing_here()) return capture_violation(cudaErrorStreamCaptureImplicit);
-  if (!(s && s->capturing)) order_after_legacy(s);
+  if (!(s && s->capturing)) {
+    if (const cudaError_t e = ngs_emu::check_unordered(s, "cudaMemsetAsync")) return e;
+    order_after_legacy(s);
+  }
   if (s && s->capturing) {
     s->ops.push_back([=]() {
       if (bytes) std::memset(p, v, bytes);
@@ -931,6 +1021,7 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
     s->ops.insert(s->ops.end(), e->ops.begin(), e->ops.end());
     return cudaSuccess;
   }
+  if (const cudaError_t err = ngs_emu::check_unordered(s, "cudaGraphLaunch")) return err;
   order_after_legacy(s);
   for (auto &op : e->ops) op();
   return cudaSuccess;

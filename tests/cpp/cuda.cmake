@@ -9,7 +9,8 @@ set(NGS_CUDA_TEST_SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_kernels.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_latent.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_session.cpp
                           ${CMAKE_CURRENT_LIST_DIR}/test_cuda_encoder.cpp
-                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_synth.cpp)
+                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_synth.cpp
+                          ${CMAKE_CURRENT_LIST_DIR}/test_cuda_engine_size.cpp)
 ngs_add_gtest(test_cuda_emu
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cuda_emu.cpp ${NGS_CUDA_TEST_SOURCES}
   LIBS ngs_cuda_emu ngs_core
@@ -33,6 +34,51 @@ if(NGS_CUDA_ENABLED)
     SOURCES ${NGS_CUDA_TEST_SOURCES}
     LIBS ngs_cuda_impl ngs_core
     LABELS cuda)
+  # Build-time resource check (docs/CUDA.md, "Resources"): the PTX and the ptxas -v report
+  # of every kernel source for each real architecture built (target ngs_cuda_resources);
+  # check_cuda_resources.py fails a kernel whose registers x __launch_bounds__ threads
+  # exceed 64 K per SM or that spills. Its self test: a kernel that spills must fail it.
+  set(ngs_res_dir ${CMAKE_BINARY_DIR}/cuda_resources)
+  set(ngs_res_outputs)
+  file(GLOB ngs_res_headers ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cuh ${PROJECT_SOURCE_DIR}/kernels/cuda/*.h)
+  file(GLOB ngs_res_sources ${PROJECT_SOURCE_DIR}/kernels/cuda/*.cu)
+  set(ngs_res_script ${CMAKE_CURRENT_LIST_DIR}/cuda_resources.sh)
+  foreach(arch ${NGS_CUDA_ARCHITECTURES})
+    if(NOT arch MATCHES "^([0-9]+)(-real)?$")
+      continue()  # e.g. 90-virtual: PTX only, no SASS whose resources could be checked
+    endif()
+    set(sm ${CMAKE_MATCH_1})
+    foreach(src ${ngs_res_sources})
+      file(STRINGS ${src} ngs_has_kernel REGEX "__global__")
+      if(NOT ngs_has_kernel)
+        continue()
+      endif()
+      get_filename_component(stem ${src} NAME_WE)
+      set(out ${ngs_res_dir}/${stem}_sm${sm})
+      add_custom_command(OUTPUT ${out}.log
+        COMMAND bash ${ngs_res_script} ${CMAKE_CUDA_COMPILER} ${sm} ${out} ${src} -DNDEBUG
+                -I${PROJECT_SOURCE_DIR}/kernels -I${PROJECT_SOURCE_DIR}/kernels/cuda
+        DEPENDS ${src} ${ngs_res_headers} ${ngs_res_script}
+        COMMENT "ptxas resource report of ${stem}.cu for sm_${sm}" VERBATIM)
+      list(APPEND ngs_res_outputs ${out}.log)
+    endforeach()
+  endforeach()
+  set(ngs_res_bad ${CMAKE_BINARY_DIR}/cuda_resources_selftest/spill_sm90)
+  add_custom_command(OUTPUT ${ngs_res_bad}.log
+    COMMAND bash ${ngs_res_script} ${CMAKE_CUDA_COMPILER} 90 ${ngs_res_bad}
+            ${CMAKE_CURRENT_LIST_DIR}/cuda_resources_spill.cu
+    DEPENDS ${CMAKE_CURRENT_LIST_DIR}/cuda_resources_spill.cu ${ngs_res_script}
+    COMMENT "ptxas resource report of the spilling self-test kernel" VERBATIM)
+  add_custom_target(ngs_cuda_resources ALL DEPENDS ${ngs_res_outputs} ${ngs_res_bad}.log)
+  add_test(NAME CudaResources.RegistersFitAndNothingSpills
+           COMMAND ${NGS_TEST_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_cuda_resources.py ${ngs_res_dir}
+                   --known ${CMAKE_CURRENT_LIST_DIR}/cuda_resources_known.txt)
+  add_test(NAME CudaResources.CheckerRejectsASpillingKernel
+           COMMAND ${NGS_TEST_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check_cuda_resources.py
+                   ${CMAKE_BINARY_DIR}/cuda_resources_selftest)
+  set_tests_properties(CudaResources.RegistersFitAndNothingSpills PROPERTIES LABELS cuda)
+  set_tests_properties(CudaResources.CheckerRejectsASpillingKernel PROPERTIES LABELS cuda
+                       PASS_REGULAR_EXPRESSION "spilling_kernel.*FAIL: spills")
 endif()
 
 # The emulation rejects what it does not emulate: each case of test_cuda_unsupported.cpp

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "common.cuh"
@@ -353,10 +354,13 @@ TEST(CudaEmu, PageableCopyIsNotOrderedWithNonBlockingStreams) {
   NGS_TEST_CUDA(cudaMalloc(&in, 32 * sizeof(float)));
   DevArray<float> out(32), out2(32);
   NGS_TEST_CUDA(cudaMemcpy(in, src.data(), 32 * sizeof(float), cudaMemcpyHostToDevice));
-  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in, out.get());  // not ordered: stale data
+  // Not ordered after the copy: rejected (it could read the old contents), nothing runs.
+  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in, out.get());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorNotPermitted);
   NGS_TEST_CUDA(cudaStreamSynchronize(s));
   NGS_TEST_CUDA(cudaStreamSynchronize(nullptr));  // the copy has landed now
   NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in, out2.get());
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
   NGS_TEST_CUDA(cudaStreamSynchronize(s));
   EXPECT_TRUE(std::isnan(out.host()[0]));
   EXPECT_EQ(out2.host()[0], 5.0f);
@@ -370,6 +374,128 @@ TEST(CudaEmu, PageableCopyIsNotOrderedWithNonBlockingStreams) {
   cudaStreamDestroy(blocking);
   cudaStreamDestroy(s);
   cudaFree(in);
+}
+
+// A legacy-stream cudaMemset of device memory is asynchronous to the host and not ordered
+// with a non-blocking stream (rnn_plan's part-1 hazard): work enqueued there while this
+// thread's memset is unsynchronised is rejected (cudaErrorNotPermitted: a copy, a memset, a
+// launch, a graph launch), work after cudaStreamSynchronize(nullptr) sees the memset, and
+// a blocking stream is ordered after it. Another thread's pending memset does not reject
+// this thread's work.
+TEST(CudaEmu, LegacyMemsetIsNotOrderedWithNonBlockingStreams) {
+  cudaStream_t s = nullptr;
+  NGS_TEST_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  DevArray<float> in(32), out(32);
+  NGS_TEST_CUDA(cudaDeviceSynchronize());
+  float *host = nullptr;
+  NGS_TEST_CUDA(cudaMallocHost(&host, 32 * sizeof(float)));
+  NGS_TEST_CUDA(cudaMemset(in.get(), 0, 32 * sizeof(float)));
+  EXPECT_EQ(cudaMemcpyAsync(host, in.get(), 32 * sizeof(float), cudaMemcpyDeviceToHost, s),
+            cudaErrorNotPermitted);
+  EXPECT_EQ(cudaMemsetAsync(out.get(), 0, 4, s), cudaErrorNotPermitted);
+  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in.get(), out.get());
+  EXPECT_EQ(cudaGetLastError(), cudaErrorNotPermitted);
+  // A graph captured meanwhile (capturing runs nothing) is rejected when launched.
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  NGS_TEST_CUDA(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  NGS_LAUNCH(copy_kernel, dim3(1), dim3(32), 0, s)(in.get(), out.get());
+  NGS_TEST_CUDA(cudaStreamEndCapture(s, &g));
+  NGS_TEST_CUDA(cudaGraphInstantiate(&exec, g, 0));
+  EXPECT_EQ(cudaGraphLaunch(exec, s), cudaErrorNotPermitted);
+  EXPECT_TRUE(std::isnan(out.host()[0]));  // (host(): a device synchronisation)
+  // After the legacy stream is synchronised with: allowed, and the zeros have landed.
+  NGS_TEST_CUDA(cudaGraphLaunch(exec, s));
+  NGS_TEST_CUDA(cudaStreamSynchronize(s));
+  EXPECT_EQ(out.host()[0], 0.0f);
+  // A blocking stream is ordered after the legacy stream: no rejection.
+  cudaStream_t blocking = nullptr;
+  NGS_TEST_CUDA(cudaStreamCreate(&blocking));
+  NGS_TEST_CUDA(cudaMemset(in.get(), 0xff, 32 * sizeof(float)));
+  NGS_TEST_CUDA(cudaMemcpyAsync(host, in.get(), 32 * sizeof(float), cudaMemcpyDeviceToHost, blocking));
+  EXPECT_TRUE(std::isnan(host[0]));
+  // Another thread's unsynchronised memset: this thread's work is not rejected.
+  std::thread other([&] { NGS_TEST_CUDA(cudaMemset(in.get(), 0, 32 * sizeof(float))); });
+  other.join();
+  EXPECT_EQ(cudaMemsetAsync(out.get(), 0, 4, s), cudaSuccess);
+  NGS_TEST_CUDA(cudaDeviceSynchronize());
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(g);
+  cudaFreeHost(host);
+  cudaStreamDestroy(blocking);
+  cudaStreamDestroy(s);
+}
+
+// Static shared memory (NGS_STATIC_SHARED) counts with the dynamic bytes against the limit:
+// 48 KiB in all without an opt-in, the architecture's opt-in maximum with one, as a device
+// checks at launch (cudaErrorInvalidConfiguration, no block runs). The first launch learns
+// the kernel's static size in its first block; later launches and cudaFuncSetAttribute
+// (dynamic maximum + static above the opt-in maximum: cudaErrorInvalidValue) check it
+// before anything runs.
+template <int kTag>
+__global__ void static_plus_dynamic_kernel(float *out, int n_dyn) {
+  NGS_STATIC_SHARED(float, st, 8192);  // 32 KiB
+  NGS_DYNAMIC_SHARED(float, dyn);
+  st[threadIdx.x] = 1.0f;
+  if (n_dyn > 0) dyn[n_dyn - 1 - threadIdx.x % n_dyn] = 2.0f;
+  __syncthreads();
+  out[threadIdx.x] = st[threadIdx.x] + (n_dyn > 0 ? dyn[n_dyn - 1 - threadIdx.x % n_dyn] : 0.0f);
+}
+
+TEST(CudaEmu, StaticPlusDynamicSharedMemoryIsLimited) {
+  EmuModeGuard guard;
+  DevArray<float> out(64);
+  const size_t st = 32 * 1024;
+  // No opt-in: 32 KiB static + 16 KiB dynamic fits 48 KiB, 4 bytes more does not (the first
+  // launch of a kernel: found in its first block), nor later (known before it runs).
+  NGS_LAUNCH(static_plus_dynamic_kernel<0>, dim3(2), dim3(64), 16 * 1024, nullptr)(out.get(), 4096);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(out.host()[5], 3.0f);
+  DevArray<float> out1(64), out2(64);
+  NGS_LAUNCH(static_plus_dynamic_kernel<1>, dim3(2), dim3(64), 16 * 1024 + 4, nullptr)(out1.get(), 4097);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_TRUE(std::isnan(out1.host()[0]));
+  NGS_LAUNCH(static_plus_dynamic_kernel<0>, dim3(2), dim3(64), 16 * 1024 + 4, nullptr)(out2.get(), 4097);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_TRUE(std::isnan(out2.host()[0]));
+  // Opted in: static + dynamic up to the architecture's maximum.
+  struct Case {
+    int sm;
+    size_t optin;
+  };
+  for (Case c : {Case{80, 163 * 1024}, Case{86, 99 * 1024}, Case{89, 99 * 1024},
+                 Case{90, 227 * 1024}}) {
+    SCOPED_TRACE("sm_" + std::to_string(c.sm));
+    ASSERT_TRUE(ngs_emu::set_arch(c.sm));
+    auto *k = c.sm == 80 ? static_plus_dynamic_kernel<80>
+              : c.sm == 86 ? static_plus_dynamic_kernel<86>
+              : c.sm == 89 ? static_plus_dynamic_kernel<89>
+                           : static_plus_dynamic_kernel<90>;
+    NGS_TEST_CUDA(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       static_cast<int>(c.optin - st)));
+    DevArray<float> o(64), bad(64);
+    const int n_dyn = static_cast<int>((c.optin - st) / sizeof(float));
+    NGS_LAUNCH(k, dim3(1), dim3(64), c.optin - st, nullptr)(o.get(), n_dyn);
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    EXPECT_EQ(o.host()[0], 3.0f);
+    // The static size is known now: an attribute that leaves no room for it is refused ...
+    EXPECT_EQ(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   static_cast<int>(c.optin - st + 4)),
+              cudaErrorInvalidValue);
+    // ... and so is a launch whose dynamic bytes exceed the attribute.
+    NGS_LAUNCH(k, dim3(1), dim3(64), c.optin - st + 4, nullptr)(bad.get(), n_dyn + 1);
+    EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    EXPECT_TRUE(std::isnan(bad.host()[0]));
+  }
+  // An opt-in whose dynamic maximum plus the static bytes exceed the architecture's limit
+  // (attribute set before the static size is known): the launch fails in its first block.
+  ASSERT_TRUE(ngs_emu::set_arch(86));
+  NGS_TEST_CUDA(cudaFuncSetAttribute(static_plus_dynamic_kernel<2>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, 99 * 1024));
+  DevArray<float> o3(64);
+  NGS_LAUNCH(static_plus_dynamic_kernel<2>, dim3(1), dim3(64), 80 * 1024, nullptr)(o3.get(), 20480);
+  EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
+  EXPECT_TRUE(std::isnan(o3.host()[0]));
 }
 
 TEST(CudaEmu, FastDivideFollowsTheDevice) {

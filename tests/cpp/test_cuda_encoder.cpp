@@ -6,6 +6,7 @@
 // Fresh random inputs, outputs poisoned, relative L2 <= 1e-5.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -14,10 +15,13 @@
 #include "common/error.h"
 #include "cpu/cpu.h"
 #include "cuda_backend.cuh"
+#include "encoder.cuh"
+#include "noise_filter.cuh"
 #include "ngs/ngs.h"
 #include "test_cuda_util.h"
 
 using namespace ngs;
+using ngs::test::DevArray;
 using ngs::test::kTolF32;
 using ngs::test::poisoned;
 using ngs::test::rel_l2;
@@ -213,4 +217,51 @@ TEST(CudaEncoder, RejectsBadRequests) {
   }
   // The session still works afterwards.
   EXPECT_NO_THROW(p.gs->encoder(audio.data(), 4, mu.data(), lv.data()));
+}
+
+// encoder_grains_launch with a device count below the launch size (encode_grains' bucketed
+// graphs, in chunks: the count is relative to the chunk's first grain): the live grains'
+// mu equals the CPU's encode_grains rows, nothing is written past them (poisoned rows stay
+// NaN), a chunk wholly past the count writes nothing.
+TEST(CudaEncoder, DeviceCountLimitsTheGrainsComputed) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  RandomModel m(128, 16, 7, 2, 3, 32, 10, seed);
+  const WaveformConfig &c = m.w.cfg;
+  const int cap = 12, chunk = 8, l = c.l_grain, zd = c.z_dim;
+  std::vector<float> tw(l), hann(l);
+  cuda::noise_filter_tables(l, tw.data(), hann.data());
+  DevArray<float> dhann(hann);
+  cuda::EncoderWeights ew(m.w, dhann.get());
+  auto cpu_b = cpu::make_cpu_backend(m.w);
+  auto cs = cpu_b->create_session(cap, 1);
+  const std::vector<float> win = test::random_uniform(static_cast<size_t>(cap) * l, seed + 1, -0.8f, 0.8f);
+  std::vector<unsigned char> edge(cap), first(cap), last(cap);
+  std::vector<const float *> src(cap);
+  for (int g = 0; g < cap; ++g) {
+    first[g] = (seed + g) % 3 == 0;
+    last[g] = (seed + g) % 4 == 1;
+    edge[g] = static_cast<unsigned char>((first[g] ? 1 : 0) | (last[g] ? 2 : 0));
+    src[g] = win.data() + static_cast<size_t>(g) * l;
+  }
+  DevArray<float> dwin(win);
+  DevArray<unsigned char> dedge(edge);
+  DevArray<float> work(cuda::encoder_work_floats(ew.device(), chunk));
+  for (const int live : {1, 5, 8, 11, 12}) {
+    SCOPED_TRACE("live " + std::to_string(live));
+    std::vector<float> ref = poisoned(static_cast<size_t>(live) * zd);
+    cs->encode_grains(src.data(), first.data(), last.data(), live, ref.data());
+    DevArray<int> dlive(std::vector<int>{live});
+    DevArray<float> dmu(static_cast<size_t>(cap) * zd);
+    for (int g0 = 0; g0 < cap; g0 += chunk)
+      cuda::encoder_grains_launch(ew.device(), dwin.get() + static_cast<size_t>(g0) * l,
+                                  dedge.get() + g0, std::min(chunk, cap - g0),
+                                  dmu.get() + static_cast<size_t>(g0) * zd, work.get(), nullptr,
+                                  dlive.get(), g0);
+    const std::vector<float> mu = dmu.host();
+    EXPECT_LE(rel_l2(mu.data(), ref.data(), ref.size()), kTolF32);
+    for (size_t i = ref.size(); i < mu.size(); ++i)
+      ASSERT_TRUE(std::isnan(mu[i])) << "grain " << i / zd << " past the count written";
+  }
 }

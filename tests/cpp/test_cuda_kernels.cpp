@@ -209,3 +209,96 @@ TEST(CudaKernels, OverlapAddMatchesCpu) {
     EXPECT_LE(rel_l2(a, c.ola_only ? ola : ref), kTolF32);
   }
 }
+
+// A device-side count below the launch size (the batch-size buckets of the backend's
+// graphs: one graph per bucket, the live count copied in per call): the decoder MLP (both
+// kernels), the noise filter (a series and independent grains) and the overlap-add compute
+// exactly the live grains, equal to the CPU on them, and write nothing past them (the
+// poisoned rows stay NaN).
+TEST(CudaKernels, DeviceCountLimitsTheGrainsComputed) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  test::RandomDecoder d(16, 48, 2, 256, 9, seed);
+  const WaveformConfig &c = d.w.cfg;
+  const int F = c.filter_size(), l = c.l_grain, hop = c.hop;
+  auto nan_from = [](const std::vector<float> &v, size_t from) {
+    for (size_t i = from; i < v.size(); ++i)
+      if (!std::isnan(v[i])) return false;
+    return true;
+  };
+  for (const int cap : {8, 16}) {
+    for (const int live : {1, 3, 5, cap - 1, cap}) {
+      SCOPED_TRACE("bucket " + std::to_string(cap) + " live " + std::to_string(live));
+      DevArray<int> dcount(std::vector<int>{live});
+      const std::vector<float> z = test::random_normal(static_cast<size_t>(cap) * c.z_dim, seed + live);
+      const std::vector<float> S_ref = cpu_spectrum(d.w, z, live);
+      for (cuda::MlpKernel kernel : kMlpKernels) {
+        SCOPED_TRACE(kernel_name(kernel));
+        MlpUpload up(d.w, false, kernel);
+        DevArray<float> dz(z), dS(static_cast<size_t>(cap) * F);
+        DevArray<float> work(std::max<size_t>(cuda::decoder_mlp_work_floats(up.m, cap), 1));
+        cuda::decoder_mlp_launch(up.m, dz.get(), cap, dS.get(), nullptr, work.get(), dcount.get());
+        const std::vector<float> S = dS.host();
+        EXPECT_LE(rel_l2(S.data(), S_ref.data(), static_cast<size_t>(live) * F), kTolF32);
+        EXPECT_TRUE(nan_from(S, static_cast<size_t>(live) * F)) << "rows past the count written";
+      }
+      // Noise filter: a series of `live` grains launched for `cap`, and `cap` independent
+      // grains of which `live` are live.
+      const std::vector<float> S = test::random_uniform(static_cast<size_t>(cap) * F, seed + 5);
+      std::vector<float> tw(l), hann(l);
+      cuda::noise_filter_tables(l, tw.data(), hann.data());
+      cuda::noise_filter_prepare(l, test::smem_optin());
+      const cuda::NoiseParams p{0x5DEECE66Dull ^ seed, 2u, 0, live};
+      std::vector<cuda::GrainNoise> specs(cap);
+      for (int i = 0; i < cap; ++i) specs[i] = cuda::GrainNoise{seed + 11ull * i, 1u, 3 * i + 1, i == 0, i == 2};
+      DevArray<float> dS(S), dtw(tw), dhann(hann), dy(static_cast<size_t>(cap) * l),
+          dyg(static_cast<size_t>(cap) * l);
+      DevArray<cuda::NoiseParams> dp(std::vector<cuda::NoiseParams>{p});
+      DevArray<cuda::GrainNoise> dspecs(specs);
+      cuda::noise_filter_launch(dS.get(), cap, l, dtw.get(), dhann.get(), dp.get(), dy.get(),
+                                nullptr, dcount.get());
+      cuda::noise_filter_grains_launch(dS.get(), cap, l, dtw.get(), dhann.get(), dspecs.get(),
+                                       dyg.get(), nullptr, dcount.get());
+      const std::vector<float> y = dy.host(), yg = dyg.host();
+      cpu::RealFft fft(l);
+      std::vector<float> ref(static_cast<size_t>(live) * l), refg(ref.size()), u(l), scratch(2 * (l + 2));
+      for (int i = 0; i < live; ++i) {
+        const float *s_row = S.data() + static_cast<size_t>(i) * F;
+        cpu::noise_filter_noise(p.seed, p.sequence, i, l, u.data());
+        cpu::noise_filter_grain(fft, s_row, u.data(), hann.data(), i, live,
+                                ref.data() + static_cast<size_t>(i) * l, scratch.data());
+        // An independent grain: its own key and index; first / last windows from its flags
+        // (grain 0 of a series of 1 is both, g of a long series neither).
+        const cuda::GrainNoise &q = specs[i];
+        cpu::noise_filter_noise(q.seed, q.sequence, q.g, l, u.data());
+        const int g = q.first ? 0 : 1, total = q.last ? g + 1 : g + 2;
+        cpu::noise_filter_grain(fft, s_row, u.data(), hann.data(), g, total,
+                                refg.data() + static_cast<size_t>(i) * l, scratch.data());
+      }
+      EXPECT_LE(rel_l2(y.data(), ref.data(), ref.size()), kTolF32);
+      EXPECT_TRUE(nan_from(y, ref.size())) << "noise filter: grains past the count written";
+      EXPECT_LE(rel_l2(yg.data(), refg.data(), refg.size()), kTolF32);
+      EXPECT_TRUE(nan_from(yg, refg.size())) << "grains past the count written";
+      // Overlap-add of a series of `live` grains in a launch for `cap`.
+      const std::vector<float> fir = test::random_uniform(c.pp_ker, seed + 1, -0.3f, 0.3f);
+      const int len = (live + 3) * hop;
+      DevArray<float> dfir(fir), da(static_cast<size_t>(cap + 3) * hop);
+      cuda::OlaParams op;
+      op.n = cap;
+      op.l_grain = l;
+      op.hop = hop;
+      op.fir = dfir.get();
+      op.fir_len = c.pp_ker;
+      op.bias = 0.1f;
+      op.count = dcount.get();
+      cuda::overlap_add_launch(op, dy.get(), da.get(), nullptr);
+      const std::vector<float> a = da.host();
+      std::vector<float> ola(len), oref(len);
+      cpu::overlap_add(ref.data(), live, l, hop, true, ola.data());
+      cpu::overlap_add_fir_softsign(ola.data(), len, fir.data(), c.pp_ker, op.bias, oref.data());
+      EXPECT_LE(rel_l2(a.data(), oref.data(), len), kTolF32);
+      EXPECT_TRUE(nan_from(a, static_cast<size_t>(len))) << "overlap-add: samples past the series written";
+    }
+  }
+}

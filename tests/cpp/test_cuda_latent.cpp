@@ -220,6 +220,16 @@ TEST(CudaLatent, RowMlpMatchesCpuOps) {
       cuda::row_mlp_launch(m, ri, rows, dy.get(), out, nullptr);
       const std::vector<float> y = dy.host();
       EXPECT_LE(rel_l2(y, ref), kTolF32);
+      // A device count below rows (a bucketed graph): the live rows only, nothing past them.
+      const int live = (rows + 1) / 2;
+      DevArray<int> dcount(std::vector<int>{live});
+      DevArray<float> dy2(static_cast<size_t>(rows) * out);
+      ri.count = dcount.get();
+      cuda::row_mlp_launch(m, ri, rows, dy2.get(), out, nullptr);
+      const std::vector<float> y2 = dy2.host();
+      EXPECT_LE(rel_l2(y2.data(), ref.data(), static_cast<size_t>(live) * out), kTolF32);
+      for (size_t i = static_cast<size_t>(live) * out; i < y2.size(); ++i)
+        ASSERT_TRUE(std::isnan(y2[i])) << "row " << i / out << " past the count " << live;
     }
   }
 }
@@ -562,6 +572,118 @@ TEST(CudaLatent, DecodeGrainsMatchesCpu) {
     EXPECT_THROW(gs->decode_grains(z.data(), 13, spec.data(), y.data()), Error);
     EXPECT_THROW(gs->decode_grains(z.data(), 2, nullptr, y.data()), Error);
   }
+}
+
+// The number of batch-size buckets of a session planned for max (1, 2, 4, ..., max).
+static int bucket_count(int max) {
+  int n = 1;
+  for (int r = 1; r < max; r *= 2) ++n;
+  return n;
+}
+
+// Batch sizes that wander the way a synth's voice count does (non-bucket sizes 3, 5, 41,
+// 300 among them): rnn_step and decode_grains of every one equal the CPU backend within
+// 1e-5, padded rows of a bucket are not computed (the device count), and no call after the
+// planning captures a graph: at most one capture per bucket in all (ngs_emu::capture_count).
+TEST(CudaLatent, WanderingBatchSizesReplayOneGraphPerBucket) {
+  NGS_REQUIRE_CUDA_DEVICE();
+  const uint32_t seed = test::fresh_seed();
+  const int max_voices = 300, n = 5;
+  const int sizes[] = {1, 3, 5, 41, 300, 2, 17, 129, 257, 7, 64, 255, 256, 33, 9, 100, 4, 63};
+  for (const Shape &s : {kShapes[1], kShapes[2]}) {
+    SCOPED_TRACE(trace(s, seed));
+    LatentPair p(s, seed);
+    auto cs = p.cpu->create_session(max_voices, 1);
+    auto gs = p.gpu->create_session(max_voices, 1);
+#ifdef NGS_CUDA_EMULATION
+    const long before = ngs_emu::capture_count();
+#endif
+    gs->rnn_plan(max_voices);
+#ifdef NGS_CUDA_EMULATION
+    const long planned = ngs_emu::capture_count();
+    // rnn_plan: the step's buckets and decode_grains' (min(max_voices, max_grains)).
+    EXPECT_LE(planned - before, 2 * bucket_count(max_voices));
+#endif
+    std::mt19937 rng(seed + 5);
+    std::vector<std::vector<float>> e(max_voices), ref(max_voices), got(max_voices);
+    std::vector<int> cls = random_classes(max_voices, s.n_conds, seed + 6);
+    for (int v = 0; v < max_voices; ++v) {
+      e[v] = test::random_normal(s.e, seed + 2000 + v);
+      ref[v] = poisoned(static_cast<size_t>(n) * s.z);
+      cs->latent_decode(e[v].data(), cls[v], n, ref[v].data());
+      gs->rnn_start(v, e[v].data(), cls[v]);
+    }
+    // Each hop steps every voice once, in batches of the wandering sizes (shuffled slots).
+    size_t next = 0;
+    std::vector<int> used_sizes;
+    for (int hop = 0; hop < n; ++hop) {
+      std::vector<int> order(max_voices);
+      std::iota(order.begin(), order.end(), 0);
+      std::shuffle(order.begin(), order.end(), rng);
+      for (int at = 0; at < max_voices;) {
+        const int B = std::min(sizes[next++ % (sizeof(sizes) / sizeof(sizes[0]))], max_voices - at);
+        used_sizes.push_back(B);
+        std::vector<float> z = poisoned(static_cast<size_t>(B) * s.z);
+        gs->rnn_step(order.data() + at, B, z.data(), s.z);
+        for (int b = 0; b < B; ++b)
+          got[order[at + b]].insert(got[order[at + b]].end(), z.begin() + static_cast<size_t>(b) * s.z,
+                                    z.begin() + static_cast<size_t>(b + 1) * s.z);
+        at += B;
+      }
+    }
+    for (int v = 0; v < max_voices; ++v)
+      ASSERT_LE(rel_l2(got[v], ref[v]), kTolF32) << "voice " << v;
+    // decode_grains of the same sizes (own keys, indices and windows per grain).
+    const WaveformConfig &c = p.dec.w.cfg;
+    for (const int B : sizes) {
+      SCOPED_TRACE("decode_grains B " + std::to_string(B));
+      const std::vector<float> z = test::random_normal(static_cast<size_t>(B) * c.z_dim, seed + 31 * B);
+      std::vector<GrainSpec> spec(B);
+      for (GrainSpec &g : spec) {
+        g.key.seed = (static_cast<uint64_t>(rng()) << 32) | rng();
+        g.key.sequence = rng() % 7;
+        g.g = static_cast<int>(rng() % 1000);
+        g.first = rng() % 4 == 0;
+        g.last = rng() % 4 == 0;
+      }
+      std::vector<float> y = poisoned(static_cast<size_t>(B) * c.l_grain), y_ref = y;
+      gs->decode_grains(z.data(), B, spec.data(), y.data());
+      cs->decode_grains(z.data(), B, spec.data(), y_ref.data());
+      ASSERT_LE(rel_l2(y, y_ref), kTolF32);
+    }
+#ifdef NGS_CUDA_EMULATION
+    EXPECT_EQ(ngs_emu::capture_count(), planned) << "a step or decode_grains captured";
+#endif
+  }
+  // A model without a sequence VAE: decode_grains plans its buckets at the first call.
+  test::RandomDecoder d(12, 40, 2, 128, 9, seed);
+  auto cpu_b = cpu::make_cpu_backend(d.w);
+  auto gpu_b = cuda::make_backend(d.w, 0, {});
+  auto cs = cpu_b->create_session(max_voices, 1);
+  auto gs = gpu_b->create_session(max_voices, 1);
+#ifdef NGS_CUDA_EMULATION
+  const long before = ngs_emu::capture_count();
+#endif
+  std::mt19937 rng(seed + 9);
+  for (const int B : sizes) {
+    SCOPED_TRACE("decode_grains (no sequence VAE) B " + std::to_string(B));
+    const std::vector<float> z = test::random_normal(static_cast<size_t>(B) * 12, seed + 7 * B);
+    std::vector<GrainSpec> spec(B);
+    for (GrainSpec &g : spec) {
+      g.key.seed = rng();
+      g.key.sequence = rng() % 3;
+      g.g = static_cast<int>(rng() % 50);
+      g.first = rng() % 4 == 0;
+      g.last = rng() % 4 == 0;
+    }
+    std::vector<float> y = poisoned(static_cast<size_t>(B) * 128), y_ref = y;
+    gs->decode_grains(z.data(), B, spec.data(), y.data());
+    cs->decode_grains(z.data(), B, spec.data(), y_ref.data());
+    ASSERT_LE(rel_l2(y, y_ref), kTolF32);
+  }
+#ifdef NGS_CUDA_EMULATION
+  EXPECT_LE(ngs_emu::capture_count() - before, bucket_count(max_voices));
+#endif
 }
 
 // The golden fixtures and the bundled (fp16) drum model: latent_decode, latent_encode and

@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "ngs/ngs.h"
 #include "synth.h"
+#include "synth_render.h"
 #include "test_cuda_util.h"
 
 using ngs::test::kTolF32;
@@ -43,11 +44,7 @@ void open(const std::string &path, ngs_backend backend, Model &h) {
   ASSERT_EQ(h.info.backend, backend);
 }
 
-struct Timed {
-  int64_t frame;  // absolute host frame
-  ngs_synth_event ev;
-  std::vector<float> z;  // owned copy (ev.z points into it when set)
-};
+using Timed = ngs::test::TimedEvent;
 
 std::vector<float> random_vec(size_t n, uint32_t seed, float scale) {
   std::mt19937 rng(seed);
@@ -55,34 +52,6 @@ std::vector<float> random_vec(size_t n, uint32_t seed, float scale) {
   std::vector<float> v(n);
   for (float &x : v) x = nd(rng);
   return v;
-}
-
-// Renders `frames` host frames in blocks of `block` with the timed events (sorted), the
-// input `in`; every block's output buffer NaN-poisoned first.
-std::vector<float> render(ngs_synth *s, const std::vector<Timed> &evs, int64_t frames, int block,
-                          const std::vector<float> &in) {
-  std::vector<float> out(static_cast<size_t>(frames), std::nanf(""));
-  std::vector<ngs_synth_event> blk;
-  std::vector<float> buf(static_cast<size_t>(block));
-  size_t next = 0;
-  for (int64_t pos = 0; pos < frames; pos += block) {
-    const int n = static_cast<int>(std::min<int64_t>(block, frames - pos));
-    blk.clear();
-    while (next < evs.size() && evs[next].frame < pos + n) {
-      ngs_synth_event e = evs[next].ev;
-      e.frame = static_cast<uint32_t>(evs[next].frame - pos);
-      if (!evs[next].z.empty()) e.z = evs[next].z.data();
-      blk.push_back(e);
-      ++next;
-    }
-    ngs::test::poison(buf);
-    EXPECT_EQ(ngs_synth_process(s, blk.data(), static_cast<int>(blk.size()), in.data() + pos,
-                                buf.data(), n),
-              NGS_STATUS_OK)
-        << ngs_last_error();
-    std::copy(buf.begin(), buf.begin() + n, out.begin() + pos);
-  }
-  return out;
 }
 
 // The events of one run (host frames at rate `rate`; hop_host = the model's hop there):
@@ -263,11 +232,11 @@ TEST(CudaSynth, StreamsEntirelyOnTheDeviceAndMatchesCpu) {
 #ifdef NGS_CUDA_EMULATION
       const Launches before = Launches::now();
 #endif
-      const std::vector<float> out_g = render(sg, ev, frames, k.block, in);
+      const std::vector<float> out_g = ngs::test::render_synth(sg, ev, frames, k.block, &in);
 #ifdef NGS_CUDA_EMULATION
       const Launches after = Launches::now();
 #endif
-      const std::vector<float> out_c = render(sc, ev, frames, k.block, in);
+      const std::vector<float> out_c = ngs::test::render_synth(sc, ev, frames, k.block, &in);
       EXPECT_LE(rel_l2(out_g, out_c), kTolF32);
       double energy = 0.0;
       for (float v : out_c) energy += static_cast<double>(v) * v;

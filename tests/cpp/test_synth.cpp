@@ -21,17 +21,14 @@
 #include "engine.h"
 #include "ngs/ngs.h"
 #include "synth.h"
+#include "synth_render.h"
 #include "test_util.h"
 
 namespace {
 
 constexpr double kTol = 1e-5;
 
-struct Timed {
-  int64_t frame;  // absolute host frame
-  ngs_synth_event ev;
-  std::vector<float> z;  // owned copy (ev.z points into it when set)
-};
+using Timed = ngs::test::TimedEvent;
 
 class SynthTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -61,27 +58,7 @@ class SynthTest : public ::testing::TestWithParam<std::string> {
   // Renders `frames` frames in blocks of `block` with the timed events (sorted by frame).
   std::vector<float> render(ngs_synth *s, const std::vector<Timed> &evs, int64_t frames, int block,
                             const std::vector<float> *in = nullptr) {
-    std::vector<float> out(static_cast<size_t>(frames), std::nanf(""));
-    std::vector<ngs_synth_event> blk;
-    std::vector<float> buf(static_cast<size_t>(block));
-    size_t next = 0;
-    for (int64_t pos = 0; pos < frames; pos += block) {
-      const int n = static_cast<int>(std::min<int64_t>(block, frames - pos));
-      blk.clear();
-      while (next < evs.size() && evs[next].frame < pos + n) {
-        ngs_synth_event e = evs[next].ev;
-        e.frame = static_cast<uint32_t>(evs[next].frame - pos);
-        if (!evs[next].z.empty()) e.z = evs[next].z.data();
-        blk.push_back(e);
-        ++next;
-      }
-      std::fill(buf.begin(), buf.end(), std::nanf(""));
-      const float *ip = in ? in->data() + pos : nullptr;
-      EXPECT_EQ(ngs_synth_process(s, blk.data(), static_cast<int>(blk.size()), ip, buf.data(), n),
-                NGS_STATUS_OK);
-      std::copy(buf.begin(), buf.begin() + n, out.begin() + pos);
-    }
-    return out;
+    return ngs::test::render_synth(s, evs, frames, block, in);
   }
 
   Timed one_shot(int64_t frame, int32_t voice, uint64_t seed, uint32_t seq = 0, float gain = 1.0f) {
