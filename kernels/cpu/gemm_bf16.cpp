@@ -58,41 +58,36 @@ inline void to_pairs(const float *x, int k, uint16_t *p) {
   if (k & 1) p[k] = 0;
 }
 
-}  // namespace
-
-PackedGemmBf16 gemm_pack_bf16(const PackedGemm &w) {
-  PackedGemmBf16 p;
-  p.n = w.n;
-  p.k = w.k;
-  p.kp = (w.k + 1) / 2;
-  const int np = (w.n + kGemmNr - 1) / kGemmNr;
-  p.panels.assign(static_cast<size_t>(np) * p.kp * 2 * kGemmNr, 0);
-  for (int pi = 0; pi < np; ++pi)
-    for (int c = 0; c < w.k; ++c)
-      for (int j = 0; j < kGemmNr; ++j) {
-        const float v = w.panels[(static_cast<size_t>(pi) * w.k + c) * kGemmNr + j];
-        p.panels[((static_cast<size_t>(pi) * p.kp + c / 2) * kGemmNr + j) * 2 + (c & 1)] =
-            bf16_from_float(v);
-      }
-  p.bias = w.bias;
-  return p;
-}
-
-PackedGemmBf16 gemm_pack_bf16(const float *w, int n, int k, const float *bias, int ldw) {
-  if (ldw == 0) ldw = k;
+// The one bf16 packing (ops.h PackedGemmBf16): W[j][c] = w(j, c), j < n, c < k.
+template <class W>
+PackedGemmBf16 pack_bf16(int n, int k, W w) {
   PackedGemmBf16 p;
   p.n = n;
   p.k = k;
   p.kp = (k + 1) / 2;
   const int np = (n + kGemmNr - 1) / kGemmNr;
   p.panels.assign(static_cast<size_t>(np) * p.kp * 2 * kGemmNr, 0);
-  for (int j = 0; j < n; ++j) {
-    uint16_t *dst = p.panels.data() + static_cast<size_t>(j / kGemmNr) * p.kp * 2 * kGemmNr +
-                    (j % kGemmNr) * 2;
-    const float *src = w + static_cast<size_t>(j) * ldw;
+  for (int j = 0; j < n; ++j)
     for (int c = 0; c < k; ++c)
-      dst[static_cast<size_t>(c / 2) * 2 * kGemmNr + (c & 1)] = bf16_from_float(src[c]);
-  }
+      p.panels[((static_cast<size_t>(j / kGemmNr) * p.kp + c / 2) * kGemmNr + j % kGemmNr) * 2 +
+               (c & 1)] = bf16_from_float(w(j, c));
+  return p;
+}
+
+}  // namespace
+
+PackedGemmBf16 gemm_pack_bf16(const PackedGemm &w) {
+  PackedGemmBf16 p = pack_bf16(w.n, w.k, [&](int j, int c) {
+    return w.panels[(static_cast<size_t>(j / kGemmNr) * w.k + c) * kGemmNr + j % kGemmNr];
+  });
+  p.bias = w.bias;
+  return p;
+}
+
+PackedGemmBf16 gemm_pack_bf16(const float *w, int n, int k, const float *bias, int ldw) {
+  if (ldw == 0) ldw = k;
+  PackedGemmBf16 p =
+      pack_bf16(n, k, [&](int j, int c) { return w[static_cast<size_t>(j) * ldw + c]; });
   p.bias.assign(n, 0.0f);
   if (bias) std::copy(bias, bias + n, p.bias.begin());
   return p;
