@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
   std::printf("model %s: l_grain %d, channels %d, kernel %d, stride %d, %d grains; ISA %s%s; "
               "%.2f GFLOP per encode (direct count)\n",
               argv[1], w.cfg.l_grain, w.cfg.channels, w.cfg.kernel_size, w.cfg.stride, n,
-              isa_name(isa_active()), k.conv_bf16_native ? " + avx512_bf16" : "", flops * 1e-9);
+              isa_name(isa_active()), k.bf16_native ? " + avx512_bf16" : "", flops * 1e-9);
   std::printf("%-22s %10s %10s %8s %10s %8s %10s %12s\n", "variant", "median ms", "best ms",
               "calls", "GFLOP/s", "% peak", "speed-up", "mu rel. L2");
   const double base = [&] {

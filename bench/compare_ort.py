@@ -3,7 +3,7 @@ the same interleaved rounds as bench/compare_pytorch.py.
 
     /usr/bin/python3 bench/compare_ort.py [--configs drums22k,sr16k] [--threads 1,all]
         [--seconds 3] [--rounds 3] [--json-out results.json] [--venv build/bench-venv]
-        [--no-install] [--omp-wait-policy passive]
+        [--no-install] [--omp-wait-policy passive] [--cases decode,sample,...]
 
 ONNX Runtime comes from PyPI into a virtual environment that this script makes
 (`python3 -m venv --system-site-packages`, so Debian's torch and numpy stay visible;
@@ -21,11 +21,22 @@ matrices), at opset 17 with Debian's torch; every graph is
 checked against the float64 reference (relative L2 <= kTolF32 of tests/cpp/test_util.h,
 the engine's own fp32 bound) before any timing, and a case whose graphs fail prints
 FAILED with the message. For each thread count the ORT worker then times the variants of
-each graph briefly and keeps the faster (the table says which ran), and the three sides
-alternate per case, --rounds times: ngs (`ngs bench`), PyTorch (compare_pytorch.py's
-worker, unchanged), ORT (sessions with all graph optimisations, sequential execution,
-intra-op threads = the case's thread count, one inter-op thread; with --omp-wait-policy
-passive also no spinning pool threads).
+each graph briefly and keeps the faster (the table says which ran), and the four sides
+alternate per case, --rounds times: ngs fp32 and ngs fast (`ngs bench`, `--precision
+fp32` / `--precision fast`: bf16 products, the int8 recurrence; where the CPU has no
+AVX512_BF16 fast runs fp32 and the table says so), PyTorch (compare_pytorch.py's cases,
+served by this script's torch worker, plus the two below), ORT (sessions with all graph
+optimisations, sequential execution, intra-op threads = the case's thread count, one
+inter-op thread; with --omp-wait-policy passive also no spinning pool threads).
+
+Cases: compare_pytorch.py's five, and two more:
+  latent_decode  the sequence VAE alone (embedding, class -> z over n_grains steps): ngs
+                 `ngs_latent_decode`, PyTorch the reference's latent_decode, ORT the
+                 sequence graph (its faster variant);
+  sample_x8      8 one-shots: ngs one `ngs_sample` call with count 8 (the recurrences
+                 advance together); PyTorch the 8 embeddings as one batch through the
+                 authors' sequence VAE (batch 8), then 8 decodes; ORT 8 runs of the
+                 sequence graph (exported for one embedding) and 8 decodes.
 
 ORT cases are the same as PyTorch's: the grain noise (uniform in [-1, 1)) and the sample
 case's embedding are drawn by numpy inside each timed call and passed to the graph as
@@ -115,6 +126,16 @@ def bootstrap(venv, install):
               dict(os.environ, **{REEXEC_ENV: "1"}))
 
 
+def case_names(spec):
+    """--cases "decode,encode" -> names of CASES in CASES' order; exits on an unknown one."""
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    bad = [c for c in names if c not in CASES]
+    if bad or not names:
+        sys.exit(f"compare_ort: --cases: unknown case {', '.join(bad) or repr(spec)} "
+                 f"(known: {', '.join(CASES)})")
+    return [c for c in CASES if c in names]
+
+
 def _parse_args():
     sys.path.insert(0, HERE)
     import compare_pytorch as CP
@@ -127,7 +148,10 @@ def _parse_args():
     ap.add_argument("--prepare", action="store_true",
                     help="only make the venv with onnxruntime (exit 1 with the reason if it "
                          "cannot be made); scripts/test.sh runs the ONNX tests in it")
+    ap.add_argument("--cases", default=",".join(CASES),
+                    help="cases to run, separated by commas (default: all: %(default)s)")
     ap.add_argument("--ort-worker", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--torch-worker", default="", help=argparse.SUPPRESS)
     ap.add_argument("--graphs", default="", help=argparse.SUPPRESS)
     ap.add_argument("--no-spin", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(), CP
@@ -135,12 +159,100 @@ def _parse_args():
 
 # ---- ORT side --------------------------------------------------------------------------
 
+# compare_pytorch.CASES with the sequence VAE alone and the 8 one-shots (after sample).
+CASES = ["decode", "sample", "sample_x8", "latent_decode", "encode", "resynth_10s", "path_10s"]
+PRECISIONS = ["fp32", "fast"]
+
+
 def needed_kinds(w_hp, name):
     """Graph kinds (onnx_export names without the variant) a case needs."""
     import compare_pytorch as CP
     N, n10 = w_hp["n_grains"], CP.case_geometry(w_hp)["n10"]
-    return {"decode": [f"dec{N}"], "sample": ["seq", f"dec{N}"], "encode": ["enc"],
+    return {"decode": [f"dec{N}"], "sample": ["seq", f"dec{N}"],
+            "sample_x8": ["seq", f"dec{N}"], "latent_decode": ["seq"], "encode": ["enc"],
             "resynth_10s": ["enc", f"dec{N}"], "path_10s": [f"dec{n10}"]}[name]
+
+
+# ---- PyTorch side: compare_pytorch's cases and two more --------------------------------
+
+def torch_latent_batch(l, e, n):
+    """The reference's latent_decode (weights_converter/reference/model.py) for a batch of
+    embeddings e [B, e_dim], class 0 where the model is conditional: z [B, n, z_dim]."""
+    import torch
+    import torch.nn.functional as F
+    x = e
+    if l.n_conds > 0:
+        oh = F.one_hot(torch.zeros(e.shape[0], dtype=torch.long), l.n_conds).to(e.dtype)
+        x = torch.cat([e, oh], dim=1)
+    h = l.decoder_e(x).unsqueeze(1).repeat(1, n, 1).contiguous()
+    h, _ = l.decoder_rnn(h)
+    if l.n_conds > 0:
+        h = torch.cat([h, oh.unsqueeze(1).repeat(1, n, 1)], dim=2)
+    return l.decoder_z(h)
+
+
+def torch_extra_cases(CP, w, l):
+    """PyTorch latent_decode and sample_x8 (see the module doc), as compare_pytorch's."""
+    import torch
+    from weights_converter import reference as R
+    hp = w.hparams
+    N, sr = hp["n_grains"], hp["sr"]
+    one = CP.case_geometry(hp)["one"]
+    dec_N = CP.TorchDecoder(w, N)
+    e_dim = l.hparams["e_dim"]
+    cls = 0 if l.n_conds > 0 else None
+
+    @torch.no_grad()
+    def latent_decode():
+        R.latent_decode(l, torch.randn(e_dim), cls)
+
+    @torch.no_grad()
+    def sample_x8():
+        z = torch_latent_batch(l, torch.randn(8, e_dim), N)
+        for i in range(8):
+            dec_N(z[i])
+
+    return {"latent_decode": (latent_decode, one / sr), "sample_x8": (sample_x8, 8 * one / sr)}
+
+
+def torch_worker(a, CP):
+    """Persistent PyTorch side: compare_pytorch.worker's cases and torch_extra_cases."""
+    import torch
+    import make_models
+    torch.set_num_threads(int(os.environ["NGS_COMPARE_THREADS"]))
+    w, l = make_models.load(a.models, a.torch_worker)
+    cases = dict(CP.torch_cases(w, l), **torch_extra_cases(CP, w, l))
+    CP.serve(cases, {"torch_threads": torch.get_num_threads()})
+
+
+def check_torch_batch(models, config):
+    """sample_x8's batched PyTorch sequence VAE equals 8 one-embedding decodes of the
+    reference (relative L2 within the fp32 bound): (rel_l2, None or the failure)."""
+    import numpy as np
+    import torch
+    import make_models
+    import onnx_export as OX
+    from weights_converter import reference as R
+    w, l = make_models.load(models, config)
+    cls = 0 if l.n_conds > 0 else None
+    e = torch.randn(8, l.hparams["e_dim"], generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        want = np.stack([R.latent_decode(l, e[i], cls).numpy() for i in range(8)])
+        got = torch_latent_batch(l, e, w.hparams["n_grains"]).numpy()
+    err = OX.rel_l2(got, want)
+    return err, (None if err <= OX.TOL_F32 else f"rel L2 {err:.2e} > {OX.TOL_F32:g}")
+
+
+def ngs_time(ngs, T, model, name, seconds, precision):
+    """One round of `ngs bench --precision P` for one case: (its JSON case result, the
+    precision it ran: fast falls back to fp32 where the CPU has no bf16); exits on failure."""
+    ng = subprocess.run([ngs, "--threads", str(T), "--precision", precision, "bench", model,
+                         "--json", "--cases", name, "--seconds", str(seconds)],
+                        capture_output=True, text=True)
+    if ng.returncode != 0:
+        sys.exit(f"compare_ort: ngs bench failed: {ng.stderr.strip()}")
+    j = json.loads(ng.stdout)
+    return j["cases"][0], j.get("precision", precision)
 
 
 def ort_cases(CP, w_hp, l_hp, run):
@@ -172,6 +284,13 @@ def ort_cases(CP, w_hp, l_hp, run):
         e = draw.standard_normal(e_dim, dtype=f32)
         dec(f"dec{N}", run["seq"](dict(cls, e=e))[0])
 
+    def sample_x8():  # the sequence graph takes one embedding: 8 runs, 8 decodes
+        for _ in range(8):
+            sample()
+
+    def latent_decode():
+        run["seq"](dict(cls, e=draw.standard_normal(e_dim, dtype=f32)))
+
     def encode():
         run["enc"]({"audio": enc_in})
 
@@ -183,6 +302,7 @@ def ort_cases(CP, w_hp, l_hp, run):
         dec(f"dec{n10}", P.generate("line", n10, zd, seed=0))
 
     return {"decode": (decode, one / sr), "sample": (sample, one / sr),
+            "sample_x8": (sample_x8, 8 * one / sr), "latent_decode": (latent_decode, one / sr),
             "encode": (encode, one / sr), "resynth_10s": (resynth, 10.0),
             "path_10s": (path, (n10 + 3) * hop / sr)}
 
@@ -259,6 +379,8 @@ def main():
     a, CP = _parse_args()
     if a.ort_worker:
         return ort_worker(a, CP)
+    if a.torch_worker:
+        return torch_worker(a, CP)
     if a.prepare:
         skip = bootstrap(a.venv, not a.no_install)
         if skip is not None:
@@ -267,6 +389,7 @@ def main():
         return 0
     CP.thread_counts(a.threads, os.cpu_count() or 1, "compare_ort")
     CP.config_names(a.configs, "compare_ort")
+    cases = case_names(a.cases)
     if not os.access(a.ngs, os.X_OK):
         sys.exit(f"compare_ort: {a.ngs} not found: build it (cmake --build build --target ngs_cli)")
     skip = bootstrap(a.venv, not a.no_install)
@@ -306,13 +429,23 @@ def main():
             graphs, checks = export_and_check(CP, OX, ort, a.models, config)
             results["checks"][config] = {k: {"rel_l2": e, "error": m}
                                          for k, (e, m) in checks.items()}
+        # sample_x8's batched PyTorch sequence VAE is checked like the graphs.
+        torch_bad = {}
+        if "sample_x8" in cases:
+            err, msg = check_torch_batch(a.models, config)
+            print(f"  PyTorch sample_x8 sequence VAE, batch 8 against 8 single decodes: "
+                  f"relative L2 {err:.2e} {'ok' if msg is None else 'FAILED: ' + msg}")
+            results.setdefault("torch_checks", {})[config] = {"rel_l2": err, "error": msg}
+            if msg is not None:
+                torch_bad["sample_x8"] = msg
         gfile = os.path.join(a.models, config, "onnx", "checked.json")
         if graphs:
             with open(gfile, "w") as f:
                 json.dump(graphs, f)
         for T in threads:
             env = CP.thread_env(T, a.omp_wait_policy)
-            tw = CP.Worker(CP.torch_worker_argv(a.models, config, base_python), env)
+            tw = CP.Worker([base_python, os.path.abspath(__file__), "--torch-worker", config,
+                            "--models", a.models], env)
             ow, ort_error = None, None
             if graphs:
                 argv = [sys.executable, os.path.abspath(__file__), "--ort-worker", config,
@@ -329,19 +462,23 @@ def main():
                      + " (trials, ms: " + ", ".join(f"{k} {v:.2f}" for k, v in
                                                     ow.hello["trials"].items()) + ")"
                      if ow else "") +
-                  f"): wall ms per call, median of {a.rounds} interleaved rounds (min); "
-                  "speed-up = other side's time / ngs time (> 1: ngs faster)")
-            print(f"{'case':12s} {'PyTorch ms':>19s} {'ORT ms':>19s} {'ngs ms':>19s} "
-                  f"{'ORT/ngs':>8s} {'PT/ngs':>7s} {'cpu PT':>9s} {'cpu ORT':>9s} "
-                  f"{'cpu ngs':>9s} {'cpu ORT/ngs':>11s} {'cpu PT/ngs':>10s} {'RTF ngs':>8s}")
-            for name in CP.CASES:
+                  f"): ms per call, {a.rounds} interleaved rounds: wall = median of the "
+                  "round medians, CPU = process CPU time, mean over all calls; speed-up = "
+                  "other side's CPU time / ngs' (> 1: ngs faster)")
+            print(f"{'case':13s} {'wall PT':>9s} {'wall ORT':>9s} {'wall fp32':>9s} "
+                  f"{'wall fast':>9s} | {'cpu PT':>9s} {'cpu ORT':>9s} {'cpu fp32':>9s} "
+                  f"{'cpu fast':>9s} | {'ORT/fp32':>8s} {'ORT/fast':>8s} {'PT/fp32':>8s} "
+                  f"{'PT/fast':>8s}")
+            for name in cases:
                 bad = [m for k, (e, m) in checks.items()
                        if k.split(".")[0] in needed_kinds(w_hp, name) and m is not None]
                 have = ow is not None and all(
                     any(g.split(".")[0] == k for g in graphs) for k in needed_kinds(w_hp, name))
-                t_r, o_r, n_r = [], [], []
+                t_r, o_r, n_r, ran = [], [], {q: [] for q in PRECISIONS}, {}
                 for _ in range(a.rounds):
-                    n_r.append(CP.ngs_time(a.ngs, T, p["model"], name, a.seconds, "compare_ort"))
+                    for q in PRECISIONS:
+                        res, ran[q] = ngs_time(a.ngs, T, p["model"], name, a.seconds, q)
+                        n_r[q].append(res)
                     t_r.append(tw.time(name, a.seconds))
                     if have:
                         try:
@@ -349,34 +486,45 @@ def main():
                         except RuntimeError as e:
                             ort_error, ow, have = f"ORT {e}", None, False
                 audio_s = t_r[0]["audio_seconds"]
-                tt, nn_ = CP.merge(t_r), CP.merge(n_r)
+                tt = CP.merge(t_r)
+                nn_ = {q: CP.merge(n_r[q]) for q in PRECISIONS}
                 oo = CP.merge(o_r) if have and o_r else None
                 row = {"config": config, "threads": T, "case": name, "audio_seconds": audio_s,
-                       "torch": tt, "ngs": nn_, "ort": oo,
-                       "ort_variants": ow.hello["variants"] if ow else None,
-                       "speedup_torch": tt["p50_ms"] / nn_["p50_ms"],
-                       "cpu_speedup_torch": tt["cpu_mean_ms"] / nn_["cpu_mean_ms"]}
-                if oo:
-                    row["speedup_ort"] = oo["p50_ms"] / nn_["p50_ms"]
-                    row["cpu_speedup_ort"] = oo["cpu_mean_ms"] / nn_["cpu_mean_ms"]
-                    ort_s = f"{oo['p50_ms']:9.2f} ({oo['min_ms']:7.2f})"
-                    ratio_s = f"{row['speedup_ort']:7.2f}x"
-                    cpu_s = f"{oo['cpu_mean_ms']:9.2f}"
-                    cratio_s = f"{row['cpu_speedup_ort']:10.2f}x"
-                else:
-                    why = ("FAILED: " + "; ".join(bad)) if bad else (
+                       "torch": tt, "ngs": nn_["fp32"], "ngs_fast": nn_["fast"],
+                       "ngs_fast_ran": ran["fast"], "ort": oo,
+                       "ort_variants": ow.hello["variants"] if ow else None}
+                if name in torch_bad:
+                    row["torch_status"] = "FAILED: " + torch_bad[name]
+                for q, key in (("fp32", ""), ("fast", "_fast")):
+                    row["speedup_torch" + key] = tt["p50_ms"] / nn_[q]["p50_ms"]
+                    row["cpu_speedup_torch" + key] = tt["cpu_mean_ms"] / nn_[q]["cpu_mean_ms"]
+                    if oo:
+                        row["speedup_ort" + key] = oo["p50_ms"] / nn_[q]["p50_ms"]
+                        row["cpu_speedup_ort" + key] = oo["cpu_mean_ms"] / nn_[q]["cpu_mean_ms"]
+                if not oo:
+                    row["ort_status"] = ("FAILED: " + "; ".join(bad)) if bad else (
                         "FAILED: " + ort_error if ort_error else
                         "skipped: " + (skip or "no checked graph"))
-                    row["ort_status"] = why
-                    ort_s, ratio_s, cpu_s, cratio_s = f"{'-':>19s}", f"{'-':>8s}", f"{'-':>9s}", \
-                        f"{'-':>11s}"
-                print(f"{name:12s} {tt['p50_ms']:9.2f} ({tt['min_ms']:7.2f}) {ort_s} "
-                      f"{nn_['p50_ms']:9.2f} ({nn_['min_ms']:7.2f}) {ratio_s} "
-                      f"{row['speedup_torch']:6.2f}x {tt['cpu_mean_ms']:9.2f} {cpu_s} "
-                      f"{nn_['cpu_mean_ms']:9.2f} {cratio_s} {row['cpu_speedup_torch']:9.2f}x "
-                      f"{audio_s / nn_['p50_ms'] * 1000:7.1f}x", flush=True)
+
+                def f(v, w=9):
+                    return f"{v:{w}.2f}" if v is not None else f"{'-':>{w}s}"
+
+                def x(v):
+                    return f"{v:7.2f}x" if v is not None else f"{'-':>8s}"
+                print(f"{name:13s} {f(tt['p50_ms'])} {f(oo['p50_ms'] if oo else None)} "
+                      f"{f(nn_['fp32']['p50_ms'])} {f(nn_['fast']['p50_ms'])} | "
+                      f"{f(tt['cpu_mean_ms'])} {f(oo['cpu_mean_ms'] if oo else None)} "
+                      f"{f(nn_['fp32']['cpu_mean_ms'])} {f(nn_['fast']['cpu_mean_ms'])} | "
+                      f"{x(row.get('cpu_speedup_ort'))} {x(row.get('cpu_speedup_ort_fast'))} "
+                      f"{x(row['cpu_speedup_torch'])} {x(row['cpu_speedup_torch_fast'])}",
+                      flush=True)
                 if not oo:
-                    print(f"{'':12s} ORT {row['ort_status']}", flush=True)
+                    print(f"{'':13s} ORT {row['ort_status']}", flush=True)
+                if "torch_status" in row:
+                    print(f"{'':13s} PyTorch {row['torch_status']}", flush=True)
+                if ran["fast"] != "fast":
+                    print(f"{'':13s} ngs fast ran as {ran['fast']} (no bf16 on this CPU)",
+                          flush=True)
                 results["runs"].append(row)
                 table.append(row)
             tw.close()
@@ -385,22 +533,26 @@ def main():
     la = os.getloadavg()
     results["loadavg_after"] = la
     print("\nload average after: %.2f %.2f %.2f" % la)
-    print("\nmarkdown:\n")
-    print("| config | threads | case | PyTorch ms | ORT ms | ngs ms | ngs vs ORT | "
-          "ngs vs PyTorch | PyTorch CPU ms | ORT CPU ms | ngs CPU ms | CPU-time vs ORT | "
-          "CPU-time vs PyTorch |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\nmarkdown (CPU ms per call; speed-up = other side's CPU time / ngs'):\n")
+    print("| config | threads | case | PyTorch | ORT | ngs fp32 | ngs fast | "
+          "**fp32 vs ORT** | **fast vs ORT** | fp32 vs PyTorch | fast vs PyTorch | "
+          "wall ms PyTorch / ORT / fp32 / fast |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in table:
         o = r["ort"]
-        print(f"| {r['config']} | {r['threads']} | {r['case']} | {r['torch']['p50_ms']:.2f} | "
-              + (f"{o['p50_ms']:.2f}" if o else r["ort_status"]) +
-              f" | {r['ngs']['p50_ms']:.2f} | "
-              + (f"**{r['speedup_ort']:.2f}x**" if o else "-") +
-              f" | {r['speedup_torch']:.2f}x | {r['torch']['cpu_mean_ms']:.2f} | "
-              + (f"{o['cpu_mean_ms']:.2f}" if o else "-") +
-              f" | {r['ngs']['cpu_mean_ms']:.2f} | "
-              + (f"**{r['cpu_speedup_ort']:.2f}x**" if o else "-") +
-              f" | {r['cpu_speedup_torch']:.2f}x |")
+        fast = r["ngs_fast"]
+        walls = " / ".join(f"{v:.2f}" if v is not None else "-" for v in (
+            r["torch"]["p50_ms"], o["p50_ms"] if o else None, r["ngs"]["p50_ms"],
+            fast["p50_ms"]))
+        print(f"| {r['config']} | {r['threads']} | {r['case']} | "
+              f"{r['torch']['cpu_mean_ms']:.2f} | "
+              + (f"{o['cpu_mean_ms']:.2f}" if o else r["ort_status"]) +
+              f" | {r['ngs']['cpu_mean_ms']:.2f} | {fast['cpu_mean_ms']:.2f}"
+              + ("" if r["ngs_fast_ran"] == "fast" else f" (ran {r['ngs_fast_ran']})") + " | "
+              + (f"**{r['cpu_speedup_ort']:.2f}x** | **{r['cpu_speedup_ort_fast']:.2f}x**"
+                 if o else "- | -") +
+              f" | {r['cpu_speedup_torch']:.2f}x | {r['cpu_speedup_torch_fast']:.2f}x | "
+              f"{walls} |")
     if a.json_out:
         with open(a.json_out, "w") as f:
             json.dump(results, f, indent=1)

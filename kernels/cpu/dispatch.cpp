@@ -28,7 +28,6 @@ KernelTable portable_table() {
   t.wino_input = wino_input_portable;
   t.wino_input_bf16 = wino_input_bf16_portable;
   t.wino_output = wino_output_portable;
-  t.conv_bf16_convert = conv_bf16_convert_portable;
   t.conv_bf16_kernel = conv_bf16_kernel_portable;
   t.conv_bf16_mr = kBf16MrPortable;
   return t;
@@ -56,7 +55,7 @@ KernelTable avx2_table() {
   t.wino_input = wino_input_avx2;
   t.wino_input_bf16 = wino_input_bf16_avx2;
   t.wino_output = wino_output_avx2;
-  t.conv_bf16_convert = conv_bf16_convert_avx2;
+  t.bf16_convert = bf16_convert_avx2;
   t.conv_bf16_kernel = conv_bf16_kernel_avx2;
   t.conv_bf16_mr = 6;
   return t;
@@ -84,15 +83,14 @@ KernelTable avx512_table() {
   t.wino_input = wino_input_avx512;
   t.wino_input_bf16 = wino_input_bf16_avx512;
   t.wino_output = wino_output_avx512;
-  t.conv_bf16_convert = conv_bf16_convert_avx512;
-  // AVX-512 BF16 is a separate CPUID bit (Zen 4, Cooper Lake, Sapphire Rapids and later).
-  t.conv_bf16_native = cpu_has_bf16();
-  t.conv_bf16_kernel = t.conv_bf16_native ? conv_bf16_kernel_avx512bf16 : conv_bf16_kernel_avx512;
-  t.conv_bf16_mr = t.conv_bf16_native ? kBf16MrAvx512 : 12;
+  t.bf16_convert = bf16_convert_avx512;
+  t.conv_bf16_kernel = conv_bf16_kernel_avx512;
+  t.conv_bf16_mr = 12;
   if (cpu_has_bf16()) {  // AVX512_BF16 (Zen 4, Cooper Lake, Sapphire Rapids and later)
     t.bf16_native = true;
-    t.bf16_convert = bf16_convert_avx512;
     t.gemm_bf16_kernel = gemm_bf16_kernel_avx512;
+    t.conv_bf16_kernel = gemm_bf16_kernel_avx512;  // the one bf16 tile
+    t.conv_bf16_mr = kGemmBf16Mr;
     t.gemv_bf16 = gemv_bf16_avx512;
     t.rnn_block_gemm_bf16 = rnn_block_gemm_bf16_avx512;
   }

@@ -39,10 +39,11 @@ struct KernelTable {
                          int ldx, int B, float *y, int ldy) = nullptr;
   // Fast precision (ops.h "Fast precision"; gemm_bf16*.cpp). bf16_native: these entries
   // run the CPU's vdpbf16ps (AVX512_BF16, detected at start-up); otherwise they are the
-  // portable emulation of the same arithmetic.
+  // portable emulation of the same arithmetic. bf16_convert (never null): fp32 -> bf16 of
+  // the MLP GEMMs and the encoder; the same bits in every table.
   bool bf16_native = false;
-  void (*bf16_convert)(const float *x, int k, uint16_t *p) = nullptr;
-  GemmBf16Kernel gemm_bf16_kernel = nullptr;
+  void (*bf16_convert)(const float *x, int n, uint16_t *p) = nullptr;
+  Bf16Kernel gemm_bf16_kernel = nullptr;
   void (*gemv_bf16)(const uint16_t *panels, int kp, const float *bias, int n, int k,
                     const float *x, float *y, bool lrelu) = nullptr;
   void (*rnn_block_gemm_bf16)(const uint16_t *w, const float *bias, int ng, int k,
@@ -71,15 +72,14 @@ struct KernelTable {
   void (*overlap_add_fir_softsign)(const float *a, int len, const float *fir, int taps,
                                    float bias, float *out, int t0, int t1) = nullptr;
   // Encoder convolutions (encoder_conv.cpp): the Winograd F(4,3) transforms, and the bf16
-  // GEMM tile of the fast mode with its rows per tile (vdpbf16ps where the CPU has
-  // AVX-512 BF16, else the fp32 emulation of the same products); null: portable.
+  // GEMM tile of the fast mode with its rows per tile (where bf16_native, gemm_bf16_kernel
+  // itself: the vdpbf16ps tile; else the fp32 emulation of the same products); null:
+  // portable.
   WinoInputFn wino_input = nullptr;
   WinoInputBf16Fn wino_input_bf16 = nullptr;
   WinoOutputFn wino_output = nullptr;
-  Bf16ConvertFn conv_bf16_convert = nullptr;
   Bf16Kernel conv_bf16_kernel = nullptr;
   int conv_bf16_mr = 0;
-  bool conv_bf16_native = false;  // conv_bf16_kernel is the vdpbf16ps one
 };
 
 // The active ISA's table (chosen once, at first use; changed only by isa_set).

@@ -27,7 +27,7 @@ struct ConvOp {
   enum Kind { kDirect, kWino, kDirectBf16 } kind = kDirect;
   PackedConv direct;  // kDirect
   WinoConv wino;      // kWino (fp32 or bf16)
-  PackedBf16 dbf;     // kDirectBf16: [C_out][k * C_in], im2col column order
+  PackedGemmBf16 dbf;  // kDirectBf16: [C_out][k * C_in], im2col column order
   int c_in = 0, c_out = 0, k = 0, stride = 1, dilation = 1, pad = 0;
 
   int out_length(int l_in) const { return (l_in + 2 * pad - dilation * (k - 1) - 1) / stride + 1; }
@@ -35,7 +35,7 @@ struct ConvOp {
     switch (kind) {
       case kWino: return wino_scratch_floats(wino, l_in);
       case kDirectBf16:
-        return (static_cast<size_t>(l_in) * c_in + static_cast<size_t>(out_length(l_in)) * dbf.kp) / 2 + 32;
+        return (static_cast<size_t>(l_in) * c_in + static_cast<size_t>(out_length(l_in)) * 2 * dbf.kp) / 2 + 32;
       default: return conv_scratch_floats(direct, l_in);
     }
   }
@@ -58,7 +58,7 @@ struct ConvOp {
   // (reflection in the gather).
   void run_direct_bf16(const float *x, int ldx, int l_in, float *y, int ldy, Act act,
                        bool input_lrelu, float *scratch) const {
-    const int l_out = out_length(l_in), kp = dbf.kp;
+    const int l_out = out_length(l_in), kp = 2 * dbf.kp;  // values per im2col row
     uint16_t *xb = reinterpret_cast<uint16_t *>(scratch);
     uint16_t *col = xb + static_cast<size_t>(l_in) * c_in + 32;
     float tmp[256];
@@ -67,7 +67,7 @@ struct ConvOp {
       const float *src = x + static_cast<size_t>(t) * ldx;
       uint16_t *dst = xb + static_cast<size_t>(t) * c_in;
       if (!input_lrelu) {
-        conv_bf16_convert(src, c_in, dst);
+        bf16_convert(src, c_in, dst);
         continue;
       }
       for (int c0 = 0; c0 < c_in; c0 += 256) {
@@ -75,7 +75,7 @@ struct ConvOp {
         if (copy_lrelu) copy_lrelu(tmp, src + c0, nc);
         else
           for (int i = 0; i < nc; ++i) tmp[i] = lrelu(src[c0 + i]);
-        conv_bf16_convert(tmp, nc, dst + c0);
+        bf16_convert(tmp, nc, dst + c0);
       }
     }
     for (int t = 0; t < l_out; ++t) {
@@ -130,7 +130,7 @@ ConvOp make_conv(const Conv1d &c, int l_in, int batch, EncoderConv algo, bool fa
         for (int i = 0; i < c.in; ++i)
           w[(static_cast<size_t>(o) * c.k + kk) * c.in + i] =
               c.w[(static_cast<size_t>(o) * c.in + i) * c.k + kk];
-    op.dbf = bf16_pack(w.data(), c.out, c.in * c.k, c.b);
+    op.dbf = gemm_pack_bf16(w.data(), c.out, c.in * c.k, c.b);
   } else {
     op.kind = ConvOp::kDirect;
     op.direct = conv_pack(c);
@@ -154,7 +154,7 @@ struct WaveformEncoder::Impl {
   struct Res {
     ConvOp dil;
     PackedGemm mix;     // [C][2C]: [pw | sc] over the stacked [h ; x], bias = combined bias
-    PackedBf16 mix_bf;  // the same in bf16 (fast mode)
+    PackedGemmBf16 mix_bf;  // the same in bf16 (fast mode)
   };
   struct Stage {
     ConvOp down;
@@ -188,7 +188,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions 
   Impl &m = *impl_;
   m.cfg = w.cfg;
   m.fast = opt.precision == EncoderPrecision::kBf16 ||
-           (opt.precision == EncoderPrecision::kFast && kernels().conv_bf16_native);
+           (opt.precision == EncoderPrecision::kFast && kernels().bf16_native);
   const EncoderConv algo = resolve(opt.conv);
   const int C = w.cfg.channels;
   int l = w.cfg.l_grain;
@@ -223,7 +223,7 @@ WaveformEncoder::WaveformEncoder(const WaveformWeights &w, const EncoderOptions 
           cat[static_cast<size_t>(o) * 2 * C + i] = r.pw.w[static_cast<size_t>(o) * C + i];
           cat[static_cast<size_t>(o) * 2 * C + C + i] = r.sc.w[static_cast<size_t>(o) * C + i];
         }
-      if (m.fast) st.res[j].mix_bf = bf16_pack(cat.data(), C, 2 * C, r.bias);
+      if (m.fast) st.res[j].mix_bf = gemm_pack_bf16(cat.data(), C, 2 * C, r.bias);
       else st.res[j].mix = gemm_pack(cat.data(), C, 2 * C, r.bias);
     }
     m.stages.push_back(std::move(st));
@@ -320,7 +320,7 @@ void WaveformEncoder::group(const float *const *src, const unsigned char *first,
       r.dil.run(st + C, 2 * C, lo, st, 2 * C, Act::kLrelu, true, col, B,
                 static_cast<size_t>(lo) * 2 * C, static_cast<size_t>(lo) * 2 * C);
       if (m.fast) {
-        conv_bf16_convert(st, static_cast<int>(rows * 2 * C), sth);
+        bf16_convert(st, static_cast<int>(rows * 2 * C), sth);
         gemm_bf16(r.mix_bf, sth, 2 * C, static_cast<int>(rows), xa, C, Act::kNone);
       } else {
         gemm(r.mix, st, 2 * C, static_cast<int>(rows), xa, C, Act::kNone);

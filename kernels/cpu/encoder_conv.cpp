@@ -1,4 +1,4 @@
-// The encoder's convolution algorithms (encoder_conv.h): bf16 packing and GEMM driver,
+// The encoder's convolution algorithms (encoder_conv.h): the bf16 GEMM driver,
 // Winograd F(4,3) weight transform and the tiled convolution, and the portable builds of
 // their kernels.
 #include "cpu/encoder_conv.h"
@@ -36,51 +36,15 @@ void wino_output_portable(const float *m, size_t ldm, int n, const float *bias, 
 // ---------------------------------------------------------------------------------------
 // bf16
 
-uint16_t bf16_round(float x) {
-  uint32_t b;
-  std::memcpy(&b, &x, 4);
-  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((b >> 16) | 0x40u);  // NaN
-  b += 0x7fffu + ((b >> 16) & 1u);
-  return static_cast<uint16_t>(b >> 16);
-}
-
-void conv_bf16_convert_portable(const float *src, int n, uint16_t *dst) {
-  enc_portable::conv_bf16_convert(src, n, dst);
-}
-
-void conv_bf16_convert(const float *src, int n, uint16_t *dst) {
-  const Bf16ConvertFn f = kernels().conv_bf16_convert;
-  (f ? f : conv_bf16_convert_portable)(src, n, dst);
-}
-
-PackedBf16 bf16_pack(const float *w, int n, int k, const float *bias, int ldw) {
-  if (ldw == 0) ldw = k;
-  PackedBf16 p;
-  p.n = n;
-  p.k = k;
-  p.kp = (k + 1) & ~1;
-  const int np = (n + 15) / 16;
-  p.panels.assign(static_cast<size_t>(np) * p.kp * 16, 0);
-  for (int j = 0; j < n; ++j) {
-    uint16_t *dst = p.panels.data() + static_cast<size_t>(j / 16) * p.kp * 16 + (j % 16) * 2;
-    const float *src = w + static_cast<size_t>(j) * ldw;
-    for (int c = 0; c < k; ++c)
-      dst[static_cast<size_t>(c / 2) * 32 + (c & 1)] = bf16_round(src[c]);
-  }
-  p.bias.assign(n, 0.0f);
-  if (bias) std::copy(bias, bias + n, p.bias.begin());
-  return p;
-}
-
-void gemm_bf16(const PackedBf16 &w, const uint16_t *x, int ldx, int m, float *y, int ldy,
+void gemm_bf16(const PackedGemmBf16 &w, const uint16_t *x, int ldx, int m, float *y, int ldy,
                Act act) {
   if (m <= 0 || w.n <= 0) return;
   const KernelTable &table = kernels();
   const Bf16Kernel kernel = table.conv_bf16_kernel ? table.conv_bf16_kernel
                                                    : conv_bf16_kernel_portable;
   const int mr = table.conv_bf16_kernel ? table.conv_bf16_mr : kBf16MrPortable;
-  const int K = w.kp, N = w.n;
-  constexpr int kKc = 256;  // two panels of 256 k: 32 KiB of bf16
+  const int K = 2 * w.kp, N = w.n;
+  constexpr int kKc = kGemmBf16Kc;  // two panels of 256 k: 32 KiB of bf16
   const size_t panel_stride = static_cast<size_t>(K) * 16;
   if (K == 0) {
     for (int i = 0; i < m; ++i)
@@ -236,7 +200,7 @@ WinoConv wino_pack(const Conv1d &c, bool bf16) {
       if (!bf16 || kr % 2 == 0) kpt = kr;
     }
     // The bias is added once, by the output transform: the point GEMMs have none.
-    if (bf16) p.pb[pt] = bf16_pack(gt.data(), c.out, kpt, nullptr, p.kdim);
+    if (bf16) p.pb[pt] = gemm_pack_bf16(gt.data(), c.out, kpt, nullptr, p.kdim);
     else p.pt[pt] = gemm_pack(gt.data(), c.out, kpt, nullptr, p.kdim);
   }
   p.bias.assign(c.out, 0.0f);

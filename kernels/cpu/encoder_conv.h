@@ -25,66 +25,27 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
 
 namespace ngs::cpu {
 
 // ---------------------------------------------------------------------------------------
-// bf16 GEMM: Y[M][N] = act(X[M][K] W[N][K]^T + b), X and W in bf16 (round to nearest
-// even from fp32), products and sums in fp32. W packed in panels of 16 outputs, K in pairs
-// (the vdpbf16ps operand): panel p holds W[16p + j][2u + e] at data[((p * kp/2 + u) * 16 +
-// j) * 2 + e], kp = K rounded up to even, zero padded. X rows of kp values (the pad 0).
+// bf16 GEMM over X already in bf16: Y[M][N] = act(X[M][K] W[N][K]^T + b), products and
+// sums in fp32; W in the MLP's packing (ops.h PackedGemmBf16, from a row-major matrix by
+// gemm_pack_bf16), X rows of 2 w.kp values (K and its zero pad), the tile of
+// gemm_kernels.h (vdpbf16ps where the CPU has AVX512_BF16).
 
-struct PackedBf16 {
-  int n = 0, k = 0, kp = 0;
-  std::vector<uint16_t> panels;  // [ceil(n / 16)][kp / 2][16][2]
-  std::vector<float> bias;       // [n]
-};
-
-uint16_t bf16_round(float x);  // round to nearest even (NaN stays NaN)
-inline float bf16_float(uint16_t h) {
-  const uint32_t b = static_cast<uint32_t>(h) << 16;
-  float f;
-  __builtin_memcpy(&f, &b, 4);
-  return f;
-}
-// dst[i] = bf16(src[i]) for n values (the active ISA's kernel).
-void conv_bf16_convert(const float *src, int n, uint16_t *dst);
-using Bf16ConvertFn = void (*)(const float *src, int n, uint16_t *dst);
-void conv_bf16_convert_portable(const float *src, int n, uint16_t *dst);
-void conv_bf16_convert_avx512(const float *src, int n, uint16_t *dst);
-void conv_bf16_convert_avx2(const float *src, int n, uint16_t *dst);
-
-// w [n][k] (row stride ldw, k when 0); bias may be null.
-PackedBf16 bf16_pack(const float *w, int n, int k, const float *bias, int ldw = 0);
-
-// One tile of up to MR rows x 32 columns (two panels) over kc values of K (even).
-struct Bf16Tile {
-  const uint16_t *x = nullptr;  // row 0 at the K block start
-  int ldx = 0;                  // in bf16 values
-  const uint16_t *b = nullptr;  // first panel at the K block start; second at + panel_stride
-  size_t panel_stride = 0;      // in bf16 values
-  int kc = 0;
-  int mr = 0, ncols = 0;
-  float *y = nullptr;
-  int ldy = 0;
-  const float *bias = nullptr;
-  bool from_bias = false, lrelu = false;
-};
-using Bf16Kernel = void (*)(const Bf16Tile &t);
-
-constexpr int kBf16MrAvx512 = 12;
+// The fp32 emulation of the tile's products for CPUs without AVX512_BF16 (portable,
+// AVX2, AVX-512 builds; sums in another order than vdpbf16ps: the encoder's kBf16 tests).
 constexpr int kBf16MrPortable = 4;
-// The AVX-512 BF16 (vdpbf16ps) kernel, and the fp32 emulation of the same products for
-// CPUs without it (portable, AVX2, AVX-512 builds; sums in a different order only).
-void conv_bf16_kernel_avx512bf16(const Bf16Tile &t);
 void conv_bf16_kernel_portable(const Bf16Tile &t);
 void conv_bf16_kernel_avx2(const Bf16Tile &t);
 void conv_bf16_kernel_avx512(const Bf16Tile &t);
-bool cpu_has_bf16();  // ops.h (dispatch.cpp)
 
-// x: m rows of w.kp bf16 values at stride ldx (>= kp); y rows of N floats at stride ldy.
-void gemm_bf16(const PackedBf16 &w, const uint16_t *x, int ldx, int m, float *y, int ldy,
+// x: m rows of 2 w.kp bf16 values at stride ldx (>= 2 w.kp); y rows of N floats at stride
+// ldy.
+void gemm_bf16(const PackedGemmBf16 &w, const uint16_t *x, int ldx, int m, float *y, int ldy,
                Act act);
 
 // ---------------------------------------------------------------------------------------
@@ -98,7 +59,7 @@ struct WinoConv {
   int kdim = 0;    // groups * c_in: K of the point GEMMs
   bool bf16 = false;
   PackedGemm pt[kWinoPoints];   // fp32: G_i [c_out][kdim] (point 5 of a strided conv: fewer)
-  PackedBf16 pb[kWinoPoints];   // bf16 (fast mode)
+  PackedGemmBf16 pb[kWinoPoints];  // bf16 (fast mode)
   std::vector<float> bias;      // [c_out], added by the output transform
 };
 

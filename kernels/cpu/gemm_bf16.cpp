@@ -21,12 +21,20 @@ uint16_t bf16_from_float(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
-float bf16_to_float(uint16_t h) {
-  const uint32_t u = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
+// The portable build of simd.inc's bf16 conversion (4 lanes of plain vector code).
+namespace bf16_portable_ns {
+#define NGS_SIMD_TARGET
+#define NGS_SIMD_W 4
+#include "cpu/simd.inc"
+#undef NGS_SIMD_TARGET
+#undef NGS_SIMD_W
+}  // namespace bf16_portable_ns
+
+void bf16_convert_portable(const float *x, int n, uint16_t *p) {
+  bf16_portable_ns::bf16_convert_vec(x, n, p);
 }
+
+void bf16_convert(const float *x, int n, uint16_t *p) { kernels().bf16_convert(x, n, p); }
 
 namespace {
 
@@ -46,35 +54,48 @@ inline float dp_pair(float acc, uint16_t x0, uint16_t x1, uint16_t w0, uint16_t 
 
 // x[i] rounded to bf16, pairs (x[2q], x[2q + 1]); k odd: the last pair's second half 0.
 inline void to_pairs(const float *x, int k, uint16_t *p) {
-  for (int i = 0; i < k; ++i) p[i] = bf16_from_float(x[i]);
+  bf16_convert_portable(x, k, p);
   if (k & 1) p[k] = 0;
+}
+
+// The one bf16 packing (ops.h PackedGemmBf16): W[j][c] = w(j, c), j < n, c < k.
+template <class W>
+PackedGemmBf16 pack_bf16(int n, int k, W w) {
+  PackedGemmBf16 p;
+  p.n = n;
+  p.k = k;
+  p.kp = (k + 1) / 2;
+  const int np = (n + kGemmNr - 1) / kGemmNr;
+  p.panels.assign(static_cast<size_t>(np) * p.kp * 2 * kGemmNr, 0);
+  for (int j = 0; j < n; ++j)
+    for (int c = 0; c < k; ++c)
+      p.panels[((static_cast<size_t>(j / kGemmNr) * p.kp + c / 2) * kGemmNr + j % kGemmNr) * 2 +
+               (c & 1)] = bf16_from_float(w(j, c));
+  return p;
 }
 
 }  // namespace
 
 PackedGemmBf16 gemm_pack_bf16(const PackedGemm &w) {
-  PackedGemmBf16 p;
-  p.n = w.n;
-  p.k = w.k;
-  p.kp = (w.k + 1) / 2;
-  const int np = (w.n + kGemmNr - 1) / kGemmNr;
-  p.panels.assign(static_cast<size_t>(np) * p.kp * 2 * kGemmNr, 0);
-  for (int pi = 0; pi < np; ++pi)
-    for (int c = 0; c < w.k; ++c)
-      for (int j = 0; j < kGemmNr; ++j) {
-        const float v = w.panels[(static_cast<size_t>(pi) * w.k + c) * kGemmNr + j];
-        p.panels[((static_cast<size_t>(pi) * p.kp + c / 2) * kGemmNr + j) * 2 + (c & 1)] =
-            bf16_from_float(v);
-      }
+  PackedGemmBf16 p = pack_bf16(w.n, w.k, [&](int j, int c) {
+    return w.panels[(static_cast<size_t>(j / kGemmNr) * w.k + c) * kGemmNr + j % kGemmNr];
+  });
   p.bias = w.bias;
   return p;
 }
 
-void bf16_convert_portable(const float *x, int k, uint16_t *p) { to_pairs(x, k, p); }
+PackedGemmBf16 gemm_pack_bf16(const float *w, int n, int k, const float *bias, int ldw) {
+  if (ldw == 0) ldw = k;
+  PackedGemmBf16 p =
+      pack_bf16(n, k, [&](int j, int c) { return w[static_cast<size_t>(j) * ldw + c]; });
+  p.bias.assign(n, 0.0f);
+  if (bias) std::copy(bias, bias + n, p.bias.begin());
+  return p;
+}
 
 // Portable tile: up to 12 rows x up to 32 columns, the same per-lane arithmetic as the
 // AVX512_BF16 kernel (one accumulator per output, pairs in order).
-void gemm_bf16_kernel_portable(const GemmBf16Tile &t) {
+void gemm_bf16_kernel_portable(const Bf16Tile &t) {
   const int kp = (t.kc + 1) / 2;
   const int npan = t.ncols > kGemmNr ? 2 : 1;
   for (int pp = 0; pp < npan; ++pp) {
@@ -86,9 +107,8 @@ void gemm_bf16_kernel_portable(const GemmBf16Tile &t) {
         float acc = t.from_bias ? t.bias[j0 + j] : yr[j];
         for (int q = 0; q < kp; ++q) {
           const uint16_t *wq = b + (static_cast<size_t>(q) * kGemmNr + j) * 2;
-          const uint32_t xq = t.xp[static_cast<size_t>(i) * (kGemmBf16Kc / 2) + q];
-          acc = dp_pair(acc, static_cast<uint16_t>(xq & 0xffffu), static_cast<uint16_t>(xq >> 16),
-                        wq[0], wq[1]);
+          const uint16_t *xq = t.x + static_cast<size_t>(i) * t.ldx + 2 * q;
+          acc = dp_pair(acc, xq[0], xq[1], wq[0], wq[1]);
         }
         yr[j] = t.lrelu ? lrelu(acc) : acc;
       }
@@ -175,7 +195,7 @@ void rnn_block_gemm_i8_portable(const int8_t *w, const float *scale, const float
 void gemm_bf16_isa(Isa isa, const PackedGemmBf16 &w, const float *x, int ldx, int m, float *y,
                    int ldy, Act act) {
   if (m <= 0 || w.n <= 0) return;
-  const GemmBf16Kernel kernel = kernels_for(isa).gemm_bf16_kernel;
+  const Bf16Kernel kernel = kernels_for(isa).gemm_bf16_kernel;
   const int K = w.k, N = w.n;
   if (K == 0) {
     for (int i = 0; i < m; ++i)
@@ -185,12 +205,14 @@ void gemm_bf16_isa(Isa isa, const PackedGemmBf16 &w, const float *x, int ldx, in
   }
   const size_t panel_stride = static_cast<size_t>(w.kp) * 2 * kGemmNr;
   const auto convert = kernels_for(isa).bf16_convert;
-  // The X tile of a row block in bf16 pairs, converted once for all column panels.
-  alignas(64) uint32_t xp[kGemmBf16Mr][kGemmBf16Kc / 2];
+  // The X tile of a row block in bf16, converted once for all column panels (an odd
+  // last block's pad 0).
+  alignas(64) uint16_t xp[kGemmBf16Mr][kGemmBf16Kc];
   for (int k0 = 0; k0 < K; k0 += kGemmBf16Kc) {
     const int kc = std::min(kGemmBf16Kc, K - k0);
-    GemmBf16Tile t;
-    t.xp = xp[0];
+    Bf16Tile t;
+    t.x = xp[0];
+    t.ldx = kGemmBf16Kc;
     t.panel_stride = panel_stride;
     t.kc = kc;
     t.from_bias = k0 == 0;
@@ -198,8 +220,10 @@ void gemm_bf16_isa(Isa isa, const PackedGemmBf16 &w, const float *x, int ldx, in
     t.ldy = ldy;
     for (int i0 = 0; i0 < m; i0 += kGemmBf16Mr) {
       t.mr = std::min(kGemmBf16Mr, m - i0);
-      for (int i = 0; i < t.mr; ++i)
-        convert(x + static_cast<size_t>(i0 + i) * ldx + k0, kc, reinterpret_cast<uint16_t *>(xp[i]));
+      for (int i = 0; i < t.mr; ++i) {
+        convert(x + static_cast<size_t>(i0 + i) * ldx + k0, kc, xp[i]);
+        if (kc & 1) xp[i][kc] = 0;
+      }
       for (int j0 = 0; j0 < N; j0 += 2 * kGemmNr) {
         t.b = w.panels.data() + static_cast<size_t>(j0 / kGemmNr) * panel_stride +
               static_cast<size_t>(k0) * kGemmNr;  // pair k0 / 2, 32 values per pair row

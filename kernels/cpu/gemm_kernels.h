@@ -24,15 +24,17 @@ struct GemmTile {
 
 using GemmKernel = void (*)(const GemmTile &t);
 
-// The bf16 tile (ops.h PackedGemmBf16, fast precision): X rows are fp32 (rounded to bf16
-// by the kernel), the panels bf16 pairs.
-struct GemmBf16Tile {
-  // Row i of the tile as bf16 pairs, at the K block start: xp + i * kGemmBf16Kc / 2
-  // (converted once per row block by the driver, shared by all column panels).
-  const uint32_t *xp = nullptr;
+// The one bf16 tile (fast precision, ops.h PackedGemmBf16), shared by the MLP GEMM
+// (gemm_bf16.cpp) and the encoder's convolutions (encoder_conv.cpp): Y[mr][ncols] (+)=
+// X W^T over one K block, X rows already in bf16, the panels' K in pairs.
+struct Bf16Tile {
+  // Row i of the tile at x + i * ldx (bf16 values), at the K block start; the pairs
+  // (x[2u], x[2u + 1]) for u < ceil(kc / 2) are read, so an odd kc needs x[kc] = 0.
+  const uint16_t *x = nullptr;
+  int ldx = 0;
   const uint16_t *b = nullptr;  // first panel at the K block's first pair; second at + panel_stride
   size_t panel_stride = 0;      // uint16_t elements
-  int kc = 0;                   // K values in this block (odd only in the last block)
+  int kc = 0;                   // K values in this block (odd only in a GEMM's last block)
   int mr = 0;
   int ncols = 0;  // 1..32; a second panel is read only if ncols > 16
   float *y = nullptr;
@@ -42,9 +44,10 @@ struct GemmBf16Tile {
   bool lrelu = false;
 };
 
-using GemmBf16Kernel = void (*)(const GemmBf16Tile &t);
+using Bf16Kernel = void (*)(const Bf16Tile &t);
 constexpr int kGemmBf16Mr = 12;  // rows per tile of every bf16 kernel
-// The bf16 kernels' K block (even; X tile of kGemmBf16Mr rows converted on the stack).
+// The bf16 GEMMs' K block (even; the MLP's X tile of kGemmBf16Mr rows is converted on
+// the stack).
 constexpr int kGemmBf16Kc = 256;
 
 constexpr int kGemmMrAvx512 = 12;
@@ -73,11 +76,16 @@ void rnn_block_gemm_avx512(const float *w, const float *bias, int ng, int k, con
                            int ldx, int B, float *y, int ldy);
 
 // bf16 kernels (AVX512_BF16, gemm_bf16_simd.cpp; portable emulation in gemm_bf16.cpp).
-// x [k] -> bf16 p [k rounded up to even; zero past k] (nearest even).
-void bf16_convert_avx512(const float *x, int k, uint16_t *p);
-void bf16_convert_portable(const float *x, int k, uint16_t *p);
-void gemm_bf16_kernel_avx512(const GemmBf16Tile &t);
-void gemm_bf16_kernel_portable(const GemmBf16Tile &t);
+// p[i] = bf16_from_float(x[i]) for i < n (exactly n values written): one routine, the
+// vector code of simd.inc built per ISA (bf16_convert_avx512 also serves the AVX512_BF16
+// machines; all give the same bits).
+void bf16_convert_avx512(const float *x, int n, uint16_t *p);
+void bf16_convert_avx2(const float *x, int n, uint16_t *p);
+void bf16_convert_portable(const float *x, int n, uint16_t *p);
+// The vdpbf16ps tile (the only one; MLP and encoder), and the portable emulation of the
+// same arithmetic (same bits; tests, machines without AVX512_BF16).
+void gemm_bf16_kernel_avx512(const Bf16Tile &t);
+void gemm_bf16_kernel_portable(const Bf16Tile &t);
 // y[N] = act(W x + b), panels [ceil(n/16)][kp][16][2].
 void gemv_bf16_avx512(const uint16_t *panels, int kp, const float *bias, int n, int k,
                       const float *x, float *y, bool lrelu);

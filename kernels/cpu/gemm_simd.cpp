@@ -9,6 +9,7 @@
 #include "cpu/dispatch.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/ops.h"
+#include "cpu/tile_avx512.h"
 
 namespace ngs::cpu {
 
@@ -19,74 +20,32 @@ namespace ngs::cpu {
 
 namespace {
 
+// The FMA tile: per k two panel loads and MR broadcasts feed 2 MR FMAs (the frame:
+// tile_avx512.h).
 template <int MR, bool TWO>
-NGS_AVX512 void k512(const GemmTile &t) {
-  const int n0 = t.ncols < 16 ? t.ncols : 16;
-  const int n1 = TWO ? t.ncols - 16 : 0;
-  const __mmask16 m0 = static_cast<__mmask16>((1u << n0) - 1u);
-  const __mmask16 m1 = static_cast<__mmask16>((1u << n1) - 1u);
-  __m512 c0[MR], c1[MR];
-  if (t.from_bias) {
-    const __m512 b0 = _mm512_maskz_loadu_ps(m0, t.bias);
-    const __m512 b1 = TWO ? _mm512_maskz_loadu_ps(m1, t.bias + 16) : _mm512_setzero_ps();
+struct K512 {
+  NGS_AVX512 static void run(const GemmTile &t) {
+    const tile512::Masks m = tile512::masks<TWO>(t.ncols);
+    __m512 c0[MR], c1[MR];
+    tile512::load<MR, TWO>(t, m, c0, c1);
+    const float *xp[MR];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      c0[i] = b0;
-      c1[i] = b1;
+    for (int i = 0; i < MR; ++i) xp[i] = t.x + static_cast<size_t>(i) * t.ldx;
+    const float *b = t.b;
+    const float *b2 = t.b + t.panel_stride;
+    for (int k = 0; k < t.kc; ++k) {
+      const __m512 w0 = _mm512_loadu_ps(b + static_cast<size_t>(k) * 16);
+      const __m512 w1 = TWO ? _mm512_loadu_ps(b2 + static_cast<size_t>(k) * 16) : w0;
+#pragma GCC unroll 12
+      for (int i = 0; i < MR; ++i) {
+        const __m512 a = _mm512_set1_ps(xp[i][k]);
+        c0[i] = _mm512_fmadd_ps(a, w0, c0[i]);
+        if (TWO) c1[i] = _mm512_fmadd_ps(a, w1, c1[i]);
+      }
     }
-  } else {
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      c0[i] = _mm512_maskz_loadu_ps(m0, t.y + static_cast<size_t>(i) * t.ldy);
-      c1[i] = TWO ? _mm512_maskz_loadu_ps(m1, t.y + static_cast<size_t>(i) * t.ldy + 16)
-                  : _mm512_setzero_ps();
-    }
+    tile512::store<MR, TWO>(t, m, c0, c1);
   }
-  const float *xp[MR];
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) xp[i] = t.x + static_cast<size_t>(i) * t.ldx;
-  const float *b = t.b;
-  const float *b2 = t.b + t.panel_stride;
-  for (int k = 0; k < t.kc; ++k) {
-    const __m512 w0 = _mm512_loadu_ps(b + static_cast<size_t>(k) * 16);
-    const __m512 w1 = TWO ? _mm512_loadu_ps(b2 + static_cast<size_t>(k) * 16) : w0;
-#pragma GCC unroll 12
-    for (int i = 0; i < MR; ++i) {
-      const __m512 a = _mm512_set1_ps(xp[i][k]);
-      c0[i] = _mm512_fmadd_ps(a, w0, c0[i]);
-      if (TWO) c1[i] = _mm512_fmadd_ps(a, w1, c1[i]);
-    }
-  }
-  const __m512 slope = _mm512_set1_ps(0.2f);
-#pragma GCC unroll 12
-  for (int i = 0; i < MR; ++i) {
-    __m512 v0 = c0[i], v1 = c1[i];
-    if (t.lrelu) {
-      v0 = _mm512_mask_max_ps(v0, 0xFFFF, v0, _mm512_mul_ps(v0, slope));
-      if (TWO) v1 = _mm512_mask_max_ps(v1, 0xFFFF, v1, _mm512_mul_ps(v1, slope));
-    }
-    _mm512_mask_storeu_ps(t.y + static_cast<size_t>(i) * t.ldy, m0, v0);
-    if (TWO) _mm512_mask_storeu_ps(t.y + static_cast<size_t>(i) * t.ldy + 16, m1, v1);
-  }
-}
-
-template <bool TWO>
-void k512_rows(const GemmTile &t) {
-  switch (t.mr) {
-    case 12: k512<12, TWO>(t); break;
-    case 11: k512<11, TWO>(t); break;
-    case 10: k512<10, TWO>(t); break;
-    case 9: k512<9, TWO>(t); break;
-    case 8: k512<8, TWO>(t); break;
-    case 7: k512<7, TWO>(t); break;
-    case 6: k512<6, TWO>(t); break;
-    case 5: k512<5, TWO>(t); break;
-    case 4: k512<4, TWO>(t); break;
-    case 3: k512<3, TWO>(t); break;
-    case 2: k512<2, TWO>(t); break;
-    default: k512<1, TWO>(t); break;
-  }
-}
+};
 
 // Masks for AVX2 partial stores: lanes < n.
 NGS_AVX2 inline __m256i mask8(int n) {
@@ -351,10 +310,7 @@ NGS_AVX2 void lrelu_copy_avx2(float *dst, const float *src, int n) {
   for (; i < n; ++i) dst[i] = src[i] >= 0.0f ? src[i] : 0.2f * src[i];
 }
 
-void gemm_kernel_avx512(const GemmTile &t) {
-  if (t.ncols > 16) k512_rows<true>(t);
-  else k512_rows<false>(t);
-}
+void gemm_kernel_avx512(const GemmTile &t) { tile512::dispatch<K512>(t); }
 
 void gemm_kernel_avx2(const GemmTile &t) {
   k256_rows(t, t.b, t.bias, t.y, t.ncols < 16 ? t.ncols : 16);

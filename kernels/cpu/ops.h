@@ -77,8 +77,15 @@ void gemm_isa(Isa isa, const PackedGemm &w, const float *x, int ldx, int m, floa
 // per pair p (vdpbf16ps; denormal inputs and results flush to zero). The portable
 // kernels emulate that arithmetic for machines without the instruction (tests).
 
-uint16_t bf16_from_float(float f);
-float bf16_to_float(uint16_t h);
+uint16_t bf16_from_float(float f);  // round to nearest even, NaN quiet, denormals +-0
+inline float bf16_to_float(uint16_t h) {
+  const uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, sizeof f);
+  return f;
+}
+// p[i] = bf16_from_float(x[i]) for i < n, exactly n values (the active ISA's kernel).
+void bf16_convert(const float *x, int n, uint16_t *p);
 // Whether this CPU has the bf16 dot product (AVX512_BF16 with AVX-512 F/VL/BW/DQ); when
 // it does not, a fast session runs fp32 (the portable kernels are for tests).
 bool cpu_has_bf16();
@@ -93,8 +100,11 @@ struct PackedGemmBf16 {
   size_t bytes() const { return panels.size() * sizeof(uint16_t) + bias.size() * sizeof(float); }
 };
 
-// From the fp32 packing (the same weights rounded to bf16).
+// From the fp32 packing (the same weights rounded to bf16), or from a row-major w [n][k]
+// (row stride ldw, k when 0; bias may be null: zeros). The one bf16 packing: the MLP
+// GEMMs and the encoder's convolutions (encoder_conv.h) both use it.
 PackedGemmBf16 gemm_pack_bf16(const PackedGemm &w);
+PackedGemmBf16 gemm_pack_bf16(const float *w, int n, int k, const float *bias, int ldw = 0);
 // Y[M][N] = act(X W^T + b) with bf16 products (X rounded to bf16 on the fly), as gemm().
 void gemm_bf16(const PackedGemmBf16 &w, const float *x, int ldx, int m, float *y, int ldy,
                Act act);

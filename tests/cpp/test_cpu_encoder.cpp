@@ -153,25 +153,25 @@ std::vector<double> conv_reference(const Conv1d &c, const std::vector<float> &x,
 // bf16 rounding: to nearest, ties to even, infinities kept, NaN stays NaN; the vector
 // conversion of every ISA equals the scalar one.
 TEST(CpuEncoderBf16, RoundingAndConversion) {
-  EXPECT_EQ(bf16_round(1.0f), 0x3f80);
-  EXPECT_EQ(bf16_round(-2.0f), 0xc000);
+  EXPECT_EQ(bf16_from_float(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_from_float(-2.0f), 0xc000);
   float f;
   uint32_t b = 0x3f808000u;  // 1 + 2^-8: a tie, rounds to even (down)
   std::memcpy(&f, &b, 4);
-  EXPECT_EQ(bf16_round(f), 0x3f80);
+  EXPECT_EQ(bf16_from_float(f), 0x3f80);
   b = 0x3f818000u;  // 1 + 3 * 2^-8: a tie, rounds to even (up)
   std::memcpy(&f, &b, 4);
-  EXPECT_EQ(bf16_round(f), 0x3f82);
+  EXPECT_EQ(bf16_from_float(f), 0x3f82);
   b = 0x3f808001u;  // just above a tie: up
   std::memcpy(&f, &b, 4);
-  EXPECT_EQ(bf16_round(f), 0x3f81);
-  EXPECT_EQ(bf16_round(std::numeric_limits<float>::infinity()), 0x7f80);
-  EXPECT_EQ(bf16_round(3.4e38f), 0x7f80);  // rounds up to infinity
-  EXPECT_TRUE(std::isnan(bf16_float(bf16_round(std::nanf("")))));
+  EXPECT_EQ(bf16_from_float(f), 0x3f81);
+  EXPECT_EQ(bf16_from_float(std::numeric_limits<float>::infinity()), 0x7f80);
+  EXPECT_EQ(bf16_from_float(3.4e38f), 0x7f80);  // rounds up to infinity
+  EXPECT_TRUE(std::isnan(bf16_to_float(bf16_from_float(std::nanf("")))));
   b = 0x7f800001u;  // a signalling NaN with only low mantissa bits: still a NaN
   std::memcpy(&f, &b, 4);
-  EXPECT_TRUE(std::isnan(bf16_float(bf16_round(f))));
-  EXPECT_EQ(bf16_float(0x4049), 3.140625f);
+  EXPECT_TRUE(std::isnan(bf16_to_float(bf16_from_float(f))));
+  EXPECT_EQ(bf16_to_float(0x4049), 3.140625f);
 
   std::mt19937 rng(run_seed() + 7);
   std::vector<float> v = randn(1037, rng, 100.0f);
@@ -181,16 +181,16 @@ TEST(CpuEncoderBf16, RoundingAndConversion) {
   v[41] = 1e-40f;  // subnormal
   v[42] = -0.0f;
   std::vector<uint16_t> ref(v.size());
-  for (size_t i = 0; i < v.size(); ++i) ref[i] = bf16_round(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) ref[i] = bf16_from_float(v[i]);
   IsaGuard guard;
   for (Isa isa : supported_isas()) {
     isa_set(isa);
     SCOPED_TRACE(isa_name(isa));
     std::vector<uint16_t> out(v.size(), 0xdead);
-    conv_bf16_convert(v.data(), static_cast<int>(v.size()), out.data());
+    bf16_convert(v.data(), static_cast<int>(v.size()), out.data());
     for (size_t i = 0; i < v.size(); ++i)
       if (i != 40) EXPECT_EQ(out[i], ref[i]) << i;
-    EXPECT_TRUE(std::isnan(bf16_float(out[40])));
+    EXPECT_TRUE(std::isnan(bf16_to_float(out[40])));
   }
 }
 
@@ -207,13 +207,14 @@ TEST(CpuEncoderBf16, GemmMatchesRoundedReference) {
     std::vector<float> w = randn(static_cast<size_t>(n) * k, rng, 1.0f);
     std::vector<float> bias = randn(n, rng, 1.0f);
     std::vector<float> x = randn(static_cast<size_t>(m) * k, rng, 1.0f);
-    const PackedBf16 p = bf16_pack(w.data(), n, k, bias.data());
-    const int ldx = p.kp + 2;  // rows further apart than K
+    const PackedGemmBf16 p = gemm_pack_bf16(w.data(), n, k, bias.data());
+    const int kp = 2 * p.kp;  // K and its zero pad
+    const int ldx = kp + 2;    // rows further apart than K
     std::vector<uint16_t> xb(static_cast<size_t>(m) * ldx, 0);
     for (int i = 0; i < m; ++i) {
-      for (int c = 0; c < k; ++c) xb[static_cast<size_t>(i) * ldx + c] = bf16_round(x[i * k + c]);
-      if (p.kp != k) xb[static_cast<size_t>(i) * ldx + k] = 0;
-      xb[static_cast<size_t>(i) * ldx + p.kp] = 0x7fc0;  // NaN past the row: never read
+      for (int c = 0; c < k; ++c) xb[static_cast<size_t>(i) * ldx + c] = bf16_from_float(x[i * k + c]);
+      if (kp != k) xb[static_cast<size_t>(i) * ldx + k] = 0;
+      xb[static_cast<size_t>(i) * ldx + kp] = 0x7fc0;  // NaN past the row: never read
     }
     for (bool lr : {false, true}) {
       std::vector<double> ref(static_cast<size_t>(m) * n);
@@ -221,8 +222,8 @@ TEST(CpuEncoderBf16, GemmMatchesRoundedReference) {
         for (int j = 0; j < n; ++j) {
           double s = bias[j];
           for (int c = 0; c < k; ++c)
-            s += static_cast<double>(bf16_float(bf16_round(w[static_cast<size_t>(j) * k + c]))) *
-                 bf16_float(bf16_round(x[static_cast<size_t>(i) * k + c]));
+            s += static_cast<double>(bf16_to_float(bf16_from_float(w[static_cast<size_t>(j) * k + c]))) *
+                 bf16_to_float(bf16_from_float(x[static_cast<size_t>(i) * k + c]));
           ref[static_cast<size_t>(i) * n + j] = lr && s < 0 ? 0.2 * s : s;
         }
       for (Isa isa : supported_isas()) {
@@ -405,7 +406,7 @@ TEST(CpuEncoderBf16, FastModeFallsBackToFp32WithoutBf16Hardware) {
     const WaveformEncoder bf16(re.w, {EncoderConv::kWinograd, EncoderPrecision::kBf16});
     EXPECT_FALSE(fp32.bf16());
     EXPECT_TRUE(bf16.bf16());
-    EXPECT_EQ(fast.bf16(), kernels().conv_bf16_native);
+    EXPECT_EQ(fast.bf16(), kernels().bf16_native);
     const Encoded a = run(fp32, c, audio, n), f = run(fast, c, audio, n), b = run(bf16, c, audio, n);
     if (fast.bf16()) {
       EXPECT_EQ(f.mu, b.mu);
