@@ -241,15 +241,18 @@ TEST(CudaEmu, DeviceMemoryStartsPoisoned) {
   cudaFree(p);
 }
 
+// The shared-memory opt-in maximum per emulated architecture (the CUDA programming guide's
+// table; the emulation's NGS_EMU_ARCH limits must follow it).
+struct ArchOptin {
+  int sm;
+  size_t optin;
+};
+constexpr ArchOptin kArchOptin[] = {{80, 163 * 1024}, {86, 99 * 1024}, {89, 99 * 1024}, {90, 227 * 1024}};
+
 TEST(CudaEmu, LaunchLimitsFollowTheEmulatedArchitecture) {
   EmuModeGuard guard;
   DevArray<float> out(1024);
-  struct Case {
-    int sm;
-    size_t optin;
-  };
-  for (Case c : {Case{80, 163 * 1024}, Case{86, 99 * 1024}, Case{89, 99 * 1024},
-                 Case{90, 227 * 1024}}) {
+  for (ArchOptin c : kArchOptin) {
     SCOPED_TRACE("sm_" + std::to_string(c.sm));
     ASSERT_TRUE(ngs_emu::set_arch(c.sm));
     cudaDeviceProp prop;
@@ -459,12 +462,7 @@ TEST(CudaEmu, StaticPlusDynamicSharedMemoryIsLimited) {
   EXPECT_EQ(cudaGetLastError(), cudaErrorInvalidConfiguration);
   EXPECT_TRUE(std::isnan(out2.host()[0]));
   // Opted in: static + dynamic up to the architecture's maximum.
-  struct Case {
-    int sm;
-    size_t optin;
-  };
-  for (Case c : {Case{80, 163 * 1024}, Case{86, 99 * 1024}, Case{89, 99 * 1024},
-                 Case{90, 227 * 1024}}) {
+  for (ArchOptin c : kArchOptin) {
     SCOPED_TRACE("sm_" + std::to_string(c.sm));
     ASSERT_TRUE(ngs_emu::set_arch(c.sm));
     auto *k = c.sm == 80 ? static_plus_dynamic_kernel<80>
