@@ -87,6 +87,17 @@ class Session {
   // z (row b of z [B][ldz], host memory). The recurrent matrices are read once for all B.
   // Step k of a voice equals row k of latent_decode of the same e and class.
   virtual void rnn_step(const int *slots, int B, float *z, int ldz);
+  // The same in parts of about equal work (the synth's spread mode puts them in different
+  // host blocks). rnn_parts(start, cost): the number of parts of an rnn_start (start =
+  // true) or of an rnn_step, at most kMaxRnnParts, and each part's estimated cost in
+  // thousands of instructions in cost[part] (may be null). A voice runs parts 0 .. n - 1 in
+  // order, each part in any batch of voices at that part; rnn_start_part's part 0 reads e,
+  // rnn_step_part's last part writes z. Parts give the same bits as the whole calls. The
+  // default: one part each, the whole call (cost -1: unknown).
+  static constexpr int kMaxRnnParts = 32;
+  virtual int rnn_parts(bool start, int *cost) const;
+  virtual void rnn_start_part(int part, int slot, const float *e, int class_index);
+  virtual void rnn_step_part(int part, const int *slots, int B, float *z, int ldz);
 
   // ---- Grain decoder (docs/MODEL_SPEC.md §4.2) --------------------------------------
   // Whole decode: z [n][z_dim] -> audio [(n + 3) * hop]. Grain i has absolute index i of n.
@@ -139,6 +150,16 @@ inline void Session::sample_batch(const float *e, int ld_e, int class_index, int
   for (int b = 0; b < B; ++b)
     sample(e + static_cast<size_t>(b) * ld_e, class_index, n, keys[b],
            audio + static_cast<size_t>(b) * ld_audio);
+}
+inline int Session::rnn_parts(bool, int *cost) const {
+  if (cost) cost[0] = -1;
+  return 1;
+}
+inline void Session::rnn_start_part(int part, int slot, const float *e, int class_index) {
+  if (part == 0) rnn_start(slot, e, class_index);
+}
+inline void Session::rnn_step_part(int part, const int *slots, int B, float *z, int ldz) {
+  if (part == 0) rnn_step(slots, B, z, ldz);
 }
 inline int Session::sample_batch_max(int) const { return 1; }
 inline void Session::encode_grains(const float *const *, const unsigned char *,

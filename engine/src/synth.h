@@ -193,11 +193,18 @@ struct ngs_synth {
   std::vector<ngs::GrainSpec> h_spec;
   std::vector<const float *> h_enc_src;
   std::vector<unsigned char> h_first, h_last;
-  std::vector<int> bounds;  // [7][slices + 1]: first row (slot for the outputs) of each slice
+  std::vector<unsigned char> h_start;  // row r's one-shot starts with this grain (round A)
+  // Latent sub-stages of a one-shot row: the session's rnn_start parts, then its rnn_step
+  // parts (Session::rnn_parts), rnn_cost[q] the estimated cost of sub-stage q.
+  int rnn_start_parts = 1, rnn_step_parts = 1, lat_stages = 2;
+  std::vector<int> rnn_cost;
+  // [2 (lat_stages + 2) + 1][slices + 1]: first row (slot for the outputs) of each slice,
+  // per stage: the latent sub-stages, MLP and noise of round A, then of round B, outputs.
+  std::vector<int> bounds;
   std::vector<int64_t> cmd_at;  // sample at which each command applies
   std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order
   std::vector<ngs::synth::Batch> batches;  // one per thread
-  int group_b = 0, group_e = 0, groups = 0, job_stage = 0;  // the rows split across threads
+  int group_b = 0, group_e = 0, groups = 0, job_stage = 0, job_sub = -1;  // the rows split across threads
   // events
   ngs::synth::PostQueue queue;
   std::vector<ngs::synth::Pending> pending;  // ring

@@ -131,6 +131,39 @@ class CpuSession final : public Session {
     stream_->step(rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data());
   }
 
+  int rnn_parts(bool start, int *cost) const override {
+    if (!stream_) return Session::rnn_parts(start, cost);
+    long macs[kMaxRnnParts];
+    const int n = stream_->parts(start, nullptr);
+    if (n > kMaxRnnParts) throw Error(kInternalError, "rnn_parts: more parts than kMaxRnnParts");
+    stream_->parts(start, macs);
+    // About half an instruction per multiply-add at one row (callgrind, the bundled model).
+    if (cost)
+      for (int i = 0; i < n; ++i) cost[i] = static_cast<int>(std::max<long>(1, macs[i] / 2000));
+    return n;
+  }
+
+  void rnn_start_part(int part, int slot, const float *e, int class_index) override {
+    rnn_check(slot);
+    if (part < 0 || part >= stream_->parts(true))
+      throw Error(kInvalidArgument, "rnn_start_part: part out of range");
+    stream_->start_part(part, e, class_index, rnn_state(slot), rnn_scratch_.data());
+    if (part == 0) rnn_class_[static_cast<size_t>(slot)] = class_index;
+  }
+
+  void rnn_step_part(int part, const int *slots, int B, float *z, int ldz) override {
+    if (B <= 0) return;
+    if (B > rnn_voices_) throw Error(kCapacity, "rnn_step: more voices than rnn_plan planned");
+    if (part < 0 || part >= stream_->parts(false))
+      throw Error(kInvalidArgument, "rnn_step_part: part out of range");
+    for (int b = 0; b < B; ++b) {
+      rnn_check(slots[b]);
+      rnn_ptr_[static_cast<size_t>(b)] = rnn_state(slots[b]);
+      rnn_batch_class_[static_cast<size_t>(b)] = rnn_class_[static_cast<size_t>(slots[b])];
+    }
+    stream_->step_part(part, rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data());
+  }
+
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override {
     host_.latent_encode(z, n, e_mu, e_logvar);
   }

@@ -131,6 +131,15 @@ class LatentStream {
   // One step of B voices: states[b] (updated), class_index[b] -> z row b of z [B][ldz].
   void step(float *const *states, const int *class_index, int B, float *z, int ldz,
             float *scratch) const;
+  // The start and the step in parts (the synth's spread mode runs them in different host
+  // blocks): parts(start, macs) = how many, and each one's multiply-adds in macs[part]
+  // (may be null; room for parts() entries). A voice runs parts 0 .. parts - 1 in order,
+  // each in any batch; part 0 of a start reads e, the last part of a step writes z. The
+  // parts give the same bits as start() and step() (which run them all).
+  int parts(bool start, long *macs = nullptr) const;
+  void start_part(int part, const float *e, int class_index, float *state, float *scratch) const;
+  void step_part(int part, float *const *states, const int *class_index, int B, float *z, int ldz,
+                 float *scratch) const;
 
  private:
   struct Impl;

@@ -15,13 +15,47 @@ namespace ngs::cpu {
 // ---------------------------------------------------------------------------------------
 // LatentStream
 
+// The start and the step are cut into parts (LatentStream::parts) of at most about
+// kPartMacs multiply-adds each, so that the synth's spread mode can put them in different
+// host blocks: the first layer's input projection (start) and every recurrent matrix
+// (step) are packed as column chunks of a multiple of 32 outputs. A GEMM tile covers 32
+// columns from a multiple of 32 (gemm.cpp) and the GEMV 16 (one panel), so a chunk's
+// columns are computed exactly as in the whole matrix: the parts give the same bits as
+// the whole start and step. What a voice carries from one part to the next is in its
+// state (the gate pre-activations, the MLP activations).
+constexpr long kPartMacs = 70000;
+
+namespace {
+
+struct GemmChunk {
+  int c0 = 0;  // first output column
+  PackedGemm w;
+};
+
+// w [n][k] (+ bias) packed as column chunks of a multiple of `align` columns, each of at
+// most about kPartMacs multiply-adds.
+std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bias, int align) {
+  std::vector<GemmChunk> out;
+  int cols = static_cast<int>(kPartMacs / std::max(1, k)) / align * align;
+  cols = std::max(cols, align);
+  for (int c0 = 0; c0 < n; c0 += cols) {
+    const int c1 = std::min(n, c0 + cols);
+    out.push_back({c0, gemm_pack(w + static_cast<size_t>(c0) * k, c1 - c0, k, bias ? bias + c0 : nullptr)});
+  }
+  return out;
+}
+
+}  // namespace
+
 struct LatentStream::Impl {
   LatentConfig cfg;
   std::vector<PackedGemm> dec_e;
+  using Chunk = GemmChunk;
   struct Layer {
     int in = 0, H = 0, G = 0;
-    PackedGemm ih;  // [G][in] + b_ih
-    PackedGemm hh;  // [G][H] + b_hh: one GEMM over the batch per step
+    PackedGemm ih;               // [G][in] + b_ih (layers k > 0: one GEMM over the batch per step)
+    std::vector<Chunk> ih0;      // layer 0: the constant input projection in column chunks (start)
+    std::vector<Chunk> hh;       // [G][H] + b_hh in column chunks: one GEMM each over the batch
     size_t off_h = 0, off_c = 0;  // in the voice state
   };
   std::vector<Layer> rnn;
@@ -34,7 +68,17 @@ struct LatentStream::Impl {
   bool gru = false;
   int width = 0;   // widest activation row
   int gmax = 0;    // widest gate row
+  size_t off_gh = 0, off_gi = 0, off_act = 0;  // per voice: gate rows, input projection, activation
   size_t state = 0;
+  // The parts, in order. Start: kind 0 = dec_e layer `index`, 1 = chunk `index` of layer 0's
+  // input projection. Step: kind 2 = layer `layer`'s input projection (k > 0), 3 = chunk
+  // `index` of layer `layer`'s recurrent matrix (the layer's cells after its last chunk),
+  // 4 = dec_z layer `index` (the last one also runs dec_z_out).
+  struct Part {
+    int kind = 0, layer = 0, index = 0;
+    long macs = 0;
+  };
+  std::vector<Part> start_parts, step_parts;
 };
 
 LatentStream::LatentStream(const LatentWeights &w) : impl_(new Impl) {
@@ -44,31 +88,54 @@ LatentStream::LatentStream(const LatentWeights &w) : impl_(new Impl) {
   m.gru = c.rnn == RnnType::kGru;
   const int ng = c.gates();
   for (const Linear &l : w.dec_e) m.dec_e.push_back(gemm_pack(l));
-  size_t off = 0;
   for (const RnnLayer &l : w.dec_rnn) {
     Impl::Layer L;
     L.in = l.in;
     L.H = l.hidden;
     L.G = ng * l.hidden;
-    L.ih = gemm_pack(l.w_ih, L.G, l.in, l.b_ih);
-    L.hh = gemm_pack(l.w_hh, L.G, l.hidden, l.b_hh);
+    if (m.rnn.empty()) L.ih0 = pack_chunks(l.w_ih, L.G, l.in, l.b_ih, kGemmNr);
+    else L.ih = gemm_pack(l.w_ih, L.G, l.in, l.b_ih);
+    L.hh = pack_chunks(l.w_hh, L.G, l.hidden, l.b_hh, 2 * kGemmNr);
     m.gmax = std::max(m.gmax, L.G);
     m.rnn.push_back(std::move(L));
   }
-  // State: [gi0: G of layer 0][h_k, c_k per layer].
-  off = m.rnn.empty() ? 0 : static_cast<size_t>(m.rnn[0].G);
-  for (Impl::Layer &L : m.rnn) {
-    L.off_h = off;
-    L.off_c = off + L.H;
-    off += 2 * static_cast<size_t>(L.H);
-  }
-  m.state = off;
   for (const LayerNormLinear &l : w.dec_z) m.dec_z.push_back({gemm_pack(l.lin), l.ln_w, l.ln_b});
   m.dec_z_out = gemm_pack(w.dec_z_out);
   m.width = std::max({c.z_dim, c.e_dim + c.n_conds, c.h_dim + c.n_conds});
   for (const PackedGemm &g : m.dec_e) m.width = std::max(m.width, g.n);
   for (const Impl::Layer &L : m.rnn) m.width = std::max({m.width, L.H + c.n_conds, L.in});
   for (const Impl::LnLin &l : m.dec_z) m.width = std::max(m.width, l.lin.n);
+  // State: [gi0: G of layer 0][h_k, c_k per layer][gh: gmax][gi: gmax][act: width].
+  size_t off = m.rnn.empty() ? 0 : static_cast<size_t>(m.rnn[0].G);
+  for (Impl::Layer &L : m.rnn) {
+    L.off_h = off;
+    L.off_c = off + L.H;
+    off += 2 * static_cast<size_t>(L.H);
+  }
+  m.off_gh = off;
+  m.off_gi = m.off_gh + m.gmax;
+  m.off_act = m.off_gi + m.gmax;
+  m.state = m.off_act + m.width;
+  // The parts.
+  for (size_t i = 0; i < m.dec_e.size(); ++i)
+    m.start_parts.push_back({0, 0, static_cast<int>(i), static_cast<long>(m.dec_e[i].n) * m.dec_e[i].k});
+  if (!m.rnn.empty())
+    for (size_t i = 0; i < m.rnn[0].ih0.size(); ++i) {
+      const PackedGemm &g = m.rnn[0].ih0[i].w;
+      m.start_parts.push_back({1, 0, static_cast<int>(i), static_cast<long>(g.n) * g.k});
+    }
+  if (m.start_parts.empty()) m.start_parts.push_back({0, 0, -1, 1});  // zero state only
+  for (size_t k = 0; k < m.rnn.size(); ++k) {
+    const Impl::Layer &L = m.rnn[k];
+    if (k > 0) m.step_parts.push_back({2, static_cast<int>(k), 0, static_cast<long>(L.ih.n) * L.ih.k});
+    for (size_t i = 0; i < L.hh.size(); ++i)
+      m.step_parts.push_back({3, static_cast<int>(k), static_cast<int>(i),
+                              static_cast<long>(L.hh[i].w.n) * L.hh[i].w.k});
+  }
+  for (size_t i = 0; i < m.dec_z.size(); ++i)
+    m.step_parts.push_back({4, 0, static_cast<int>(i), static_cast<long>(m.dec_z[i].lin.n) * m.dec_z[i].lin.k});
+  if (m.dec_z.empty()) m.step_parts.push_back({4, 0, -1, 0});
+  m.step_parts.back().macs += static_cast<long>(m.dec_z_out.n) * m.dec_z_out.k;
 }
 
 LatentStream::~LatentStream() = default;
@@ -82,18 +149,37 @@ size_t LatentStream::scratch_floats(int max_batch) const {
   return 2 * B * m.width + 2 * B * m.gmax + 2 * static_cast<size_t>(m.width) + 64;
 }
 
+int LatentStream::parts(bool start, long *macs) const {
+  const std::vector<Impl::Part> &p = start ? impl_->start_parts : impl_->step_parts;
+  if (macs)
+    for (size_t i = 0; i < p.size(); ++i) macs[i] = p[i].macs;
+  return static_cast<int>(p.size());
+}
+
 void LatentStream::start(const float *e, int class_index, float *state, float *scratch) const {
+  for (int p = 0; p < static_cast<int>(impl_->start_parts.size()); ++p)
+    start_part(p, e, class_index, state, scratch);
+}
+
+void LatentStream::start_part(int part, const float *e, int class_index, float *state,
+                              float *scratch) const {
   const Impl &m = *impl_;
   const LatentConfig &c = m.cfg;
-  float *a = scratch, *b = scratch + m.width;
-  std::memcpy(a, e, sizeof(float) * c.e_dim);
-  for (int k = 0; k < c.n_conds; ++k) a[c.e_dim + k] = k == class_index ? 1.0f : 0.0f;
-  for (const PackedGemm &l : m.dec_e) {
-    gemv(l, a, b, Act::kLrelu);  // as LatentModel::decode
-    std::swap(a, b);
+  const Impl::Part &P = m.start_parts[static_cast<size_t>(part)];
+  float *act = state + m.off_act;
+  if (part == 0) {  // zero state; the activation starts as [e ; one_hot(class)]
+    std::fill(state, state + m.state, 0.0f);
+    std::memcpy(act, e, sizeof(float) * c.e_dim);
+    for (int k = 0; k < c.n_conds; ++k) act[c.e_dim + k] = k == class_index ? 1.0f : 0.0f;
   }
-  std::fill(state, state + m.state, 0.0f);
-  if (!m.rnn.empty()) gemv(m.rnn[0].ih, a, state, Act::kNone);  // constant input, once
+  if (P.index < 0) return;
+  if (P.kind == 0) {
+    gemv(m.dec_e[static_cast<size_t>(P.index)], act, scratch, Act::kLrelu);  // as LatentModel::decode
+    std::memcpy(act, scratch, sizeof(float) * m.dec_e[static_cast<size_t>(P.index)].n);
+  } else {
+    const Impl::Chunk &ch = m.rnn[0].ih0[static_cast<size_t>(P.index)];
+    gemv(ch.w, act, state + ch.c0, Act::kNone);  // the constant input projection, once
+  }
 }
 
 namespace {
@@ -117,40 +203,78 @@ void cell_blocks(bool gru, const float *gi, const float *gh, int H, float *c, co
 
 void LatentStream::step(float *const *states, const int *class_index, int B, float *z, int ldz,
                         float *scratch) const {
+  for (int p = 0; p < static_cast<int>(impl_->step_parts.size()); ++p)
+    step_part(p, states, class_index, B, z, ldz, scratch);
+}
+
+void LatentStream::step_part(int part, float *const *states, const int *class_index, int B, float *z,
+                             int ldz, float *scratch) const {
   if (B <= 0) return;
   const Impl &m = *impl_;
   const LatentConfig &c = m.cfg;
   const int W = m.width, nc = c.n_conds;
+  const Impl::Part &P = m.step_parts[static_cast<size_t>(part)];
   float *a = scratch;                                   // [B][W]
   float *b = a + static_cast<size_t>(B) * W;            // [B][W]
-  float *gi = b + static_cast<size_t>(B) * W;           // [B][gmax]
-  float *gh = gi + static_cast<size_t>(B) * m.gmax;     // [B][gmax]
-  for (size_t k = 0; k < m.rnn.size(); ++k) {
-    const Impl::Layer &L = m.rnn[k];
-    // Recurrent products of all voices: one GEMM, the matrix read once. Always a GEMM,
-    // even for one voice: a GEMM row does not depend on the other rows, so a voice's
-    // numbers do not depend on the batch it is in (spread slices, thread groups).
+  float *g = b + static_cast<size_t>(B) * W;            // [B][gmax]
+  if (P.kind == 2 || P.kind == 3) {
+    const Impl::Layer &L = m.rnn[static_cast<size_t>(P.layer)];
+    if (P.kind == 2) {
+      // The input projection of layer k > 0: the previous layer's new h.
+      const Impl::Layer &Lp = m.rnn[static_cast<size_t>(P.layer) - 1];
+      for (int v = 0; v < B; ++v)
+        std::memcpy(a + static_cast<size_t>(v) * W, states[v] + Lp.off_h, sizeof(float) * Lp.H);
+      gemm(L.ih, a, W, B, g, m.gmax, Act::kNone);
+      for (int v = 0; v < B; ++v)
+        std::memcpy(states[v] + m.off_gi, g + static_cast<size_t>(v) * m.gmax, sizeof(float) * L.G);
+      return;
+    }
+    // Recurrent products of all voices, one column chunk: one GEMM, the chunk read once.
+    // Always a GEMM, even for one voice: a GEMM row does not depend on the other rows, so a
+    // voice's numbers do not depend on the batch it is in (spread slices, thread groups).
+    const Impl::Chunk &ch = L.hh[static_cast<size_t>(P.index)];
     for (int v = 0; v < B; ++v)
       std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
-    gemm(L.hh, b, W, B, gh, m.gmax, Act::kNone);
-    // Input projections: the constant one of layer 0, else the previous layer's new h (in a).
-    if (k > 0) gemm(L.ih, a, W, B, gi, m.gmax, Act::kNone);
+    gemm(ch.w, b, W, B, g, m.gmax, Act::kNone);
+    for (int v = 0; v < B; ++v)
+      std::memcpy(states[v] + m.off_gh + ch.c0, g + static_cast<size_t>(v) * m.gmax, sizeof(float) * ch.w.n);
+    if (static_cast<size_t>(P.index) + 1 < L.hh.size()) return;
+    // The layer's last chunk: the cells (input projection: layer 0's constant one, else gi).
     for (int v = 0; v < B; ++v) {
       float *st = states[v];
-      const float *giv = k == 0 ? st : gi + static_cast<size_t>(v) * m.gmax;
+      const float *giv = P.layer == 0 ? st : st + m.off_gi;
       float *h = st + L.off_h;
-      cell_blocks(m.gru, giv, gh + static_cast<size_t>(v) * m.gmax, L.H, st + L.off_c, h, h);
-      std::memcpy(a + static_cast<size_t>(v) * W, h, sizeof(float) * L.H);
+      cell_blocks(m.gru, giv, st + m.off_gh, L.H, st + L.off_c, h, h);
     }
+    return;
   }
-  // a = [h_last ; one_hot(class)] rows, then the per-step MLP.
+  // dec_z layer i: its input is [h_last ; one_hot(class)] (i == 0) or the activation.
   const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
-  for (int v = 0; v < B; ++v)
-    for (int k = 0; k < nc; ++k) a[static_cast<size_t>(v) * W + H + k] = k == class_index[v] ? 1.0f : 0.0f;
-  for (const Impl::LnLin &l : m.dec_z) {
+  const size_t off_last = m.rnn.empty() ? 0 : m.rnn.back().off_h;
+  int n_in = 0;
+  if (P.index <= 0) {
+    for (int v = 0; v < B; ++v) {
+      float *row = a + static_cast<size_t>(v) * W;
+      std::memcpy(row, states[v] + off_last, sizeof(float) * H);
+      for (int k = 0; k < nc; ++k) row[H + k] = k == class_index[v] ? 1.0f : 0.0f;
+    }
+    n_in = H + nc;
+  } else {
+    n_in = m.dec_z[static_cast<size_t>(P.index) - 1].lin.n;
+    for (int v = 0; v < B; ++v)
+      std::memcpy(a + static_cast<size_t>(v) * W, states[v] + m.off_act, sizeof(float) * n_in);
+  }
+  if (P.index >= 0) {
+    const Impl::LnLin &l = m.dec_z[static_cast<size_t>(P.index)];
     gemm(l.lin, a, W, B, b, W, Act::kNone);
     layernorm_rows(b, B, l.lin.n, W, l.g, l.b, Act::kLrelu);
     std::swap(a, b);
+    n_in = l.lin.n;
+  }
+  if (static_cast<size_t>(part) + 1 < m.step_parts.size()) {
+    for (int v = 0; v < B; ++v)
+      std::memcpy(states[v] + m.off_act, a + static_cast<size_t>(v) * W, sizeof(float) * n_in);
+    return;
   }
   gemm(m.dec_z_out, a, W, B, z, ldz, Act::kNone);
 }
