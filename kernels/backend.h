@@ -117,6 +117,16 @@ class Session {
   // decode. Backends that do not stream throw kUnsupported (the synth uses the CPU).
   // The per-voice overlap-add state is the synth's (kernels/cpu/cpu.h OlaStream).
   virtual void decode_grains(const float *z, int B, const GrainSpec *spec, float *y);
+  // Stage 1 in parts of about equal work (the synth's spread mode). decoder_mlp_parts(cost):
+  // how many (at most kMaxRnnParts), each one's estimated cost in thousands of
+  // instructions in cost[part] (may be null); decoder_mlp_carry_floats(): the floats per
+  // row that the caller keeps between parts. Part p of rows z [n][z_dim] reads and writes
+  // their carry rows (carry [n][ldc]); the last part writes S [n][F]. A row runs parts 0 ..
+  // parts - 1 in order, each in any batch; the same bits as decoder_mlp(). The default: one
+  // part, decoder_mlp() itself (cost -1: unknown).
+  virtual int decoder_mlp_parts(int *cost) const;
+  virtual size_t decoder_mlp_carry_floats() const { return 0; }
+  virtual void decoder_mlp_part(int part, const float *z, int n, float *carry, size_t ldc, float *S);
 
   // ---- Composite request (one call, so a device backend keeps z on the device) --------
   // latent_decode(e, class_index, n) then decode(z, n, key): audio [(n + 3) * hop].
@@ -160,6 +170,13 @@ inline void Session::rnn_start_part(int part, int slot, const float *e, int clas
 }
 inline void Session::rnn_step_part(int part, const int *slots, int B, float *z, int ldz) {
   if (part == 0) rnn_step(slots, B, z, ldz);
+}
+inline int Session::decoder_mlp_parts(int *cost) const {
+  if (cost) cost[0] = -1;
+  return 1;
+}
+inline void Session::decoder_mlp_part(int part, const float *z, int n, float *, size_t, float *S) {
+  if (part == 0) decoder_mlp(z, n, S);
 }
 inline int Session::sample_batch_max(int) const { return 1; }
 inline void Session::encode_grains(const float *const *, const unsigned char *,

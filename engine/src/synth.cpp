@@ -468,10 +468,17 @@ void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
   fill_specs(s, std::max(b, s.row_free), e);
 }
 
-void mlp_rows(ngs_synth &s, Batch &q, int b, int e) {
-  if (e > b)
+// Stage 1 of rows [b, e): MLP part `sub` (Session::decoder_mlp_part, its carry in h_carry),
+// or the whole MLP (sub < 0).
+void mlp_rows(ngs_synth &s, Batch &q, int b, int e, int sub) {
+  if (e <= b) return;
+  if (sub < 0)
     q.session->decoder_mlp(s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b,
                            s.h_S.data() + static_cast<size_t>(b) * s.F);
+  else
+    q.session->decoder_mlp_part(sub, s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b,
+                                s.h_carry.data() + static_cast<size_t>(b) * s.carry_ld, s.carry_ld,
+                                s.h_S.data() + static_cast<size_t>(b) * s.F);
 }
 
 // The grains of rows [b, e) are in h_y: each voice's overlap-add takes its grain.
@@ -561,7 +568,7 @@ void mix_voices(ngs_synth &s, int b, int e) {
 
 // A stage's rows [b, e) on the threads: one contiguous group per thread, each batched on
 // its own (its own session and scratch); the same numbers for any split.
-// Stage 0: latent sub-stage `sub`, or all of them (sub < 0).
+// Stage 0: latent sub-stage `sub`, or all of them (sub < 0); stage 1 likewise its MLP parts.
 void run_rows(ngs_synth &s, int stage, int b, int e, int sub = -1) {
   if (e <= b) return;
   const int nb = static_cast<int>(s.batches.size());
@@ -583,7 +590,7 @@ void run_rows(ngs_synth &s, int stage, int b, int e, int sub = -1) {
   if (!s.pool || e - b < 2) {
     Batch &q = s.batches[0];
     switch (stage) {
-      case 1: mlp_rows(s, q, b, e); break;
+      case 1: mlp_rows(s, q, b, e, sub); break;
       case 2: noise_rows(s, q, b, e); break;
       case 3: decode_rows(s, q, b, e); break;
       default: voice_outputs(s, b, e); break;
@@ -591,6 +598,7 @@ void run_rows(ngs_synth &s, int stage, int b, int e, int sub = -1) {
     return;
   }
   s.job_stage = stage;
+  s.job_sub = sub;
   s.group_b = b;
   s.group_e = e;
   s.groups = std::min(e - b, s.pool->size());
@@ -601,7 +609,7 @@ void run_rows(ngs_synth &s, int stage, int b, int e, int sub = -1) {
         const int gb = t.group_b + n * g / t.groups, ge = t.group_b + n * (g + 1) / t.groups;
         Batch &q = t.batches[g];  // group g runs once per job: batch g is its alone
         switch (t.job_stage) {
-          case 1: mlp_rows(t, q, gb, ge); break;
+          case 1: mlp_rows(t, q, gb, ge, t.job_sub); break;
           case 2: noise_rows(t, q, gb, ge); break;
           case 3: decode_rows(t, q, gb, ge); break;
           default: voice_outputs(t, gb, ge); break;
@@ -721,25 +729,27 @@ void begin_work(ngs_synth &s, int64_t W) {
   std::fill(mix, mix + s.hop, 0.0f);
   // The cut: rows of the latent sub-stages and stages 1, 2 of round A, then of round B,
   // then the slots' outputs and mixes.
-  const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices, L = s.lat_stages;
+  const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices, L = s.lat_stages, Mp = s.mlp_parts;
   for (int r = 0; r < n; ++r)
     s.h_start[r] = r < nA && r < s.round_free[0] && s.voices[s.work[r]].need_start;
-  int64_t total = static_cast<int64_t>(n) * (kCostMlp + kCostNoise);
+  int64_t total = static_cast<int64_t>(n) * kCostNoise;
+  for (int q = 0; q < Mp; ++q) total += static_cast<int64_t>(n) * s.mlp_cost[q];
   for (int r = 0; r < n; ++r)
     for (int q = 0; q < L; ++q) total += row_cost(s, r, q);
   int active = 0;
   for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
   total += static_cast<int64_t>(active) * kCostOutput;
   int *bd = s.bounds.data();
-  const int stride = S + 1, per = L + 2;
+  const int stride = S + 1, per = L + Mp + 1;
   int64_t done = 0;
   for (int R = 0; R < 2; ++R) {
     const int off = R ? nA : 0, rows = R ? nB : nA;
     for (int q = 0; q < L; ++q)
       done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r, q); },
                        bd + (per * R + q) * stride);
-    done = cut_units(s, rows, done, total, [](int) { return kCostMlp; }, bd + (per * R + L) * stride);
-    done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (per * R + L + 1) * stride);
+    for (int q = 0; q < Mp; ++q)
+      done = cut_units(s, rows, done, total, [&](int) { return s.mlp_cost[q]; }, bd + (per * R + L + q) * stride);
+    done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (per * R + L + Mp) * stride);
   }
   cut_units(s, s.n_slots, done, total, [&](int i) { return s.voices[i].active ? kCostOutput : 0; },
             bd + 2 * per * stride);
@@ -762,18 +772,23 @@ void extra_rounds(ngs_synth &s) {
 
 // Slice k of the work: its part of each stage, in stage order.
 void slice_work(ngs_synth &s, int k) {
-  const int S = s.slices, stride = S + 1, L = s.lat_stages, per = L + 2;
+  const int S = s.slices, stride = S + 1, L = s.lat_stages, Mp = s.mlp_parts, per = L + Mp + 1;
   const int *bd = s.bounds.data();
   for (int R = 0; R < 2; ++R) {
     const int off = R ? s.rows_a : 0;
-    const int *b0 = bd + (per * R) * stride, *b1 = b0 + L * stride, *b2 = b1 + stride;
-    bool empty = true, fused = true;
+    const int *b0 = bd + (per * R) * stride, *b1 = b0 + L * stride, *b2 = b1 + Mp * stride;
+    bool empty = true, fused = true, mlp_whole = true;
     for (int q = 0; q < L; ++q) {
       const int *bq = b0 + q * stride;
       empty = empty && bq[k] == bq[k + 1];
       fused = fused && bq[k] == b0[k] && bq[k + 1] == b0[k + 1];
     }
-    if (empty && b1[k] == b1[k + 1] && b2[k] == b2[k + 1]) continue;
+    for (int q = 0; q < Mp; ++q) {
+      const int *bq = b1 + q * stride;
+      empty = empty && bq[k] == bq[k + 1];
+      mlp_whole = mlp_whole && bq[k] == b1[k] && bq[k + 1] == b1[k + 1];
+    }
+    if (empty && b2[k] == b2[k + 1]) continue;
     s.row_free = s.round_free[R];
     s.row_resynth = s.round_resynth[R];
     if (fused) {  // every latent sub-stage of the same rows: the whole start and step
@@ -784,10 +799,17 @@ void slice_work(ngs_synth &s, int k) {
         run_rows(s, 0, off + bq[k], off + bq[k + 1], q);
       }
     }
-    if (b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
+    if (mlp_whole && b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
       run_rows(s, 3, off + b1[k], off + b1[k + 1]);  // both decoder stages of the same rows: one call
     } else {
-      run_rows(s, 1, off + b1[k], off + b1[k + 1]);
+      if (mlp_whole) {
+        run_rows(s, 1, off + b1[k], off + b1[k + 1]);
+      } else {
+        for (int q = 0; q < Mp; ++q) {
+          const int *bq = b1 + q * stride;
+          run_rows(s, 1, off + bq[k], off + bq[k + 1], q);
+        }
+      }
       run_rows(s, 2, off + b2[k], off + b2[k + 1]);
     }
   }
@@ -1265,7 +1287,18 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
       s.rnn_cost.push_back(s.has_latent && cost[i] >= 0 ? cost[i] : kCostOneShot / s.rnn_step_parts);
     s.lat_stages = s.rnn_start_parts + s.rnn_step_parts;
   }
-  s.bounds.assign(static_cast<size_t>(2 * (s.lat_stages + 2) + 1) * (s.slices + 1), 0);
+  // The MLP sub-stages: the sessions' decoder_mlp parts, their carry rows.
+  {
+    int cost[Session::kMaxRnnParts];
+    s.mlp_parts = s.batches[0].session->decoder_mlp_parts(cost);
+    if (s.mlp_parts < 1 || s.mlp_parts > Session::kMaxRnnParts)
+      throw Error(kInternalError, "ngs_synth: the backend's decoder_mlp_parts is out of range");
+    s.mlp_cost.clear();
+    for (int i = 0; i < s.mlp_parts; ++i) s.mlp_cost.push_back(cost[i] >= 0 ? cost[i] : kCostMlp / s.mlp_parts);
+    s.carry_ld = s.mlp_parts > 1 ? s.batches[0].session->decoder_mlp_carry_floats() : 0;
+    s.h_carry.assign(2 * B * s.carry_ld, 0.0f);
+  }
+  s.bounds.assign(static_cast<size_t>(2 * (s.lat_stages + s.mlp_parts + 1) + 1) * (s.slices + 1), 0);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.

@@ -198,8 +198,15 @@ struct ngs_synth {
   // parts (Session::rnn_parts), rnn_cost[q] the estimated cost of sub-stage q.
   int rnn_start_parts = 1, rnn_step_parts = 1, lat_stages = 2;
   std::vector<int> rnn_cost;
-  // [2 (lat_stages + 2) + 1][slices + 1]: first row (slot for the outputs) of each slice,
-  // per stage: the latent sub-stages, MLP and noise of round A, then of round B, outputs.
+  // Decoder MLP sub-stages (Session::decoder_mlp_parts), their costs, and each row's carry
+  // between them (h_carry [rows][carry_ld]).
+  int mlp_parts = 1;
+  std::vector<int> mlp_cost;
+  std::vector<float> h_carry;
+  size_t carry_ld = 0;
+  // [2 (lat_stages + mlp_parts + 1) + 1][slices + 1]: first row (slot for the outputs) of
+  // each slice, per stage: the latent sub-stages, MLP sub-stages and noise of round A,
+  // then of round B, then the outputs.
   std::vector<int> bounds;
   std::vector<int64_t> cmd_at;  // sample at which each command applies
   std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order

@@ -24,6 +24,18 @@ struct Prepared {
   // Fast precision copies of the decoder MLP (prepare_fast; empty until then).
   std::vector<PackedGemmBf16> lin16;
   PackedGemmBf16 out16;
+  // The streaming decoder MLP in parts (Session::decoder_mlp_part): part p runs layers
+  // [layer0, layer1) of lin, or (layer0 == lin.size()) output chunk `chunk` (columns of a
+  // multiple of 32 from a multiple of 32: a GEMM tile's, so the same bits as `out`; the
+  // spectrum after the last chunk). The chunks copy `out` (its size again).
+  struct MlpPart {
+    size_t layer0 = 0, layer1 = 0;
+    int chunk = -1;
+    long macs = 0;
+  };
+  std::vector<MlpPart> mlp_parts;
+  std::vector<int> out_c0;
+  std::vector<PackedGemm> out_chunks;
   RealFft fft;
   std::vector<float> hann;
   std::vector<float> fir;
@@ -35,6 +47,31 @@ struct Prepared {
     noise_filter_window(1, 3, cfg.l_grain, hann.data());
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
+    // Parts of at most about 70 k multiply-adds: consecutive layers while they fit, the
+    // output layer in even column chunks.
+    constexpr long kPartMacs = 70000;
+    for (size_t i = 0; i < lin.size(); ++i) {
+      const long macs = static_cast<long>(lin[i].n) * lin[i].k;
+      if (!mlp_parts.empty() && mlp_parts.back().chunk < 0 && mlp_parts.back().layer1 == i &&
+          mlp_parts.back().macs + macs <= kPartMacs) {
+        mlp_parts.back().layer1 = i + 1;
+        mlp_parts.back().macs += macs;
+      } else {
+        mlp_parts.push_back({i, i + 1, -1, macs});
+      }
+    }
+    const Linear &o = w.dec_out;
+    const long omacs = static_cast<long>(o.out) * o.in;
+    const int n_chunks = static_cast<int>(std::max<long>(1, (omacs + kPartMacs - 1) / kPartMacs));
+    const int align = 2 * kGemmNr;
+    const int cols = ((o.out + n_chunks - 1) / n_chunks + align - 1) / align * align;
+    for (int c0 = 0; c0 < o.out; c0 += cols) {
+      const int c1 = std::min(o.out, c0 + cols);
+      out_c0.push_back(c0);
+      out_chunks.push_back(gemm_pack(o.w + static_cast<size_t>(c0) * o.in, c1 - c0, o.in, o.b ? o.b + c0 : nullptr));
+      mlp_parts.push_back({lin.size(), lin.size(), static_cast<int>(out_chunks.size()) - 1,
+                           static_cast<long>(c1 - c0) * o.in});
+    }
   }
   size_t prepare_fast() {
     size_t bytes = 0;
@@ -215,7 +252,46 @@ class CpuSession final : public Session {
     j.s = this;
     j.in = z;
     j.out = S;
-    parallel(&CpuSession::decoder_mlp_part, &j, n, 8);
+    parallel(&CpuSession::decoder_mlp_rows, &j, n, 8);
+  }
+
+  int decoder_mlp_parts(int *cost) const override {
+    if (fast_) return Session::decoder_mlp_parts(cost);  // one part (the bf16 kernels' own tiles)
+    const int n = static_cast<int>(p_.mlp_parts.size());
+    if (n > kMaxRnnParts) return Session::decoder_mlp_parts(cost);
+    // About half an instruction per multiply-add at one row (callgrind, the bundled model).
+    if (cost)
+      for (int i = 0; i < n; ++i) cost[i] = static_cast<int>(std::max<long>(1, p_.mlp_parts[i].macs / 2000));
+    return n;
+  }
+  size_t decoder_mlp_carry_floats() const override { return 2 * static_cast<size_t>(width_); }
+
+  // Part `part` of rows [0, n): the layers' activations ping-pong between the two halves
+  // of each carry row (layer i writes half (i + 1) % 2), as decoder_mlp_part's a / b.
+  void decoder_mlp_part(int part, const float *z, int n, float *carry, size_t ldc, float *S) override {
+    if (fast_ || p_.mlp_parts.size() > static_cast<size_t>(kMaxRnnParts))
+      return Session::decoder_mlp_part(part, z, n, carry, ldc, S);
+    check(n);
+    if (part < 0 || part >= static_cast<int>(p_.mlp_parts.size()))
+      throw Error(kInvalidArgument, "decoder_mlp_part: part out of range");
+    const WaveformConfig &c = p_.cfg;
+    const Prepared::MlpPart &P = p_.mlp_parts[static_cast<size_t>(part)];
+    const int ld = static_cast<int>(ldc);
+    const size_t L = p_.lin.size();
+    auto half = [&](size_t layer) { return carry + (layer % 2) * width_; };  // input of `layer`
+    for (size_t i = P.layer0; i < P.layer1; ++i) {
+      const float *x = i == 0 ? z : half(i);
+      const int ldx = i == 0 ? c.z_dim : ld;
+      gemm(p_.lin[i], x, ldx, n, half(i + 1), ld, Act::kLrelu);
+    }
+    if (P.chunk < 0) return;
+    const float *x = L == 0 ? z : half(L);
+    const int ldx = L == 0 ? c.z_dim : ld;
+    const int F = c.filter_size();
+    gemm(p_.out_chunks[static_cast<size_t>(P.chunk)], x, ldx, n, S + p_.out_c0[static_cast<size_t>(P.chunk)], F,
+         Act::kNone);
+    if (static_cast<size_t>(P.chunk) + 1 == p_.out_chunks.size())
+      decoder_mlp_spectrum(S, n, F, S, per_[0].row.data());
   }
 
   void noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,
@@ -276,7 +352,7 @@ class CpuSession final : public Session {
   }
 
   // Rows [b, e) of z -> S.
-  static void decoder_mlp_part(void *ctx, int part, int b, int e) {
+  static void decoder_mlp_rows(void *ctx, int part, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     CpuSession &s = *j.s;
     const WaveformConfig &c = s.p_.cfg;

@@ -32,12 +32,13 @@ struct GemmChunk {
   PackedGemm w;
 };
 
-// w [n][k] (+ bias) packed as column chunks of a multiple of `align` columns, each of at
-// most about kPartMacs multiply-adds.
+// w [n][k] (+ bias) packed as even column chunks of a multiple of `align` columns, of
+// about kPartMacs multiply-adds each.
 std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bias, int align) {
   std::vector<GemmChunk> out;
-  int cols = static_cast<int>(kPartMacs / std::max(1, k)) / align * align;
-  cols = std::max(cols, align);
+  const long macs = static_cast<long>(n) * std::max(1, k);
+  const int n_chunks = static_cast<int>(std::max<long>(1, (macs + kPartMacs - 1) / kPartMacs));
+  const int cols = ((n + n_chunks - 1) / n_chunks + align - 1) / align * align;
   for (int c0 = 0; c0 < n; c0 += cols) {
     const int c1 = std::min(n, c0 + cols);
     out.push_back({c0, gemm_pack(w + static_cast<size_t>(c0) * k, c1 - c0, k, bias ? bias + c0 : nullptr)});
