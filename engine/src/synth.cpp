@@ -1161,7 +1161,7 @@ namespace {
 bool make_sessions(ngs_synth &s, Backend &b) {
   try {
     for (Batch &q : s.batches) {
-      q.session = b.create_session(s.n_slots, 1);
+      q.session = b.create_session(s.n_slots, 1, s.fast ? Precision::kFast : Precision::kFp32);
       if (s.has_latent) q.session->rnn_plan(s.n_slots);
       // Probe (its output is scratch): one grain.
       GrainSpec spec;
@@ -1226,6 +1226,11 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.has_latent = m.has_latent();
+  {
+    int precision = 0;  // checked by ngs_synth_init; read as an int (see there)
+    std::memcpy(&precision, &p.precision, sizeof precision);
+    s.fast = precision == NGS_PRECISION_FAST;
+  }
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
   s.fir_bias = m.file->waveform.pp_bias;
 
@@ -1267,7 +1272,8 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
     // The backend streams the sequence VAE and the decoder but does not encode grains:
     // resynth voices encode on CPU sessions of the synth's own.
     s.backend = cpu::make_cpu_backend(m.file->waveform, nullptr);
-    for (Batch &q : s.batches) q.enc_session = s.backend->create_session(s.n_slots, 1);
+    for (Batch &q : s.batches)
+      q.enc_session = s.backend->create_session(s.n_slots, 1, s.fast ? Precision::kFast : Precision::kFp32);
   }
   for (Batch &q : s.batches) q.e.assign(s.has_latent ? m.lc().e_dim : 1, 0.0f);
   // The latent sub-stages: the sessions' rnn_start parts then rnn_step parts (every

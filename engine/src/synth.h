@@ -169,6 +169,7 @@ struct ngs_synth {
   // otherwise from this CPU backend of the synth's own (its packed weights: a few MB).
   std::unique_ptr<ngs::Backend> backend;
   bool has_latent = false;  // the model has a sequence VAE (one-shots)
+  bool fast = false;        // params.precision == NGS_PRECISION_FAST (the sessions may run fp32)
   ngs::cpu::OlaStreamShape shape;
   std::vector<float> fir;
   float fir_bias = 0.0f;

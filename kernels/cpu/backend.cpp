@@ -36,20 +36,21 @@ struct Prepared {
   std::vector<MlpPart> mlp_parts;
   std::vector<int> out_c0;
   std::vector<PackedGemm> out_chunks;
+  std::vector<PackedGemmBf16> out_chunks16;  // fast precision (prepare_fast)
   RealFft fft;
   std::vector<float> hann;
   std::vector<float> fir;
   float fir_bias = 0.0f;
-  explicit Prepared(const WaveformWeights &w) : cfg(w.cfg), fft(w.cfg.l_grain) {
+  Prepared(const WaveformWeights &w, long part_macs) : cfg(w.cfg), fft(w.cfg.l_grain) {
     for (const Linear &l : w.dec_lin) lin.push_back(gemm_pack(l));
     out = gemm_pack(w.dec_out);
     hann.resize(cfg.l_grain);
     noise_filter_window(1, 3, cfg.l_grain, hann.data());
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
-    // Parts of at most about 70 k multiply-adds: consecutive layers while they fit, the
+    // Parts of about part_macs multiply-adds: consecutive layers while they fit, the
     // output layer in even column chunks.
-    constexpr long kPartMacs = 70000;
+    const long kPartMacs = std::max(1L, part_macs);
     for (size_t i = 0; i < lin.size(); ++i) {
       const long macs = static_cast<long>(lin[i].n) * lin[i].k;
       if (!mlp_parts.empty() && mlp_parts.back().chunk < 0 && mlp_parts.back().layer1 == i &&
@@ -62,7 +63,7 @@ struct Prepared {
     }
     const Linear &o = w.dec_out;
     const long omacs = static_cast<long>(o.out) * o.in;
-    const int n_chunks = static_cast<int>(std::max<long>(1, (omacs + kPartMacs - 1) / kPartMacs));
+    const int n_chunks = static_cast<int>(std::min<long>(8, std::max<long>(1, (omacs + kPartMacs - 1) / kPartMacs)));
     const int align = 2 * kGemmNr;
     const int cols = ((o.out + n_chunks - 1) / n_chunks + align - 1) / align * align;
     for (int c0 = 0; c0 < o.out; c0 += cols) {
@@ -80,7 +81,12 @@ struct Prepared {
       bytes += lin16.back().bytes();
     }
     out16 = gemm_pack_bf16(out);
-    return bytes + out16.bytes();
+    bytes += out16.bytes();
+    for (const PackedGemm &g : out_chunks) {  // the bf16 GEMM's tiles are 32 columns too
+      out_chunks16.push_back(gemm_pack_bf16(g));
+      bytes += out_chunks16.back().bytes();
+    }
+    return bytes;
   }
 };
 
@@ -165,7 +171,7 @@ class CpuSession final : public Session {
       rnn_ptr_[static_cast<size_t>(b)] = rnn_state(slots[b]);
       rnn_batch_class_[static_cast<size_t>(b)] = rnn_class_[static_cast<size_t>(slots[b])];
     }
-    stream_->step(rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data());
+    stream_->step(rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data(), fast_);
   }
 
   int rnn_parts(bool start, int *cost) const override {
@@ -198,7 +204,7 @@ class CpuSession final : public Session {
       rnn_ptr_[static_cast<size_t>(b)] = rnn_state(slots[b]);
       rnn_batch_class_[static_cast<size_t>(b)] = rnn_class_[static_cast<size_t>(slots[b])];
     }
-    stream_->step_part(part, rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data());
+    stream_->step_part(part, rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data(), fast_);
   }
 
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override {
@@ -256,7 +262,6 @@ class CpuSession final : public Session {
   }
 
   int decoder_mlp_parts(int *cost) const override {
-    if (fast_) return Session::decoder_mlp_parts(cost);  // one part (the bf16 kernels' own tiles)
     const int n = static_cast<int>(p_.mlp_parts.size());
     if (n > kMaxRnnParts) return Session::decoder_mlp_parts(cost);
     // About half an instruction per multiply-add at one row (callgrind, the bundled model).
@@ -269,7 +274,7 @@ class CpuSession final : public Session {
   // Part `part` of rows [0, n): the layers' activations ping-pong between the two halves
   // of each carry row (layer i writes half (i + 1) % 2), as decoder_mlp_part's a / b.
   void decoder_mlp_part(int part, const float *z, int n, float *carry, size_t ldc, float *S) override {
-    if (fast_ || p_.mlp_parts.size() > static_cast<size_t>(kMaxRnnParts))
+    if (p_.mlp_parts.size() > static_cast<size_t>(kMaxRnnParts))
       return Session::decoder_mlp_part(part, z, n, carry, ldc, S);
     check(n);
     if (part < 0 || part >= static_cast<int>(p_.mlp_parts.size()))
@@ -282,14 +287,16 @@ class CpuSession final : public Session {
     for (size_t i = P.layer0; i < P.layer1; ++i) {
       const float *x = i == 0 ? z : half(i);
       const int ldx = i == 0 ? c.z_dim : ld;
-      gemm(p_.lin[i], x, ldx, n, half(i + 1), ld, Act::kLrelu);
+      if (fast_) gemm_bf16(p_.lin16[i], x, ldx, n, half(i + 1), ld, Act::kLrelu);
+      else gemm(p_.lin[i], x, ldx, n, half(i + 1), ld, Act::kLrelu);
     }
     if (P.chunk < 0) return;
     const float *x = L == 0 ? z : half(L);
     const int ldx = L == 0 ? c.z_dim : ld;
     const int F = c.filter_size();
-    gemm(p_.out_chunks[static_cast<size_t>(P.chunk)], x, ldx, n, S + p_.out_c0[static_cast<size_t>(P.chunk)], F,
-         Act::kNone);
+    float *Sc = S + p_.out_c0[static_cast<size_t>(P.chunk)];
+    if (fast_) gemm_bf16(p_.out_chunks16[static_cast<size_t>(P.chunk)], x, ldx, n, Sc, F, Act::kNone);
+    else gemm(p_.out_chunks[static_cast<size_t>(P.chunk)], x, ldx, n, Sc, F, Act::kNone);
     if (static_cast<size_t>(P.chunk) + 1 == p_.out_chunks.size())
       decoder_mlp_spectrum(S, n, F, S, per_[0].row.data());
   }
@@ -450,12 +457,12 @@ class CpuSession final : public Session {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const WaveformWeights &w, const LatentWeights *latent)
+  CpuBackend(const WaveformWeights &w, const LatentWeights *latent, long part_macs)
       : w_(w),
-        p_(w),
+        p_(w, part_macs),
         encoder_(w),
         latent_(latent ? std::make_unique<LatentModel>(*latent) : nullptr),
-        stream_(latent ? std::make_unique<LatentStream>(*latent) : nullptr) {}
+        stream_(latent ? std::make_unique<LatentStream>(*latent, part_macs) : nullptr) {}
   const char *name() const override { return "cpu"; }
   bool has_latent() const override { return latent_ != nullptr; }
   std::unique_ptr<Session> create_session(int max_grains, int n_threads,
@@ -480,6 +487,7 @@ class CpuBackend final : public Backend {
     std::call_once(fast_once_, [this] {
       fast_bytes_ = p_.prepare_fast();
       if (latent_) fast_bytes_ += latent_->prepare_fast();
+      if (stream_) fast_bytes_ += stream_->prepare_fast();
       EncoderOptions opt;
       opt.precision = EncoderPrecision::kFast;
       encoder_fast_ = std::make_unique<WaveformEncoder>(w_, opt);
@@ -561,8 +569,9 @@ void HostStages::latent_encode(const float *z, int n, float *e_mu, float *e_logv
   latent_->encode(z, n, e_mu, e_logvar, lat_scratch_.data(), pool_, fast_);
 }
 
-std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w, const LatentWeights *latent) {
-  return std::make_unique<CpuBackend>(w, latent);
+std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w, const LatentWeights *latent,
+                                          long stream_part_macs) {
+  return std::make_unique<CpuBackend>(w, latent, stream_part_macs);
 }
 
 }  // namespace ngs::cpu

@@ -15,29 +15,33 @@ namespace ngs::cpu {
 // ---------------------------------------------------------------------------------------
 // LatentStream
 
-// The start and the step are cut into parts (LatentStream::parts) of at most about
-// kPartMacs multiply-adds each, so that the synth's spread mode can put them in different
+// The start and the step are cut into parts (LatentStream::parts) of about part_macs
+// (kStreamPartMacs) multiply-adds each, so that the synth's spread mode can put them in different
 // host blocks: the first layer's input projection (start) and every recurrent matrix
 // (step) are packed as column chunks of a multiple of 32 outputs. A GEMM tile covers 32
 // columns from a multiple of 32 (gemm.cpp) and the GEMV 16 (one panel), so a chunk's
 // columns are computed exactly as in the whole matrix: the parts give the same bits as
 // the whole start and step. What a voice carries from one part to the next is in its
 // state (the gate pre-activations, the MLP activations).
-constexpr long kPartMacs = 70000;
-
 namespace {
+
+// At most this many chunks per matrix (so that a start and a step of up to three layers
+// stay within Session::kMaxRnnParts parts).
+constexpr long kMaxChunks = 8;
 
 struct GemmChunk {
   int c0 = 0;  // first output column
   PackedGemm w;
+  PackedGemmBf16 w16;  // fast precision (prepare_fast)
 };
 
 // w [n][k] (+ bias) packed as even column chunks of a multiple of `align` columns, of
-// about kPartMacs multiply-adds each.
-std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bias, int align) {
+// about part_macs multiply-adds each.
+std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bias, int align,
+                                   long part_macs) {
   std::vector<GemmChunk> out;
   const long macs = static_cast<long>(n) * std::max(1, k);
-  const int n_chunks = static_cast<int>(std::max<long>(1, (macs + kPartMacs - 1) / kPartMacs));
+  const int n_chunks = static_cast<int>(std::min<long>(kMaxChunks, std::max<long>(1, (macs + part_macs - 1) / part_macs)));
   const int cols = ((n + n_chunks - 1) / n_chunks + align - 1) / align * align;
   for (int c0 = 0; c0 < n; c0 += cols) {
     const int c1 = std::min(n, c0 + cols);
@@ -55,6 +59,7 @@ struct LatentStream::Impl {
   struct Layer {
     int in = 0, H = 0, G = 0;
     PackedGemm ih;               // [G][in] + b_ih (layers k > 0: one GEMM over the batch per step)
+    PackedGemmBf16 ih16;         // fast precision (prepare_fast)
     std::vector<Chunk> ih0;      // layer 0: the constant input projection in column chunks (start)
     std::vector<Chunk> hh;       // [G][H] + b_hh in column chunks: one GEMM each over the batch
     size_t off_h = 0, off_c = 0;  // in the voice state
@@ -63,9 +68,12 @@ struct LatentStream::Impl {
   struct LnLin {
     PackedGemm lin;
     const float *g = nullptr, *b = nullptr;
+    PackedGemmBf16 lin16;
   };
   std::vector<LnLin> dec_z;
   PackedGemm dec_z_out;
+  PackedGemmBf16 dec_z_out16;
+  bool has_fast = false;  // the bf16 copies of the step's matrices (prepare_fast)
   bool gru = false;
   int width = 0;   // widest activation row
   int gmax = 0;    // widest gate row
@@ -82,7 +90,8 @@ struct LatentStream::Impl {
   std::vector<Part> start_parts, step_parts;
 };
 
-LatentStream::LatentStream(const LatentWeights &w) : impl_(new Impl) {
+LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new Impl) {
+  part_macs = std::max(1L, part_macs);
   Impl &m = *impl_;
   m.cfg = w.cfg;
   const LatentConfig &c = w.cfg;
@@ -94,9 +103,9 @@ LatentStream::LatentStream(const LatentWeights &w) : impl_(new Impl) {
     L.in = l.in;
     L.H = l.hidden;
     L.G = ng * l.hidden;
-    if (m.rnn.empty()) L.ih0 = pack_chunks(l.w_ih, L.G, l.in, l.b_ih, kGemmNr);
+    if (m.rnn.empty()) L.ih0 = pack_chunks(l.w_ih, L.G, l.in, l.b_ih, kGemmNr, part_macs);
     else L.ih = gemm_pack(l.w_ih, L.G, l.in, l.b_ih);
-    L.hh = pack_chunks(l.w_hh, L.G, l.hidden, l.b_hh, 2 * kGemmNr);
+    L.hh = pack_chunks(l.w_hh, L.G, l.hidden, l.b_hh, 2 * kGemmNr, part_macs);
     m.gmax = std::max(m.gmax, L.G);
     m.rnn.push_back(std::move(L));
   }
@@ -202,16 +211,48 @@ void cell_blocks(bool gru, const float *gi, const float *gh, int H, float *c, co
 
 }  // namespace
 
+size_t LatentStream::prepare_fast() {
+  Impl &m = *impl_;
+  if (m.has_fast) return 0;
+  size_t bytes = 0;
+  for (Impl::Layer &L : m.rnn) {
+    if (L.ih.n > 0) {
+      L.ih16 = gemm_pack_bf16(L.ih);
+      bytes += L.ih16.bytes();
+    }
+    for (Impl::Chunk &ch : L.hh) {
+      ch.w16 = gemm_pack_bf16(ch.w);
+      bytes += ch.w16.bytes();
+    }
+  }
+  for (Impl::LnLin &l : m.dec_z) {
+    l.lin16 = gemm_pack_bf16(l.lin);
+    bytes += l.lin16.bytes();
+  }
+  m.dec_z_out16 = gemm_pack_bf16(m.dec_z_out);
+  m.has_fast = true;
+  return bytes + m.dec_z_out16.bytes();
+}
+
+bool LatentStream::has_fast() const { return impl_->has_fast; }
+
 void LatentStream::step(float *const *states, const int *class_index, int B, float *z, int ldz,
-                        float *scratch) const {
+                        float *scratch, bool fast) const {
   for (int p = 0; p < static_cast<int>(impl_->step_parts.size()); ++p)
-    step_part(p, states, class_index, B, z, ldz, scratch);
+    step_part(p, states, class_index, B, z, ldz, scratch, fast);
 }
 
 void LatentStream::step_part(int part, float *const *states, const int *class_index, int B, float *z,
-                             int ldz, float *scratch) const {
+                             int ldz, float *scratch, bool fast) const {
   if (B <= 0) return;
   const Impl &m = *impl_;
+  fast = fast && m.has_fast;
+  // One GEMM of the step: fp32, or bf16 products with fp32 sums (fast precision).
+  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx, int rows,
+                   float *y, int ldy) {
+    if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
+    else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
+  };
   const LatentConfig &c = m.cfg;
   const int W = m.width, nc = c.n_conds;
   const Impl::Part &P = m.step_parts[static_cast<size_t>(part)];
@@ -225,7 +266,7 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
       const Impl::Layer &Lp = m.rnn[static_cast<size_t>(P.layer) - 1];
       for (int v = 0; v < B; ++v)
         std::memcpy(a + static_cast<size_t>(v) * W, states[v] + Lp.off_h, sizeof(float) * Lp.H);
-      gemm(L.ih, a, W, B, g, m.gmax, Act::kNone);
+      mm(L.ih, L.ih16, a, W, B, g, m.gmax);
       for (int v = 0; v < B; ++v)
         std::memcpy(states[v] + m.off_gi, g + static_cast<size_t>(v) * m.gmax, sizeof(float) * L.G);
       return;
@@ -236,7 +277,7 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
     const Impl::Chunk &ch = L.hh[static_cast<size_t>(P.index)];
     for (int v = 0; v < B; ++v)
       std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
-    gemm(ch.w, b, W, B, g, m.gmax, Act::kNone);
+    mm(ch.w, ch.w16, b, W, B, g, m.gmax);
     for (int v = 0; v < B; ++v)
       std::memcpy(states[v] + m.off_gh + ch.c0, g + static_cast<size_t>(v) * m.gmax, sizeof(float) * ch.w.n);
     if (static_cast<size_t>(P.index) + 1 < L.hh.size()) return;
@@ -267,7 +308,7 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
   }
   if (P.index >= 0) {
     const Impl::LnLin &l = m.dec_z[static_cast<size_t>(P.index)];
-    gemm(l.lin, a, W, B, b, W, Act::kNone);
+    mm(l.lin, l.lin16, a, W, B, b, W);
     layernorm_rows(b, B, l.lin.n, W, l.g, l.b, Act::kLrelu);
     std::swap(a, b);
     n_in = l.lin.n;
@@ -277,7 +318,7 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
       std::memcpy(states[v] + m.off_act, a + static_cast<size_t>(v) * W, sizeof(float) * n_in);
     return;
   }
-  gemm(m.dec_z_out, a, W, B, z, ldz, Act::kNone);
+  mm(m.dec_z_out, m.dec_z_out16, a, W, B, z, ldz);
 }
 
 // ---------------------------------------------------------------------------------------
