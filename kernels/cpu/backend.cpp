@@ -24,19 +24,23 @@ struct Prepared {
   // Fast precision copies of the decoder MLP (prepare_fast; empty until then).
   std::vector<PackedGemmBf16> lin16;
   PackedGemmBf16 out16;
-  // The streaming decoder MLP in parts (Session::decoder_mlp_part): part p runs layers
-  // [layer0, layer1) of lin, or (layer0 == lin.size()) output chunk `chunk` (columns of a
-  // multiple of 32 from a multiple of 32: a GEMM tile's, so the same bits as `out`; the
-  // spectrum after the last chunk). The chunks copy `out` (its size again).
+  // The streaming decoder MLP in parts (Session::decoder_mlp_part): part p runs column
+  // chunk `chunk` of layer `layer` (lin.size(): the output layer, the spectrum after its
+  // last chunk). Chunks are columns of a multiple of 32 from a multiple of 32, a GEMM
+  // tile's (fp32 and bf16), so they give the bits of the whole layers. They copy the
+  // matrices (their size again).
+  struct Chunk {
+    int c0 = 0;
+    PackedGemm w;
+    PackedGemmBf16 w16;  // fast precision (prepare_fast)
+  };
   struct MlpPart {
-    size_t layer0 = 0, layer1 = 0;
-    int chunk = -1;
+    size_t layer = 0;
+    size_t chunk = 0;
     long macs = 0;
   };
   std::vector<MlpPart> mlp_parts;
-  std::vector<int> out_c0;
-  std::vector<PackedGemm> out_chunks;
-  std::vector<PackedGemmBf16> out_chunks16;  // fast precision (prepare_fast)
+  std::vector<std::vector<Chunk>> mlp_chunks;  // [lin.size() + 1][chunks]
   RealFft fft;
   std::vector<float> hann;
   std::vector<float> fir;
@@ -48,30 +52,23 @@ struct Prepared {
     noise_filter_window(1, 3, cfg.l_grain, hann.data());
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
-    // Parts of about part_macs multiply-adds: consecutive layers while they fit, the
-    // output layer in even column chunks.
+    // Parts of about part_macs multiply-adds: every layer in even column chunks (at most 8).
     const long kPartMacs = std::max(1L, part_macs);
-    for (size_t i = 0; i < lin.size(); ++i) {
-      const long macs = static_cast<long>(lin[i].n) * lin[i].k;
-      if (!mlp_parts.empty() && mlp_parts.back().chunk < 0 && mlp_parts.back().layer1 == i &&
-          mlp_parts.back().macs + macs <= kPartMacs) {
-        mlp_parts.back().layer1 = i + 1;
-        mlp_parts.back().macs += macs;
-      } else {
-        mlp_parts.push_back({i, i + 1, -1, macs});
-      }
-    }
-    const Linear &o = w.dec_out;
-    const long omacs = static_cast<long>(o.out) * o.in;
-    const int n_chunks = static_cast<int>(std::min<long>(8, std::max<long>(1, (omacs + kPartMacs - 1) / kPartMacs)));
     const int align = 2 * kGemmNr;
-    const int cols = ((o.out + n_chunks - 1) / n_chunks + align - 1) / align * align;
-    for (int c0 = 0; c0 < o.out; c0 += cols) {
-      const int c1 = std::min(o.out, c0 + cols);
-      out_c0.push_back(c0);
-      out_chunks.push_back(gemm_pack(o.w + static_cast<size_t>(c0) * o.in, c1 - c0, o.in, o.b ? o.b + c0 : nullptr));
-      mlp_parts.push_back({lin.size(), lin.size(), static_cast<int>(out_chunks.size()) - 1,
-                           static_cast<long>(c1 - c0) * o.in});
+    for (size_t i = 0; i <= w.dec_lin.size(); ++i) {
+      const Linear &o = i < w.dec_lin.size() ? w.dec_lin[i] : w.dec_out;
+      const long macs = static_cast<long>(o.out) * o.in;
+      const int n_chunks = static_cast<int>(std::min<long>(8, std::max<long>(1, (macs + kPartMacs - 1) / kPartMacs)));
+      const int cols = ((o.out + n_chunks - 1) / n_chunks + align - 1) / align * align;
+      mlp_chunks.emplace_back();
+      for (int c0 = 0; c0 < o.out; c0 += cols) {
+        const int c1 = std::min(o.out, c0 + cols);
+        Chunk ch;
+        ch.c0 = c0;
+        ch.w = gemm_pack(o.w + static_cast<size_t>(c0) * o.in, c1 - c0, o.in, o.b ? o.b + c0 : nullptr);
+        mlp_parts.push_back({i, mlp_chunks.back().size(), static_cast<long>(c1 - c0) * o.in});
+        mlp_chunks.back().push_back(std::move(ch));
+      }
     }
   }
   size_t prepare_fast() {
@@ -82,10 +79,11 @@ struct Prepared {
     }
     out16 = gemm_pack_bf16(out);
     bytes += out16.bytes();
-    for (const PackedGemm &g : out_chunks) {  // the bf16 GEMM's tiles are 32 columns too
-      out_chunks16.push_back(gemm_pack_bf16(g));
-      bytes += out_chunks16.back().bytes();
-    }
+    for (std::vector<Chunk> &layer : mlp_chunks)  // the bf16 GEMM's tiles are 32 columns too
+      for (Chunk &ch : layer) {
+        ch.w16 = gemm_pack_bf16(ch.w);
+        bytes += ch.w16.bytes();
+      }
     return bytes;
   }
 };
@@ -282,23 +280,22 @@ class CpuSession final : public Session {
     const WaveformConfig &c = p_.cfg;
     const Prepared::MlpPart &P = p_.mlp_parts[static_cast<size_t>(part)];
     const int ld = static_cast<int>(ldc);
-    const size_t L = p_.lin.size();
+    const size_t L = p_.lin.size(), i = P.layer;
     auto half = [&](size_t layer) { return carry + (layer % 2) * width_; };  // input of `layer`
-    for (size_t i = P.layer0; i < P.layer1; ++i) {
-      const float *x = i == 0 ? z : half(i);
-      const int ldx = i == 0 ? c.z_dim : ld;
-      if (fast_) gemm_bf16(p_.lin16[i], x, ldx, n, half(i + 1), ld, Act::kLrelu);
-      else gemm(p_.lin[i], x, ldx, n, half(i + 1), ld, Act::kLrelu);
-    }
-    if (P.chunk < 0) return;
-    const float *x = L == 0 ? z : half(L);
-    const int ldx = L == 0 ? c.z_dim : ld;
+    const float *x = i == 0 ? z : half(i);
+    const int ldx = i == 0 ? c.z_dim : ld;
+    const Prepared::Chunk &ch = p_.mlp_chunks[i][P.chunk];
     const int F = c.filter_size();
-    float *Sc = S + p_.out_c0[static_cast<size_t>(P.chunk)];
-    if (fast_) gemm_bf16(p_.out_chunks16[static_cast<size_t>(P.chunk)], x, ldx, n, Sc, F, Act::kNone);
-    else gemm(p_.out_chunks[static_cast<size_t>(P.chunk)], x, ldx, n, Sc, F, Act::kNone);
-    if (static_cast<size_t>(P.chunk) + 1 == p_.out_chunks.size())
-      decoder_mlp_spectrum(S, n, F, S, per_[0].row.data());
+    if (i < L) {  // a hidden layer's columns (LeakyReLU), into the other half
+      float *y = half(i + 1) + ch.c0;
+      if (fast_) gemm_bf16(ch.w16, x, ldx, n, y, ld, Act::kLrelu);
+      else gemm(ch.w, x, ldx, n, y, ld, Act::kLrelu);
+      return;
+    }
+    float *Sc = S + ch.c0;
+    if (fast_) gemm_bf16(ch.w16, x, ldx, n, Sc, F, Act::kNone);
+    else gemm(ch.w, x, ldx, n, Sc, F, Act::kNone);
+    if (P.chunk + 1 == p_.mlp_chunks[i].size()) decoder_mlp_spectrum(S, n, F, S, per_[0].row.data());
   }
 
   void noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,

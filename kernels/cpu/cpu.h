@@ -120,8 +120,8 @@ class LatentModel {
 // step for step within fp32 rounding (the summation order of the recurrent products
 // differs). No call allocates; const methods are thread-safe.
 // Largest work of one part of the streaming calls (LatentStream::parts, the CPU session's
-// decoder_mlp_parts), in multiply-adds: about 35 k instructions at one row.
-constexpr long kStreamPartMacs = 70000;
+// decoder_mlp_parts), in multiply-adds: about 18 k instructions at one row.
+constexpr long kStreamPartMacs = 35000;
 
 class LatentStream {
  public:

@@ -66,9 +66,9 @@ struct LatentStream::Impl {
   };
   std::vector<Layer> rnn;
   struct LnLin {
-    PackedGemm lin;
+    int n = 0, k = 0;
+    std::vector<Chunk> lin;  // [n][k] + bias in column chunks (LayerNorm after the last)
     const float *g = nullptr, *b = nullptr;
-    PackedGemmBf16 lin16;
   };
   std::vector<LnLin> dec_z;
   PackedGemm dec_z_out;
@@ -77,12 +77,14 @@ struct LatentStream::Impl {
   bool gru = false;
   int width = 0;   // widest activation row
   int gmax = 0;    // widest gate row
-  size_t off_gh = 0, off_gi = 0, off_act = 0;  // per voice: gate rows, input projection, activation
+  size_t off_gh = 0, off_gi = 0, off_act = 0, off_out = 0;  // per voice: gate rows, input
+                                                            // projection, activation, dec_z output
   size_t state = 0;
   // The parts, in order. Start: kind 0 = dec_e layer `index`, 1 = chunk `index` of layer 0's
   // input projection. Step: kind 2 = layer `layer`'s input projection (k > 0), 3 = chunk
   // `index` of layer `layer`'s recurrent matrix (the layer's cells after its last chunk),
-  // 4 = dec_z layer `index` (the last one also runs dec_z_out).
+  // 4 = chunk `index` of dec_z layer `layer` (its LayerNorm after its last chunk; the last
+  // part also runs dec_z_out).
   struct Part {
     int kind = 0, layer = 0, index = 0;
     long macs = 0;
@@ -109,12 +111,14 @@ LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new I
     m.gmax = std::max(m.gmax, L.G);
     m.rnn.push_back(std::move(L));
   }
-  for (const LayerNormLinear &l : w.dec_z) m.dec_z.push_back({gemm_pack(l.lin), l.ln_w, l.ln_b});
+  for (const LayerNormLinear &l : w.dec_z)
+    m.dec_z.push_back({l.lin.out, l.lin.in, pack_chunks(l.lin.w, l.lin.out, l.lin.in, l.lin.b, 2 * kGemmNr, part_macs),
+                       l.ln_w, l.ln_b});
   m.dec_z_out = gemm_pack(w.dec_z_out);
   m.width = std::max({c.z_dim, c.e_dim + c.n_conds, c.h_dim + c.n_conds});
   for (const PackedGemm &g : m.dec_e) m.width = std::max(m.width, g.n);
   for (const Impl::Layer &L : m.rnn) m.width = std::max({m.width, L.H + c.n_conds, L.in});
-  for (const Impl::LnLin &l : m.dec_z) m.width = std::max(m.width, l.lin.n);
+  for (const Impl::LnLin &l : m.dec_z) m.width = std::max(m.width, l.n);
   // State: [gi0: G of layer 0][h_k, c_k per layer][gh: gmax][gi: gmax][act: width].
   size_t off = m.rnn.empty() ? 0 : static_cast<size_t>(m.rnn[0].G);
   for (Impl::Layer &L : m.rnn) {
@@ -125,7 +129,8 @@ LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new I
   m.off_gh = off;
   m.off_gi = m.off_gh + m.gmax;
   m.off_act = m.off_gi + m.gmax;
-  m.state = m.off_act + m.width;
+  m.off_out = m.off_act + m.width;
+  m.state = m.off_out + m.width;
   // The parts.
   for (size_t i = 0; i < m.dec_e.size(); ++i)
     m.start_parts.push_back({0, 0, static_cast<int>(i), static_cast<long>(m.dec_e[i].n) * m.dec_e[i].k});
@@ -143,8 +148,11 @@ LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new I
                               static_cast<long>(L.hh[i].w.n) * L.hh[i].w.k});
   }
   for (size_t i = 0; i < m.dec_z.size(); ++i)
-    m.step_parts.push_back({4, 0, static_cast<int>(i), static_cast<long>(m.dec_z[i].lin.n) * m.dec_z[i].lin.k});
-  if (m.dec_z.empty()) m.step_parts.push_back({4, 0, -1, 0});
+    for (size_t j = 0; j < m.dec_z[i].lin.size(); ++j) {
+      const PackedGemm &g = m.dec_z[i].lin[j].w;
+      m.step_parts.push_back({4, static_cast<int>(i), static_cast<int>(j), static_cast<long>(g.n) * g.k});
+    }
+  if (m.dec_z.empty()) m.step_parts.push_back({4, -1, 0, 0});
   m.step_parts.back().macs += static_cast<long>(m.dec_z_out.n) * m.dec_z_out.k;
 }
 
@@ -225,10 +233,11 @@ size_t LatentStream::prepare_fast() {
       bytes += ch.w16.bytes();
     }
   }
-  for (Impl::LnLin &l : m.dec_z) {
-    l.lin16 = gemm_pack_bf16(l.lin);
-    bytes += l.lin16.bytes();
-  }
+  for (Impl::LnLin &l : m.dec_z)
+    for (Impl::Chunk &ch : l.lin) {
+      ch.w16 = gemm_pack_bf16(ch.w);
+      bytes += ch.w16.bytes();
+    }
   m.dec_z_out16 = gemm_pack_bf16(m.dec_z_out);
   m.has_fast = true;
   return bytes + m.dec_z_out16.bytes();
@@ -290,11 +299,14 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
     }
     return;
   }
-  // dec_z layer i: its input is [h_last ; one_hot(class)] (i == 0) or the activation.
+  // Chunk P.index of dec_z layer i = P.layer: its input is [h_last ; one_hot(class)]
+  // (i == 0) or the activation; the chunk's columns go to the voice's dec_z output, and
+  // after the layer's last chunk the LayerNorm makes the next activation.
   const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
   const size_t off_last = m.rnn.empty() ? 0 : m.rnn.back().off_h;
+  const int i = P.layer;
   int n_in = 0;
-  if (P.index <= 0) {
+  if (i <= 0) {
     for (int v = 0; v < B; ++v) {
       float *row = a + static_cast<size_t>(v) * W;
       std::memcpy(row, states[v] + off_last, sizeof(float) * H);
@@ -302,16 +314,22 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
     }
     n_in = H + nc;
   } else {
-    n_in = m.dec_z[static_cast<size_t>(P.index) - 1].lin.n;
+    n_in = m.dec_z[static_cast<size_t>(i) - 1].n;
     for (int v = 0; v < B; ++v)
       std::memcpy(a + static_cast<size_t>(v) * W, states[v] + m.off_act, sizeof(float) * n_in);
   }
-  if (P.index >= 0) {
-    const Impl::LnLin &l = m.dec_z[static_cast<size_t>(P.index)];
-    mm(l.lin, l.lin16, a, W, B, b, W);
-    layernorm_rows(b, B, l.lin.n, W, l.g, l.b, Act::kLrelu);
+  if (i >= 0) {
+    const Impl::LnLin &l = m.dec_z[static_cast<size_t>(i)];
+    const Impl::Chunk &ch = l.lin[static_cast<size_t>(P.index)];
+    mm(ch.w, ch.w16, a, W, B, b, W);
+    for (int v = 0; v < B; ++v)
+      std::memcpy(states[v] + m.off_out + ch.c0, b + static_cast<size_t>(v) * W, sizeof(float) * ch.w.n);
+    if (static_cast<size_t>(P.index) + 1 < l.lin.size()) return;
+    for (int v = 0; v < B; ++v)
+      std::memcpy(b + static_cast<size_t>(v) * W, states[v] + m.off_out, sizeof(float) * l.n);
+    layernorm_rows(b, B, l.n, W, l.g, l.b, Act::kLrelu);
     std::swap(a, b);
-    n_in = l.lin.n;
+    n_in = l.n;
   }
   if (static_cast<size_t>(part) + 1 < m.step_parts.size()) {
     for (int v = 0; v < B; ++v)
