@@ -166,7 +166,10 @@ struct OlaStreamShape {
   bool normalize = true;
   int lookback() const { return taps / 2; }              // FIR samples before t
   int lookahead() const { return taps - 1 - taps / 2; }  // FIR samples after t
-  int buffer_floats() const { return l_grain + 2 * hop + taps + 16; }
+  // Samples the window may keep beyond what the FIR still needs: it is moved (memmove of
+  // the live samples) once every slack / hop + 1 hops instead of every hop.
+  int slack() const { return 4 * hop; }
+  int buffer_floats() const { return l_grain + 2 * hop + taps + 16 + slack(); }
 };
 
 struct OlaStream {

@@ -419,9 +419,11 @@ void ola_stream_output(OlaStream &st, const OlaStreamShape &s, const float *fir,
                        long long t0, long long t1, float *out) {
   if (t1 <= t0) return;
   const int lb = s.lookback();
-  // Keep lookback samples before t0 in the window (never move past sample 0).
+  // Keep lookback samples before t0 in the window (never move past sample 0); the window
+  // moves only when more than slack() samples before them have been kept (the positions
+  // of the samples in it do not change any value).
   const long long keep = std::max<long long>(0, t0 - lb);
-  if (keep > st.base) ola_shift(st, s, keep);
+  if (keep > st.base + s.slack()) ola_shift(st, s, keep);
   const long long len = st.length >= 0 ? st.length - st.base : s.buffer_floats();
   // overlap_add_fir_softsign_range writes out[t] for t in [t0, t1) relative to buf; out points at
   // the sample t0, so shift it back.
