@@ -245,10 +245,50 @@ size_t LatentStream::prepare_fast() {
 
 bool LatentStream::has_fast() const { return impl_->has_fast; }
 
+// The whole step: the parts' GEMMs (the same chunks, so the same bits) without carrying
+// anything through the voices' states: the gate rows and activations stay in the scratch.
 void LatentStream::step(float *const *states, const int *class_index, int B, float *z, int ldz,
                         float *scratch, bool fast) const {
-  for (int p = 0; p < static_cast<int>(impl_->step_parts.size()); ++p)
-    step_part(p, states, class_index, B, z, ldz, scratch, fast);
+  if (B <= 0) return;
+  const Impl &m = *impl_;
+  fast = fast && m.has_fast;
+  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx, int rows,
+                   float *y, int ldy) {
+    if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
+    else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
+  };
+  const LatentConfig &c = m.cfg;
+  const int W = m.width, nc = c.n_conds;
+  float *a = scratch;                                   // [B][W]
+  float *b = a + static_cast<size_t>(B) * W;            // [B][W]
+  float *gi = b + static_cast<size_t>(B) * W;           // [B][gmax]
+  float *gh = gi + static_cast<size_t>(B) * m.gmax;     // [B][gmax]
+  for (size_t k = 0; k < m.rnn.size(); ++k) {
+    const Impl::Layer &L = m.rnn[k];
+    for (int v = 0; v < B; ++v)
+      std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
+    for (const Impl::Chunk &ch : L.hh) mm(ch.w, ch.w16, b, W, B, gh + ch.c0, m.gmax);
+    if (k > 0) mm(L.ih, L.ih16, a, W, B, gi, m.gmax);  // a: the previous layer's new h
+    for (int v = 0; v < B; ++v) {
+      float *st = states[v];
+      const float *giv = k == 0 ? st : gi + static_cast<size_t>(v) * m.gmax;
+      float *h = st + L.off_h;
+      cell_blocks(m.gru, giv, gh + static_cast<size_t>(v) * m.gmax, L.H, st + L.off_c, h, h);
+      std::memcpy(a + static_cast<size_t>(v) * W, h, sizeof(float) * L.H);
+    }
+  }
+  // a = [h_last ; one_hot(class)] rows, then the per-step MLP.
+  const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
+  if (m.rnn.empty())
+    for (int v = 0; v < B; ++v) std::fill(a + static_cast<size_t>(v) * W, a + static_cast<size_t>(v) * W + W, 0.0f);
+  for (int v = 0; v < B; ++v)
+    for (int k = 0; k < nc; ++k) a[static_cast<size_t>(v) * W + H + k] = k == class_index[v] ? 1.0f : 0.0f;
+  for (const Impl::LnLin &l : m.dec_z) {
+    for (const Impl::Chunk &ch : l.lin) mm(ch.w, ch.w16, a, W, B, b + ch.c0, W);
+    layernorm_rows(b, B, l.n, W, l.g, l.b, Act::kLrelu);
+    std::swap(a, b);
+  }
+  mm(m.dec_z_out, m.dec_z_out16, a, W, B, z, ldz);
 }
 
 void LatentStream::step_part(int part, float *const *states, const int *class_index, int B, float *z,

@@ -1174,7 +1174,9 @@ TEST_P(SynthTest, StreamingPartsGiveTheBitsOfTheWholeCalls) {
     auto parts_b = ngs::cpu::make_cpu_backend(model_->file->waveform,
                                               model_->has_latent() ? &model_->file->latent : nullptr, part_macs);
     const int V = 6;
-    auto A = whole_b->create_session(V, 1), P = parts_b->create_session(V, 1);
+    // A: whole calls, matrices in one piece; P: the parts; C: whole calls on P's chunks.
+    auto A = whole_b->create_session(V, 1), P = parts_b->create_session(V, 1),
+         C = parts_b->create_session(V, 1);
     // Random batches of the items 0..n-1 in random order (each item once).
     auto batches = [&](int n) {
       std::vector<int> order(static_cast<size_t>(n));
@@ -1198,11 +1200,13 @@ TEST_P(SynthTest, StreamingPartsGiveTheBitsOfTheWholeCalls) {
       }
       A->rnn_plan(V);
       P->rnn_plan(V);
+      C->rnn_plan(V);
       for (int v = 0; v < V; ++v) {
         std::vector<float> e(static_cast<size_t>(lc.e_dim));
         for (float &x : e) x = nd(rng);
         const int cls = lc.n_conds > 0 ? static_cast<int>(rng() % lc.n_conds) : -1;
         A->rnn_start(v, e.data(), cls);
+        C->rnn_start(v, e.data(), cls);
         for (int q = 0; q < ns; ++q) P->rnn_start_part(q, v, q == 0 ? e.data() : nullptr, cls);
       }
       const int zd = lc.z_dim;
@@ -1211,6 +1215,9 @@ TEST_P(SynthTest, StreamingPartsGiveTheBitsOfTheWholeCalls) {
       for (int step = 0; step < 5; ++step) {
         std::vector<float> za(static_cast<size_t>(V) * zd, std::nanf("")), zp = za, zb(za.size());
         A->rnn_step(all.data(), V, za.data(), zd);
+        std::vector<float> zc(za.size(), std::nanf(""));
+        C->rnn_step(all.data(), V, zc.data(), zd);
+        ASSERT_EQ(0, std::memcmp(za.data(), zc.data(), sizeof(float) * za.size())) << what << " whole, step " << step;
         for (int q = 0; q < np; ++q)
           for (const std::vector<int> &b : batches(V)) {
             std::fill(zb.begin(), zb.end(), std::nanf(""));
