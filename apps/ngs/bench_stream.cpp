@@ -385,7 +385,7 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   if (!as_json) print_header();
   j["cases"] = json::array();
   const double one_voice_worst_target = 0.05;
-  double one_voice_worst = -1;
+  double one_voice_worst = -1, one_voice_worst_spread = -1;
   Progress bar("bench --stream", int(blocks.size() * voices.size()));
   int done = 0;
   for (int block : blocks) {
@@ -394,8 +394,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
         const bool aligned = variant > 0;
         const int spread = variant == 2 ? 1 : 0;
         const StreamCase c = b.measure(block, v, aligned, spread);
-        if (v == 1 && block == 64 && spread == 0)
-          one_voice_worst = std::max(one_voice_worst, by_cpu ? c.cpu_max : c.max);
+        if (v == 1 && block == 64) {
+          double &w = spread ? one_voice_worst_spread : one_voice_worst;
+          w = std::max(w, by_cpu ? c.cpu_max : c.max);
+        }
         j["cases"].push_back(to_json(c));
         if (!as_json) print_row(c);
       }
@@ -414,6 +416,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
     targets["one_voice_block64_worst_fraction"] = {{"value", one_voice_worst},
                                                    {"target", one_voice_worst_target},
                                                    {"met", one_voice_worst < one_voice_worst_target}};
+  if (one_voice_worst_spread >= 0)
+    targets["one_voice_block64_worst_fraction_spread"] = {{"value", one_voice_worst_spread},
+                                                          {"target", one_voice_worst_target},
+                                                          {"met", one_voice_worst_spread < one_voice_worst_target}};
   if (!o.no_search && o.search_block == 64)
     targets["realtime_voices_block64"] = {{"value", n_max}, {"target", 256}, {"met", n_max >= 256}};
   j["targets"] = targets;
@@ -428,6 +434,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   if (one_voice_worst >= 0)
     std::printf("target: one voice, 64-frame blocks, worst block (%s) %.2f %% of the period (< 5 %%): %s\n",
                 o.clock.c_str(), 100 * one_voice_worst, one_voice_worst < one_voice_worst_target ? "met" : "NOT met");
+  if (one_voice_worst_spread >= 0)
+    std::printf("target: one voice, 64-frame blocks, spread mode, worst block (%s) %.2f %% of the period (< 5 %%): %s\n",
+                o.clock.c_str(), 100 * one_voice_worst_spread,
+                one_voice_worst_spread < one_voice_worst_target ? "met" : "NOT met");
   if (!o.no_search && o.search_block == 64)
     std::printf("target: >= 256 simultaneous one-shot voices real-time (%s): %d, %s\n", o.clock.c_str(), n_max,
                 n_max >= 256 ? "met" : "NOT met");
