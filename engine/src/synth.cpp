@@ -371,13 +371,16 @@ void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
 // over several host blocks, and the outputs and mixes of many voices too. The mix adds
 // the voices in slot order, so every sample is summed in the same order as before.
 
-// Estimated cost of each unit (what matters is their ratio): the RNN step and the MLP
-// in thousands of instructions of one grain of the bundled model (callgrind); the noise
-// filter and a voice's output + mix calibrated against them by timing each spread slice
-// with 256 voices (cycles per unit equal across the slices). The output does not depend
-// on them, only how evenly the slices cost.
+// Estimated cost of each unit (what matters is their ratio), in units of 2000
+// multiply-adds: the CPU session reports its parts' costs (Session::rnn_parts,
+// decoder_mlp_parts: their GEMMs, cells, LayerNorms and spectrum); the defaults below
+// are for a backend that does not (the RNN step and the MLP of one grain of the bundled
+// model); the noise filter (with the grain's overlap-add) and a voice's output + mix were
+// calibrated against the GEMMs with 256 voices (perf: the FFT, noise and OLA against the
+// GEMM kernel; then the median time of each spread slice). The output does not depend on
+// them, only how evenly the slices cost.
 constexpr int kCostOneShot = 180, kCostStart = 20, kCostFree = 1, kCostResynth = 150,
-              kCostMlp = 132, kCostNoise = 70, kCostOutput = 40;
+              kCostMlp = 132, kCostNoise = 135, kCostOutput = 45, kCostSetup = 12;
 
 // The decoder specs of rows [b, e): noise key, grain index, edge windows.
 void fill_specs(ngs_synth &s, int b, int e) {
@@ -739,9 +742,13 @@ void begin_work(ngs_synth &s, int64_t W) {
   int active = 0;
   for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
   total += static_cast<int64_t>(active) * kCostOutput;
+  // The first slice also carries this hop's set-up (events, rows, commands, the cut): it
+  // counts as work done before the units.
+  const int64_t setup = static_cast<int64_t>(active) * kCostSetup;
+  total += setup;
   int *bd = s.bounds.data();
   const int stride = S + 1, per = L + Mp + 1;
-  int64_t done = 0;
+  int64_t done = setup;
   for (int R = 0; R < 2; ++R) {
     const int off = R ? nA : 0, rows = R ? nB : nA;
     for (int q = 0; q < L; ++q)

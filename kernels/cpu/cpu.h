@@ -138,7 +138,8 @@ class LatentStream {
   void step(float *const *states, const int *class_index, int B, float *z, int ldz,
             float *scratch, bool fast = false) const;
   // The start and the step in parts (the synth's spread mode runs them in different host
-  // blocks): parts(start, macs) = how many, and each one's multiply-adds in macs[part]
+  // blocks): parts(start, macs) = how many, and each one's work in macs[part] (its
+  // multiply-adds, plus the cells' and LayerNorms' work as the time of as many)
   // (may be null; room for parts() entries). A voice runs parts 0 .. parts - 1 in order,
   // each in any batch; part 0 of a start reads e, the last part of a step writes z. The
   // parts give the same bits as start() and step() (which run them all).
