@@ -198,6 +198,7 @@ struct ngs_synth {
   // Latent sub-stages of a one-shot row: the session's rnn_start parts, then its rnn_step
   // parts (Session::rnn_parts), rnn_cost[q] the estimated cost of sub-stage q.
   int rnn_start_parts = 1, rnn_step_parts = 1, lat_stages = 2;
+  int gemm_scale4 = 4;  // the part costs' factor (in quarters) for this hop's row count
   std::vector<int> rnn_cost;
   // Decoder MLP sub-stages (Session::decoder_mlp_parts), their costs, and each row's carry
   // between them (h_carry [rows][carry_ld]).
