@@ -735,9 +735,10 @@ void begin_work(ngs_synth &s, int64_t W) {
   const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices, L = s.lat_stages, Mp = s.mlp_parts;
   for (int r = 0; r < n; ++r)
     s.h_start[r] = r < nA && r < s.round_free[0] && s.voices[s.work[r]].need_start;
-  // The part costs are for many rows; at a few rows a GEMM costs relatively more (one row:
-  // about 3.5 times, callgrind against the noise filter), so that one voice's GEMMs are
-  // spread over as many slices as its other work allows.
+  // The part costs are for many rows; at a few rows a GEMM (and a voice's FIR output)
+  // costs relatively more against the noise filter (one row: about 3.5 times, callgrind),
+  // so that one voice's GEMMs are spread over as many slices as its other work allows and
+  // its output does not share the noise filter's slice.
   s.gemm_scale4 = 4 + 10 * std::max(0, 12 - nA) / 11;
   int64_t total = static_cast<int64_t>(n) * kCostNoise;
   for (int q = 0; q < Mp; ++q) total += static_cast<int64_t>(n) * s.mlp_cost[q] * s.gemm_scale4 / 4;
@@ -745,7 +746,7 @@ void begin_work(ngs_synth &s, int64_t W) {
     for (int q = 0; q < L; ++q) total += row_cost(s, r, q);
   int active = 0;
   for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
-  total += static_cast<int64_t>(active) * kCostOutput;
+  total += static_cast<int64_t>(active) * kCostOutput * s.gemm_scale4 / 4;
   // The first slice also carries this hop's set-up (events, rows, commands, the cut): it
   // counts as work done before the units.
   const int64_t setup = static_cast<int64_t>(active) * kCostSetup;
@@ -763,7 +764,8 @@ void begin_work(ngs_synth &s, int64_t W) {
                        bd + (per * R + L + q) * stride);
     done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (per * R + L + Mp) * stride);
   }
-  cut_units(s, s.n_slots, done, total, [&](int i) { return s.voices[i].active ? kCostOutput : 0; },
+  cut_units(s, s.n_slots, done, total,
+            [&](int i) { return s.voices[i].active ? kCostOutput * s.gemm_scale4 / 4 : 0; },
             bd + 2 * per * stride);
   s.rounds_slice = -1;
   for (int st = 0; st < 2 * per; ++st)
