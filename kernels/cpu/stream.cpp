@@ -54,7 +54,11 @@ std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bi
 
 struct LatentStream::Impl {
   LatentConfig cfg;
-  std::vector<PackedGemm> dec_e;
+  struct DecE {
+    int n = 0;
+    std::vector<GemmChunk> lin;  // column chunks of 16 (a GEMV panel) multiples
+  };
+  std::vector<DecE> dec_e;
   using Chunk = GemmChunk;
   struct Layer {
     int in = 0, H = 0, G = 0;
@@ -80,7 +84,8 @@ struct LatentStream::Impl {
   size_t off_gh = 0, off_gi = 0, off_act = 0, off_out = 0;  // per voice: gate rows, input
                                                             // projection, activation, dec_z output
   size_t state = 0;
-  // The parts, in order. Start: kind 0 = dec_e layer `index`, 1 = chunk `index` of layer 0's
+  // The parts, in order. Start: kind 0 = chunk `index` of dec_e layer `layer` (its output
+  // becomes the activation after its last chunk), 1 = chunk `index` of layer 0's
   // input projection. Step: kind 2 = layer `layer`'s input projection (k > 0), 3 = chunk
   // `index` of layer `layer`'s recurrent matrix (the layer's cells after its last chunk),
   // 4 = chunk `index` of dec_z layer `layer` (its LayerNorm after its last chunk; the last
@@ -99,7 +104,7 @@ LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new I
   const LatentConfig &c = w.cfg;
   m.gru = c.rnn == RnnType::kGru;
   const int ng = c.gates();
-  for (const Linear &l : w.dec_e) m.dec_e.push_back(gemm_pack(l));
+  for (const Linear &l : w.dec_e) m.dec_e.push_back({l.out, pack_chunks(l.w, l.out, l.in, l.b, kGemmNr, part_macs)});
   for (const RnnLayer &l : w.dec_rnn) {
     Impl::Layer L;
     L.in = l.in;
@@ -116,7 +121,7 @@ LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new I
                        l.ln_w, l.ln_b});
   m.dec_z_out = gemm_pack(w.dec_z_out);
   m.width = std::max({c.z_dim, c.e_dim + c.n_conds, c.h_dim + c.n_conds});
-  for (const PackedGemm &g : m.dec_e) m.width = std::max(m.width, g.n);
+  for (const Impl::DecE &g : m.dec_e) m.width = std::max(m.width, g.n);
   for (const Impl::Layer &L : m.rnn) m.width = std::max({m.width, L.H + c.n_conds, L.in});
   for (const Impl::LnLin &l : m.dec_z) m.width = std::max(m.width, l.n);
   // State: [gi0: G of layer 0][h_k, c_k per layer][gh: gmax][gi: gmax][act: width].
@@ -133,7 +138,10 @@ LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new I
   m.state = m.off_out + m.width;
   // The parts.
   for (size_t i = 0; i < m.dec_e.size(); ++i)
-    m.start_parts.push_back({0, 0, static_cast<int>(i), static_cast<long>(m.dec_e[i].n) * m.dec_e[i].k});
+    for (size_t j = 0; j < m.dec_e[i].lin.size(); ++j) {
+      const PackedGemm &g = m.dec_e[i].lin[j].w;
+      m.start_parts.push_back({0, static_cast<int>(i), static_cast<int>(j), static_cast<long>(g.n) * g.k});
+    }
   if (!m.rnn.empty())
     for (size_t i = 0; i < m.rnn[0].ih0.size(); ++i) {
       const PackedGemm &g = m.rnn[0].ih0[i].w;
@@ -197,8 +205,12 @@ void LatentStream::start_part(int part, const float *e, int class_index, float *
   }
   if (P.index < 0) return;
   if (P.kind == 0) {
-    gemv(m.dec_e[static_cast<size_t>(P.index)], act, scratch, Act::kLrelu);  // as LatentModel::decode
-    std::memcpy(act, scratch, sizeof(float) * m.dec_e[static_cast<size_t>(P.index)].n);
+    // A GEMV panel's columns do not depend on the others: the chunks give the layer's bits.
+    const Impl::DecE &l = m.dec_e[static_cast<size_t>(P.layer)];
+    const Impl::Chunk &ch = l.lin[static_cast<size_t>(P.index)];
+    float *o = state + m.off_out;
+    gemv(ch.w, act, o + ch.c0, Act::kLrelu);  // as LatentModel::decode
+    if (static_cast<size_t>(P.index) + 1 == l.lin.size()) std::memcpy(act, o, sizeof(float) * l.n);
   } else {
     const Impl::Chunk &ch = m.rnn[0].ih0[static_cast<size_t>(P.index)];
     gemv(ch.w, act, state + ch.c0, Act::kNone);  // the constant input projection, once
