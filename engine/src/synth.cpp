@@ -754,35 +754,14 @@ void begin_work(ngs_synth &s, int64_t W) {
   int *bd = s.bounds.data();
   const int stride = S + 1, per = L + Mp + 1;
   int64_t done = setup;
-  // With at least two rows per slice the rows alone spread the work evenly: the parts
-  // are then merged (every sub-stage of a row in the same slice, so the slices call the
-  // whole start, step and decoder MLP over their rows, without the parts' traffic
-  // through the voices' states; same bits either way).
-  const bool merge = S > 1 && nA >= 2 * S;
-  int mlp_row = 0;
-  for (int q = 0; q < Mp; ++q) mlp_row += s.mlp_cost[q] * s.gemm_scale4 / 4;
   for (int R = 0; R < 2; ++R) {
     const int off = R ? nA : 0, rows = R ? nB : nA;
-    if (merge) {
-      done = cut_units(s, rows, done, total,
-                       [&](int r) {
-                         int c = 0;
-                         for (int q = 0; q < L; ++q) c += row_cost(s, off + r, q);
-                         return c;
-                       },
-                       bd + (per * R) * stride);
-      for (int q = 1; q < L; ++q) std::copy(bd + (per * R) * stride, bd + (per * R + 1) * stride, bd + (per * R + q) * stride);
-      done = cut_units(s, rows, done, total, [&](int) { return mlp_row; }, bd + (per * R + L) * stride);
-      for (int q = 1; q < Mp; ++q)
-        std::copy(bd + (per * R + L) * stride, bd + (per * R + L + 1) * stride, bd + (per * R + L + q) * stride);
-    } else {
-      for (int q = 0; q < L; ++q)
-        done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r, q); },
-                         bd + (per * R + q) * stride);
-      for (int q = 0; q < Mp; ++q)
-        done = cut_units(s, rows, done, total, [&](int) { return s.mlp_cost[q] * s.gemm_scale4 / 4; },
-                         bd + (per * R + L + q) * stride);
-    }
+    for (int q = 0; q < L; ++q)
+      done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r, q); },
+                       bd + (per * R + q) * stride);
+    for (int q = 0; q < Mp; ++q)
+      done = cut_units(s, rows, done, total, [&](int) { return s.mlp_cost[q] * s.gemm_scale4 / 4; },
+                       bd + (per * R + L + q) * stride);
     done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (per * R + L + Mp) * stride);
   }
   cut_units(s, s.n_slots, done, total,
