@@ -87,6 +87,17 @@ class Session {
   // z (row b of z [B][ldz], host memory). The recurrent matrices are read once for all B.
   // Step k of a voice equals row k of latent_decode of the same e and class.
   virtual void rnn_step(const int *slots, int B, float *z, int ldz);
+  // The same in parts of about equal work (the synth's spread mode puts them in different
+  // host blocks). rnn_parts(start, cost): the number of parts of an rnn_start (start =
+  // true) or of an rnn_step, at most kMaxRnnParts, and each part's estimated cost in
+  // thousands of instructions in cost[part] (may be null). A voice runs parts 0 .. n - 1 in
+  // order, each part in any batch of voices at that part; rnn_start_part's part 0 reads e,
+  // rnn_step_part's last part writes z. Parts give the same bits as the whole calls. The
+  // default: one part each, the whole call (cost -1: unknown).
+  static constexpr int kMaxRnnParts = 32;
+  virtual int rnn_parts(bool start, int *cost) const;
+  virtual void rnn_start_part(int part, int slot, const float *e, int class_index);
+  virtual void rnn_step_part(int part, const int *slots, int B, float *z, int ldz);
 
   // ---- Grain decoder (docs/MODEL_SPEC.md §4.2) --------------------------------------
   // Whole decode: z [n][z_dim] -> audio [(n + 3) * hop]. Grain i has absolute index i of n.
@@ -106,6 +117,16 @@ class Session {
   // decode. Backends that do not stream throw kUnsupported (the synth uses the CPU).
   // The per-voice overlap-add state is the synth's (kernels/cpu/cpu.h OlaStream).
   virtual void decode_grains(const float *z, int B, const GrainSpec *spec, float *y);
+  // Stage 1 in parts of about equal work (the synth's spread mode). decoder_mlp_parts(cost):
+  // how many (at most kMaxRnnParts), each one's estimated cost in thousands of
+  // instructions in cost[part] (may be null); decoder_mlp_carry_floats(): the floats per
+  // row that the caller keeps between parts. Part p of rows z [n][z_dim] reads and writes
+  // their carry rows (carry [n][ldc]); the last part writes S [n][F]. A row runs parts 0 ..
+  // parts - 1 in order, each in any batch; the same bits as decoder_mlp(). The default: one
+  // part, decoder_mlp() itself (cost -1: unknown).
+  virtual int decoder_mlp_parts(int *cost) const;
+  virtual size_t decoder_mlp_carry_floats() const { return 0; }
+  virtual void decoder_mlp_part(int part, const float *z, int n, float *carry, size_t ldc, float *S);
 
   // ---- Composite request (one call, so a device backend keeps z on the device) --------
   // latent_decode(e, class_index, n) then decode(z, n, key): audio [(n + 3) * hop].
@@ -139,6 +160,23 @@ inline void Session::sample_batch(const float *e, int ld_e, int class_index, int
   for (int b = 0; b < B; ++b)
     sample(e + static_cast<size_t>(b) * ld_e, class_index, n, keys[b],
            audio + static_cast<size_t>(b) * ld_audio);
+}
+inline int Session::rnn_parts(bool, int *cost) const {
+  if (cost) cost[0] = -1;
+  return 1;
+}
+inline void Session::rnn_start_part(int part, int slot, const float *e, int class_index) {
+  if (part == 0) rnn_start(slot, e, class_index);
+}
+inline void Session::rnn_step_part(int part, const int *slots, int B, float *z, int ldz) {
+  if (part == 0) rnn_step(slots, B, z, ldz);
+}
+inline int Session::decoder_mlp_parts(int *cost) const {
+  if (cost) cost[0] = -1;
+  return 1;
+}
+inline void Session::decoder_mlp_part(int part, const float *z, int n, float *, size_t, float *S) {
+  if (part == 0) decoder_mlp(z, n, S);
 }
 inline int Session::sample_batch_max(int) const { return 1; }
 inline void Session::encode_grains(const float *const *, const unsigned char *,

@@ -91,14 +91,25 @@ class StreamBench {
  public:
   StreamBench(const std::string &path, const GlobalOptions &g, int rate, double seconds, uint64_t seed,
               int resampler)
-      : rate_(rate), threads_(g.threads), resampler_(resampler), seconds_(seconds), seed_(seed) {
+      : rate_(rate), threads_(g.threads), resampler_(resampler), fast_(g.precision == "fast"),
+        seconds_(seconds), seed_(seed) {
     ngs_model_params mp = ngs_model_default_params();
     mp.backend = parse_backend(g.backend);  // --backend: the synth's sessions are the model's
     check(ngs_model_init_from_file(path.c_str(), mp, &model_), "model");
     check(ngs_model_get_info(model_, &info_), "model info");
     if (!info_.has_latent_model)
       throw Failure("the model has no sequence VAE: the streaming benchmark plays one-shots");
+    if (fast_) {  // what --precision fast gives here (fp32 without a fast path): as a context's
+      ngs_context_params cp = ngs_context_default_params();
+      cp.precision = NGS_PRECISION_FAST;
+      ngs_context *ctx = nullptr;
+      check(ngs_context_init(model_, cp, &ctx), "context");
+      effective_fast_ = ngs_context_precision(ctx) == NGS_PRECISION_FAST;
+      ngs_context_free(ctx);
+    }
   }
+  // The precision the synth runs: "fast" or "fp32".
+  const char *precision() const { return effective_fast_ ? "fast" : "fp32"; }
   ~StreamBench() { ngs_model_free(model_); }
   StreamBench(const StreamBench &) = delete;
   StreamBench &operator=(const StreamBench &) = delete;
@@ -113,6 +124,7 @@ class StreamBench {
     p.n_threads = threads_;
     p.spread = spread;
     p.seed = seed_;
+    p.precision = fast_ ? NGS_PRECISION_FAST : NGS_PRECISION_FP32;
     if (resampler_ >= 0) p.resampler = resampler_;
     p.queue_size = std::max(256, 2 * voices);  // the pending-event ring (2 queue_size + 64) holds a block's triggers
     ngs_synth *s = nullptr;
@@ -206,6 +218,7 @@ class StreamBench {
   ngs_model *model_ = nullptr;
   ngs_model_info info_{};
   int rate_, threads_, resampler_;
+  bool fast_ = false, effective_fast_ = false;
   double seconds_;
   uint64_t seed_;
 };
@@ -296,6 +309,7 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   j["model_rate"] = in.sample_rate;
   j["backend"] = ngs_backend_name(in.backend);
   j["threads"] = g.threads;
+  j["precision"] = b.precision();
   j["seconds_per_case"] = seconds;
   j["clock"] = o.clock;
   j["resampler"] = o.resampler < 0 ? ngs_synth_default_params().resampler : o.resampler;
@@ -311,9 +325,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
       "(wall clock); fractions of the block period; p99 nearest rank";
 
   if (!as_json) {
-    std::printf("ngs bench --stream: %s, backend %s, host %d Hz (model %d Hz%s), %d synth thread%s\n",
+    std::printf("ngs bench --stream: %s, backend %s, host %d Hz (model %d Hz%s), %d synth thread%s, precision %s\n",
                 model.c_str(), ngs_backend_name(in.backend), o.rate, in.sample_rate,
-                o.rate == in.sample_rate ? "" : ", resampled", g.threads, g.threads == 1 ? "" : "s");
+                o.rate == in.sample_rate ? "" : ", resampled", g.threads, g.threads == 1 ? "" : "s",
+                b.precision());
     std::printf("CPU %s, load average %s, nice %d; %.1f s of audio per case\n", cpu_model_name().c_str(),
                 load_before.c_str(), nice_value, seconds);
   }
@@ -370,7 +385,7 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   if (!as_json) print_header();
   j["cases"] = json::array();
   const double one_voice_worst_target = 0.05;
-  double one_voice_worst = -1;
+  double one_voice_worst = -1, one_voice_worst_spread = -1;
   Progress bar("bench --stream", int(blocks.size() * voices.size()));
   int done = 0;
   for (int block : blocks) {
@@ -379,8 +394,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
         const bool aligned = variant > 0;
         const int spread = variant == 2 ? 1 : 0;
         const StreamCase c = b.measure(block, v, aligned, spread);
-        if (v == 1 && block == 64 && spread == 0)
-          one_voice_worst = std::max(one_voice_worst, by_cpu ? c.cpu_max : c.max);
+        if (v == 1 && block == 64) {
+          double &w = spread ? one_voice_worst_spread : one_voice_worst;
+          w = std::max(w, by_cpu ? c.cpu_max : c.max);
+        }
         j["cases"].push_back(to_json(c));
         if (!as_json) print_row(c);
       }
@@ -399,6 +416,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
     targets["one_voice_block64_worst_fraction"] = {{"value", one_voice_worst},
                                                    {"target", one_voice_worst_target},
                                                    {"met", one_voice_worst < one_voice_worst_target}};
+  if (one_voice_worst_spread >= 0)
+    targets["one_voice_block64_worst_fraction_spread"] = {{"value", one_voice_worst_spread},
+                                                          {"target", one_voice_worst_target},
+                                                          {"met", one_voice_worst_spread < one_voice_worst_target}};
   if (!o.no_search && o.search_block == 64)
     targets["realtime_voices_block64"] = {{"value", n_max}, {"target", 256}, {"met", n_max >= 256}};
   j["targets"] = targets;
@@ -413,6 +434,10 @@ void run_bench_stream(const GlobalOptions &g, const std::string &model, bool as_
   if (one_voice_worst >= 0)
     std::printf("target: one voice, 64-frame blocks, worst block (%s) %.2f %% of the period (< 5 %%): %s\n",
                 o.clock.c_str(), 100 * one_voice_worst, one_voice_worst < one_voice_worst_target ? "met" : "NOT met");
+  if (one_voice_worst_spread >= 0)
+    std::printf("target: one voice, 64-frame blocks, spread mode, worst block (%s) %.2f %% of the period (< 5 %%): %s\n",
+                o.clock.c_str(), 100 * one_voice_worst_spread,
+                one_voice_worst_spread < one_voice_worst_target ? "met" : "NOT met");
   if (!o.no_search && o.search_block == 64)
     std::printf("target: >= 256 simultaneous one-shot voices real-time (%s): %d, %s\n", o.clock.c_str(), n_max,
                 n_max >= 256 ? "met" : "NOT met");

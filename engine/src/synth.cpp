@@ -371,13 +371,16 @@ void apply_direct(ngs_synth &s, int64_t W, int n_frames) {
 // over several host blocks, and the outputs and mixes of many voices too. The mix adds
 // the voices in slot order, so every sample is summed in the same order as before.
 
-// Estimated cost of each unit (what matters is their ratio): the RNN step and the MLP
-// in thousands of instructions of one grain of the bundled model (callgrind); the noise
-// filter and a voice's output + mix calibrated against them by timing each spread slice
-// with 256 voices (cycles per unit equal across the slices). The output does not depend
-// on them, only how evenly the slices cost.
+// Estimated cost of each unit (what matters is their ratio), in units of 2000
+// multiply-adds: the CPU session reports its parts' costs (Session::rnn_parts,
+// decoder_mlp_parts: their GEMMs, cells, LayerNorms and spectrum); the defaults below
+// are for a backend that does not (the RNN step and the MLP of one grain of the bundled
+// model); the noise filter (with the grain's overlap-add) and a voice's output + mix were
+// calibrated against the GEMMs with 256 voices (perf: the FFT, noise and OLA against the
+// GEMM kernel; then the median time of each spread slice). The output does not depend on
+// them, only how evenly the slices cost.
 constexpr int kCostOneShot = 180, kCostStart = 20, kCostFree = 1, kCostResynth = 150,
-              kCostMlp = 132, kCostNoise = 70, kCostOutput = 40;
+              kCostMlp = 132, kCostNoise = 135, kCostOutput = 45, kCostSetup = 12;
 
 // The decoder specs of rows [b, e): noise key, grain index, edge windows.
 void fill_specs(ngs_synth &s, int b, int e) {
@@ -397,31 +400,51 @@ void latent_rows(ngs_synth &s, Batch &q, int b, int e);
 // rnn_step), so its rows always run on that session, whichever thread takes them.
 inline int owner(const ngs_synth &s, int slot) { return slot % static_cast<int>(s.batches.size()); }
 
-// One-shot rows [b, e) (all owned by batch q): their RNN starts and one batched step.
-void one_shot_rows(ngs_synth &s, Batch &q, int b, int e) {
+// One-shot rows [b, e) (all owned by batch q): latent sub-stage `sub` (the session's
+// rnn_start parts, then its rnn_step parts: Session::rnn_parts), or all of them (sub < 0:
+// their RNN starts and one batched step).
+void one_shot_rows(ngs_synth &s, Batch &q, int b, int e, int sub) {
   if (e <= b) return;
-  for (int r = b; r < e; ++r) {
-    Voice &v = s.voices[s.work[r]];
-    if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
-      embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
-      q.session->rnn_start(s.work[r], q.e.data(), v.class_index);
-      v.need_start = false;
+  if (sub < 0) {
+    for (int r = b; r < e; ++r) {
+      Voice &v = s.voices[s.work[r]];
+      if (v.need_start) {  // its first grain: the state from the embedding (same numbers as at START)
+        embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
+        q.session->rnn_start(s.work[r], q.e.data(), v.class_index);
+        v.need_start = false;
+      }
     }
+    q.session->rnn_step(s.work.data() + b, e - b, s.h_z.data() + static_cast<size_t>(b) * s.zd, s.zd);
+    fill_specs(s, b, e);
+    return;
   }
-  q.session->rnn_step(s.work.data() + b, e - b, s.h_z.data() + static_cast<size_t>(b) * s.zd, s.zd);
-  fill_specs(s, b, e);
+  if (sub < s.rnn_start_parts) {
+    for (int r = b; r < e; ++r) {
+      if (!s.h_start[r]) continue;
+      Voice &v = s.voices[s.work[r]];
+      if (sub == 0) embedding_sample(*s.model, v.temperature, v.key.seed, v.key.sequence, q.e.data());
+      q.session->rnn_start_part(sub, s.work[r], sub == 0 ? q.e.data() : nullptr, v.class_index);
+      if (sub + 1 == s.rnn_start_parts) v.need_start = false;
+    }
+    return;
+  }
+  const int part = sub - s.rnn_start_parts;
+  q.session->rnn_step_part(part, s.work.data() + b, e - b, s.h_z.data() + static_cast<size_t>(b) * s.zd, s.zd);
+  if (part + 1 == s.rnn_step_parts) fill_specs(s, b, e);
 }
 
-// Stage 0 of rows [b, e), part g of `parts` on batch g: the one-shot rows that batch g
-// owns (the one-shot rows are sorted by owner) and a contiguous share of the others.
-void latent_part(ngs_synth &s, int g, int parts, int b, int e) {
+// Stage 0 (latent sub-stage `sub`, or all of them when sub < 0) of rows [b, e), part g of
+// `parts` on batch g: the one-shot rows that batch g owns (the one-shot rows are sorted
+// by owner) and, in the last sub-stage, a contiguous share of the others.
+void latent_part(ngs_synth &s, int g, int parts, int b, int e, int sub) {
   Batch &q = s.batches[g];
   const int oe = std::min(e, s.row_free);
   int ob = b;
   while (ob < oe && owner(s, s.work[ob]) < g) ++ob;
   int oend = ob;
   while (oend < oe && owner(s, s.work[oend]) == g) ++oend;
-  one_shot_rows(s, q, ob, oend);
+  one_shot_rows(s, q, ob, oend, sub);
+  if (sub >= 0 && sub + 1 < s.lat_stages) return;
   const int rb = std::max(b, s.row_free), n = e - rb;
   if (n > 0) latent_rows(s, q, rb + n * g / parts, rb + n * (g + 1) / parts);
 }
@@ -448,10 +471,17 @@ void latent_rows(ngs_synth &s, Batch &q, int b, int e) {
   fill_specs(s, std::max(b, s.row_free), e);
 }
 
-void mlp_rows(ngs_synth &s, Batch &q, int b, int e) {
-  if (e > b)
+// Stage 1 of rows [b, e): MLP part `sub` (Session::decoder_mlp_part, its carry in h_carry),
+// or the whole MLP (sub < 0).
+void mlp_rows(ngs_synth &s, Batch &q, int b, int e, int sub) {
+  if (e <= b) return;
+  if (sub < 0)
     q.session->decoder_mlp(s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b,
                            s.h_S.data() + static_cast<size_t>(b) * s.F);
+  else
+    q.session->decoder_mlp_part(sub, s.h_z.data() + static_cast<size_t>(b) * s.zd, e - b,
+                                s.h_carry.data() + static_cast<size_t>(b) * s.carry_ld, s.carry_ld,
+                                s.h_S.data() + static_cast<size_t>(b) * s.F);
 }
 
 // The grains of rows [b, e) are in h_y: each voice's overlap-add takes its grain.
@@ -541,27 +571,29 @@ void mix_voices(ngs_synth &s, int b, int e) {
 
 // A stage's rows [b, e) on the threads: one contiguous group per thread, each batched on
 // its own (its own session and scratch); the same numbers for any split.
-void run_rows(ngs_synth &s, int stage, int b, int e) {
+// Stage 0: latent sub-stage `sub`, or all of them (sub < 0); stage 1 likewise its MLP parts.
+void run_rows(ngs_synth &s, int stage, int b, int e, int sub = -1) {
   if (e <= b) return;
   const int nb = static_cast<int>(s.batches.size());
   if (stage == 0 && (!s.pool || e - b < 2)) {
-    for (int g = 0; g < nb; ++g) latent_part(s, g, nb, b, e);
+    for (int g = 0; g < nb; ++g) latent_part(s, g, nb, b, e, sub);
     return;
   }
   if (stage == 0) {
     s.group_b = b;
     s.group_e = e;
     s.groups = nb;
+    s.job_sub = sub;
     s.pool->run([](void *ctx, int g, int) {
       ngs_synth &t = *static_cast<ngs_synth *>(ctx);
-      latent_part(t, g, t.groups, t.group_b, t.group_e);
+      latent_part(t, g, t.groups, t.group_b, t.group_e, t.job_sub);
     }, &s, nb);
     return;
   }
   if (!s.pool || e - b < 2) {
     Batch &q = s.batches[0];
     switch (stage) {
-      case 1: mlp_rows(s, q, b, e); break;
+      case 1: mlp_rows(s, q, b, e, sub); break;
       case 2: noise_rows(s, q, b, e); break;
       case 3: decode_rows(s, q, b, e); break;
       default: voice_outputs(s, b, e); break;
@@ -569,6 +601,7 @@ void run_rows(ngs_synth &s, int stage, int b, int e) {
     return;
   }
   s.job_stage = stage;
+  s.job_sub = sub;
   s.group_b = b;
   s.group_e = e;
   s.groups = std::min(e - b, s.pool->size());
@@ -579,7 +612,7 @@ void run_rows(ngs_synth &s, int stage, int b, int e) {
         const int gb = t.group_b + n * g / t.groups, ge = t.group_b + n * (g + 1) / t.groups;
         Batch &q = t.batches[g];  // group g runs once per job: batch g is its alone
         switch (t.job_stage) {
-          case 1: mlp_rows(t, q, gb, ge); break;
+          case 1: mlp_rows(t, q, gb, ge, t.job_sub); break;
           case 2: noise_rows(t, q, gb, ge); break;
           case 3: decode_rows(t, q, gb, ge); break;
           default: voice_outputs(t, gb, ge); break;
@@ -645,10 +678,13 @@ void build_second_rows(ngs_synth &s, int64_t W) {
   s.work_n = n;
 }
 
-int row_cost(const ngs_synth &s, int r) {
+// Cost of row r in latent sub-stage q: a one-shot's start part (its first grain only) or
+// step part; a free or resynth voice's latent in the last sub-stage.
+int row_cost(const ngs_synth &s, int r, int q) {
   const int R = r < s.rows_a ? 0 : 1;
   if (r < s.round_free[R])
-    return kCostOneShot + (R == 0 && s.voices[s.work[r]].need_start ? kCostStart : 0);
+    return (q < s.rnn_start_parts ? (s.h_start[r] ? s.rnn_cost[q] : 0) : s.rnn_cost[q]) * s.gemm_scale4 / 4;
+  if (q + 1 < s.lat_stages) return 0;
   return r < s.round_resynth[R] ? kCostFree : kCostResynth;
 }
 
@@ -694,28 +730,46 @@ void begin_work(ngs_synth &s, int64_t W) {
   }
   float *mix = s.mix[(W / s.hop) & 1].data();
   std::fill(mix, mix + s.hop, 0.0f);
-  // The cut: rows of stages 0, 1, 2 of round A, then of round B, then the slots' outputs
-  // and mixes.
-  const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices;
-  int64_t total = static_cast<int64_t>(n) * (kCostMlp + kCostNoise);
-  for (int r = 0; r < n; ++r) total += row_cost(s, r);
+  // The cut: rows of the latent sub-stages and stages 1, 2 of round A, then of round B,
+  // then the slots' outputs and mixes.
+  const int n = s.work_n, nA = s.rows_a, nB = n - nA, S = s.slices, L = s.lat_stages, Mp = s.mlp_parts;
+  for (int r = 0; r < n; ++r)
+    s.h_start[r] = r < nA && r < s.round_free[0] && s.voices[s.work[r]].need_start;
+  // The part costs are for many rows; at a few rows a GEMM (and a voice's FIR output)
+  // costs relatively more against the noise filter (one row: about 3.5 times, callgrind),
+  // so that one voice's GEMMs are spread over as many slices as its other work allows and
+  // its output does not share the noise filter's slice.
+  s.gemm_scale4 = 4 + 10 * std::max(0, 12 - nA) / 11;
+  int64_t total = static_cast<int64_t>(n) * kCostNoise;
+  for (int q = 0; q < Mp; ++q) total += static_cast<int64_t>(n) * s.mlp_cost[q] * s.gemm_scale4 / 4;
+  for (int r = 0; r < n; ++r)
+    for (int q = 0; q < L; ++q) total += row_cost(s, r, q);
   int active = 0;
   for (int i = 0; i < s.n_slots; ++i) active += s.voices[i].active;
-  total += static_cast<int64_t>(active) * kCostOutput;
+  total += static_cast<int64_t>(active) * kCostOutput * s.gemm_scale4 / 4;
+  // The first slice also carries this hop's set-up (events, rows, commands, the cut): it
+  // counts as work done before the units.
+  const int64_t setup = static_cast<int64_t>(active) * kCostSetup;
+  total += setup;
   int *bd = s.bounds.data();
-  const int stride = S + 1;
-  int64_t done = 0;
+  const int stride = S + 1, per = L + Mp + 1;
+  int64_t done = setup;
   for (int R = 0; R < 2; ++R) {
     const int off = R ? nA : 0, rows = R ? nB : nA;
-    done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r); }, bd + (3 * R) * stride);
-    done = cut_units(s, rows, done, total, [](int) { return kCostMlp; }, bd + (3 * R + 1) * stride);
-    done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (3 * R + 2) * stride);
+    for (int q = 0; q < L; ++q)
+      done = cut_units(s, rows, done, total, [&](int r) { return row_cost(s, off + r, q); },
+                       bd + (per * R + q) * stride);
+    for (int q = 0; q < Mp; ++q)
+      done = cut_units(s, rows, done, total, [&](int) { return s.mlp_cost[q] * s.gemm_scale4 / 4; },
+                       bd + (per * R + L + q) * stride);
+    done = cut_units(s, rows, done, total, [](int) { return kCostNoise; }, bd + (per * R + L + Mp) * stride);
   }
-  cut_units(s, s.n_slots, done, total, [&](int i) { return s.voices[i].active ? kCostOutput : 0; },
-            bd + 6 * stride);
+  cut_units(s, s.n_slots, done, total,
+            [&](int i) { return s.voices[i].active ? kCostOutput * s.gemm_scale4 / 4 : 0; },
+            bd + 2 * per * stride);
   s.rounds_slice = -1;
-  for (int st = 0; st < 6; ++st)
-    s.rounds_slice = std::max(s.rounds_slice, last_slice(s, bd + st * stride, st < 3 ? nA : nB));
+  for (int st = 0; st < 2 * per; ++st)
+    s.rounds_slice = std::max(s.rounds_slice, last_slice(s, bd + st * stride, st < per ? nA : nB));
 }
 
 // Voices that still need a grain for this interval after the staged work: rounds of one
@@ -732,26 +786,51 @@ void extra_rounds(ngs_synth &s) {
 
 // Slice k of the work: its part of each stage, in stage order.
 void slice_work(ngs_synth &s, int k) {
-  const int S = s.slices, stride = S + 1;
+  const int S = s.slices, stride = S + 1, L = s.lat_stages, Mp = s.mlp_parts, per = L + Mp + 1;
   const int *bd = s.bounds.data();
   for (int R = 0; R < 2; ++R) {
     const int off = R ? s.rows_a : 0;
-    const int *b0 = bd + (3 * R) * stride, *b1 = b0 + stride, *b2 = b1 + stride;
-    if (b0[k] == b0[k + 1] && b1[k] == b1[k + 1] && b2[k] == b2[k + 1]) continue;
+    const int *b0 = bd + (per * R) * stride, *b1 = b0 + L * stride, *b2 = b1 + Mp * stride;
+    bool empty = true, fused = true, mlp_whole = true;
+    for (int q = 0; q < L; ++q) {
+      const int *bq = b0 + q * stride;
+      empty = empty && bq[k] == bq[k + 1];
+      fused = fused && bq[k] == b0[k] && bq[k + 1] == b0[k + 1];
+    }
+    for (int q = 0; q < Mp; ++q) {
+      const int *bq = b1 + q * stride;
+      empty = empty && bq[k] == bq[k + 1];
+      mlp_whole = mlp_whole && bq[k] == b1[k] && bq[k + 1] == b1[k + 1];
+    }
+    if (empty && b2[k] == b2[k + 1]) continue;
     s.row_free = s.round_free[R];
     s.row_resynth = s.round_resynth[R];
-    run_rows(s, 0, off + b0[k], off + b0[k + 1]);
-    if (b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
+    if (fused) {  // every latent sub-stage of the same rows: the whole start and step
+      run_rows(s, 0, off + b0[k], off + b0[k + 1]);
+    } else {
+      for (int q = 0; q < L; ++q) {
+        const int *bq = b0 + q * stride;
+        run_rows(s, 0, off + bq[k], off + bq[k + 1], q);
+      }
+    }
+    if (mlp_whole && b1[k] == b2[k] && b1[k + 1] == b2[k + 1]) {
       run_rows(s, 3, off + b1[k], off + b1[k + 1]);  // both decoder stages of the same rows: one call
     } else {
-      run_rows(s, 1, off + b1[k], off + b1[k + 1]);
+      if (mlp_whole) {
+        run_rows(s, 1, off + b1[k], off + b1[k + 1]);
+      } else {
+        for (int q = 0; q < Mp; ++q) {
+          const int *bq = b1 + q * stride;
+          run_rows(s, 1, off + bq[k], off + bq[k + 1], q);
+        }
+      }
       run_rows(s, 2, off + b2[k], off + b2[k + 1]);
     }
   }
   // A voice that needs a third grain in one interval (only when the FIR looks ahead more
   // than a hop): rounds in the slice that ends the staged rows, before any output.
   if (k == s.rounds_slice) extra_rounds(s);
-  const int *b3 = bd + 6 * stride;
+  const int *b3 = bd + 2 * per * stride;
   run_rows(s, 4, b3[k], b3[k + 1]);
   mix_voices(s, b3[k], b3[k + 1]);
 }
@@ -1096,7 +1175,7 @@ namespace {
 bool make_sessions(ngs_synth &s, Backend &b) {
   try {
     for (Batch &q : s.batches) {
-      q.session = b.create_session(s.n_slots, 1);
+      q.session = b.create_session(s.n_slots, 1, s.fast ? Precision::kFast : Precision::kFp32);
       if (s.has_latent) q.session->rnn_plan(s.n_slots);
       // Probe (its output is scratch): one grain.
       GrainSpec spec;
@@ -1161,6 +1240,11 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.has_latent = m.has_latent();
+  {
+    int precision = 0;  // checked by ngs_synth_init; read as an int (see there)
+    std::memcpy(&precision, &p.precision, sizeof precision);
+    s.fast = precision == NGS_PRECISION_FAST;
+  }
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
   s.fir_bias = m.file->waveform.pp_bias;
 
@@ -1189,7 +1273,7 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.h_enc_src.assign(2 * B, nullptr);
   s.h_first.assign(2 * B, 0);
   s.h_last.assign(2 * B, 0);
-  s.bounds.assign(7 * static_cast<size_t>(s.slices + 1), 0);
+  s.h_start.assign(2 * B, 0);
   s.cmd_head.assign(B, -1);
   s.cmd_tail.assign(B, -1);
   // The sessions: of the model's backend when it streams (rnn_plan, encode_grains,
@@ -1202,9 +1286,39 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
     // The backend streams the sequence VAE and the decoder but does not encode grains:
     // resynth voices encode on CPU sessions of the synth's own.
     s.backend = cpu::make_cpu_backend(m.file->waveform, nullptr);
-    for (Batch &q : s.batches) q.enc_session = s.backend->create_session(s.n_slots, 1);
+    for (Batch &q : s.batches)
+      q.enc_session = s.backend->create_session(s.n_slots, 1, s.fast ? Precision::kFast : Precision::kFp32);
   }
   for (Batch &q : s.batches) q.e.assign(s.has_latent ? m.lc().e_dim : 1, 0.0f);
+  // The latent sub-stages: the sessions' rnn_start parts then rnn_step parts (every
+  // batch's session is of the same backend), with their estimated costs.
+  {
+    int cost[Session::kMaxRnnParts];
+    s.rnn_cost.clear();
+    s.rnn_start_parts = s.has_latent ? s.batches[0].session->rnn_parts(true, cost) : 1;
+    if (s.rnn_start_parts < 1 || s.rnn_start_parts > Session::kMaxRnnParts)
+      throw Error(kInternalError, "ngs_synth: the backend's rnn_parts is out of range");
+    for (int i = 0; i < s.rnn_start_parts; ++i)
+      s.rnn_cost.push_back(s.has_latent && cost[i] >= 0 ? cost[i] : kCostStart / s.rnn_start_parts);
+    s.rnn_step_parts = s.has_latent ? s.batches[0].session->rnn_parts(false, cost) : 1;
+    if (s.rnn_step_parts < 1 || s.rnn_step_parts > Session::kMaxRnnParts)
+      throw Error(kInternalError, "ngs_synth: the backend's rnn_parts is out of range");
+    for (int i = 0; i < s.rnn_step_parts; ++i)
+      s.rnn_cost.push_back(s.has_latent && cost[i] >= 0 ? cost[i] : kCostOneShot / s.rnn_step_parts);
+    s.lat_stages = s.rnn_start_parts + s.rnn_step_parts;
+  }
+  // The MLP sub-stages: the sessions' decoder_mlp parts, their carry rows.
+  {
+    int cost[Session::kMaxRnnParts];
+    s.mlp_parts = s.batches[0].session->decoder_mlp_parts(cost);
+    if (s.mlp_parts < 1 || s.mlp_parts > Session::kMaxRnnParts)
+      throw Error(kInternalError, "ngs_synth: the backend's decoder_mlp_parts is out of range");
+    s.mlp_cost.clear();
+    for (int i = 0; i < s.mlp_parts; ++i) s.mlp_cost.push_back(cost[i] >= 0 ? cost[i] : kCostMlp / s.mlp_parts);
+    s.carry_ld = s.mlp_parts > 1 ? s.batches[0].session->decoder_mlp_carry_floats() : 0;
+    s.h_carry.assign(2 * B * s.carry_ld, 0.0f);
+  }
+  s.bounds.assign(static_cast<size_t>(2 * (s.lat_stages + s.mlp_parts + 1) + 1) * (s.slices + 1), 0);
   if (p.n_threads > 1) s.pool = std::make_unique<RtPool>(p.n_threads);
 
   // Events.

@@ -169,6 +169,7 @@ struct ngs_synth {
   // otherwise from this CPU backend of the synth's own (its packed weights: a few MB).
   std::unique_ptr<ngs::Backend> backend;
   bool has_latent = false;  // the model has a sequence VAE (one-shots)
+  bool fast = false;        // params.precision == NGS_PRECISION_FAST (the sessions may run fp32)
   ngs::cpu::OlaStreamShape shape;
   std::vector<float> fir;
   float fir_bias = 0.0f;
@@ -193,11 +194,26 @@ struct ngs_synth {
   std::vector<ngs::GrainSpec> h_spec;
   std::vector<const float *> h_enc_src;
   std::vector<unsigned char> h_first, h_last;
-  std::vector<int> bounds;  // [7][slices + 1]: first row (slot for the outputs) of each slice
+  std::vector<unsigned char> h_start;  // row r's one-shot starts with this grain (round A)
+  // Latent sub-stages of a one-shot row: the session's rnn_start parts, then its rnn_step
+  // parts (Session::rnn_parts), rnn_cost[q] the estimated cost of sub-stage q.
+  int rnn_start_parts = 1, rnn_step_parts = 1, lat_stages = 2;
+  int gemm_scale4 = 4;  // the part costs' factor (in quarters) for this hop's row count
+  std::vector<int> rnn_cost;
+  // Decoder MLP sub-stages (Session::decoder_mlp_parts), their costs, and each row's carry
+  // between them (h_carry [rows][carry_ld]).
+  int mlp_parts = 1;
+  std::vector<int> mlp_cost;
+  std::vector<float> h_carry;
+  size_t carry_ld = 0;
+  // [2 (lat_stages + mlp_parts + 1) + 1][slices + 1]: first row (slot for the outputs) of
+  // each slice, per stage: the latent sub-stages, MLP sub-stages and noise of round A,
+  // then of round B, then the outputs.
+  std::vector<int> bounds;
   std::vector<int64_t> cmd_at;  // sample at which each command applies
   std::vector<int> cmd_next, cmd_head, cmd_tail;  // each slot's commands, in order
   std::vector<ngs::synth::Batch> batches;  // one per thread
-  int group_b = 0, group_e = 0, groups = 0, job_stage = 0;  // the rows split across threads
+  int group_b = 0, group_e = 0, groups = 0, job_stage = 0, job_sub = -1;  // the rows split across threads
   // events
   ngs::synth::PostQueue queue;
   std::vector<ngs::synth::Pending> pending;  // ring

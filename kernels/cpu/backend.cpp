@@ -24,17 +24,55 @@ struct Prepared {
   // Fast precision copies of the decoder MLP (prepare_fast; empty until then).
   std::vector<PackedGemmBf16> lin16;
   PackedGemmBf16 out16;
+  // The streaming decoder MLP in parts (Session::decoder_mlp_part): part p runs column
+  // chunk `chunk` of layer `layer` (lin.size(): the output layer, the spectrum after its
+  // last chunk). Chunks are columns of a multiple of 32 from a multiple of 32, a GEMM
+  // tile's (fp32 and bf16), so they give the bits of the whole layers. They copy the
+  // matrices (their size again).
+  struct Chunk {
+    int c0 = 0;
+    PackedGemm w;
+    PackedGemmBf16 w16;  // fast precision (prepare_fast)
+  };
+  struct MlpPart {
+    size_t layer = 0;
+    size_t chunk = 0;
+    long macs = 0;
+  };
+  std::vector<MlpPart> mlp_parts;
+  std::vector<std::vector<Chunk>> mlp_chunks;  // [lin.size() + 1][chunks]
   RealFft fft;
   std::vector<float> hann;
   std::vector<float> fir;
   float fir_bias = 0.0f;
-  explicit Prepared(const WaveformWeights &w) : cfg(w.cfg), fft(w.cfg.l_grain) {
+  Prepared(const WaveformWeights &w, long part_macs) : cfg(w.cfg), fft(w.cfg.l_grain) {
     for (const Linear &l : w.dec_lin) lin.push_back(gemm_pack(l));
     out = gemm_pack(w.dec_out);
     hann.resize(cfg.l_grain);
     noise_filter_window(1, 3, cfg.l_grain, hann.data());
     fir.assign(w.pp_fir, w.pp_fir + cfg.pp_ker);
     fir_bias = w.pp_bias;
+    // Parts of about part_macs multiply-adds: every layer in even column chunks (at most 8).
+    const long kPartMacs = std::max(1L, part_macs);
+    const int align = 2 * kGemmNr;
+    for (size_t i = 0; i <= w.dec_lin.size(); ++i) {
+      const Linear &o = i < w.dec_lin.size() ? w.dec_lin[i] : w.dec_out;
+      const long macs = static_cast<long>(o.out) * o.in;
+      const int n_chunks = static_cast<int>(std::min<long>(8, std::max<long>(1, (macs + kPartMacs - 1) / kPartMacs)));
+      const int cols = ((o.out + n_chunks - 1) / n_chunks + align - 1) / align * align;
+      mlp_chunks.emplace_back();
+      for (int c0 = 0; c0 < o.out; c0 += cols) {
+        const int c1 = std::min(o.out, c0 + cols);
+        Chunk ch;
+        ch.c0 = c0;
+        ch.w = gemm_pack(o.w + static_cast<size_t>(c0) * o.in, c1 - c0, o.in, o.b ? o.b + c0 : nullptr);
+        mlp_parts.push_back({i, mlp_chunks.back().size(), static_cast<long>(c1 - c0) * o.in});
+        mlp_chunks.back().push_back(std::move(ch));
+      }
+    }
+    // The spectrum after the output layer: about 100 multiply-adds' time per value
+    // (measured with 256 voices: decoder_mlp_spectrum against the GEMMs).
+    mlp_parts.back().macs += static_cast<long>(cfg.filter_size()) * 100;
   }
   size_t prepare_fast() {
     size_t bytes = 0;
@@ -43,7 +81,13 @@ struct Prepared {
       bytes += lin16.back().bytes();
     }
     out16 = gemm_pack_bf16(out);
-    return bytes + out16.bytes();
+    bytes += out16.bytes();
+    for (std::vector<Chunk> &layer : mlp_chunks)  // the bf16 GEMM's tiles are 32 columns too
+      for (Chunk &ch : layer) {
+        ch.w16 = gemm_pack_bf16(ch.w);
+        bytes += ch.w16.bytes();
+      }
+    return bytes;
   }
 };
 
@@ -128,7 +172,42 @@ class CpuSession final : public Session {
       rnn_ptr_[static_cast<size_t>(b)] = rnn_state(slots[b]);
       rnn_batch_class_[static_cast<size_t>(b)] = rnn_class_[static_cast<size_t>(slots[b])];
     }
-    stream_->step(rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data());
+    stream_->step(rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data(), fast_);
+  }
+
+  int rnn_parts(bool start, int *cost) const override {
+    if (!stream_) return Session::rnn_parts(start, cost);
+    long macs[kMaxRnnParts];
+    const int n = stream_->parts(start, nullptr);
+    if (n > kMaxRnnParts) throw Error(kInternalError, "rnn_parts: more parts than kMaxRnnParts");
+    stream_->parts(start, macs);
+    // In the synth's cost unit: 2000 multiply-adds (about a thousand instructions at one row;
+    // the GEMMs of a fast session take about 0.65 of the time, its cells and LayerNorms the same: 0.8 overall).
+    const long unit = fast_ ? 2500 : 2000;
+    if (cost)
+      for (int i = 0; i < n; ++i) cost[i] = static_cast<int>(std::max<long>(1, macs[i] / unit));
+    return n;
+  }
+
+  void rnn_start_part(int part, int slot, const float *e, int class_index) override {
+    rnn_check(slot);
+    if (part < 0 || part >= stream_->parts(true))
+      throw Error(kInvalidArgument, "rnn_start_part: part out of range");
+    stream_->start_part(part, e, class_index, rnn_state(slot), rnn_scratch_.data());
+    if (part == 0) rnn_class_[static_cast<size_t>(slot)] = class_index;
+  }
+
+  void rnn_step_part(int part, const int *slots, int B, float *z, int ldz) override {
+    if (B <= 0) return;
+    if (B > rnn_voices_) throw Error(kCapacity, "rnn_step: more voices than rnn_plan planned");
+    if (part < 0 || part >= stream_->parts(false))
+      throw Error(kInvalidArgument, "rnn_step_part: part out of range");
+    for (int b = 0; b < B; ++b) {
+      rnn_check(slots[b]);
+      rnn_ptr_[static_cast<size_t>(b)] = rnn_state(slots[b]);
+      rnn_batch_class_[static_cast<size_t>(b)] = rnn_class_[static_cast<size_t>(slots[b])];
+    }
+    stream_->step_part(part, rnn_ptr_.data(), rnn_batch_class_.data(), B, z, ldz, rnn_scratch_.data(), fast_);
   }
 
   void latent_encode(const float *z, int n, float *e_mu, float *e_logvar) override {
@@ -182,7 +261,47 @@ class CpuSession final : public Session {
     j.s = this;
     j.in = z;
     j.out = S;
-    parallel(&CpuSession::decoder_mlp_part, &j, n, 8);
+    parallel(&CpuSession::decoder_mlp_rows, &j, n, 8);
+  }
+
+  int decoder_mlp_parts(int *cost) const override {
+    const int n = static_cast<int>(p_.mlp_parts.size());
+    if (n > kMaxRnnParts) return Session::decoder_mlp_parts(cost);
+    // In the synth's cost unit: 2000 multiply-adds (see rnn_parts).
+    const long unit = fast_ ? 2500 : 2000;
+    if (cost)
+      for (int i = 0; i < n; ++i) cost[i] = static_cast<int>(std::max<long>(1, p_.mlp_parts[i].macs / unit));
+    return n;
+  }
+  size_t decoder_mlp_carry_floats() const override { return 2 * static_cast<size_t>(width_); }
+
+  // Part `part` of rows [0, n): the layers' activations ping-pong between the two halves
+  // of each carry row (layer i writes half (i + 1) % 2), as decoder_mlp_part's a / b.
+  void decoder_mlp_part(int part, const float *z, int n, float *carry, size_t ldc, float *S) override {
+    if (p_.mlp_parts.size() > static_cast<size_t>(kMaxRnnParts))
+      return Session::decoder_mlp_part(part, z, n, carry, ldc, S);
+    check(n);
+    if (part < 0 || part >= static_cast<int>(p_.mlp_parts.size()))
+      throw Error(kInvalidArgument, "decoder_mlp_part: part out of range");
+    const WaveformConfig &c = p_.cfg;
+    const Prepared::MlpPart &P = p_.mlp_parts[static_cast<size_t>(part)];
+    const int ld = static_cast<int>(ldc);
+    const size_t L = p_.lin.size(), i = P.layer;
+    auto half = [&](size_t layer) { return carry + (layer % 2) * width_; };  // input of `layer`
+    const float *x = i == 0 ? z : half(i);
+    const int ldx = i == 0 ? c.z_dim : ld;
+    const Prepared::Chunk &ch = p_.mlp_chunks[i][P.chunk];
+    const int F = c.filter_size();
+    if (i < L) {  // a hidden layer's columns (LeakyReLU), into the other half
+      float *y = half(i + 1) + ch.c0;
+      if (fast_) gemm_bf16(ch.w16, x, ldx, n, y, ld, Act::kLrelu);
+      else gemm(ch.w, x, ldx, n, y, ld, Act::kLrelu);
+      return;
+    }
+    float *Sc = S + ch.c0;
+    if (fast_) gemm_bf16(ch.w16, x, ldx, n, Sc, F, Act::kNone);
+    else gemm(ch.w, x, ldx, n, Sc, F, Act::kNone);
+    if (P.chunk + 1 == p_.mlp_chunks[i].size()) decoder_mlp_spectrum(S, n, F, S, per_[0].row.data());
   }
 
   void noise_filter(const float *S, int n, int g0, int n_total, NoiseKey key,
@@ -243,7 +362,7 @@ class CpuSession final : public Session {
   }
 
   // Rows [b, e) of z -> S.
-  static void decoder_mlp_part(void *ctx, int part, int b, int e) {
+  static void decoder_mlp_rows(void *ctx, int part, int b, int e) {
     const Job &j = *static_cast<Job *>(ctx);
     CpuSession &s = *j.s;
     const WaveformConfig &c = s.p_.cfg;
@@ -341,12 +460,12 @@ class CpuSession final : public Session {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const WaveformWeights &w, const LatentWeights *latent)
+  CpuBackend(const WaveformWeights &w, const LatentWeights *latent, long part_macs)
       : w_(w),
-        p_(w),
+        p_(w, part_macs),
         encoder_(w),
         latent_(latent ? std::make_unique<LatentModel>(*latent) : nullptr),
-        stream_(latent ? std::make_unique<LatentStream>(*latent) : nullptr) {}
+        stream_(latent ? std::make_unique<LatentStream>(*latent, part_macs) : nullptr) {}
   const char *name() const override { return "cpu"; }
   bool has_latent() const override { return latent_ != nullptr; }
   std::unique_ptr<Session> create_session(int max_grains, int n_threads,
@@ -371,6 +490,7 @@ class CpuBackend final : public Backend {
     std::call_once(fast_once_, [this] {
       fast_bytes_ = p_.prepare_fast();
       if (latent_) fast_bytes_ += latent_->prepare_fast();
+      if (stream_) fast_bytes_ += stream_->prepare_fast();
       EncoderOptions opt;
       opt.precision = EncoderPrecision::kFast;
       encoder_fast_ = std::make_unique<WaveformEncoder>(w_, opt);
@@ -452,8 +572,9 @@ void HostStages::latent_encode(const float *z, int n, float *e_mu, float *e_logv
   latent_->encode(z, n, e_mu, e_logvar, lat_scratch_.data(), pool_, fast_);
 }
 
-std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w, const LatentWeights *latent) {
-  return std::make_unique<CpuBackend>(w, latent);
+std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w, const LatentWeights *latent,
+                                          long stream_part_macs) {
+  return std::make_unique<CpuBackend>(w, latent, stream_part_macs);
 }
 
 }  // namespace ngs::cpu

@@ -119,9 +119,14 @@ class LatentModel {
 // for the whole batch (one GEMM over the voices per layer). Matches LatentModel::decode
 // step for step within fp32 rounding (the summation order of the recurrent products
 // differs). No call allocates; const methods are thread-safe.
+// Largest work of one part of the streaming calls (LatentStream::parts, the CPU session's
+// decoder_mlp_parts), in multiply-adds: about 18 k instructions at one row.
+constexpr long kStreamPartMacs = 35000;
+
 class LatentStream {
  public:
-  explicit LatentStream(const LatentWeights &w);
+  // part_macs: the size of the parts (kStreamPartMacs; tests use smaller ones).
+  explicit LatentStream(const LatentWeights &w, long part_macs = kStreamPartMacs);
   ~LatentStream();
   size_t state_floats() const;
   size_t scratch_floats(int max_batch) const;
@@ -129,8 +134,23 @@ class LatentStream {
   // the first RNN layer's input projection, once; zero recurrent state.
   void start(const float *e, int class_index, float *state, float *scratch) const;
   // One step of B voices: states[b] (updated), class_index[b] -> z row b of z [B][ldz].
+  // fast: bf16 products with fp32 sums (prepare_fast() done; fp32 otherwise).
   void step(float *const *states, const int *class_index, int B, float *z, int ldz,
-            float *scratch) const;
+            float *scratch, bool fast = false) const;
+  // The start and the step in parts (the synth's spread mode runs them in different host
+  // blocks): parts(start, macs) = how many, and each one's work in macs[part] (its
+  // multiply-adds, plus the cells' and LayerNorms' work as the time of as many)
+  // (may be null; room for parts() entries). A voice runs parts 0 .. parts - 1 in order,
+  // each in any batch; part 0 of a start reads e, the last part of a step writes z. The
+  // parts give the same bits as start() and step() (which run them all).
+  int parts(bool start, long *macs = nullptr) const;
+  void start_part(int part, const float *e, int class_index, float *state, float *scratch) const;
+  void step_part(int part, float *const *states, const int *class_index, int B, float *z, int ldz,
+                 float *scratch, bool fast = false) const;
+  // The bf16 copies of the step's matrices (fast precision), once; their size in bytes.
+  // Not thread-safe: the CPU backend calls it under its once flag, before a fast session.
+  size_t prepare_fast();
+  bool has_fast() const;
 
  private:
   struct Impl;
@@ -147,7 +167,10 @@ struct OlaStreamShape {
   bool normalize = true;
   int lookback() const { return taps / 2; }              // FIR samples before t
   int lookahead() const { return taps - 1 - taps / 2; }  // FIR samples after t
-  int buffer_floats() const { return l_grain + 2 * hop + taps + 16; }
+  // Samples the window may keep beyond what the FIR still needs: it is moved (memmove of
+  // the live samples) once every slack / hop + 1 hops instead of every hop.
+  int slack() const { return 4 * hop; }
+  int buffer_floats() const { return l_grain + 2 * hop + taps + 16 + slack(); }
 };
 
 struct OlaStream {
@@ -206,7 +229,9 @@ class HostStages {
 // VAE. The weights must outlive the backend.
 // Its sessions also stream: rnn_plan / rnn_start / rnn_step (LatentStream, per-voice
 // state in the session), encode_grains and decode_grains (the real-time synth).
+// stream_part_macs: the size of the streaming calls' parts (kStreamPartMacs).
 std::unique_ptr<Backend> make_cpu_backend(const WaveformWeights &w,
-                                          const LatentWeights *latent = nullptr);
+                                          const LatentWeights *latent = nullptr,
+                                          long stream_part_macs = kStreamPartMacs);
 
 }  // namespace ngs::cpu

@@ -15,60 +15,158 @@ namespace ngs::cpu {
 // ---------------------------------------------------------------------------------------
 // LatentStream
 
+// The start and the step are cut into parts (LatentStream::parts) of about part_macs
+// (kStreamPartMacs) multiply-adds each, so that the synth's spread mode can put them in different
+// host blocks: the first layer's input projection (start) and every recurrent matrix
+// (step) are packed as column chunks of a multiple of 32 outputs. A GEMM tile covers 32
+// columns from a multiple of 32 (gemm.cpp) and the GEMV 16 (one panel), so a chunk's
+// columns are computed exactly as in the whole matrix: the parts give the same bits as
+// the whole start and step. What a voice carries from one part to the next is in its
+// state (the gate pre-activations, the MLP activations).
+namespace {
+
+// At most this many chunks per matrix (so that a start and a step of up to three layers
+// stay within Session::kMaxRnnParts parts).
+constexpr long kMaxChunks = 8;
+
+struct GemmChunk {
+  int c0 = 0;  // first output column
+  PackedGemm w;
+  PackedGemmBf16 w16;  // fast precision (prepare_fast)
+};
+
+// w [n][k] (+ bias) packed as even column chunks of a multiple of `align` columns, of
+// about part_macs multiply-adds each.
+std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bias, int align,
+                                   long part_macs) {
+  std::vector<GemmChunk> out;
+  const long macs = static_cast<long>(n) * std::max(1, k);
+  const int n_chunks = static_cast<int>(std::min<long>(kMaxChunks, std::max<long>(1, (macs + part_macs - 1) / part_macs)));
+  const int cols = ((n + n_chunks - 1) / n_chunks + align - 1) / align * align;
+  for (int c0 = 0; c0 < n; c0 += cols) {
+    const int c1 = std::min(n, c0 + cols);
+    out.push_back({c0, gemm_pack(w + static_cast<size_t>(c0) * k, c1 - c0, k, bias ? bias + c0 : nullptr)});
+  }
+  return out;
+}
+
+}  // namespace
+
 struct LatentStream::Impl {
   LatentConfig cfg;
-  std::vector<PackedGemm> dec_e;
+  struct DecE {
+    int n = 0;
+    std::vector<GemmChunk> lin;  // column chunks of 16 (a GEMV panel) multiples
+  };
+  std::vector<DecE> dec_e;
+  using Chunk = GemmChunk;
   struct Layer {
     int in = 0, H = 0, G = 0;
-    PackedGemm ih;  // [G][in] + b_ih
-    PackedGemm hh;  // [G][H] + b_hh: one GEMM over the batch per step
+    PackedGemm ih;               // [G][in] + b_ih (layers k > 0: one GEMM over the batch per step)
+    PackedGemmBf16 ih16;         // fast precision (prepare_fast)
+    std::vector<Chunk> ih0;      // layer 0: the constant input projection in column chunks (start)
+    std::vector<Chunk> hh;       // [G][H] + b_hh in column chunks: one GEMM each over the batch
     size_t off_h = 0, off_c = 0;  // in the voice state
   };
   std::vector<Layer> rnn;
   struct LnLin {
-    PackedGemm lin;
+    int n = 0, k = 0;
+    std::vector<Chunk> lin;  // [n][k] + bias in column chunks (LayerNorm after the last)
     const float *g = nullptr, *b = nullptr;
   };
   std::vector<LnLin> dec_z;
   PackedGemm dec_z_out;
+  PackedGemmBf16 dec_z_out16;
+  bool has_fast = false;  // the bf16 copies of the step's matrices (prepare_fast)
   bool gru = false;
   int width = 0;   // widest activation row
   int gmax = 0;    // widest gate row
+  size_t off_gh = 0, off_gi = 0, off_act = 0, off_out = 0;  // per voice: gate rows, input
+                                                            // projection, activation, dec_z output
   size_t state = 0;
+  // The parts, in order. Start: kind 0 = chunk `index` of dec_e layer `layer` (its output
+  // becomes the activation after its last chunk), 1 = chunk `index` of layer 0's
+  // input projection. Step: kind 2 = layer `layer`'s input projection (k > 0), 3 = chunk
+  // `index` of layer `layer`'s recurrent matrix (the layer's cells after its last chunk),
+  // 4 = chunk `index` of dec_z layer `layer` (its LayerNorm after its last chunk; the last
+  // part also runs dec_z_out).
+  struct Part {
+    int kind = 0, layer = 0, index = 0;
+    long macs = 0;
+  };
+  std::vector<Part> start_parts, step_parts;
 };
 
-LatentStream::LatentStream(const LatentWeights &w) : impl_(new Impl) {
+LatentStream::LatentStream(const LatentWeights &w, long part_macs) : impl_(new Impl) {
+  part_macs = std::max(1L, part_macs);
   Impl &m = *impl_;
   m.cfg = w.cfg;
   const LatentConfig &c = w.cfg;
   m.gru = c.rnn == RnnType::kGru;
   const int ng = c.gates();
-  for (const Linear &l : w.dec_e) m.dec_e.push_back(gemm_pack(l));
-  size_t off = 0;
+  for (const Linear &l : w.dec_e) m.dec_e.push_back({l.out, pack_chunks(l.w, l.out, l.in, l.b, kGemmNr, part_macs)});
   for (const RnnLayer &l : w.dec_rnn) {
     Impl::Layer L;
     L.in = l.in;
     L.H = l.hidden;
     L.G = ng * l.hidden;
-    L.ih = gemm_pack(l.w_ih, L.G, l.in, l.b_ih);
-    L.hh = gemm_pack(l.w_hh, L.G, l.hidden, l.b_hh);
+    if (m.rnn.empty()) L.ih0 = pack_chunks(l.w_ih, L.G, l.in, l.b_ih, kGemmNr, part_macs);
+    else L.ih = gemm_pack(l.w_ih, L.G, l.in, l.b_ih);
+    L.hh = pack_chunks(l.w_hh, L.G, l.hidden, l.b_hh, 2 * kGemmNr, part_macs);
     m.gmax = std::max(m.gmax, L.G);
     m.rnn.push_back(std::move(L));
   }
-  // State: [gi0: G of layer 0][h_k, c_k per layer].
-  off = m.rnn.empty() ? 0 : static_cast<size_t>(m.rnn[0].G);
+  for (const LayerNormLinear &l : w.dec_z)
+    m.dec_z.push_back({l.lin.out, l.lin.in, pack_chunks(l.lin.w, l.lin.out, l.lin.in, l.lin.b, 2 * kGemmNr, part_macs),
+                       l.ln_w, l.ln_b});
+  m.dec_z_out = gemm_pack(w.dec_z_out);
+  m.width = std::max({c.z_dim, c.e_dim + c.n_conds, c.h_dim + c.n_conds});
+  for (const Impl::DecE &g : m.dec_e) m.width = std::max(m.width, g.n);
+  for (const Impl::Layer &L : m.rnn) m.width = std::max({m.width, L.H + c.n_conds, L.in});
+  for (const Impl::LnLin &l : m.dec_z) m.width = std::max(m.width, l.n);
+  // State: [gi0: G of layer 0][h_k, c_k per layer][gh: gmax][gi: gmax][act: width].
+  size_t off = m.rnn.empty() ? 0 : static_cast<size_t>(m.rnn[0].G);
   for (Impl::Layer &L : m.rnn) {
     L.off_h = off;
     L.off_c = off + L.H;
     off += 2 * static_cast<size_t>(L.H);
   }
-  m.state = off;
-  for (const LayerNormLinear &l : w.dec_z) m.dec_z.push_back({gemm_pack(l.lin), l.ln_w, l.ln_b});
-  m.dec_z_out = gemm_pack(w.dec_z_out);
-  m.width = std::max({c.z_dim, c.e_dim + c.n_conds, c.h_dim + c.n_conds});
-  for (const PackedGemm &g : m.dec_e) m.width = std::max(m.width, g.n);
-  for (const Impl::Layer &L : m.rnn) m.width = std::max({m.width, L.H + c.n_conds, L.in});
-  for (const Impl::LnLin &l : m.dec_z) m.width = std::max(m.width, l.lin.n);
+  m.off_gh = off;
+  m.off_gi = m.off_gh + m.gmax;
+  m.off_act = m.off_gi + m.gmax;
+  m.off_out = m.off_act + m.width;
+  m.state = m.off_out + m.width;
+  // The parts.
+  for (size_t i = 0; i < m.dec_e.size(); ++i)
+    for (size_t j = 0; j < m.dec_e[i].lin.size(); ++j) {
+      const PackedGemm &g = m.dec_e[i].lin[j].w;
+      m.start_parts.push_back({0, static_cast<int>(i), static_cast<int>(j), static_cast<long>(g.n) * g.k});
+    }
+  if (!m.rnn.empty())
+    for (size_t i = 0; i < m.rnn[0].ih0.size(); ++i) {
+      const PackedGemm &g = m.rnn[0].ih0[i].w;
+      m.start_parts.push_back({1, 0, static_cast<int>(i), static_cast<long>(g.n) * g.k});
+    }
+  if (m.start_parts.empty()) m.start_parts.push_back({0, 0, -1, 1});  // zero state only
+  for (size_t k = 0; k < m.rnn.size(); ++k) {
+    const Impl::Layer &L = m.rnn[k];
+    if (k > 0) m.step_parts.push_back({2, static_cast<int>(k), 0, static_cast<long>(L.ih.n) * L.ih.k});
+    for (size_t i = 0; i < L.hh.size(); ++i)
+      m.step_parts.push_back({3, static_cast<int>(k), static_cast<int>(i),
+                              static_cast<long>(L.hh[i].w.n) * L.hh[i].w.k});
+    // The cells (after the last chunk): about 200 multiply-adds' time per unit (GRU; LSTM
+    // 260), measured with 256 voices (perf: gru_cell against the GEMMs).
+    m.step_parts.back().macs += static_cast<long>(L.H) * (m.gru ? 200 : 260);
+  }
+  for (size_t i = 0; i < m.dec_z.size(); ++i) {
+    for (size_t j = 0; j < m.dec_z[i].lin.size(); ++j) {
+      const PackedGemm &g = m.dec_z[i].lin[j].w;
+      m.step_parts.push_back({4, static_cast<int>(i), static_cast<int>(j), static_cast<long>(g.n) * g.k});
+    }
+    m.step_parts.back().macs += static_cast<long>(m.dec_z[i].n) * 150;  // its LayerNorm (as the cells)
+  }
+  if (m.dec_z.empty()) m.step_parts.push_back({4, -1, 0, 0});
+  m.step_parts.back().macs += static_cast<long>(m.dec_z_out.n) * m.dec_z_out.k;
 }
 
 LatentStream::~LatentStream() = default;
@@ -82,18 +180,41 @@ size_t LatentStream::scratch_floats(int max_batch) const {
   return 2 * B * m.width + 2 * B * m.gmax + 2 * static_cast<size_t>(m.width) + 64;
 }
 
+int LatentStream::parts(bool start, long *macs) const {
+  const std::vector<Impl::Part> &p = start ? impl_->start_parts : impl_->step_parts;
+  if (macs)
+    for (size_t i = 0; i < p.size(); ++i) macs[i] = p[i].macs;
+  return static_cast<int>(p.size());
+}
+
 void LatentStream::start(const float *e, int class_index, float *state, float *scratch) const {
+  for (int p = 0; p < static_cast<int>(impl_->start_parts.size()); ++p)
+    start_part(p, e, class_index, state, scratch);
+}
+
+void LatentStream::start_part(int part, const float *e, int class_index, float *state,
+                              float *scratch) const {
   const Impl &m = *impl_;
   const LatentConfig &c = m.cfg;
-  float *a = scratch, *b = scratch + m.width;
-  std::memcpy(a, e, sizeof(float) * c.e_dim);
-  for (int k = 0; k < c.n_conds; ++k) a[c.e_dim + k] = k == class_index ? 1.0f : 0.0f;
-  for (const PackedGemm &l : m.dec_e) {
-    gemv(l, a, b, Act::kLrelu);  // as LatentModel::decode
-    std::swap(a, b);
+  const Impl::Part &P = m.start_parts[static_cast<size_t>(part)];
+  float *act = state + m.off_act;
+  if (part == 0) {  // zero state; the activation starts as [e ; one_hot(class)]
+    std::fill(state, state + m.state, 0.0f);
+    std::memcpy(act, e, sizeof(float) * c.e_dim);
+    for (int k = 0; k < c.n_conds; ++k) act[c.e_dim + k] = k == class_index ? 1.0f : 0.0f;
   }
-  std::fill(state, state + m.state, 0.0f);
-  if (!m.rnn.empty()) gemv(m.rnn[0].ih, a, state, Act::kNone);  // constant input, once
+  if (P.index < 0) return;
+  if (P.kind == 0) {
+    // A GEMV panel's columns do not depend on the others: the chunks give the layer's bits.
+    const Impl::DecE &l = m.dec_e[static_cast<size_t>(P.layer)];
+    const Impl::Chunk &ch = l.lin[static_cast<size_t>(P.index)];
+    float *o = state + m.off_out;
+    gemv(ch.w, act, o + ch.c0, Act::kLrelu);  // as LatentModel::decode
+    if (static_cast<size_t>(P.index) + 1 == l.lin.size()) std::memcpy(act, o, sizeof(float) * l.n);
+  } else {
+    const Impl::Chunk &ch = m.rnn[0].ih0[static_cast<size_t>(P.index)];
+    gemv(ch.w, act, state + ch.c0, Act::kNone);  // the constant input projection, once
+  }
 }
 
 namespace {
@@ -115,10 +236,44 @@ void cell_blocks(bool gru, const float *gi, const float *gh, int H, float *c, co
 
 }  // namespace
 
+size_t LatentStream::prepare_fast() {
+  Impl &m = *impl_;
+  if (m.has_fast) return 0;
+  size_t bytes = 0;
+  for (Impl::Layer &L : m.rnn) {
+    if (L.ih.n > 0) {
+      L.ih16 = gemm_pack_bf16(L.ih);
+      bytes += L.ih16.bytes();
+    }
+    for (Impl::Chunk &ch : L.hh) {
+      ch.w16 = gemm_pack_bf16(ch.w);
+      bytes += ch.w16.bytes();
+    }
+  }
+  for (Impl::LnLin &l : m.dec_z)
+    for (Impl::Chunk &ch : l.lin) {
+      ch.w16 = gemm_pack_bf16(ch.w);
+      bytes += ch.w16.bytes();
+    }
+  m.dec_z_out16 = gemm_pack_bf16(m.dec_z_out);
+  m.has_fast = true;
+  return bytes + m.dec_z_out16.bytes();
+}
+
+bool LatentStream::has_fast() const { return impl_->has_fast; }
+
+// The whole step: the parts' GEMMs (the same chunks, so the same bits) without carrying
+// anything through the voices' states: the gate rows and activations stay in the scratch.
 void LatentStream::step(float *const *states, const int *class_index, int B, float *z, int ldz,
-                        float *scratch) const {
+                        float *scratch, bool fast) const {
   if (B <= 0) return;
   const Impl &m = *impl_;
+  fast = fast && m.has_fast;
+  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx, int rows,
+                   float *y, int ldy) {
+    if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
+    else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
+  };
   const LatentConfig &c = m.cfg;
   const int W = m.width, nc = c.n_conds;
   float *a = scratch;                                   // [B][W]
@@ -127,14 +282,10 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
   float *gh = gi + static_cast<size_t>(B) * m.gmax;     // [B][gmax]
   for (size_t k = 0; k < m.rnn.size(); ++k) {
     const Impl::Layer &L = m.rnn[k];
-    // Recurrent products of all voices: one GEMM, the matrix read once. Always a GEMM,
-    // even for one voice: a GEMM row does not depend on the other rows, so a voice's
-    // numbers do not depend on the batch it is in (spread slices, thread groups).
     for (int v = 0; v < B; ++v)
       std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
-    gemm(L.hh, b, W, B, gh, m.gmax, Act::kNone);
-    // Input projections: the constant one of layer 0, else the previous layer's new h (in a).
-    if (k > 0) gemm(L.ih, a, W, B, gi, m.gmax, Act::kNone);
+    for (const Impl::Chunk &ch : L.hh) mm(ch.w, ch.w16, b, W, B, gh + ch.c0, m.gmax);
+    if (k > 0) mm(L.ih, L.ih16, a, W, B, gi, m.gmax);  // a: the previous layer's new h
     for (int v = 0; v < B; ++v) {
       float *st = states[v];
       const float *giv = k == 0 ? st : gi + static_cast<size_t>(v) * m.gmax;
@@ -145,14 +296,104 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
   }
   // a = [h_last ; one_hot(class)] rows, then the per-step MLP.
   const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
+  if (m.rnn.empty())
+    for (int v = 0; v < B; ++v) std::fill(a + static_cast<size_t>(v) * W, a + static_cast<size_t>(v) * W + W, 0.0f);
   for (int v = 0; v < B; ++v)
     for (int k = 0; k < nc; ++k) a[static_cast<size_t>(v) * W + H + k] = k == class_index[v] ? 1.0f : 0.0f;
   for (const Impl::LnLin &l : m.dec_z) {
-    gemm(l.lin, a, W, B, b, W, Act::kNone);
-    layernorm_rows(b, B, l.lin.n, W, l.g, l.b, Act::kLrelu);
+    for (const Impl::Chunk &ch : l.lin) mm(ch.w, ch.w16, a, W, B, b + ch.c0, W);
+    layernorm_rows(b, B, l.n, W, l.g, l.b, Act::kLrelu);
     std::swap(a, b);
   }
-  gemm(m.dec_z_out, a, W, B, z, ldz, Act::kNone);
+  mm(m.dec_z_out, m.dec_z_out16, a, W, B, z, ldz);
+}
+
+void LatentStream::step_part(int part, float *const *states, const int *class_index, int B, float *z,
+                             int ldz, float *scratch, bool fast) const {
+  if (B <= 0) return;
+  const Impl &m = *impl_;
+  fast = fast && m.has_fast;
+  // One GEMM of the step: fp32, or bf16 products with fp32 sums (fast precision).
+  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx, int rows,
+                   float *y, int ldy) {
+    if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
+    else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
+  };
+  const LatentConfig &c = m.cfg;
+  const int W = m.width, nc = c.n_conds;
+  const Impl::Part &P = m.step_parts[static_cast<size_t>(part)];
+  float *a = scratch;                                   // [B][W]
+  float *b = a + static_cast<size_t>(B) * W;            // [B][W]
+  float *g = b + static_cast<size_t>(B) * W;            // [B][gmax]
+  if (P.kind == 2 || P.kind == 3) {
+    const Impl::Layer &L = m.rnn[static_cast<size_t>(P.layer)];
+    if (P.kind == 2) {
+      // The input projection of layer k > 0: the previous layer's new h.
+      const Impl::Layer &Lp = m.rnn[static_cast<size_t>(P.layer) - 1];
+      for (int v = 0; v < B; ++v)
+        std::memcpy(a + static_cast<size_t>(v) * W, states[v] + Lp.off_h, sizeof(float) * Lp.H);
+      mm(L.ih, L.ih16, a, W, B, g, m.gmax);
+      for (int v = 0; v < B; ++v)
+        std::memcpy(states[v] + m.off_gi, g + static_cast<size_t>(v) * m.gmax, sizeof(float) * L.G);
+      return;
+    }
+    // Recurrent products of all voices, one column chunk: one GEMM, the chunk read once.
+    // Always a GEMM, even for one voice: a GEMM row does not depend on the other rows, so a
+    // voice's numbers do not depend on the batch it is in (spread slices, thread groups).
+    const Impl::Chunk &ch = L.hh[static_cast<size_t>(P.index)];
+    for (int v = 0; v < B; ++v)
+      std::memcpy(b + static_cast<size_t>(v) * W, states[v] + L.off_h, sizeof(float) * L.H);
+    mm(ch.w, ch.w16, b, W, B, g, m.gmax);
+    for (int v = 0; v < B; ++v)
+      std::memcpy(states[v] + m.off_gh + ch.c0, g + static_cast<size_t>(v) * m.gmax, sizeof(float) * ch.w.n);
+    if (static_cast<size_t>(P.index) + 1 < L.hh.size()) return;
+    // The layer's last chunk: the cells (input projection: layer 0's constant one, else gi).
+    for (int v = 0; v < B; ++v) {
+      float *st = states[v];
+      const float *giv = P.layer == 0 ? st : st + m.off_gi;
+      float *h = st + L.off_h;
+      cell_blocks(m.gru, giv, st + m.off_gh, L.H, st + L.off_c, h, h);
+    }
+    return;
+  }
+  // Chunk P.index of dec_z layer i = P.layer: its input is [h_last ; one_hot(class)]
+  // (i == 0) or the activation; the chunk's columns go to the voice's dec_z output, and
+  // after the layer's last chunk the LayerNorm makes the next activation.
+  const int H = m.rnn.empty() ? 0 : m.rnn.back().H;
+  const size_t off_last = m.rnn.empty() ? 0 : m.rnn.back().off_h;
+  const int i = P.layer;
+  int n_in = 0;
+  if (i <= 0) {
+    for (int v = 0; v < B; ++v) {
+      float *row = a + static_cast<size_t>(v) * W;
+      std::memcpy(row, states[v] + off_last, sizeof(float) * H);
+      for (int k = 0; k < nc; ++k) row[H + k] = k == class_index[v] ? 1.0f : 0.0f;
+    }
+    n_in = H + nc;
+  } else {
+    n_in = m.dec_z[static_cast<size_t>(i) - 1].n;
+    for (int v = 0; v < B; ++v)
+      std::memcpy(a + static_cast<size_t>(v) * W, states[v] + m.off_act, sizeof(float) * n_in);
+  }
+  if (i >= 0) {
+    const Impl::LnLin &l = m.dec_z[static_cast<size_t>(i)];
+    const Impl::Chunk &ch = l.lin[static_cast<size_t>(P.index)];
+    mm(ch.w, ch.w16, a, W, B, b, W);
+    for (int v = 0; v < B; ++v)
+      std::memcpy(states[v] + m.off_out + ch.c0, b + static_cast<size_t>(v) * W, sizeof(float) * ch.w.n);
+    if (static_cast<size_t>(P.index) + 1 < l.lin.size()) return;
+    for (int v = 0; v < B; ++v)
+      std::memcpy(b + static_cast<size_t>(v) * W, states[v] + m.off_out, sizeof(float) * l.n);
+    layernorm_rows(b, B, l.n, W, l.g, l.b, Act::kLrelu);
+    std::swap(a, b);
+    n_in = l.n;
+  }
+  if (static_cast<size_t>(part) + 1 < m.step_parts.size()) {
+    for (int v = 0; v < B; ++v)
+      std::memcpy(states[v] + m.off_act, a + static_cast<size_t>(v) * W, sizeof(float) * n_in);
+    return;
+  }
+  mm(m.dec_z_out, m.dec_z_out16, a, W, B, z, ldz);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -235,9 +476,11 @@ void ola_stream_output(OlaStream &st, const OlaStreamShape &s, const float *fir,
                        long long t0, long long t1, float *out) {
   if (t1 <= t0) return;
   const int lb = s.lookback();
-  // Keep lookback samples before t0 in the window (never move past sample 0).
+  // Keep lookback samples before t0 in the window (never move past sample 0); the window
+  // moves only when more than slack() samples before them have been kept (the positions
+  // of the samples in it do not change any value).
   const long long keep = std::max<long long>(0, t0 - lb);
-  if (keep > st.base) ola_shift(st, s, keep);
+  if (keep > st.base + s.slack()) ola_shift(st, s, keep);
   const long long len = st.length >= 0 ? st.length - st.base : s.buffer_floats();
   // overlap_add_fir_softsign_range writes out[t] for t in [t0, t1) relative to buf; out points at
   // the sample t0, so shift it back.

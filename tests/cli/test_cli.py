@@ -703,6 +703,21 @@ def test_bench_stream_backend(model, tmp):
         assert j["backend"] == "cuda"
 
 
+
+def test_bench_stream_precision(model):
+    """`bench --stream` runs the synth in the global --precision (named in the JSON: fast
+    where the CPU has the fast path, else fp32) and reports the one-voice targets of both
+    modes."""
+    path, _ = model
+    short = ["--json", "--seconds", 0.05, "--blocks", 64, "--voices", 1, "--no-search"]
+    j = json.loads(run("bench", path, "--stream", *short).stdout)
+    assert j["precision"] == "fp32"
+    assert set(j["targets"]) == {"one_voice_block64_worst_fraction", "one_voice_block64_worst_fraction_spread"}
+    fast_here = json.loads(run("info", path, "--json").stdout).get("fast_precision_available")
+    j = json.loads(run("--precision", "fast", "bench", path, "--stream", *short).stdout)
+    assert j["precision"] == ("fast" if fast_here else "fp32")
+
+
 # ---- errors ----------------------------------------------------------------------------
 
 def test_error_bad_model_path(tmp):

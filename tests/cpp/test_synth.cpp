@@ -17,6 +17,7 @@
 #include <atomic>
 #include <vector>
 
+#include "cpu/cpu.h"
 #include "cpu/resample.h"
 #include "engine.h"
 #include "ngs/ngs.h"
@@ -1036,6 +1037,202 @@ TEST_P(SynthTest, RunsOnTheModelsBackendOrFallsBackToCpu) {
           model_->compute = std::move(inner);
         }
       }
+}
+
+// params.precision = FAST: the synth's sessions are the backend's fast ones (bf16
+// products with fp32 sums), so one-shots and free voices match the offline fast-mode
+// renders within the fast tolerances (test_util.h), in both modes of the pipeline; the
+// fp32 synth is the default and an unknown precision is refused.
+TEST_P(SynthTest, FastPrecisionMatchesOfflineFastRenders) {
+  ngs_context_params cp = ngs_context_default_params();
+  cp.precision = NGS_PRECISION_FAST;
+  ngs_context *fctx = nullptr;
+  ASSERT_EQ(ngs_context_init(model_, cp, &fctx), NGS_STATUS_OK) << ngs_last_error();
+  {
+    ngs_synth_params bad = ngs_synth_default_params();
+    const int seven = 7;
+    std::memcpy(&bad.precision, &seven, sizeof seven);  // as a C caller could store it
+    ngs_synth *s = nullptr;
+    EXPECT_EQ(ngs_synth_init(model_, bad, &s), NGS_STATUS_INVALID_ARGUMENT);
+    EXPECT_EQ(s, nullptr);
+    EXPECT_EQ(ngs_synth_default_params().precision, NGS_PRECISION_FP32);
+  }
+  if (ngs_context_precision(fctx) != NGS_PRECISION_FAST) {
+    ngs_context_free(fctx);
+    GTEST_SKIP() << "no fast path on this CPU (AVX512_BF16)";
+  }
+  const uint32_t seed = std::random_device{}();
+  std::mt19937 rng(seed);
+  const std::string what0 = GetParam() + " seed " + std::to_string(seed);
+  const uint64_t key = rng() % 100000;
+  const std::vector<float> z1 = random_z(rng() % 1000);
+  const int n_free = 6;
+  // Offline renders, fp32 and fast.
+  auto offline = [&](ngs_context *c, uint32_t seq, bool one_shot) {
+    if (one_shot) {
+      ngs_sample_params sp = ngs_sample_default_params();
+      sp.class_index = cls_;
+      sp.temperature = 0.9f;
+      sp.seed = key;
+      sp.count = static_cast<int>(seq) + 1;
+      std::vector<float> a(info_.sample_length * sp.count, std::nanf(""));
+      EXPECT_EQ(ngs_sample(c, sp, a.data(), a.size()), NGS_STATUS_OK) << ngs_last_error();
+      return std::vector<float>(a.begin() + seq * info_.sample_length, a.end());
+    }
+    std::vector<float> zs;
+    for (int g = 0; g < n_free; ++g) zs.insert(zs.end(), z1.begin(), z1.end());
+    std::vector<float> a(ngs_model_audio_length(model_, n_free), std::nanf(""));
+    ngs_decode_params dp = ngs_decode_default_params();
+    dp.seed = key;
+    dp.sequence = 7;
+    EXPECT_EQ(ngs_decode(c, zs.data(), n_free, dp, a.data(), a.size()), NGS_STATUS_OK) << ngs_last_error();
+    return a;
+  };
+  for (int spread : {0, 1}) {
+    const std::string what = what0 + " spread " + std::to_string(spread);
+    ngs_synth_params p = ngs_synth_default_params();
+    p.spread = spread;
+    p.max_block = 64;
+    p.precision = NGS_PRECISION_FAST;
+    ngs_synth *s = make(p);
+    ngs_synth_params p32 = p;
+    p32.precision = NGS_PRECISION_FP32;
+    ngs_synth *s32 = make(p32);
+    const int lat = ngs_synth_latency(s);
+    std::vector<Timed> ev;
+    const int64_t f0 = 5 + rng() % 64, f1 = f0 + info_.sample_length / 3 + rng() % 64, f2 = 3 + rng() % 200;
+    if (info_.has_latent_model) ev = {one_shot(f0, 1, key, 0), one_shot(f1, 2, key, 2)};
+    ev.push_back(free_voice(f2, 3, z1, n_free, key, 7));
+    std::sort(ev.begin(), ev.end(), [](const Timed &a, const Timed &b) { return a.frame < b.frame; });
+    const int64_t frames = f1 + lat + info_.sample_length + 2 * info_.hop_size;
+    const std::vector<float> out = render(s, ev, frames, 64), out32 = render(s32, ev, frames, 64);
+    for (ngs_context *c : {fctx, ctx_}) {
+      std::vector<float> ref(out.size(), 0.0f);
+      auto place = [&](const std::vector<float> &a, int64_t at) {
+        for (size_t i = 0; i < a.size(); ++i) ref[static_cast<size_t>(at + lat) + i] += a[i];
+      };
+      if (info_.has_latent_model) {
+        place(offline(c, 0, true), f0);
+        place(offline(c, 2, true), f1);
+      }
+      place(offline(c, 7, false), f2);
+      const double e = ngs::test::rel_l2(out.data(), ref.data(), out.size());
+      const double e32 = ngs::test::rel_l2(out32.data(), ref.data(), out.size());
+      if (c == fctx) {
+        // Against the offline fast renders: both within the fast tolerance of fp32.
+        EXPECT_LE(e, ngs::test::kTolFastSample) << what;
+      } else {
+        EXPECT_LE(e, ngs::test::kTolFastSample) << what;  // fast vs fp32: the fast tolerance
+        EXPECT_LE(e32, kTol) << what;                     // the fp32 synth: as before
+        EXPECT_GT(e, 1e-6) << what;                       // fast really ran
+      }
+    }
+    ngs_synth_free(s);
+    ngs_synth_free(s32);
+  }
+  ngs_context_free(fctx);
+}
+
+// The CPU session's streaming calls in parts (spread mode runs them in different host
+// blocks): rnn_start_part / rnn_step_part and decoder_mlp_part, each part in random
+// batches of the voices (or rows) in random order, give the same bits as rnn_start /
+// rnn_step with every matrix in one piece and decoder_mlp, for part sizes that cut every
+// matrix into chunks (GRU, 2-layer LSTM, 3-layer GRU), and the default size.
+TEST_P(SynthTest, StreamingPartsGiveTheBitsOfTheWholeCalls) {
+  const ngs::WaveformConfig &wc = model_->wc();
+  std::mt19937 rng(20261202u + static_cast<uint32_t>(GetParam().size()));
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (long part_macs : {300L, 2000L, ngs::cpu::kStreamPartMacs}) {
+    const std::string what = GetParam() + " part_macs " + std::to_string(part_macs);
+    // The reference: every matrix in one piece (the unsliced step, as before the parts).
+    auto whole_b = ngs::cpu::make_cpu_backend(model_->file->waveform,
+                                              model_->has_latent() ? &model_->file->latent : nullptr,
+                                              1L << 40);
+    auto parts_b = ngs::cpu::make_cpu_backend(model_->file->waveform,
+                                              model_->has_latent() ? &model_->file->latent : nullptr, part_macs);
+    const int V = 6;
+    // A: whole calls, matrices in one piece; P: the parts; C: whole calls on P's chunks.
+    auto A = whole_b->create_session(V, 1), P = parts_b->create_session(V, 1),
+         C = parts_b->create_session(V, 1);
+    // Random batches of the items 0..n-1 in random order (each item once).
+    auto batches = [&](int n) {
+      std::vector<int> order(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+      std::shuffle(order.begin(), order.end(), rng);
+      std::vector<std::vector<int>> out;
+      for (size_t i = 0; i < order.size();) {
+        const size_t len = std::min(order.size() - i, static_cast<size_t>(1 + rng() % 3));
+        out.emplace_back(order.begin() + static_cast<long>(i), order.begin() + static_cast<long>(i + len));
+        i += len;
+      }
+      return out;
+    };
+    if (model_->has_latent()) {
+      const ngs::LatentConfig &lc = model_->lc();
+      int cost[ngs::Session::kMaxRnnParts];
+      const int ns = P->rnn_parts(true, cost), np = P->rnn_parts(false, cost);
+      if (part_macs == 300) {
+        EXPECT_GT(ns, 2) << what;
+        EXPECT_GT(np, 2 * lc.n_rnn) << what;
+      }
+      A->rnn_plan(V);
+      P->rnn_plan(V);
+      C->rnn_plan(V);
+      for (int v = 0; v < V; ++v) {
+        std::vector<float> e(static_cast<size_t>(lc.e_dim));
+        for (float &x : e) x = nd(rng);
+        const int cls = lc.n_conds > 0 ? static_cast<int>(rng() % lc.n_conds) : -1;
+        A->rnn_start(v, e.data(), cls);
+        C->rnn_start(v, e.data(), cls);
+        for (int q = 0; q < ns; ++q) P->rnn_start_part(q, v, q == 0 ? e.data() : nullptr, cls);
+      }
+      const int zd = lc.z_dim;
+      std::vector<int> all(V);
+      for (int v = 0; v < V; ++v) all[static_cast<size_t>(v)] = v;
+      for (int step = 0; step < 5; ++step) {
+        std::vector<float> za(static_cast<size_t>(V) * zd, std::nanf("")), zp = za, zb(za.size());
+        A->rnn_step(all.data(), V, za.data(), zd);
+        std::vector<float> zc(za.size(), std::nanf(""));
+        C->rnn_step(all.data(), V, zc.data(), zd);
+        ASSERT_EQ(0, std::memcmp(za.data(), zc.data(), sizeof(float) * za.size())) << what << " whole, step " << step;
+        for (int q = 0; q < np; ++q)
+          for (const std::vector<int> &b : batches(V)) {
+            std::fill(zb.begin(), zb.end(), std::nanf(""));
+            P->rnn_step_part(q, b.data(), static_cast<int>(b.size()), zb.data(), zd);
+            if (q + 1 == np)
+              for (size_t i = 0; i < b.size(); ++i)
+                std::memcpy(zp.data() + static_cast<size_t>(b[i]) * zd, zb.data() + i * zd, sizeof(float) * zd);
+          }
+        ASSERT_EQ(0, std::memcmp(za.data(), zp.data(), sizeof(float) * za.size())) << what << " step " << step;
+      }
+    }
+    // The decoder MLP.
+    int cost[ngs::Session::kMaxRnnParts];
+    const int nm = P->decoder_mlp_parts(cost);
+    if (part_macs == 300) EXPECT_GT(nm, 2) << what;
+    const int n = 5, F = wc.filter_size();
+    const size_t ld = P->decoder_mlp_carry_floats() + 3;
+    std::vector<float> z(static_cast<size_t>(n) * wc.z_dim);
+    for (float &x : z) x = nd(rng);
+    std::vector<float> sa(static_cast<size_t>(n) * F, std::nanf("")), sp = sa, carry(n * ld, std::nanf(""));
+    A->decoder_mlp(z.data(), n, sa.data());
+    std::vector<float> rows_z(z.size()), rows_s(sa.size()), rows_c(carry.size());
+    for (int q = 0; q < nm; ++q)
+      for (const std::vector<int> &b : batches(n)) {
+        // Gather the batch's rows (z, carry, S), run the part, scatter them back.
+        for (size_t i = 0; i < b.size(); ++i) {
+          std::memcpy(rows_z.data() + i * wc.z_dim, z.data() + static_cast<size_t>(b[i]) * wc.z_dim, sizeof(float) * wc.z_dim);
+          std::memcpy(rows_c.data() + i * ld, carry.data() + static_cast<size_t>(b[i]) * ld, sizeof(float) * ld);
+          std::memcpy(rows_s.data() + i * F, sp.data() + static_cast<size_t>(b[i]) * F, sizeof(float) * F);
+        }
+        P->decoder_mlp_part(q, rows_z.data(), static_cast<int>(b.size()), rows_c.data(), ld, rows_s.data());
+        for (size_t i = 0; i < b.size(); ++i) {
+          std::memcpy(carry.data() + static_cast<size_t>(b[i]) * ld, rows_c.data() + i * ld, sizeof(float) * ld);
+          std::memcpy(sp.data() + static_cast<size_t>(b[i]) * F, rows_s.data() + i * F, sizeof(float) * F);
+        }
+      }
+    EXPECT_EQ(0, std::memcmp(sa.data(), sp.data(), sizeof(float) * sa.size())) << what;
+  }
 }
 
 // A model without the sequence VAE: free and resynth voices play, one-shots are dropped.

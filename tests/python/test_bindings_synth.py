@@ -134,3 +134,28 @@ def test_process_from_two_threads_raises_instead_of_mixing(lstm):
             t.join()
         # Either both ran strictly one after the other, or one was refused: never both at once.
         assert s.stats()["blocks"] + len(errors) == 100
+
+
+def test_fast_precision_matches_the_offline_fast_one_shot(lstm):
+    info = lstm.model.info
+    rng = np.random.default_rng()
+    seed = int(rng.integers(0, 2 ** 63))
+    cls = int(rng.integers(0, info.n_classes))
+    with pytest.raises(ValueError):
+        ngs.Synth(lstm.model, block=64, precision="half")
+    fast_ctx = lstm.model.context(precision="fast")
+    try:
+        if fast_ctx.precision != "fast":
+            pytest.skip("no fast path on this CPU")
+        want = fast_ctx.sample(cls, temperature=0.8, seed=seed)
+        want32 = lstm.ctx.sample(cls, temperature=0.8, seed=seed)
+    finally:
+        fast_ctx.close()
+    for spread in (False, True):
+        with ngs.Synth(lstm.model, block=64, spread=spread, precision="fast") as s:
+            total = s.latency + info.sample_length + 2 * info.hop_size
+            got = _render(s, total, 64, {0: [{"type": "start", "kind": "one_shot", "class": cls,
+                                              "temperature": 0.8, "seed": seed, "voice": s.voice_new()}]})
+            one = got[s.latency:s.latency + info.sample_length]
+            assert rel(one, want) <= 5e-3  # test_util.h kTolFastSample
+            assert 1e-6 < rel(one, want32) <= 5e-3

@@ -206,7 +206,8 @@ class _synth_event(Structure):
 class _synth_params(Structure):
     _fields_ = [("sample_rate", c_int), ("max_block", c_int), ("max_voices", c_int),
                 ("n_threads", c_int), ("seed", c_uint64), ("queue_size", c_int),
-                ("fade_frames", c_int), ("spread", c_int), ("resampler", c_int)]
+                ("fade_frames", c_int), ("spread", c_int), ("resampler", c_int),
+                ("precision", c_int)]
 
 
 class _synth_stats(Structure):
@@ -1233,7 +1234,8 @@ class Synth(_Closable):
     """The real-time synth ngs_synth (docs/SYNTH.md, README "Real time") on a Model:
     one-shots, free voices from a latent or a latent path, live resynthesis; events with
     frame offsets inside the block; mono float32 out. `sample_rate` is the host rate (0:
-    the model's); `block` the largest block; `voices` the voices playing at once.
+    the model's); `block` the largest block; `voices` the voices playing at once;
+    `precision` "fp32" (default) or "fast" (ngs_synth_params.precision, docs/PRECISION.md).
 
         with ngs.Synth(model, 48000, 256) as s:
             v = s.voice_new()
@@ -1248,7 +1250,7 @@ class Synth(_Closable):
     voice_new() may be called from any thread at any time."""
 
     def __init__(self, model, sample_rate=0, block=4096, voices=16, threads=1, seed=0,
-                 queue_size=256, spread=False, fade_frames=-1, resampler=5):
+                 queue_size=256, spread=False, fade_frames=-1, resampler=5, precision="fp32"):
         self._handle = None
         self._busy = threading.Lock()
         if not isinstance(model, Model):
@@ -1268,6 +1270,7 @@ class Synth(_Closable):
             p.spread = 1 if spread else 0
             p.fade_frames = _c_int(fade_frames, "fade_frames", -1)
             p.resampler = _c_int(resampler, "resampler", 0)
+            p.precision = _precision(precision)
             h = c_void_p()
             _check(_lib.ngs_synth_init(mh, p, ctypes.byref(h)), "ngs_synth_init")
             self._handle = h.value

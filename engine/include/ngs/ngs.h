@@ -464,6 +464,11 @@ typedef struct ngs_synth_params {
                            the ngs polyphase converter, used when its phase tables fit
                            64 Ki floats, else SRC_SINC_MEDIUM_QUALITY), or a libsamplerate
                            converter (SRC_SINC_BEST_QUALITY = 0 .. SRC_LINEAR = 4) */
+    ngs_precision precision; /* NGS_PRECISION_FP32 (default: the offline processes' fp32
+                           numbers) or NGS_PRECISION_FAST (the backend's fast sessions:
+                           bf16 products with fp32 sums, docs/PRECISION.md; one-shots then
+                           match the offline fast-mode renders within its tolerances);
+                           FAST runs FP32 where the backend or the CPU has no fast path */
 } ngs_synth_params;
 
 /* ngs_synth_params.resampler: the ngs rational polyphase converter (docs/SYNTH.md
