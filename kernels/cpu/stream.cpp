@@ -45,7 +45,10 @@ std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bi
   const int cols = ((n + n_chunks - 1) / n_chunks + align - 1) / align * align;
   for (int c0 = 0; c0 < n; c0 += cols) {
     const int c1 = std::min(n, c0 + cols);
-    out.push_back({c0, gemm_pack(w + static_cast<size_t>(c0) * k, c1 - c0, k, bias ? bias + c0 : nullptr)});
+    GemmChunk chunk;
+    chunk.c0 = c0;
+    chunk.w = gemm_pack(w + static_cast<size_t>(c0) * k, c1 - c0, k, bias ? bias + c0 : nullptr);
+    out.push_back(std::move(chunk));
   }
   return out;
 }
@@ -193,7 +196,7 @@ void LatentStream::start(const float *e, int class_index, float *state, float *s
 }
 
 void LatentStream::start_part(int part, const float *e, int class_index, float *state,
-                              float *scratch) const {
+                              float * /*scratch: the start's parts need none*/) const {
   const Impl &m = *impl_;
   const LatentConfig &c = m.cfg;
   const Impl::Part &P = m.start_parts[static_cast<size_t>(part)];
