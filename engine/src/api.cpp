@@ -336,14 +336,7 @@ ngs_status ngs_context_init(const ngs_model *model, ngs_context_params params, n
       invalid("n_threads " + std::to_string(params.n_threads) + " must be in [1, 256]");
     if (params.max_loop_length > (static_cast<size_t>(1) << 32))
       invalid("max_loop_length is too large");
-    // A C caller may store any int in the enum: read its bits as an int (loading an
-    // out-of-range value as ngs_precision is undefined behaviour in C++).
-    int precision = 0;
-    static_assert(sizeof params.precision == sizeof precision, "ngs_precision is an int");
-    std::memcpy(&precision, &params.precision, sizeof precision);
-    if (precision != NGS_PRECISION_FP32 && precision != NGS_PRECISION_FAST)
-      invalid("precision " + std::to_string(precision) +
-              " must be NGS_PRECISION_FP32 (0) or NGS_PRECISION_FAST (1)");
+    ngs::api_precision_is_fast(params.precision, "ngs_context_params.precision");
     *out = ngs::context_create(*model, params).release();
   });
 }

@@ -1240,11 +1240,7 @@ std::unique_ptr<ngs_synth> create(const ngs_model &m, const ngs_synth_params &p)
   s.lat_ev = s.hop - 1;
   s.lat_in = s.l + s.hop - 1 + s.la;
   s.has_latent = m.has_latent();
-  {
-    int precision = 0;  // checked by ngs_synth_init; read as an int (see there)
-    std::memcpy(&precision, &p.precision, sizeof precision);
-    s.fast = precision == NGS_PRECISION_FAST;
-  }
+  s.fast = p.precision == NGS_PRECISION_FAST;  // a valid value: checked by ngs_synth_init
   s.fir.assign(m.file->waveform.pp_fir, m.file->waveform.pp_fir + c.pp_ker);
   s.fir_bias = m.file->waveform.pp_bias;
 

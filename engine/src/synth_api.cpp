@@ -70,13 +70,7 @@ ngs_status ngs_synth_init(const ngs_model *model, ngs_synth_params params, ngs_s
     check_range("fade_frames", params.fade_frames, -1, 1 << 24);
     check_range("spread", params.spread, 0, 1);
     check_range("resampler", params.resampler, 0, NGS_SYNTH_RESAMPLER_POLYPHASE);
-    // Read as an int: a caller's out-of-range value loaded as the enum would be undefined.
-    int precision = 0;
-    static_assert(sizeof params.precision == sizeof precision, "ngs_precision is an int");
-    std::memcpy(&precision, &params.precision, sizeof precision);
-    if (precision != NGS_PRECISION_FP32 && precision != NGS_PRECISION_FAST)
-      invalid("ngs_synth_params.precision = " + std::to_string(precision) +
-              " is neither NGS_PRECISION_FP32 (0) nor NGS_PRECISION_FAST (1)");
+    ngs::api_precision_is_fast(params.precision, "ngs_synth_params.precision");
     *out = ngs::synth::create(*model, params).release();
   });
 }

@@ -35,6 +35,13 @@ struct GemmChunk {
   PackedGemmBf16 w16;  // fast precision (prepare_fast)
 };
 
+// One GEMM of a streaming step: fp32, or bf16 products with fp32 sums (fast precision).
+void step_gemm(bool fast, const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx,
+               int rows, float *y, int ldy) {
+  if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
+  else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
+}
+
 // w [n][k] (+ bias) packed as even column chunks of a multiple of `align` columns, of
 // about part_macs multiply-adds each.
 std::vector<GemmChunk> pack_chunks(const float *w, int n, int k, const float *bias, int align,
@@ -272,11 +279,8 @@ void LatentStream::step(float *const *states, const int *class_index, int B, flo
   if (B <= 0) return;
   const Impl &m = *impl_;
   fast = fast && m.has_fast;
-  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx, int rows,
-                   float *y, int ldy) {
-    if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
-    else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
-  };
+  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx,
+                   int rows, float *y, int ldy) { step_gemm(fast, w, w16, x, ldx, rows, y, ldy); };
   const LatentConfig &c = m.cfg;
   const int W = m.width, nc = c.n_conds;
   float *a = scratch;                                   // [B][W]
@@ -316,12 +320,8 @@ void LatentStream::step_part(int part, float *const *states, const int *class_in
   if (B <= 0) return;
   const Impl &m = *impl_;
   fast = fast && m.has_fast;
-  // One GEMM of the step: fp32, or bf16 products with fp32 sums (fast precision).
-  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx, int rows,
-                   float *y, int ldy) {
-    if (fast) gemm_bf16(w16, x, ldx, rows, y, ldy, Act::kNone);
-    else gemm(w, x, ldx, rows, y, ldy, Act::kNone);
-  };
+  auto mm = [fast](const PackedGemm &w, const PackedGemmBf16 &w16, const float *x, int ldx,
+                   int rows, float *y, int ldy) { step_gemm(fast, w, w16, x, ldx, rows, y, ldy); };
   const LatentConfig &c = m.cfg;
   const int W = m.width, nc = c.n_conds;
   const Impl::Part &P = m.step_parts[static_cast<size_t>(part)];

@@ -349,6 +349,21 @@ struct LatentPair {
   }
 };
 
+// B grains of decode_grains with random keys, grain indices below max_g and first/last
+// windows one time in `one_in`.
+std::vector<GrainSpec> random_grain_specs(std::mt19937 &rng, int B, int n_sequences, int max_g,
+                                          int one_in) {
+  std::vector<GrainSpec> spec(B);
+  for (GrainSpec &g : spec) {
+    g.key.seed = (static_cast<uint64_t>(rng()) << 32) | rng();
+    g.key.sequence = rng() % n_sequences;
+    g.g = static_cast<int>(rng() % max_g);
+    g.first = rng() % one_in == 0;
+    g.last = rng() % one_in == 0;
+  }
+  return spec;
+}
+
 }  // namespace
 
 // The session's latent_decode, latent_encode and sample on the CUDA backend against the
@@ -554,14 +569,7 @@ TEST(CudaLatent, DecodeGrainsMatchesCpu) {
       SCOPED_TRACE("B " + std::to_string(B));
       ++round;
       const std::vector<float> z = test::random_normal(static_cast<size_t>(B) * c.z_dim, seed + 17 * round);
-      std::vector<GrainSpec> spec(B);
-      for (GrainSpec &g : spec) {
-        g.key.seed = (static_cast<uint64_t>(rng()) << 32) | rng();
-        g.key.sequence = rng() % 5;
-        g.g = static_cast<int>(rng() % 100);
-        g.first = rng() % 3 == 0;
-        g.last = rng() % 3 == 0;
-      }
+      const std::vector<GrainSpec> spec = random_grain_specs(rng, B, 5, 100, 3);
       std::vector<float> y = poisoned(static_cast<size_t>(B) * c.l_grain), y_ref = y;
       gs->decode_grains(z.data(), B, spec.data(), y.data());
       cs->decode_grains(z.data(), B, spec.data(), y_ref.data());
@@ -638,14 +646,7 @@ TEST(CudaLatent, WanderingBatchSizesReplayOneGraphPerBucket) {
     for (const int B : sizes) {
       SCOPED_TRACE("decode_grains B " + std::to_string(B));
       const std::vector<float> z = test::random_normal(static_cast<size_t>(B) * c.z_dim, seed + 31 * B);
-      std::vector<GrainSpec> spec(B);
-      for (GrainSpec &g : spec) {
-        g.key.seed = (static_cast<uint64_t>(rng()) << 32) | rng();
-        g.key.sequence = rng() % 7;
-        g.g = static_cast<int>(rng() % 1000);
-        g.first = rng() % 4 == 0;
-        g.last = rng() % 4 == 0;
-      }
+      const std::vector<GrainSpec> spec = random_grain_specs(rng, B, 7, 1000, 4);
       std::vector<float> y = poisoned(static_cast<size_t>(B) * c.l_grain), y_ref = y;
       gs->decode_grains(z.data(), B, spec.data(), y.data());
       cs->decode_grains(z.data(), B, spec.data(), y_ref.data());
@@ -668,14 +669,7 @@ TEST(CudaLatent, WanderingBatchSizesReplayOneGraphPerBucket) {
   for (const int B : sizes) {
     SCOPED_TRACE("decode_grains (no sequence VAE) B " + std::to_string(B));
     const std::vector<float> z = test::random_normal(static_cast<size_t>(B) * 12, seed + 7 * B);
-    std::vector<GrainSpec> spec(B);
-    for (GrainSpec &g : spec) {
-      g.key.seed = rng();
-      g.key.sequence = rng() % 3;
-      g.g = static_cast<int>(rng() % 50);
-      g.first = rng() % 4 == 0;
-      g.last = rng() % 4 == 0;
-    }
+    const std::vector<GrainSpec> spec = random_grain_specs(rng, B, 3, 50, 4);
     std::vector<float> y = poisoned(static_cast<size_t>(B) * 128), y_ref = y;
     gs->decode_grains(z.data(), B, spec.data(), y.data());
     cs->decode_grains(z.data(), B, spec.data(), y_ref.data());

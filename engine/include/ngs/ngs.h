@@ -445,7 +445,8 @@ NGS_API ngs_synth_event ngs_synth_default_event(ngs_synth_event_type type);
 typedef struct ngs_synth_params {
     int sample_rate;    /* host rate in Hz, 8000..192000; 0 (default) = the model's rate.
                            Another rate than the model's is converted inside the synth
-                           (libsamplerate); its delay is part of ngs_synth_latency() */
+                           (ngs_synth_params.resampler); its delay is part of
+                           ngs_synth_latency() */
     int max_block;      /* largest n_frames of one process call, default 4096 */
     int max_voices;     /* voices playing at once, default 16; a START beyond it steals
                            a voice (oldest one-shot first, then the oldest voice) */
